@@ -1,0 +1,69 @@
+"""Worker implementations of the built-in actions that do I/O.
+
+Each takes (input, action_execution_row) and returns the result or raises
+``ActionFailed``. They run in a django-q2 worker, outside any transaction.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from django.conf import settings
+
+from workflows.actions import ActionFailed
+
+
+def _request(inp: dict, extra_headers: dict | None = None) -> dict:
+    headers = dict(inp.get("headers") or {})
+    headers.update(extra_headers or {})
+    kwargs = {
+        k: inp[k]
+        for k in ("params", "json", "cookies", "proxies", "verify", "allow_redirects")
+        if inp.get(k) is not None
+    }
+    if inp.get("auth"):
+        kwargs["auth"] = tuple(inp["auth"]) if isinstance(inp["auth"], list) else inp["auth"]
+    try:
+        resp = requests.request(
+            (inp.get("method") or "GET").upper(),
+            inp["url"],
+            data=inp.get("body"),
+            headers=headers,
+            timeout=inp.get("timeout") or 60,
+            **kwargs,
+        )
+    except requests.RequestException as exc:
+        raise ActionFailed(f"HTTP request to {inp['url']} failed: {exc}") from exc
+    try:
+        content = resp.json()
+    except ValueError:
+        content = resp.text
+    result = {"status": resp.status_code, "headers": dict(resp.headers), "content": content}
+    if resp.status_code >= 400:
+        raise ActionFailed(result)
+    return result
+
+
+def http(inp: dict, action) -> dict:
+    return _request(inp)
+
+
+def mistral_http(inp: dict, action) -> None:
+    """Send the request with Mistral's headers; the receiver completes the
+    action later with PUT /v2/action_executions/<id>. Returns nothing: the
+    action stays RUNNING."""
+    task = action.task_execution
+    base = settings.GUST["PUBLIC_URL"].rstrip("/")
+    headers = {
+        "Mistral-Workflow-Name": action.workflow_name or "",
+        "Mistral-Workflow-Execution-Id": action.workflow_execution_id or "",
+        "Mistral-Task-Id": task.id if task else "",
+        "Mistral-Action-Execution-Id": action.id,
+        "Mistral-Callback-URL": f"{base}/v2/action_executions/{action.id}",
+    }
+    _request(inp, headers)
+
+
+def sleep(inp: dict, action) -> None:
+    time.sleep(float(inp["seconds"]))

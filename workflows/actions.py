@@ -1,0 +1,184 @@
+"""The built-in actions: what they take, and how each one runs.
+
+``kind`` decides where an action runs:
+
+- ``local``: pure and instant (``std.noop``, ``std.echo``, ``std.fail``); the
+  engine computes the result in the same step, no queue hop.
+- ``worker``: does I/O (``std.http``, ``std.sleep``); a django-q2 worker runs
+  it after the transaction that started it commits.
+- ``async``: started, then left RUNNING until a result arrives through the
+  API (``std.async_noop`` starts locally; ``std.mistral_http`` sends its
+  request from a worker). Mistral calls these ``is_sync = False``.
+
+This module has no Django import; the I/O implementations live in
+``workflows.action_impl`` and are named here by dotted path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+REQUIRED = object()
+
+
+class ActionFailed(Exception):
+    """Raised by an action implementation to end its execution in ERROR."""
+
+    def __init__(self, error: Any):
+        super().__init__(error if isinstance(error, str) else json.dumps(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    name: str
+    kind: str  # "local" | "worker" | "async"
+    params: tuple[tuple[str, Any], ...]
+    description: str
+    local: Callable[[dict], Any] | None = None
+    impl: str | None = None  # dotted path of the worker implementation
+    dispatch: bool = field(default=False)  # async actions that need a worker to start
+
+    @property
+    def is_sync(self) -> bool:
+        return self.kind != "async"
+
+    @property
+    def needs_worker(self) -> bool:
+        return self.kind == "worker" or self.dispatch
+
+    def signature(self) -> str:
+        """Mistral's ``input`` column: ``output, delay=0``."""
+        parts = []
+        for name, default in self.params:
+            parts.append(name if default is REQUIRED else f"{name}={json.dumps(default)}")
+        return ", ".join(parts)
+
+    def check_input(self, given: dict) -> list[str]:
+        names = {n for n, _ in self.params}
+        errors = [f"unexpected parameter '{k}'" for k in given if k not in names]
+        errors += [
+            f"missing required parameter '{n}'"
+            for n, d in self.params
+            if d is REQUIRED and n not in given
+        ]
+        return errors
+
+    def with_defaults(self, given: dict) -> dict:
+        out = {n: d for n, d in self.params if d is not REQUIRED}
+        out.update(given)
+        return out
+
+
+def _fail(inp: dict) -> Any:
+    raise ActionFailed(inp.get("error_data") or "Fail action expected exception.")
+
+
+_HTTP_PARAMS = (
+    ("url", REQUIRED),
+    ("method", "GET"),
+    ("params", None),
+    ("body", None),
+    ("json", None),
+    ("headers", None),
+    ("cookies", None),
+    ("auth", None),
+    ("timeout", None),
+    ("allow_redirects", None),
+    ("proxies", None),
+    ("verify", None),
+)
+
+BUILTIN: dict[str, ActionDef] = {
+    a.name: a
+    for a in (
+        ActionDef("std.noop", "local", (), "Does nothing; the result is null.", local=lambda i: None),
+        ActionDef(
+            "std.echo",
+            "local",
+            (("output", REQUIRED), ("delay", 0)),
+            "Returns its 'output' input as the result.",
+            local=lambda i: i["output"],
+        ),
+        ActionDef(
+            "std.fail",
+            "local",
+            (("error_data", None),),
+            "Always fails, with 'error_data' as the error.",
+            local=_fail,
+        ),
+        ActionDef(
+            "std.async_noop",
+            "async",
+            (),
+            "Asynchronous no-operation: stays RUNNING until completed through the API.",
+        ),
+        ActionDef(
+            "std.http",
+            "worker",
+            _HTTP_PARAMS,
+            "Sends an HTTP request; the result holds status, headers and content.",
+            impl="workflows.action_impl.http",
+        ),
+        ActionDef(
+            "std.mistral_http",
+            "async",
+            _HTTP_PARAMS,
+            "Sends an HTTP request with the Mistral-* headers and waits for the "
+            "receiver to complete the action through the API.",
+            impl="workflows.action_impl.mistral_http",
+            dispatch=True,
+        ),
+        ActionDef(
+            "std.sleep",
+            "worker",
+            (("seconds", REQUIRED),),
+            "Sleeps for 'seconds' in a worker; the result is null.",
+            impl="workflows.action_impl.sleep",
+        ),
+    )
+}
+
+
+def get(name: str) -> ActionDef | None:
+    return BUILTIN.get(name)
+
+
+# --- inline input: ``std.echo output=<% $.x %> delay=1`` ---------------------
+
+_INLINE_RE = re.compile(
+    r"""([\w-]+)=(<%.*?%>|{{.*?}}|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[.*?\]|\{.*?\}|\S+)""",
+    re.DOTALL,
+)
+
+
+def _inline_value(raw: str) -> Any:
+    if raw[:1] in "\"'" and raw[-1:] == raw[:1]:
+        return raw[1:-1]
+    if raw.startswith(("<%", "{{")):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_action_line(line: str) -> tuple[str, dict, str | None]:
+    """Split ``name k=v k2=v2`` into (name, {k: v}, error or None)."""
+    line = line.strip()
+    name, _, rest = line.partition(" ")
+    params: dict = {}
+    pos = 0
+    rest = rest.strip()
+    while pos < len(rest):
+        m = _INLINE_RE.match(rest, pos)
+        if not m:
+            return name, params, f"can not parse action parameters near '{rest[pos:]}'"
+        params[m.group(1)] = _inline_value(m.group(2))
+        pos = m.end()
+        while pos < len(rest) and rest[pos].isspace():
+            pos += 1
+    return name, params, None

@@ -1,0 +1,125 @@
+"""Rows as Mistral's v2 API shows them.
+
+Mistral returns ``input``, ``output``, ``params``, ``published``, ``result``
+and ``runtime_context`` as JSON-encoded strings inside the JSON document, and
+times as ``YYYY-MM-DD HH:MM:SS``; python-mistralclient expects exactly that.
+"""
+
+import json
+
+from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+
+
+def ts(value):
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else None
+
+
+def js(value) -> str:
+    return json.dumps(value)
+
+
+def workflow(wf: WorkflowDefinition) -> dict:
+    from workflows.lang.spec import build_workflow
+
+    data = {
+        "id": wf.id,
+        "name": wf.name,
+        "namespace": wf.namespace,
+        "input": wf.input,
+        "interface": build_workflow(wf.name, wf.spec).interface(),
+        "definition": wf.definition,
+        "checksum": wf.checksum,
+        "tags": wf.tags,
+        "scope": wf.scope,
+        "project_id": wf.project_id,
+        "created_at": ts(wf.created_at),
+    }
+    if wf.updated_at:
+        data["updated_at"] = ts(wf.updated_at)
+    return data
+
+
+def execution(ex: WorkflowExecution, detail: bool = False) -> dict:
+    data = {
+        "id": ex.id,
+        "workflow_id": ex.workflow_id,
+        "workflow_name": ex.workflow_name,
+        "workflow_namespace": ex.workflow_namespace,
+        "description": ex.description,
+        "tags": ex.tags,
+        "params": js(ex.params),
+        "task_execution_id": ex.task_execution_id,
+        "root_execution_id": ex.root_execution_id,
+        "state": ex.state,
+        "state_info": ex.state_info,
+        "input": js(ex.input),
+        "output": js(ex.output),
+        "created_at": ts(ex.created_at),
+        "updated_at": ts(ex.updated_at),
+        "project_id": ex.project_id,
+    }
+    if detail:
+        data["published_global"] = "{}"
+    return data
+
+
+def task(t: TaskExecution, ex: WorkflowExecution | None = None) -> dict:
+    ex = ex or t.workflow_execution
+    return {
+        "id": t.id,
+        "name": t.name,
+        "type": t.type,
+        "workflow_name": ex.workflow_name,
+        "workflow_namespace": ex.workflow_namespace,
+        "workflow_id": ex.workflow_id,
+        "workflow_execution_id": ex.id,
+        "tags": [],
+        "state": t.state,
+        "state_info": t.state_info,
+        "project_id": ex.project_id,
+        "runtime_context": js(t.runtime_context),
+        "result": js(t.result) if t.result is not None or t.state in ("SUCCESS", "ERROR") else "[]",
+        "published": js(t.published),
+        "processed": t.processed,
+        "created_at": ts(t.created_at),
+        "updated_at": ts(t.updated_at),
+        "started_at": ts(t.started_at),
+        "finished_at": ts(t.finished_at),
+    }
+
+
+def action_execution(a: ActionExecution) -> dict:
+    return {
+        "id": a.id,
+        "workflow_name": a.workflow_name,
+        "workflow_namespace": "",
+        "task_execution_id": a.task_execution_id,
+        "task_name": a.task_name,
+        "state": a.state,
+        "state_info": a.state_info,
+        "tags": None,
+        "name": a.name,
+        "description": a.description,
+        "project_id": a.project_id,
+        "accepted": a.accepted,
+        "input": js(a.input),
+        "output": js(a.output) if a.output is not None else None,
+        "created_at": ts(a.created_at),
+        "updated_at": ts(a.updated_at),
+    }
+
+
+def action_definition(adef) -> dict:
+    return {
+        "id": adef.name,
+        "name": adef.name,
+        "is_system": True,
+        "input": adef.signature(),
+        "description": adef.description,
+        "tags": [],
+        "scope": "public",
+        "namespace": "",
+        "project_id": "<default-project>",
+        "created_at": None,
+        "updated_at": None,
+    }

@@ -1,0 +1,265 @@
+"""REST /v2: Mistral-compatible views. Each one parses, calls one service,
+and renders a Mistral-shaped resource; errors become ``{"faultstring"}``
+through ``workflows.api.errors``."""
+
+from __future__ import annotations
+
+import json
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows import actions, services
+from workflows.api import resources
+from workflows.api.listing import paginate
+from workflows.errors import InvalidInput, NotFound
+from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
+
+EXECUTION_FIELDS = {
+    "id", "workflow_id", "workflow_name", "workflow_namespace", "description", "state", "state_info",
+    "task_execution_id", "root_execution_id", "created_at", "updated_at", "project_id",
+}
+TASK_FIELDS = {"id", "name", "state", "state_info", "processed", "created_at", "updated_at", "started_at",
+               "finished_at", "type"}
+ACTION_EX_FIELDS = {"id", "name", "state", "state_info", "accepted", "task_name", "workflow_name",
+                    "task_execution_id", "created_at", "updated_at"}
+WORKFLOW_FIELDS = {"id", "name", "namespace", "scope", "project_id", "created_at", "updated_at", "checksum"}
+
+
+def _json_arg(value, what: str):
+    """Mistral accepts input/params as a JSON object or a string holding one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _text_body(request) -> str:
+    body = request.data
+    if isinstance(body, bytes):
+        body = body.decode()
+    if not isinstance(body, str) or not body.strip():
+        raise InvalidInput("Send the workflow definition as YAML with Content-Type: text/plain")
+    return body
+
+
+class Root(APIView):
+    def get(self, request):
+        return Response({"uri": request.build_absolute_uri("/v2")})
+
+
+class Versions(APIView):
+    def get(self, request):
+        href = request.build_absolute_uri("/v2")
+        return Response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
+            {"href": href, "target": "v2", "rel": "self"}]}]})
+
+
+# --- workflows ---------------------------------------------------------------
+
+
+class Workflows(APIView):
+    @extend_schema(operation_id="workflows_list")
+    def get(self, request):
+        qs = services.WorkflowDefinition.objects.all()
+        return Response(paginate(request, qs, key="workflows", render=resources.workflow,
+                                 filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
+
+    def post(self, request):
+        saved = services.save_workflows(_text_body(request), request.query_params.get("namespace", ""))
+        return Response({"workflows": [resources.workflow(w) for w in saved]}, status=status.HTTP_201_CREATED)
+
+    def put(self, request):
+        saved = services.save_workflows(
+            _text_body(request), request.query_params.get("namespace", ""), update=True
+        )
+        return Response({"workflows": [resources.workflow(w) for w in saved]})
+
+
+class WorkflowDetail(APIView):
+    def get(self, request, identifier):
+        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
+        return Response(resources.workflow(wf))
+
+    def put(self, request, identifier):
+        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
+        text = _text_body(request)
+        specs = services.parse_or_raise(text)
+        if list(specs) != [wf.name]:
+            raise InvalidInput(f"The definition must hold exactly the workflow '{wf.name}'")
+        saved = services.save_workflows(text, wf.namespace, update=True)
+        return Response({"workflows": [resources.workflow(w) for w in saved]})
+
+    def delete(self, request, identifier):
+        services.delete_workflow(identifier, request.query_params.get("namespace", ""))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WorkflowValidate(APIView):
+    def post(self, request):
+        valid, error, errors = services.validate_definition(_text_body(request))
+        body = {"valid": valid}
+        if not valid:
+            body.update(error=error, errors=errors)
+        return Response(body)
+
+
+# --- executions --------------------------------------------------------------
+
+
+def _execution(execution_id: str) -> WorkflowExecution:
+    ex = WorkflowExecution.objects.filter(id=execution_id).first()
+    if ex is None:
+        raise NotFound("WorkflowExecution", execution_id)
+    return ex
+
+
+class Executions(APIView):
+    def get(self, request):
+        return Response(paginate(request, WorkflowExecution.objects.all(), key="executions",
+                                 render=resources.execution, filters=EXECUTION_FIELDS, sortable=EXECUTION_FIELDS))
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Send a JSON object with workflow_name or workflow_id")
+        identifier = data.get("workflow_id") or data.get("workflow_name")
+        if not identifier:
+            raise InvalidInput("workflow_name or workflow_id is required")
+        params = _json_arg(data.get("params"), "params") or {}
+        namespace = data.get("workflow_namespace") or params.get("namespace") or ""
+        ex = services.start_execution(
+            identifier,
+            _json_arg(data.get("input"), "input"),
+            params,
+            description=data.get("description") or "",
+            namespace=namespace,
+        )
+        ex.refresh_from_db()
+        return Response(resources.execution(ex), status=status.HTTP_201_CREATED)
+
+
+class ExecutionDetail(APIView):
+    def get(self, request, execution_id):
+        return Response(resources.execution(_execution(execution_id), detail=True))
+
+    def put(self, request, execution_id):
+        data = request.data if isinstance(request.data, dict) else {}
+        if not data:
+            raise InvalidInput("Send a JSON object with 'state' and/or 'description'")
+        ex = _execution(execution_id)
+        if data.get("state") and data["state"] != ex.state:
+            ex = services.change_execution_state(execution_id, data["state"])
+        if "description" in data:
+            ex = services.update_execution_fields(execution_id, description=data["description"])
+        ex.refresh_from_db()
+        return Response(resources.execution(ex, detail=True))
+
+    def delete(self, request, execution_id):
+        services.delete_execution(execution_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- tasks -------------------------------------------------------------------
+
+
+def _tasks(qs: QuerySet, request):
+    return paginate(request, qs.select_related("workflow_execution"), key="tasks", render=resources.task,
+                    filters=TASK_FIELDS | {"workflow_execution_id", "workflow_name"},
+                    sortable=TASK_FIELDS | {"seq"}, default_sort="created_at,seq")
+
+
+class Tasks(APIView):
+    def get(self, request):
+        return Response(_tasks(TaskExecution.objects.all(), request))
+
+
+class ExecutionTasks(APIView):
+    def get(self, request, execution_id):
+        _execution(execution_id)
+        return Response(_tasks(TaskExecution.objects.filter(workflow_execution_id=execution_id), request))
+
+
+class TaskDetail(APIView):
+    def get(self, request, task_id):
+        t = TaskExecution.objects.select_related("workflow_execution").filter(id=task_id).first()
+        if t is None:
+            raise NotFound("TaskExecution", task_id)
+        return Response(resources.task(t))
+
+
+# --- action executions -------------------------------------------------------
+
+
+def _action_executions(qs: QuerySet, request):
+    return paginate(request, qs, key="action_executions", render=resources.action_execution,
+                    filters=ACTION_EX_FIELDS | {"workflow_execution_id"}, sortable=ACTION_EX_FIELDS)
+
+
+def _output_arg(value):
+    """``output`` as sent: any JSON value, or a string holding JSON (Mistral's CLI
+    sends parsed JSON; its docs show raw numbers)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class ActionExecutions(APIView):
+    def get(self, request):
+        return Response(_action_executions(ActionExecution.objects.all(), request))
+
+
+class TaskActionExecutions(APIView):
+    def get(self, request, task_id):
+        if not TaskExecution.objects.filter(id=task_id).exists():
+            raise NotFound("TaskExecution", task_id)
+        return Response(_action_executions(ActionExecution.objects.filter(task_execution_id=task_id), request))
+
+
+class ActionExecutionDetail(APIView):
+    def get(self, request, action_id):
+        a = ActionExecution.objects.filter(id=action_id).first()
+        if a is None:
+            raise NotFound("ActionExecution", action_id)
+        return Response(resources.action_execution(a))
+
+    def put(self, request, action_id):
+        """Complete an async action: ``{"state": "SUCCESS"|"ERROR", "output": ...}``.
+
+        200 with the stored action; 404 unknown id; 400 bad state; 409 (with
+        ``state``) when it is no longer RUNNING, which changes nothing.
+        """
+        data = request.data if isinstance(request.data, dict) else None
+        if data is None or "state" not in data:
+            raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
+        action = services.complete_action(action_id, data["state"], _output_arg(data.get("output")))
+        return Response(resources.action_execution(action))
+
+    # Mistral's docs tell outside systems to POST the result to this path.
+    post = put
+
+
+class Actions(APIView):
+    def get(self, request):
+        items = [resources.action_definition(a) for a in actions.BUILTIN.values()]
+        return Response({"actions": items})
+
+
+class ActionDetail(APIView):
+    def get(self, request, name, namespace=""):
+        adef = actions.get(name)
+        if adef is None:
+            raise NotFound("Action", name, key="name")
+        return Response(resources.action_definition(adef))

@@ -1,0 +1,36 @@
+"""Errors the services raise; the API maps each to a status code."""
+
+
+class GustError(Exception):
+    status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(GustError):
+    status = 404
+
+    def __init__(self, kind: str, ident: str, key: str = "id"):
+        super().__init__(f"{kind} not found [{key}={ident}]")
+
+
+class InvalidInput(GustError):
+    status = 400
+
+
+class InvalidDefinition(InvalidInput):
+    """Carries every (path, message) pair from validation."""
+
+    def __init__(self, message: str, errors: list[dict]):
+        super().__init__(message)
+        self.errors = errors
+
+
+class Conflict(GustError):
+    status = 409
+
+    def __init__(self, message: str, state: str | None = None):
+        super().__init__(message)
+        self.state = state

@@ -1,0 +1,409 @@
+"""Mistral v2 workflow definitions: parse, validate in two passes, build specs.
+
+Pass one checks the shape against a JSON Schema; pass two checks meaning:
+unknown tasks in transitions, a workflow with no start task, bad ``join``
+values, unknown actions and expression syntax errors. Every error carries
+its path (``my_wf.tasks.t2.on-success[0]: unknown task 't3'``) and all of
+them are returned together, so an author fixes a file in one round.
+
+No Django import: the API, the dashboard and the engine all use this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import yaml
+
+from workflows import actions
+from workflows.lang import expressions
+
+ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
+# Mistral keywords Gust does not run yet: refused with a clear message rather
+# than silently ignored.
+UNSUPPORTED_TASK_KEYS = (
+    "retry",
+    "wait-before",
+    "wait-after",
+    "timeout",
+    "pause-before",
+    "with-items",
+    "concurrency",
+    "workflow",
+    "target",
+    "safe-rerun",
+    "fail-on",
+)
+
+
+class DefinitionError(Exception):
+    """The definition is invalid; ``errors`` lists ``(path, message)`` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]], prefix: str = "Invalid DSL"):
+        self.errors = errors
+        self.prefix = prefix
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        lines = [f"{p}: {m}" if p else m for p, m in self.errors]
+        return f"{self.prefix}: " + "; ".join(lines)
+
+    def as_list(self) -> list[dict]:
+        return [{"path": p, "message": m} for p, m in self.errors]
+
+
+# --- pass one: schema --------------------------------------------------------
+
+_EXPR_OR = lambda t: {"anyOf": [{"type": "string"}, t]}  # noqa: E731
+_TRANSITION_ITEM = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+    ]
+}
+_TRANSITIONS = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": _TRANSITION_ITEM}]}
+
+TASK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "description": {"type": "string"},
+        "action": {"type": "string", "minLength": 1},
+        "input": {"type": "object"},
+        "publish": {"type": "object"},
+        "publish-on-error": {"type": "object"},
+        "on-success": _TRANSITIONS,
+        "on-error": _TRANSITIONS,
+        "on-complete": _TRANSITIONS,
+        "join": {"anyOf": [{"enum": ["all", "one"]}, {"type": "integer", "minimum": 1}]},
+        "keep-result": _EXPR_OR({"type": "boolean"}),
+        "tags": {"type": "array", "items": {"type": "string"}},
+        **{k: {} for k in UNSUPPORTED_TASK_KEYS},
+    },
+    "additionalProperties": False,
+}
+
+WORKFLOW_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["direct", "reverse"]},
+        "description": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "input": {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "object", "minProperties": 1, "maxProperties": 1},
+                ]
+            },
+        },
+        "output": {},
+        "output-on-error": {},
+        "vars": {"type": "object"},
+        "task-defaults": {"type": "object"},
+        "tasks": {"type": "object", "minProperties": 1, "additionalProperties": TASK_SCHEMA},
+        "name": {"type": "string"},
+        "version": {},
+    },
+    "required": ["tasks"],
+    "additionalProperties": False,
+}
+
+_VALIDATOR = jsonschema.Draft202012Validator(WORKFLOW_SCHEMA)
+
+
+def _path(base: str, parts) -> str:
+    out = base
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _schema_errors(base: str, wf: Any) -> list[tuple[str, str]]:
+    errors = []
+    for err in sorted(_VALIDATOR.iter_errors(wf), key=lambda e: list(map(str, e.absolute_path))):
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for key in extra:
+                errors.append((_path(base, list(err.absolute_path) + [key]), "unknown keyword"))
+            continue
+        if err.validator == "anyOf" and err.context:
+            best = jsonschema.exceptions.best_match(err.context)
+            msg = best.message
+        else:
+            msg = err.message
+        errors.append((_path(base, err.absolute_path), msg))
+    return errors
+
+
+# --- specs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    target: str
+    condition: Any = None  # an expression string, or None for "always"
+    params: dict = field(default_factory=dict)  # engine command parameters (msg)
+
+    @property
+    def is_command(self) -> bool:
+        return self.target in ENGINE_COMMANDS
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    action: str
+    input: dict
+    publish: dict
+    publish_on_error: dict
+    on_success: tuple[Transition, ...]
+    on_error: tuple[Transition, ...]
+    on_complete: tuple[Transition, ...]
+    join: int | str | None
+    keep_result: Any
+    description: str = ""
+
+    def transitions(self) -> list[tuple[str, int, Transition]]:
+        return [
+            (clause, i, t)
+            for clause, ts in (
+                ("on-success", self.on_success),
+                ("on-error", self.on_error),
+                ("on-complete", self.on_complete),
+            )
+            for i, t in enumerate(ts)
+        ]
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str
+    tasks: dict[str, TaskSpec]
+    input: tuple[tuple[str, Any], ...] = ()  # (name, default or actions.REQUIRED)
+    output: Any = None
+    output_on_error: Any = None
+    vars: dict = field(default_factory=dict)
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def inbound(self) -> dict[str, list[str]]:
+        """Task name -> names of the tasks with a transition to it."""
+        result: dict[str, list[str]] = {n: [] for n in self.tasks}
+        for t in self.tasks.values():
+            for _, _, tr in t.transitions():
+                if tr.target in result and t.name not in result[tr.target]:
+                    result[tr.target].append(t.name)
+        return result
+
+    @property
+    def start_tasks(self) -> list[str]:
+        inbound = self.inbound
+        return [n for n in self.tasks if not inbound[n]]
+
+    def input_signature(self) -> str:
+        """Mistral's ``input`` string: ``name="world", count``."""
+        return ", ".join(
+            n if d is actions.REQUIRED else f"{n}={json.dumps(d)}" for n, d in self.input
+        )
+
+    def interface(self) -> dict:
+        return {
+            "input": [n if d is actions.REQUIRED else {n: d} for n, d in self.input],
+            "output": list(self.output) if isinstance(self.output, dict) else [],
+        }
+
+
+def _parse_transitions(value) -> tuple[Transition, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            (target, cond), = item.items()
+        else:
+            target, cond = item, None
+        name, params, _ = actions.parse_action_line(str(target))
+        out.append(Transition(target=name, condition=cond, params=params))
+    return tuple(out)
+
+
+def _parse_input_params(items) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for item in items or ():
+        if isinstance(item, dict):
+            (name, default), = item.items()
+            out.append((name, default))
+        else:
+            out.append((item, actions.REQUIRED))
+    return tuple(out)
+
+
+def _task_action(raw: dict) -> tuple[str, dict, str | None]:
+    line = raw.get("action") or "std.noop"
+    name, inline, err = actions.parse_action_line(line)
+    params = dict(inline)
+    params.update(raw.get("input") or {})
+    return name, params, err
+
+
+def build_workflow(name: str, raw: dict) -> WorkflowSpec:
+    """Build a spec from an already validated workflow mapping."""
+    tasks = {}
+    for tname, traw in raw["tasks"].items():
+        action, params, _ = _task_action(traw)
+        join = traw.get("join")
+        tasks[tname] = TaskSpec(
+            name=tname,
+            action=action,
+            input=params,
+            publish=traw.get("publish") or {},
+            publish_on_error=traw.get("publish-on-error") or {},
+            on_success=_parse_transitions(traw.get("on-success")),
+            on_error=_parse_transitions(traw.get("on-error")),
+            on_complete=_parse_transitions(traw.get("on-complete")),
+            join=join,
+            keep_result=traw.get("keep-result", True),
+            description=traw.get("description", ""),
+        )
+    return WorkflowSpec(
+        name=name,
+        tasks=tasks,
+        input=_parse_input_params(raw.get("input")),
+        output=raw.get("output"),
+        output_on_error=raw.get("output-on-error"),
+        vars=raw.get("vars") or {},
+        description=raw.get("description", ""),
+        tags=tuple(raw.get("tags") or ()),
+        raw=raw,
+    )
+
+
+# --- pass two: meaning -------------------------------------------------------
+
+
+def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    base = f"{name}.tasks"
+    if raw.get("type") == "reverse":
+        errors.append((f"{name}.type", "reverse workflows are not supported by Gust; use 'direct'"))
+    seen_inputs = set()
+    for i, (pname, _) in enumerate(_parse_input_params(raw.get("input"))):
+        if pname in seen_inputs:
+            errors.append((f"{name}.input[{i}]", f"input '{pname}' is declared twice"))
+        seen_inputs.add(pname)
+    for key in ("output", "output-on-error", "vars"):
+        for msg in expressions.syntax_errors(raw.get(key)):
+            errors.append((f"{name}.{key}", msg))
+
+    task_names = set(raw["tasks"])
+    for tname, traw in raw["tasks"].items():
+        tpath = f"{base}.{tname}"
+        for key in UNSUPPORTED_TASK_KEYS:
+            if key in traw:
+                errors.append((f"{tpath}.{key}", "not supported by Gust yet"))
+        action_name, params, err = _task_action(traw)
+        if err:
+            errors.append((f"{tpath}.action", err))
+        adef = actions.get(action_name)
+        if adef is None:
+            errors.append((f"{tpath}.action", f"unknown action '{action_name}'"))
+        else:
+            for msg in adef.check_input(params):
+                errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
+        for msg in expressions.syntax_errors(params):
+            errors.append((f"{tpath}.input", msg))
+        for key in ("publish", "publish-on-error", "keep-result"):
+            for msg in expressions.syntax_errors(traw.get(key)):
+                errors.append((f"{tpath}.{key}", msg))
+        for clause in ("on-success", "on-error", "on-complete"):
+            for i, tr in enumerate(_parse_transitions(traw.get(clause))):
+                where = f"{tpath}.{clause}[{i}]"
+                if not tr.is_command and tr.target not in task_names:
+                    errors.append((where, f"unknown task '{tr.target}'"))
+                if tr.params and not tr.is_command:
+                    errors.append((where, "only engine commands take parameters"))
+                for msg in expressions.syntax_errors(tr.condition) + expressions.syntax_errors(tr.params):
+                    errors.append((where, msg))
+    if raw["tasks"]:
+        spec = build_workflow(name, raw)
+        if not spec.start_tasks:
+            errors.append((base, "no start task: every task is the target of a transition"))
+        inbound = spec.inbound
+        for tname, t in spec.tasks.items():
+            if isinstance(t.join, int) and t.join > len(inbound[tname]):
+                errors.append(
+                    (
+                        f"{base}.{tname}.join",
+                        f"join: {t.join} but only {len(inbound[tname])} task(s) lead to '{tname}'",
+                    )
+                )
+    return errors
+
+
+# --- files -------------------------------------------------------------------
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML; raise DefinitionError with line and column when it is broken."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        msg = f"{where}: {problem}" if where else problem
+        raise DefinitionError([("", msg)], prefix="Definition could not be parsed") from exc
+
+
+def _split_file(doc: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    if not isinstance(doc, dict):
+        return {}, [("", "a workflow file must be a mapping with 'version' and workflows")]
+    errors = []
+    version = doc.get("version")
+    if str(version) not in ("2.0", "2"):
+        errors.append(("version", f"must be '2.0', got {version!r}"))
+    if "tasks" in doc:  # the single-workflow short form: name, tasks, ... at the top
+        name = doc.get("name")
+        if not isinstance(name, str) or not name:
+            return {}, errors + [("name", "the short form needs a 'name' for its workflow")]
+        body = {k: v for k, v in doc.items() if k not in ("version", "name")}
+        return {name: body}, errors
+    workflows = {k: v for k, v in doc.items() if k != "version"}
+    if not workflows:
+        errors.append(("", "no workflow in the file"))
+    return workflows, errors
+
+
+def parse_definition(text: str) -> dict[str, WorkflowSpec]:
+    """Parse a file with one or more workflows; raise DefinitionError listing every error."""
+    doc = load_yaml(text)
+    workflows, errors = _split_file(doc)
+    for name, raw in workflows.items():
+        if not isinstance(name, str):
+            errors.append((str(name), "a workflow name must be a string"))
+            continue
+        schema_errors = _schema_errors(name, raw)
+        errors += schema_errors
+        if not schema_errors:
+            errors += _semantic_errors(name, raw)
+    if errors:
+        raise DefinitionError(errors)
+    return {name: build_workflow(name, raw) for name, raw in workflows.items()}
+
+
+def workflow_text(name: str, raw: dict) -> str:
+    """One workflow of a multi-workflow file as a stand-alone definition."""
+    return yaml.safe_dump({"version": "2.0", name: raw}, sort_keys=False)
+
+
+def checksum(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()

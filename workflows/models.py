@@ -1,0 +1,114 @@
+"""Stored workflows and executions. Rows are written only by ``services``."""
+
+import uuid
+
+from django.db import models
+
+from workflows.states import CHOICES, State
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class WorkflowDefinition(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
+    name = models.CharField(max_length=255)
+    namespace = models.CharField(max_length=255, default="", blank=True)
+    definition = models.TextField(help_text="The YAML text of this one workflow.")
+    spec = models.JSONField(help_text="The parsed workflow mapping.")
+    checksum = models.CharField(max_length=32)
+    tags = models.JSONField(default=list, blank=True)
+    input = models.TextField(default="", blank=True, help_text="Mistral's input signature.")
+    scope = models.CharField(max_length=16, default="private")
+    project_id = models.CharField(max_length=80, default="<default-project>")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "name"]
+        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_workflow_name_ns")]
+
+    def __str__(self):
+        return self.name
+
+
+class WorkflowExecution(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
+    workflow_id = models.CharField(max_length=36, db_index=True)
+    workflow_name = models.CharField(max_length=255, db_index=True)
+    workflow_namespace = models.CharField(max_length=255, default="", blank=True)
+    spec = models.JSONField(help_text="The workflow mapping this execution runs (a copy).")
+    description = models.TextField(default="", blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=20, choices=CHOICES, default=State.IDLE, db_index=True)
+    state_info = models.TextField(null=True, blank=True)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True, help_text="Input, vars and everything published.")
+    task_execution_id = models.CharField(max_length=36, null=True, blank=True)
+    root_execution_id = models.CharField(max_length=36, null=True, blank=True)
+    project_id = models.CharField(max_length=80, default="<default-project>")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.workflow_name} {self.id}"
+
+
+class TaskExecution(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, editable=False)
+    workflow_execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="tasks")
+    name = models.CharField(max_length=255)
+    seq = models.PositiveIntegerField(help_text="Creation order inside the execution.")
+    type = models.CharField(max_length=20, default="ACTION")
+    state = models.CharField(max_length=20, choices=CHOICES, db_index=True)
+    state_info = models.TextField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    published = models.JSONField(default=dict, blank=True)
+    runtime_context = models.JSONField(default=dict, blank=True)
+    processed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["workflow_execution", "seq"]
+        indexes = [models.Index(fields=["workflow_execution", "seq"])]
+
+    def __str__(self):
+        return f"{self.name} {self.id}"
+
+
+class ActionExecution(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
+    task_execution = models.ForeignKey(
+        TaskExecution, on_delete=models.CASCADE, related_name="action_executions", null=True, blank=True
+    )
+    workflow_execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="action_executions", null=True, blank=True
+    )
+    name = models.CharField(max_length=255)
+    workflow_name = models.CharField(max_length=255, null=True, blank=True)
+    task_name = models.CharField(max_length=255, null=True, blank=True)
+    state = models.CharField(max_length=20, choices=CHOICES, db_index=True)
+    state_info = models.TextField(null=True, blank=True)
+    is_sync = models.BooleanField(default=True)
+    accepted = models.BooleanField(default=False)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    description = models.TextField(default="", blank=True)
+    project_id = models.CharField(max_length=80, default="<default-project>")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.name} {self.id}"

@@ -1,0 +1,371 @@
+"""The only writer of workflows and executions.
+
+Every change of state goes through one function here: it opens one
+transaction, locks the workflow execution row, builds a snapshot, asks the
+pure engine, stores the decision, and registers side effects (trace lines,
+worker jobs) with ``transaction.on_commit`` so nothing happens for a change
+that rolled back. Callers are the REST API, the dashboard, the worker and
+(later) the tracker; none of them writes rows itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from workflows import engine, trace
+from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
+from workflows.lang import spec as lang
+from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.states import TERMINAL, State
+
+logger = logging.getLogger("gust.services")
+
+# --- workflow definitions ----------------------------------------------------
+
+
+def parse_or_raise(text: str) -> dict[str, lang.WorkflowSpec]:
+    try:
+        return lang.parse_definition(text)
+    except lang.DefinitionError as exc:
+        raise InvalidDefinition(exc.message, exc.as_list()) from exc
+
+
+def validate_definition(text: str) -> tuple[bool, str | None, list[dict]]:
+    """(valid, error message, errors with paths); never raises for bad input."""
+    try:
+        lang.parse_definition(text)
+    except lang.DefinitionError as exc:
+        return False, exc.message, exc.as_list()
+    return True, None, []
+
+
+@transaction.atomic
+def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> list[WorkflowDefinition]:
+    """Create (or, with ``update``, create-or-replace) every workflow in ``text``.
+
+    Raises InvalidDefinition before touching the database, and Conflict when
+    creating a name that exists; either way nothing is stored.
+    """
+    specs = parse_or_raise(text)
+    single = len(specs) == 1
+    saved = []
+    for name, spec in specs.items():
+        definition = text if single else lang.workflow_text(name, spec.raw)
+        fields = dict(
+            definition=definition,
+            spec=spec.raw,
+            checksum=lang.checksum(definition),
+            tags=list(spec.tags),
+            input=spec.input_signature(),
+        )
+        existing = WorkflowDefinition.objects.select_for_update().filter(name=name, namespace=namespace).first()
+        if existing and not update:
+            raise Conflict(
+                f"Duplicate entry for WorkflowDefinition ['name', 'namespace', 'project_id']: {name}, {namespace}, None"
+            )
+        if existing:
+            for k, v in fields.items():
+                setattr(existing, k, v)
+            existing.updated_at = timezone.now()
+            existing.save()
+            saved.append(existing)
+        else:
+            try:
+                with transaction.atomic():
+                    saved.append(WorkflowDefinition.objects.create(name=name, namespace=namespace, **fields))
+            except IntegrityError as exc:  # a concurrent create of the same name
+                raise Conflict(f"Duplicate entry for WorkflowDefinition: {name}") from exc
+    return saved
+
+
+def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
+    qs = WorkflowDefinition.objects.filter(namespace=namespace)
+    wf = qs.filter(id=identifier).first() or qs.filter(name=identifier).first()
+    if wf is None:
+        raise NotFound("Workflow", identifier, key="workflow_identifier")
+    return wf
+
+
+@transaction.atomic
+def delete_workflow(identifier: str, namespace: str = "") -> None:
+    find_workflow(identifier, namespace).delete()
+
+
+# --- executions --------------------------------------------------------------
+
+_SPEC_CACHE: OrderedDict[tuple[str, str], lang.WorkflowSpec] = OrderedDict()
+
+
+def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
+    """Specs are immutable per execution; parse each once per process."""
+    key = (execution.id, execution.workflow_name)
+    spec = _SPEC_CACHE.get(key)
+    if spec is None:
+        spec = lang.build_workflow(execution.workflow_name, execution.spec)
+        _SPEC_CACHE[key] = spec
+        if len(_SPEC_CACHE) > 512:
+            _SPEC_CACHE.popitem(last=False)
+    return spec
+
+
+def start_execution(
+    workflow_identifier: str,
+    workflow_input: dict | None = None,
+    params: dict | None = None,
+    description: str = "",
+    namespace: str = "",
+) -> WorkflowExecution:
+    """Create an execution and run it as far as it goes without the outside world.
+
+    Raises NotFound (unknown workflow) or InvalidInput (missing or unexpected
+    input); in both cases nothing is stored.
+    """
+    if workflow_input is not None and not isinstance(workflow_input, dict):
+        raise InvalidInput(f"Workflow input must be a JSON object, got {type(workflow_input).__name__}")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInput(f"Execution params must be a JSON object, got {type(params).__name__}")
+    params = dict(params or {})
+    if "env" in params and not isinstance(params["env"], dict):
+        raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
+    params.setdefault("namespace", namespace)
+    params.setdefault("env", {})
+    with transaction.atomic():
+        wf = find_workflow(workflow_identifier, namespace)
+        spec = lang.build_workflow(wf.name, wf.spec)
+        values, errors = engine.check_input(spec, workflow_input or {})
+        if errors:
+            raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors)}]")
+        execution = WorkflowExecution.objects.create(
+            workflow_id=wf.id,
+            workflow_name=wf.name,
+            workflow_namespace=wf.namespace,
+            spec=wf.spec,
+            description=description or "",
+            input=values,
+            params=params,
+            state=State.IDLE,
+        )
+        _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
+        _apply(execution, engine.Start())
+    return execution
+
+
+def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
+    """Store an action's result and move its workflow on.
+
+    Raises NotFound for an unknown id, InvalidInput for a state other than
+    SUCCESS/ERROR, and Conflict (with the current state) when the action is
+    no longer RUNNING; a conflict changes nothing.
+    """
+    if state not in (State.SUCCESS, State.ERROR):
+        raise InvalidInput(f"An action execution can be completed with SUCCESS or ERROR, not {state!r}")
+    with transaction.atomic():
+        action = ActionExecution.objects.filter(id=action_id).only("id", "workflow_execution_id", "state").first()
+        if action is None:
+            raise NotFound("ActionExecution", action_id)
+        if action.workflow_execution_id is None:
+            return _complete_adhoc(action_id, state, output)
+        execution = _lock_execution(action.workflow_execution_id)
+        # Re-read under the lock: another completion may have committed meanwhile.
+        current = ActionExecution.objects.get(id=action_id)
+        if current.state != State.RUNNING:
+            return _repeat_or_conflict(current, state, output)
+        _apply(execution, engine.ActionCompleted(action_id, state, output))
+    return ActionExecution.objects.get(id=action_id)
+
+
+def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:
+    """The same result again is a no-op that answers with the stored action;
+    anything else is a conflict. Neither changes a row."""
+    if action.state == state and action.output == {"result": output}:
+        return action
+    raise Conflict(
+        f"Action execution {action.id} is already {action.state}; its result can not be changed",
+        action.state,
+    )
+
+
+def _complete_adhoc(action_id: str, state: str, output) -> ActionExecution:
+    action = ActionExecution.objects.select_for_update().get(id=action_id)
+    if action.state != State.RUNNING:
+        return _repeat_or_conflict(action, state, output)
+    action.state = state
+    action.output = {"result": output}
+    action.accepted = True
+    action.save()
+    return action
+
+
+_STATE_EVENTS = {State.PAUSED: engine.Pause, State.RUNNING: engine.Resume, State.CANCELLED: engine.Cancel}
+
+
+def change_execution_state(execution_id: str, state: str) -> WorkflowExecution:
+    """Pause, resume or cancel. Raises InvalidInput for other states and
+    Conflict when the move does not apply (e.g. resuming a CANCELLED run)."""
+    if state not in _STATE_EVENTS:
+        raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
+    with transaction.atomic():
+        execution = _lock_execution(execution_id)
+        _apply(execution, _STATE_EVENTS[State(state)]())
+    return execution
+
+
+def update_execution_fields(execution_id: str, description: str | None = None) -> WorkflowExecution:
+    with transaction.atomic():
+        execution = _lock_execution(execution_id)
+        if description is not None:
+            execution.description = description
+            execution.save(update_fields=["description", "updated_at"])
+    return execution
+
+
+@transaction.atomic
+def delete_execution(execution_id: str) -> None:
+    execution = _lock_execution(execution_id)
+    if execution.state not in TERMINAL and execution.state != State.IDLE:
+        raise Conflict(
+            f"Execution {execution_id} is {execution.state}; cancel it before deleting it", execution.state
+        )
+    execution.delete()
+
+
+def _lock_execution(execution_id: str) -> WorkflowExecution:
+    execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+    if execution is None:
+        raise NotFound("WorkflowExecution", execution_id)
+    return execution
+
+
+# --- snapshot <-> rows -------------------------------------------------------
+
+
+def _snapshot(execution: WorkflowExecution) -> tuple[engine.Snapshot, dict, dict]:
+    tasks = list(TaskExecution.objects.filter(workflow_execution_id=execution.id).order_by("seq"))
+    live_actions = ActionExecution.objects.filter(workflow_execution_id=execution.id).exclude(
+        state__in=list(TERMINAL)
+    )
+    actions_by_task: dict[str, list[ActionExecution]] = {}
+    for a in live_actions:
+        actions_by_task.setdefault(a.task_execution_id, []).append(a)
+    views = []
+    for t in tasks:
+        views.append(
+            engine.TaskView(
+                id=t.id,
+                name=t.name,
+                state=t.state,
+                seq=t.seq,
+                state_info=t.state_info,
+                result=t.result,
+                published=t.published,
+                runtime_context=t.runtime_context,
+                processed=t.processed,
+                started=t.started_at is not None,
+                finished=t.finished_at is not None,
+                actions=[
+                    engine.ActionView(
+                        id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
+                        state_info=a.state_info, is_sync=a.is_sync,
+                    )
+                    for a in actions_by_task.get(t.id, [])
+                ],
+            )
+        )
+    snap = engine.Snapshot(
+        id=execution.id,
+        workflow_name=execution.workflow_name,
+        state=execution.state,
+        input=execution.input,
+        params=execution.params,
+        context=execution.context,
+        output=execution.output,
+        state_info=execution.state_info,
+        tasks=views,
+    )
+    return snap, {t.id: t for t in tasks}, {a.id: a for a in live_actions}
+
+
+_TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "processed",
+                "started_at", "finished_at", "updated_at"]
+_ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
+
+
+def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision:
+    """Ask the engine and store its decision. Must run inside a transaction
+    holding the execution's row lock."""
+    snap, task_rows, action_rows = _snapshot(execution)
+    try:
+        decision = engine.handle(_spec_for(execution), snap, event)
+    except engine.Conflict as exc:
+        raise Conflict(str(exc), exc.state) from exc
+    except KeyError as exc:
+        raise NotFound("ActionExecution", str(exc.args[0])) from exc
+    now = timezone.now()
+
+    def stamp(row, view):
+        if view.started and row.started_at is None:
+            row.started_at = now
+        if view.finished and row.finished_at is None:
+            row.finished_at = now
+
+    new_rows = []
+    for view in decision.new_tasks:
+        row = TaskExecution(
+            id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
+            state=view.state, state_info=view.state_info, result=view.result,
+            published=view.published, runtime_context=view.runtime_context, processed=view.processed,
+            created_at=now, updated_at=now,
+        )
+        stamp(row, view)
+        new_rows.append(row)
+    TaskExecution.objects.bulk_create(new_rows)
+
+    changed_rows = []
+    for view in decision.changed_tasks.values():
+        row = task_rows[view.id]
+        for f in ("state", "state_info", "result", "published", "runtime_context", "processed"):
+            setattr(row, f, getattr(view, f))
+        row.updated_at = now
+        stamp(row, view)
+        changed_rows.append(row)
+    if changed_rows:
+        TaskExecution.objects.bulk_update(changed_rows, _TASK_FIELDS)
+
+    new_actions = [
+        ActionExecution(
+            id=a.id, task_execution_id=task.id, workflow_execution_id=execution.id, name=a.name,
+            workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
+            state_info=a.state_info, is_sync=a.is_sync, accepted=a.state in TERMINAL,
+            input=a.input, output=a.output, created_at=now, updated_at=now,
+        )
+        for task, a in decision.new_actions
+    ]
+    ActionExecution.objects.bulk_create(new_actions)
+    changed_actions = []
+    for view in decision.changed_actions.values():
+        row = action_rows[view.id]
+        row.state, row.state_info, row.output = view.state, view.state_info, view.output
+        row.accepted = view.state in (State.SUCCESS, State.ERROR)
+        row.updated_at = now
+        changed_actions.append(row)
+    if changed_actions:
+        ActionExecution.objects.bulk_update(changed_actions, _ACTION_FIELDS)
+
+    final = decision.snapshot
+    execution.state, execution.state_info = final.state, final.state_info
+    execution.context, execution.output = final.context, final.output
+    execution.save(update_fields=["state", "state_info", "context", "output", "updated_at"])
+
+    name = execution.workflow_name
+    events = decision.trace
+    transaction.on_commit(lambda: trace.emit(events, name))
+    if decision.dispatch:
+        from workflows import dispatch  # the worker module imports services
+
+        ids = list(decision.dispatch)
+        transaction.on_commit(lambda: dispatch.enqueue(ids))
+    return decision
