@@ -258,6 +258,12 @@ class _Run:
             join.state_info = None
             self.ready.append(join)
 
+    def startable(self, task: TaskView) -> bool:
+        if task.state == State.IDLE:
+            return True
+        tspec = self.spec.tasks[task.name]
+        return task.state == State.WAITING and len(task.runtime_context.get("arrived", [])) >= self.join_needed(tspec)
+
     def join_needed(self, tspec: TaskSpec) -> int:
         if tspec.join == "all":
             return len(self.spec.inbound[tspec.name])
@@ -461,7 +467,8 @@ class _Run:
                 raise Conflict(f"Can not resume execution {snap.id} in state {snap.state}", snap.state)
             self.set_wf_state(State.RUNNING)
             self.trace("WORKFLOW_RESUMED")
-            self.ready = [t for t in sorted(snap.tasks, key=lambda t: t.seq) if t.state == State.IDLE]
+            # Tasks scheduled while paused: IDLE ones, and joins whose arrivals suffice.
+            self.ready = [t for t in sorted(snap.tasks, key=lambda t: t.seq) if self.startable(t)]
             self.run()
         elif isinstance(event, Cancel):
             if snap.state in TERMINAL:

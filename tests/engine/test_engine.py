@@ -356,3 +356,27 @@ def test_workflow_input_check_reports_missing_and_unexpected():
     h = Harness(SEQ)
     values, errors = engine.check_input(h.spec, {"nme": "typo"})
     assert errors == ["unexpected input 'nme'", "missing required input 'name'"]
+
+
+def test_a_join_completed_while_paused_runs_on_resume():
+    h = Harness("""
+version: '2.0'
+wf:
+  tasks:
+    a:
+      action: std.noop
+      on-success: [j]
+    b:
+      action: std.async_noop
+      on-success: [j]
+    j:
+      join: all
+      action: std.noop
+""")
+    h.start()
+    h.send(engine.Pause())
+    h.complete("b", {})
+    assert h.task("j").state == "WAITING"
+    h.send(engine.Resume())
+    assert h.task("j").state == "SUCCESS"
+    assert h.state == "SUCCESS"

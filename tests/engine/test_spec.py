@@ -1,0 +1,110 @@
+"""Two-pass validation: every error, each with its path. No database."""
+
+import pytest
+
+from workflows import actions
+from workflows.lang.spec import DefinitionError, parse_definition
+
+
+def errors_of(text):
+    with pytest.raises(DefinitionError) as exc:
+        parse_definition(text)
+    return exc.value.errors
+
+
+def test_several_workflows_in_one_file_and_their_start_tasks():
+    specs = parse_definition("""
+version: '2.0'
+a:
+  input: [x, {y: 2}]
+  tasks:
+    t1: {action: std.noop, on-success: [t2]}
+    t2: {action: std.noop}
+b:
+  tasks:
+    only: {action: std.echo output=hi}
+""")
+    assert list(specs) == ["a", "b"]
+    assert specs["a"].start_tasks == ["t1"]
+    assert specs["a"].input == (("x", actions.REQUIRED), ("y", 2))
+    assert specs["a"].input_signature() == "x, y=2"
+    assert specs["b"].tasks["only"].input == {"output": "hi"}
+
+
+def test_short_form_with_name_at_the_top():
+    specs = parse_definition("version: '2.0'\nname: short\ntasks:\n  t: {action: std.noop}\n")
+    assert list(specs) == ["short"]
+
+
+def test_inline_action_parameters_are_typed():
+    spec = parse_definition("""
+version: '2.0'
+wf:
+  tasks:
+    t:
+      action: std.echo output='a b' delay=0
+      input: {output: <% 1 %>}
+""")["wf"]
+    assert spec.tasks["t"].input == {"output": "<% 1 %>", "delay": 0}
+
+
+def test_broken_yaml_reports_line_and_column():
+    with pytest.raises(DefinitionError) as exc:
+        parse_definition("version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n     on-success: t2\n")
+    assert exc.value.message.startswith("Definition could not be parsed: line 6, column 6")
+
+
+def test_every_graph_error_is_reported_with_its_path():
+    errs = errors_of("""
+version: '2.0'
+wf:
+  tasks:
+    t1:
+      action: std.noop
+      on-success: [t3]
+      on-error:
+        - t2: <% $.x + %>
+    t2:
+      action: std.nope
+      join: 5
+""")
+    assert ("wf.tasks.t1.on-success[0]", "unknown task 't3'") in errs
+    assert ("wf.tasks.t1.on-error[0]", "Parse error: unexpected end of statement") in errs
+    assert ("wf.tasks.t2.action", "unknown action 'std.nope'") in errs
+    assert ("wf.tasks.t2.join", "join: 5 but only 1 task(s) lead to 't2'") in errs
+
+
+def test_schema_errors_name_the_key():
+    errs = errors_of("""
+version: '2.0'
+wf:
+  tasks:
+    t1:
+      action: std.noop
+      on-sucess: [t2]
+      join: sometimes
+""")
+    assert ("wf.tasks.t1.on-sucess", "unknown keyword") in errs
+    assert any(p == "wf.tasks.t1.join" for p, _ in errs)
+
+
+def test_no_start_task_and_missing_version():
+    errs = errors_of("wf:\n  tasks:\n    a: {on-success: [b]}\n    b: {on-success: [a]}\n")
+    assert ("version", "must be '2.0', got None") in errs
+    assert ("wf.tasks", "no start task: every task is the target of a transition") in errs
+
+
+def test_unknown_and_missing_action_parameters():
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.echo outptu=1\n")
+    assert ("wf.tasks.t.input", "std.echo: unexpected parameter 'outptu'") in errs
+    assert ("wf.tasks.t.input", "std.echo: missing required parameter 'output'") in errs
+
+
+def test_unsupported_mistral_keywords_are_refused_not_ignored():
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      retry: {count: 3, delay: 1}\n")
+    assert ("wf.tasks.t.retry", "not supported by Gust yet") in errs
+
+
+def test_jinja_syntax_errors_are_found():
+    errs = errors_of("version: '2.0'\nwf:\n  output: {a: '{{ _.x + }}'}\n  tasks:\n    t: {action: std.noop}\n")
+    assert errs[0][0] == "wf.output" and "Jinja syntax error" in errs[0][1]

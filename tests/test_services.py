@@ -1,0 +1,171 @@
+"""The service layer against a real database: one transaction per change,
+side effects only after commit, and bad input leaves nothing behind."""
+
+import logging
+
+import pytest
+
+from workflows import services
+from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
+from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+
+pytestmark = pytest.mark.django_db
+
+HELLO = """
+version: '2.0'
+hello:
+  input: [name]
+  output: {greeting: <% $.greeting %>, answer: <% $.answer %>}
+  tasks:
+    greet:
+      action: std.echo output=<% 'hi ' + $.name %>
+      publish: {greeting: <% task().result %>}
+      on-success: [both]
+    ask:
+      action: std.async_noop
+      publish: {answer: <% task().result %>}
+      on-success: [both]
+    both:
+      join: all
+      action: std.noop
+"""
+
+
+def running_action(execution, name="std.async_noop"):
+    return ActionExecution.objects.get(workflow_execution=execution, name=name, state="RUNNING")
+
+
+def test_an_invalid_definition_stores_nothing():
+    with pytest.raises(InvalidDefinition) as exc:
+        services.save_workflows("version: '2.0'\nok:\n  tasks:\n    t: {action: std.noop}\nbad:\n  tasks:\n    t: {on-success: [x]}\n")
+    assert exc.value.errors == [{"path": "bad.tasks.t.on-success[0]", "message": "unknown task 'x'"}]
+    assert WorkflowDefinition.objects.count() == 0
+
+
+def test_creating_an_existing_name_is_a_conflict_and_update_replaces_it():
+    services.save_workflows(HELLO)
+    with pytest.raises(Conflict):
+        services.save_workflows(HELLO)
+    services.save_workflows(HELLO.replace("hi ", "hey "), update=True)
+    wf = WorkflowDefinition.objects.get(name="hello")
+    assert "hey " in wf.definition and wf.updated_at is not None
+
+
+def test_missing_input_creates_no_execution():
+    services.save_workflows(HELLO)
+    with pytest.raises(InvalidInput, match="missing required input 'name'"):
+        services.start_execution("hello", {})
+    with pytest.raises(NotFound):
+        services.start_execution("nope", {})
+    assert WorkflowExecution.objects.count() == 0
+
+
+def test_async_completion_drives_the_execution_to_success(caplog, django_capture_on_commit_callbacks):
+    services.save_workflows(HELLO)
+    caplog.set_level(logging.INFO, logger="gust.trace")
+    with django_capture_on_commit_callbacks(execute=True):
+        ex = services.start_execution("hello", {"name": "ann"})
+    assert ex.state == "RUNNING"
+    states = dict(TaskExecution.objects.filter(workflow_execution=ex).values_list("name", "state"))
+    assert states == {"greet": "SUCCESS", "ask": "RUNNING", "both": "WAITING"}
+    action = running_action(ex)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.complete_action(action.id, "SUCCESS", {"ok": True})
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS"
+    assert ex.output == {"greeting": "hi ann", "answer": {"ok": True}}
+    task = TaskExecution.objects.get(workflow_execution=ex, name="ask")
+    assert task.result == {"ok": True} and task.finished_at is not None
+    lines = [r.getMessage() for r in caplog.records if r.name == "gust.trace"]
+    assert lines[0] == f"[{ex.id}] The workflow event WORKFLOW_LAUNCHED for {ex.id} (workflow hello)"
+    assert any("TASK_SUCCEEDED" in line and task.id in line for line in lines)
+    assert lines[-1].startswith(f"[{ex.id}] The workflow event WORKFLOW_SUCCEEDED")
+
+
+def test_trace_lines_wait_for_commit(caplog, django_capture_on_commit_callbacks):
+    services.save_workflows(HELLO)
+    caplog.set_level(logging.INFO, logger="gust.trace")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.start_execution("hello", {"name": "x"})
+    assert callbacks and not [r for r in caplog.records if r.name == "gust.trace"]
+
+
+def test_a_second_completion_never_makes_a_second_transition(django_capture_on_commit_callbacks):
+    services.save_workflows(HELLO)
+    ex = services.start_execution("hello", {"name": "x"})
+    action = running_action(ex)
+    services.complete_action(action.id, "SUCCESS", {"v": 1})
+    again = services.complete_action(action.id, "SUCCESS", {"v": 1})
+    assert again.output == {"result": {"v": 1}}
+    with pytest.raises(Conflict) as exc:
+        services.complete_action(action.id, "ERROR", "late")
+    assert exc.value.state == "SUCCESS"
+    action.refresh_from_db()
+    assert action.state == "SUCCESS" and action.output == {"result": {"v": 1}}
+    assert TaskExecution.objects.filter(workflow_execution=ex, name="both").count() == 1
+
+
+def test_pause_resume_cancel_through_the_service():
+    services.save_workflows(HELLO)
+    ex = services.start_execution("hello", {"name": "x"})
+    assert services.change_execution_state(ex.id, "PAUSED").state == "PAUSED"
+    services.complete_action(running_action(ex).id, "SUCCESS", {})
+    assert TaskExecution.objects.get(workflow_execution=ex, name="both").state == "WAITING"
+    assert services.change_execution_state(ex.id, "RUNNING").state == "SUCCESS"
+    ex2 = services.start_execution("hello", {"name": "y"})
+    assert services.change_execution_state(ex2.id, "CANCELLED").state == "CANCELLED"
+    assert running_action_count(ex2) == 0
+    with pytest.raises(Conflict):
+        services.change_execution_state(ex2.id, "RUNNING")
+    with pytest.raises(InvalidInput):
+        services.change_execution_state(ex2.id, "SUCCESS")
+
+
+def running_action_count(ex):
+    return ActionExecution.objects.filter(workflow_execution=ex, state="RUNNING").count()
+
+
+def test_http_actions_run_in_the_worker_after_commit(outside_service, django_capture_on_commit_callbacks):
+    services.save_workflows(f"""
+version: '2.0'
+get:
+  output: {{status: <% $.status %>}}
+  tasks:
+    call:
+      action: std.http url={outside_service.url}/job method=POST
+      publish: {{status: <% task().result.status %>}}
+""")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ex = services.start_execution("get")
+    assert outside_service.requests == []  # nothing leaves before commit
+    for cb in callbacks:
+        cb()
+    ex.refresh_from_db()
+    assert outside_service.requests[0]["method"] == "POST"
+    assert ex.state == "SUCCESS" and ex.output == {"status": 200}
+
+
+def test_a_failing_http_call_fails_the_task(outside_service, django_capture_on_commit_callbacks):
+    services.save_workflows(f"version: '2.0'\nbad:\n  tasks:\n    call:\n      action: std.http url={outside_service.url}/fail\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        ex = services.start_execution("bad")
+    ex.refresh_from_db()
+    assert ex.state == "ERROR"
+    task = TaskExecution.objects.get(workflow_execution=ex)
+    assert task.state == "ERROR" and "500" in task.state_info
+
+
+def test_mistral_http_sends_the_mistral_headers_and_waits(outside_service, django_capture_on_commit_callbacks):
+    services.save_workflows(f"version: '2.0'\ncb:\n  tasks:\n    job:\n      action: std.mistral_http url={outside_service.url}/start\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        ex = services.start_execution("cb")
+    action = running_action(ex, "std.mistral_http")
+    headers = outside_service.requests[0]["headers"]
+    assert headers["Mistral-Workflow-Name"] == "cb"
+    assert headers["Mistral-Workflow-Execution-Id"] == ex.id
+    assert headers["Mistral-Task-Id"] == action.task_execution_id
+    assert headers["Mistral-Action-Execution-Id"] == action.id
+    assert headers["Mistral-Callback-URL"].endswith(f"/v2/action_executions/{action.id}")
+    services.complete_action(action.id, "SUCCESS", {"done": 1})
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS"
