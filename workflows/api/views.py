@@ -172,10 +172,20 @@ class ExecutionDetail(APIView):
 # --- tasks -------------------------------------------------------------------
 
 
+# Task filters that live on the workflow execution row.
+TASK_EXECUTION_FILTERS = {
+    "workflow_execution_id": "workflow_execution_id",
+    "workflow_name": "workflow_execution__workflow_name",
+    "workflow_id": "workflow_execution__workflow_id",
+    "workflow_namespace": "workflow_execution__workflow_namespace",
+}
+
+
 def _tasks(qs: QuerySet, request):
+    # Tasks created in one step share created_at; seq keeps them in creation order.
     return paginate(request, qs.select_related("workflow_execution"), key="tasks", render=resources.task,
-                    filters=TASK_FIELDS | {"workflow_execution_id", "workflow_name"},
-                    sortable=TASK_FIELDS | {"seq"}, default_sort="created_at,seq")
+                    filters={**{f: f for f in TASK_FIELDS}, **TASK_EXECUTION_FILTERS},
+                    sortable=TASK_FIELDS | {"seq"}, default_sort="created_at", tiebreak=("seq",))
 
 
 class Tasks(APIView):
