@@ -1,3 +1,5 @@
+"""Dashboard routes (mounted at "/" by config.urls, namespace "dashboard")."""
+
 from django.urls import path
 
 from workflows import views
@@ -6,4 +8,10 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.execution_list, name="executions"),
+    path("executions/<str:execution_id>/", views.execution_detail, name="execution"),
+    path("executions/<str:execution_id>/state", views.execution_state, name="execution_state"),
+    path("workflows/", views.workflow_list, name="workflows"),
+    # Before <name>: "new" is the upload page, not a workflow called "new".
+    path("workflows/new/", views.workflow_new, name="workflow_new"),
+    path("workflows/<str:name>/", views.workflow_detail, name="workflow"),
 ]

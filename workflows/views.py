@@ -1,5 +1,280 @@
-from django.http import HttpResponse
+"""The web dashboard: server-rendered pages over executions and workflows.
+
+Views read rows directly but change nothing themselves: every write goes
+through ``workflows.services`` (the same functions the REST API uses), and
+the services' errors are shown to the user instead of becoming 500s.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import YamlLexer
+
+from workflows import graph, services
+from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
+from workflows.forms import ExecutionFilterForm, StartExecutionForm, UploadForm
+from workflows.lang.spec import build_workflow
+from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.states import TERMINAL, State
+
+PER_PAGE = 25
+RESULT_PREVIEW = 80  # characters of a result shown before <details> is opened
+JSON_LIMIT = 20_000  # a multi-megabyte result must not make the page unusable
+
+# --- presentation helpers -----------------------------------------------------
 
 
+def pretty_json(value, limit: int = JSON_LIMIT) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    if len(text) > limit:
+        return text[:limit] + f"\n… (truncated, {len(text)} characters in all)"
+    return text
+
+
+def json_preview(value) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= RESULT_PREVIEW else text[: RESULT_PREVIEW - 1] + "…"
+
+
+def format_duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return ""
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+def span(start: datetime | None, end: datetime | None, running: bool) -> str:
+    """Finished: end - start. Still running: time so far (shown with a '…')."""
+    if start is None:
+        return ""
+    if running:
+        return format_duration(timezone.now() - start) + " …"
+    return format_duration((end or start) - start)
+
+
+def clock(moment: datetime | None) -> str:
+    """Time of day with milliseconds: tasks of one run often differ by less than a second."""
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment else ""
+
+
+def execution_duration(ex: WorkflowExecution) -> str:
+    # updated_at is the last change, which for a finished execution is its end.
+    return span(ex.created_at, ex.updated_at, ex.state not in TERMINAL)
+
+
+# --- executions ---------------------------------------------------------------
+
+
+@require_GET
 def execution_list(request):
-    return HttpResponse("Gust")
+    form = ExecutionFilterForm(request.GET or None)
+    qs = WorkflowExecution.objects.only(
+        "id", "workflow_name", "state", "created_at", "updated_at", "description"
+    ).order_by("-created_at", "-id")
+    state = q = ""
+    if form.is_bound and form.is_valid():
+        state, q = form.cleaned_data["state"], form.cleaned_data["q"].strip()
+    if state:
+        qs = qs.filter(state=state)
+    if q:
+        qs = qs.filter(Q(id__icontains=q) | Q(workflow_name__icontains=q))
+    page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
+    for ex in page.object_list:
+        ex.duration = execution_duration(ex)
+    return render(
+        request,
+        "workflows/execution_list.html",
+        {"form": form, "page": page, "filtered": bool(state or q), "nav": "executions"},
+    )
+
+
+def _task_rows(execution: WorkflowExecution) -> list[dict]:
+    actions = Prefetch("action_executions", queryset=ActionExecution.objects.order_by("created_at", "id"))
+    rows = []
+    for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq").prefetch_related(actions):
+        running = t.finished_at is None and t.state not in TERMINAL
+        rows.append(
+            {
+                "task": t,
+                "duration": span(t.started_at, t.finished_at, running),
+                "started": clock(t.started_at),
+                "finished": clock(t.finished_at),
+                "published": pretty_json(t.published) if t.published else "",
+                "result": pretty_json(t.result) if t.result is not None else "",
+                "result_preview": json_preview(t.result) if t.result is not None else "",
+                "actions": [
+                    {
+                        "action": a,
+                        "input": pretty_json(a.input),
+                        "input_preview": json_preview(a.input),
+                        "output": pretty_json(a.output) if a.output is not None else "",
+                        "output_preview": json_preview(a.output),
+                    }
+                    for a in t.action_executions.all()
+                ],
+                "anchor": False,
+            }
+        )
+    # The graph links each node to the latest execution of its task.
+    latest = {row["task"].name: row for row in rows}
+    for row in latest.values():
+        row["anchor"] = True
+    return rows
+
+
+def _available_moves(state: str) -> list[tuple[str, str]]:
+    """(target state, button label) for the moves the engine accepts now."""
+    moves = []
+    if state == State.RUNNING:
+        moves.append((State.PAUSED.value, "Pause"))
+    if state == State.PAUSED:
+        moves.append((State.RUNNING.value, "Resume"))
+    if state not in TERMINAL:
+        moves.append((State.CANCELLED.value, "Cancel"))
+    return moves
+
+
+def _graph_for(name: str, raw_spec: dict):
+    """The layout, or None when a stored spec can not be built (never a 500)."""
+    try:
+        return graph.layout(build_workflow(name, raw_spec))
+    except Exception:  # noqa: BLE001 - a picture is optional; the page must still render
+        return None
+
+
+@require_GET
+def execution_detail(request, execution_id: str):
+    execution = WorkflowExecution.objects.filter(id=execution_id).first()
+    if execution is None:
+        raise Http404(f"No execution with id {execution_id}")
+    tasks = _task_rows(execution)
+    layout = _graph_for(execution.workflow_name, execution.spec)
+    if layout is not None:
+        latest = {row["task"].name: row["task"].state for row in tasks}  # ordered by seq: last one wins
+        layout = layout.with_states(latest)
+    context = {
+        "execution": execution,
+        "duration": execution_duration(execution),
+        "moves": _available_moves(execution.state),
+        "input": pretty_json(execution.input),
+        "output": pretty_json(execution.output),
+        "params": pretty_json(execution.params),
+        "tasks": tasks,
+        "layout": layout,
+        "workflow_exists": WorkflowDefinition.objects.filter(
+            name=execution.workflow_name, namespace=execution.workflow_namespace
+        ).exists(),
+        "nav": "executions",
+    }
+    return render(request, "workflows/execution_detail.html", context)
+
+
+@require_POST
+def execution_state(request, execution_id: str):
+    target = request.POST.get("state", "")
+    try:
+        services.change_execution_state(execution_id, target)
+    except NotFound:
+        raise Http404(f"No execution with id {execution_id}") from None
+    except (Conflict, InvalidInput) as exc:
+        messages.error(request, exc.message)
+    else:
+        verb = {"PAUSED": "paused", "RUNNING": "resumed", "CANCELLED": "cancelled"}[target]
+        messages.success(request, f"Execution {verb}.")
+    return redirect("dashboard:execution", execution_id=execution_id)
+
+
+# --- workflows ----------------------------------------------------------------
+
+
+@require_GET
+def workflow_list(request):
+    workflows = WorkflowDefinition.objects.order_by("namespace", "name")
+    return render(request, "workflows/workflow_list.html", {"workflows": workflows, "nav": "workflows"})
+
+
+def _find_workflow(request, name: str) -> WorkflowDefinition:
+    try:
+        return services.find_workflow(name, request.GET.get("namespace", ""))
+    except NotFound:
+        raise Http404(f"No workflow named {name}") from None
+
+
+@require_http_methods(["GET", "POST"])
+def workflow_detail(request, name: str):
+    wf = _find_workflow(request, name)
+    spec = build_workflow(wf.name, wf.spec)
+    form = StartExecutionForm(spec, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            execution = services.start_execution(
+                wf.name,
+                form.workflow_input(),
+                description=form.cleaned_data["description"],
+                namespace=wf.namespace,
+            )
+        except (InvalidInput, NotFound) as exc:
+            form.add_error(None, exc.message)
+            status = 400
+        else:
+            messages.success(request, f"Started execution {execution.id} ({execution.state}).")
+            return redirect("dashboard:execution", execution_id=execution.id)
+    elif request.method == "POST":
+        status = 400
+    context = {
+        "workflow": wf,
+        "spec": spec,
+        "highlighted": highlight(wf.definition, YamlLexer(), HtmlFormatter(cssclass="highlight")),
+        "layout": _graph_for(wf.name, wf.spec),
+        "recent": WorkflowExecution.objects.filter(workflow_name=wf.name, workflow_namespace=wf.namespace)
+        .only("id", "state", "created_at", "updated_at", "description")
+        .order_by("-created_at", "-id")[:10],
+        "form": form,
+        "nav": "workflows",
+    }
+    for ex in context["recent"]:
+        ex.duration = execution_duration(ex)
+    return render(request, "workflows/workflow_detail.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def workflow_new(request):
+    form = UploadForm(request.POST if request.method == "POST" else None)
+    errors: list[dict] = []
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                saved = services.save_workflows(form.cleaned_data["definition"], update=form.cleaned_data["update"])
+            except InvalidDefinition as exc:
+                errors = exc.errors
+            except (Conflict, InvalidInput) as exc:
+                form.add_error(None, exc.message)
+            else:
+                names = ", ".join(w.name for w in saved)
+                messages.success(request, f"Saved {len(saved)} workflow(s): {names}.")
+                return redirect("dashboard:workflow", name=saved[0].name)
+    return render(
+        request, "workflows/workflow_new.html", {"form": form, "errors": errors, "nav": "workflows"}, status=status
+    )
