@@ -106,7 +106,7 @@ SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0"}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {
-    "name": "gust",
+    "name": os.environ.get("GUST_QUEUE", "gust"),
     "workers": int(os.environ.get("GUST_WORKERS", "2")),
     "timeout": 300,
     "retry": 360,

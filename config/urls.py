@@ -2,12 +2,24 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from workflows import views as dashboard_views
 from workflows.api import views as api_views
+
+
+def root(request):
+    """``/`` is the dashboard for browsers and Mistral's versions document
+    for API clients that ask for JSON only."""
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return api_views.Versions.as_view()(request)
+    return dashboard_views.execution_list(request)
+
 
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("admin/", admin.site.urls),
     path("versions", api_views.Versions.as_view()),
+    path("", root),
     path("", include("workflows.urls")),
 ]

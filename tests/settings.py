@@ -5,3 +5,7 @@ import os
 os.environ.setdefault("GUST_SYNC_WORKER", "1")
 
 from config.settings import *  # noqa: E402,F401,F403
+
+# Static files are served from the app directories in tests (no collectstatic).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -211,7 +211,7 @@ class _Run:
         return max(found, key=lambda t: t.seq) if found else None
 
     def expr_ctx(self, current: TaskView | None) -> ExprContext:
-        def lookup(name):
+        def lookup(name=None):
             if name is None:
                 return current.view() if current else None
             t = self.latest(name)

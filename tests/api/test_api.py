@@ -162,8 +162,6 @@ def test_errors_of_every_workflow_in_a_file_are_reported(api):
     assert not WorkflowDefinition.objects.exists()
 
 
-@pytest.mark.xfail(reason="workflows/lang/spec.py skips the graph pass of a workflow that has schema errors",
-                   strict=False)
 def test_schema_and_graph_errors_of_one_workflow_together(api):
     text = "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n"
     status, body = api.post_yaml("/v2/workflows", text)
@@ -631,3 +629,10 @@ def test_action_list_and_get(api):
     assert by_name["std.echo"]["input"] == "output, delay=0"
     status, echo = api.get("/v2/actions/std.echo")
     assert status == 200 and echo == by_name["std.echo"]
+
+
+def test_root_answers_versions_to_json_clients_and_the_dashboard_to_browsers(client):
+    body = client.get("/", HTTP_ACCEPT="application/json").json()
+    assert body["versions"][0]["id"] == "v2.0"
+    page = client.get("/", HTTP_ACCEPT="text/html")
+    assert page["Content-Type"].startswith("text/html")

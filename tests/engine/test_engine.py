@@ -380,3 +380,20 @@ wf:
     h.send(engine.Resume())
     assert h.task("j").state == "SUCCESS"
     assert h.state == "SUCCESS"
+
+
+def test_jinja_task_without_a_name_is_the_current_task():
+    h = Harness("""
+version: '2.0'
+wf:
+  tasks:
+    t:
+      action: std.echo output=7
+      on-success:
+        - big: "{{ task().result > 5 }}"
+    big:
+      action: std.noop
+""")
+    h.start()
+    assert h.state == "SUCCESS"
+    assert h.task("big").state == "SUCCESS"

@@ -108,3 +108,8 @@ def test_unsupported_mistral_keywords_are_refused_not_ignored():
 def test_jinja_syntax_errors_are_found():
     errs = errors_of("version: '2.0'\nwf:\n  output: {a: '{{ _.x + }}'}\n  tasks:\n    t: {action: std.noop}\n")
     assert errs[0][0] == "wf.output" and "Jinja syntax error" in errs[0][1]
+
+
+def test_schema_errors_do_not_hide_the_graph_errors_of_the_same_workflow():
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n")
+    assert set(errs) == {("wf.tasks.t1.bogus", "unknown keyword"), ("wf.tasks.t1.on-success[0]", "unknown task 'nope'")}

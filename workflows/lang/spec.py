@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jsonschema
@@ -193,7 +194,7 @@ class WorkflowSpec:
     tags: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def inbound(self) -> dict[str, list[str]]:
         """Task name -> names of the tasks with a transition to it."""
         result: dict[str, list[str]] = {n: [] for n in self.tasks}
@@ -203,7 +204,7 @@ class WorkflowSpec:
                     result[tr.target].append(t.name)
         return result
 
-    @property
+    @cached_property
     def start_tasks(self) -> list[str]:
         inbound = self.inbound
         return [n for n in self.tasks if not inbound[n]]
@@ -349,6 +350,34 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     return errors
 
 
+def _without_schema_errors(name: str, raw: Any, schema_errors) -> dict | None:
+    """A copy of ``raw`` without the task keys that failed the schema, so the
+    graph pass can still report its own errors in the same answer; None when
+    the workflow's shape is too broken for a graph pass."""
+    if not schema_errors:
+        return raw
+    if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), dict) or not raw["tasks"]:
+        return None
+    if not all(isinstance(t, dict) for t in raw["tasks"].values()):
+        return None
+    prefix = f"{name}.tasks."
+    clean = {k: v for k, v in raw.items() if k != "tasks"}
+    clean["tasks"] = {t: dict(body) for t, body in raw["tasks"].items()}
+    for path, _ in schema_errors:
+        if not path.startswith(prefix):
+            if path != f"{name}.input" and not path.startswith(f"{name}.input["):
+                return None  # a workflow-level shape error: report it alone
+            clean.pop("input", None)
+            continue
+        task, _, key = path[len(prefix):].partition(".")
+        key = key.split("[")[0].split(".")[0]
+        if task in clean["tasks"] and key:
+            clean["tasks"][task].pop(key, None)
+        elif task in clean["tasks"]:
+            return None
+    return clean
+
+
 # --- files -------------------------------------------------------------------
 
 
@@ -393,8 +422,9 @@ def parse_definition(text: str) -> dict[str, WorkflowSpec]:
             continue
         schema_errors = _schema_errors(name, raw)
         errors += schema_errors
-        if not schema_errors:
-            errors += _semantic_errors(name, raw)
+        checkable = _without_schema_errors(name, raw, schema_errors)
+        if checkable is not None:
+            errors += _semantic_errors(name, checkable)
     if errors:
         raise DefinitionError(errors)
     return {name: build_workflow(name, raw) for name, raw in workflows.items()}

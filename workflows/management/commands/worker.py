@@ -1,6 +1,7 @@
 """``manage.py worker``: the django-q2 cluster, after the migration check."""
 
 from django.core.management import call_command
+from django.db import connections
 from django.core.management.base import BaseCommand
 
 from workflows.startup import ensure_migrated
@@ -11,4 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         ensure_migrated("worker")
+        # The cluster forks its workers: a connection opened before the fork
+        # would be shared by every child and break ("server closed the connection").
+        connections.close_all()
         call_command("qcluster")
