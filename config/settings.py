@@ -73,6 +73,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 _default_sqlite = f"sqlite:///{VAR_DIR / 'gust.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_sqlite), conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # the directory only; tables come from `migrate`
     # IMMEDIATE transactions + a busy timeout: two writers queue instead of
     # failing with "database is locked" (measured, see DESIGN.md section 6).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
