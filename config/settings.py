@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_q",
     "workflows",
     "tracker",
+    "approvals",
 ]
 
 MIDDLEWARE = [
@@ -130,7 +131,12 @@ GUST = {
     # Base URL that std.mistral_http sends as Mistral-Callback-URL.
     "PUBLIC_URL": os.environ.get("GUST_PUBLIC_URL", "http://127.0.0.1:8000"),
 }
-TRACKER = {"QUERY_INTERVAL": 5.0, "THREAD_POOL_SIZE": 10}
+# The results tracker (seed 001's query_interval and thread_pool_size), read at
+# call time through tracker.conf so override_settings works.
+TRACKER = {
+    "QUERY_INTERVAL": float(os.environ.get("GUST_QUERY_INTERVAL", "5.0")),
+    "THREAD_POOL_SIZE": int(os.environ.get("GUST_THREAD_POOL_SIZE", "10")),
+}
 
 LOGGING = {
     "version": 1,

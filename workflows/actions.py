@@ -92,6 +92,31 @@ _HTTP_PARAMS = (
     ("verify", None),
 )
 
+# How an async action's result comes back: "callback" (the outside system calls
+# the API), "poll" (the results tracker queries status_url), or "hybrid"
+# (callback, with polling after `grace` seconds).
+_TRACKING_PARAMS = (
+    ("tracking", "callback"),
+    ("status_url", None),
+    ("query_interval", None),
+    ("grace", None),
+)
+TRACKING_MODES = ("callback", "poll", "hybrid")
+
+_APPROVAL_PARAMS = (
+    ("title", REQUIRED),
+    ("description", ""),
+    ("form", None),
+    ("assignees", None),
+    ("groups", None),
+    ("quorum", 1),
+    ("reject_on_first", True),
+    ("expires_in", None),
+    ("on_expiry", "reject"),
+    ("escalate_to", None),
+    ("remind_every", None),
+)
+
 BUILTIN: dict[str, ActionDef] = {
     a.name: a
     for a in (
@@ -126,11 +151,28 @@ BUILTIN: dict[str, ActionDef] = {
         ActionDef(
             "std.mistral_http",
             "async",
-            _HTTP_PARAMS,
+            _HTTP_PARAMS + _TRACKING_PARAMS,
             "Sends an HTTP request with the Mistral-* headers and waits for the "
             "receiver to complete the action through the API.",
             impl="workflows.action_impl.mistral_http",
             dispatch=True,
+        ),
+        ActionDef(
+            "gust.http_job",
+            "async",
+            _HTTP_PARAMS + _TRACKING_PARAMS,
+            "Starts a job with an HTTP request (default POST) carrying the Mistral-* and "
+            "Gust-Callback-URL headers; the result arrives by callback, by polling "
+            "'status_url' (or the status_url the job's response names), or both.",
+            impl="workflows.action_impl.http_job",
+            dispatch=True,
+        ),
+        ActionDef(
+            "gust.approval",
+            "async",
+            _APPROVAL_PARAMS,
+            "Asks people to approve or reject in the browser; the result is "
+            "{approved, data, responses}.",
         ),
         ActionDef(
             "std.sleep",

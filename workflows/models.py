@@ -102,6 +102,13 @@ class ActionExecution(models.Model):
     accepted = models.BooleanField(default=False)
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(
+        default=1, help_text="Raised each time the action is sent again; older callback URLs then answer 410."
+    )
+    deadline = models.DateTimeField(null=True, blank=True, help_text="Extended by callback heartbeats.")
+    runtime_context = models.JSONField(
+        default=dict, blank=True, help_text="What the worker learnt when starting it (e.g. a status URL)."
+    )
     description = models.TextField(default="", blank=True)
     project_id = models.CharField(max_length=80, default="<default-project>")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows import engine, trace
+from workflows import engine, signals, trace
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
@@ -197,6 +198,32 @@ def _complete_adhoc(action_id: str, state: str, output) -> ActionExecution:
     action.output = {"result": output}
     action.accepted = True
     action.save()
+    signals.action_finished.send(sender=ActionExecution, action=action)
+    return action
+
+
+def record_action_info(action_id: str, info: dict) -> None:
+    """Merge what a worker learnt when starting an async action (a job id, a
+    status URL) into its ``runtime_context``; ignored once it has finished."""
+    with transaction.atomic():
+        action = ActionExecution.objects.select_for_update().filter(id=action_id).first()
+        if action is None or action.state != State.RUNNING:
+            return
+        action.runtime_context = {**action.runtime_context, **info}
+        action.save(update_fields=["runtime_context", "updated_at"])
+
+
+def extend_deadline(action_id: str, seconds: float) -> ActionExecution:
+    """A heartbeat: the action is still being worked on. Raises NotFound, or
+    Conflict when it is no longer RUNNING."""
+    with transaction.atomic():
+        action = ActionExecution.objects.select_for_update().filter(id=action_id).first()
+        if action is None:
+            raise NotFound("ActionExecution", action_id)
+        if action.state != State.RUNNING:
+            raise Conflict(f"Action execution {action_id} is already {action.state}", action.state)
+        action.deadline = timezone.now() + timedelta(seconds=seconds)
+        action.save(update_fields=["deadline", "updated_at"])
     return action
 
 
@@ -345,6 +372,9 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
         for task, a in decision.new_actions
     ]
     ActionExecution.objects.bulk_create(new_actions)
+    for row in new_actions:
+        if not row.is_sync and row.state == State.RUNNING:
+            signals.async_action_started.send(sender=ActionExecution, action=row)
     changed_actions = []
     for view in decision.changed_actions.values():
         row = action_rows[view.id]
@@ -354,6 +384,9 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
         changed_actions.append(row)
     if changed_actions:
         ActionExecution.objects.bulk_update(changed_actions, _ACTION_FIELDS)
+    for row in new_actions + changed_actions:
+        if row.state in TERMINAL:
+            signals.action_finished.send(sender=ActionExecution, action=row)
 
     final = decision.snapshot
     execution.state, execution.state_info = final.state, final.state_info
@@ -362,6 +395,9 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
 
     name = execution.workflow_name
     events = decision.trace
+    signals.execution_events.send(
+        sender=WorkflowExecution, execution_id=execution.id, workflow_name=name, events=events
+    )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
         from workflows import dispatch  # the worker module imports services

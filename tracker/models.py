@@ -1,0 +1,101 @@
+"""Async completion state: tracked actions, early callbacks, tracker
+processes, and the webhook notifier's subscriptions and delivery log."""
+
+from django.db import models
+
+from workflows.models import ActionExecution
+
+
+class TrackedAction(models.Model):
+    """One async action the results tracker polls. The work list lives here,
+    never only in memory, so any tracker process can pick it up after a restart."""
+
+    MODES = [("poll", "poll"), ("hybrid", "hybrid")]
+
+    action = models.OneToOneField(ActionExecution, on_delete=models.CASCADE, related_name="tracking")
+    mode = models.CharField(max_length=10, choices=MODES, default="poll")
+    query_interval = models.FloatField(null=True, blank=True, help_text="Seconds; empty = TRACKER['QUERY_INTERVAL'].")
+    next_query_at = models.DateTimeField(db_index=True)
+    claimed_by = models.CharField(max_length=100, null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    queries = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Consecutive query errors (drives the backoff).")
+    last_error = models.TextField(null=True, blank=True)
+    last_query_at = models.DateTimeField(null=True, blank=True)
+    added_by = models.CharField(max_length=100, default="engine", help_text="engine, track_result, operator")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["next_query_at"]
+
+    def __str__(self):
+        return f"{self.mode} {self.action_id}"
+
+
+class CallbackInbox(models.Model):
+    """A signed callback that could not be applied when it arrived (its action
+    was not visible yet, or it lost a race); applied exactly once later."""
+
+    action_id = models.CharField(max_length=36, db_index=True)
+    attempt = models.PositiveIntegerField()
+    state = models.CharField(max_length=20)
+    output = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    outcome = models.TextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at"]
+
+
+class TrackerProcess(models.Model):
+    """Heartbeat and counters of one running tracker, for stats and for
+    knowing whether any tracker is alive."""
+
+    name = models.CharField(max_length=100, unique=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    query_interval = models.FloatField()
+    thread_pool_size = models.PositiveIntegerField()
+    queries = models.PositiveBigIntegerField(default=0)
+    completions = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Webhook(models.Model):
+    """Where the notifier sends trace events. ``events`` empty = all."""
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, blank=True, help_text='e.g. ["WORKFLOW_SUCCEEDED", "TASK_FAILED"]')
+    secret = models.CharField(max_length=200, blank=True, default="", help_text="Signs the body (HMAC-SHA256).")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """The delivery log: one row per (webhook, event), written in the same
+    transaction as the change, retried until delivered or given up."""
+
+    STATES = [("PENDING", "PENDING"), ("DELIVERED", "DELIVERED"), ("FAILED", "FAILED")]
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40, db_index=True)
+    execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=STATES, default="PENDING", db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
