@@ -169,3 +169,33 @@ def test_mistral_http_sends_the_mistral_headers_and_waits(outside_service, djang
     services.complete_action(action.id, "SUCCESS", {"done": 1})
     ex.refresh_from_db()
     assert ex.state == "SUCCESS"
+
+
+def test_rerun_and_skip_failed_tasks_through_the_service():
+    services.save_workflows("""
+version: '2.0'
+ops:
+  tasks:
+    ask:
+      action: std.async_noop
+      on-success: [done]
+    done:
+      action: std.noop
+""")
+    ex = services.start_execution("ops")
+    services.complete_action(running_action(ex).id, "ERROR", "no")
+    ex.refresh_from_db()
+    assert ex.state == "ERROR"
+    task = TaskExecution.objects.get(workflow_execution=ex, name="ask")
+    assert task.finished_at is not None
+    rerun = services.rerun_task(task.id)
+    assert rerun.state == "RUNNING" and rerun.finished_at is None
+    assert ActionExecution.objects.filter(task_execution=task).count() == 2
+    with pytest.raises(Conflict):
+        services.skip_task(task.id)  # it is RUNNING again, not in ERROR
+    services.complete_action(running_action(ex).id, "ERROR", "still no")
+    assert services.skip_task(task.id).state == "SKIPPED"
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS"
+    with pytest.raises(NotFound):
+        services.rerun_task("nope")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from workflows import actions
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec
-from workflows.states import ACTIVE, TERMINAL, State
+from workflows.states import ACTIVE, OPERATOR_TRANSITIONS, TERMINAL, State
 
 # --- snapshot ----------------------------------------------------------------
 
@@ -109,7 +109,22 @@ class Cancel:
     pass
 
 
-Event = Start | ActionCompleted | Pause | Resume | Cancel
+@dataclass(frozen=True)
+class RerunTask:
+    """An operator runs a failed task again (a new action execution)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class SkipTask:
+    """An operator skips a failed task: it ends SKIPPED and its on-success
+    and on-complete transitions are followed."""
+
+    task_id: str
+
+
+Event = Start | ActionCompleted | Pause | Resume | Cancel | RerunTask | SkipTask
 
 
 class Conflict(Exception):
@@ -148,6 +163,7 @@ _TASK_EVENT = {
     State.SUCCESS: "TASK_SUCCEEDED",
     State.ERROR: "TASK_FAILED",
     State.CANCELLED: "TASK_CANCELLED",
+    State.SKIPPED: "TASK_SKIPPED",
 }
 _WF_EVENT = {
     State.SUCCESS: "WORKFLOW_SUCCEEDED",
@@ -328,7 +344,7 @@ class _Run:
         self.follow_transitions(task, tspec)
 
     def follow_transitions(self, task: TaskView, tspec: TaskSpec) -> None:
-        succeeded = task.state == State.SUCCESS
+        succeeded = task.state in (State.SUCCESS, State.SKIPPED)
         primary = tspec.on_success if succeeded else tspec.on_error
         ctx = self.expr_ctx(task)
         fired_primary = False
@@ -470,11 +486,37 @@ class _Run:
             # Tasks scheduled while paused: IDLE ones, and joins whose arrivals suffice.
             self.ready = [t for t in sorted(snap.tasks, key=lambda t: t.seq) if self.startable(t)]
             self.run()
+        elif isinstance(event, (RerunTask, SkipTask)):
+            self.operator_fix(event)
         elif isinstance(event, Cancel):
             if snap.state in TERMINAL:
                 raise Conflict(f"Execution {snap.id} is already {snap.state}", snap.state)
             self.cancel_active("Workflow was cancelled")
             self.set_wf_state(State.CANCELLED)
+
+    def operator_fix(self, event: RerunTask | SkipTask) -> None:
+        task = next((t for t in self.snap.tasks if t.id == event.task_id), None)
+        if task is None:
+            raise KeyError(event.task_id)
+        done = "rerun" if isinstance(event, RerunTask) else "skipped"
+        if State(task.state) not in OPERATOR_TRANSITIONS:
+            raise Conflict(f"Only a task in ERROR can be {done}; {task.name} is {task.state}", task.state)
+        if self.snap.state not in (State.RUNNING, State.ERROR, State.PAUSED):
+            raise Conflict(f"Execution {self.snap.id} is {self.snap.state}", self.snap.state)
+        if self.snap.state == State.ERROR:
+            self.set_wf_state(State.RUNNING)
+            self.trace("WORKFLOW_RERUN")
+        task.runtime_context.pop("error_handled", None)
+        task.finished = False
+        if isinstance(event, RerunTask):
+            self.trace("TASK_RERUN", task)
+            self.ready.append(task)
+        else:
+            task.result = None
+            self.set_task_state(task, State.SKIPPED, "Skipped by an operator")
+            self.follow_transitions(task, self.spec.tasks[task.name])
+        if self.snap.state == State.RUNNING:
+            self.run()
 
     def find_action(self, action_id: str) -> tuple[TaskView, ActionView]:
         for task in self.snap.tasks:

@@ -241,6 +241,26 @@ def change_execution_state(execution_id: str, state: str) -> WorkflowExecution:
     return execution
 
 
+def rerun_task(task_id: str) -> TaskExecution:
+    """Run a failed task again (operator action). Raises NotFound, or Conflict
+    when the task is not in ERROR; a failed workflow returns to RUNNING."""
+    return _operator_fix(task_id, engine.RerunTask(task_id))
+
+
+def skip_task(task_id: str) -> TaskExecution:
+    """Mark a failed task SKIPPED and follow its on-success transitions."""
+    return _operator_fix(task_id, engine.SkipTask(task_id))
+
+
+def _operator_fix(task_id: str, event) -> TaskExecution:
+    with transaction.atomic():
+        task = TaskExecution.objects.filter(id=task_id).only("workflow_execution_id").first()
+        if task is None:
+            raise NotFound("TaskExecution", task_id)
+        _apply(_lock_execution(task.workflow_execution_id), event)
+    return TaskExecution.objects.get(id=task_id)
+
+
 def update_execution_fields(execution_id: str, description: str | None = None) -> WorkflowExecution:
     with transaction.atomic():
         execution = _lock_execution(execution_id)
@@ -330,7 +350,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
     except engine.Conflict as exc:
         raise Conflict(str(exc), exc.state) from exc
     except KeyError as exc:
-        raise NotFound("ActionExecution", str(exc.args[0])) from exc
+        raise NotFound("Execution item", str(exc.args[0])) from exc
     now = timezone.now()
 
     def stamp(row, view):
@@ -338,6 +358,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
             row.started_at = now
         if view.finished and row.finished_at is None:
             row.finished_at = now
+        elif not view.finished:
+            row.finished_at = None  # a rerun task is running again
 
     new_rows = []
     for view in decision.new_tasks:

@@ -18,9 +18,10 @@ class State(StrEnum):
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"
     CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"  # a failed task an operator chose to skip
 
 
-TERMINAL = frozenset({State.SUCCESS, State.ERROR, State.CANCELLED})
+TERMINAL = frozenset({State.SUCCESS, State.ERROR, State.CANCELLED, State.SKIPPED})
 ACTIVE = frozenset({State.IDLE, State.WAITING, State.RUNNING, State.RUNNING_DELAYED})
 
 # from-state -> states it may move to. Anything else is a bug or a conflict.
@@ -35,6 +36,13 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SUCCESS: frozenset(),
     State.ERROR: frozenset(),
     State.CANCELLED: frozenset(),
+    State.SKIPPED: frozenset(),
+}
+
+# Terminal states have no automatic way out; only an operator's rerun or skip
+# of a failed task moves out of ERROR (and brings its workflow back to RUNNING).
+OPERATOR_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.ERROR: frozenset({State.RUNNING, State.SKIPPED}),
 }
 
 assert all(not TRANSITIONS[s] for s in TERMINAL), "terminal states have no way out"

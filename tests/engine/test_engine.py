@@ -397,3 +397,55 @@ wf:
     h.start()
     assert h.state == "SUCCESS"
     assert h.task("big").state == "SUCCESS"
+
+
+def test_an_operator_reruns_a_failed_task_and_the_workflow_goes_on():
+    h = Harness("""
+version: '2.0'
+wf:
+  tasks:
+    flaky:
+      action: std.async_noop
+      on-success: [after]
+    after:
+      action: std.noop
+""")
+    h.start()
+    h.complete("flaky", "boom", state="ERROR")
+    assert h.state == "ERROR"
+    failed = h.task("flaky")
+    h.send(engine.RerunTask(failed.id))
+    assert h.state == "RUNNING"
+    assert h.task("flaky").state == "RUNNING" and len(h.task("flaky").actions) == 2
+    h.complete("flaky", {"ok": 1})
+    assert h.state == "SUCCESS"
+    assert h.task("after").state == "SUCCESS"
+    assert ("TASK_RERUN", "flaky") in h.trace() and ("WORKFLOW_RERUN", None) in h.trace()
+
+
+def test_an_operator_skips_a_failed_task_and_its_on_success_path_runs():
+    h = Harness("""
+version: '2.0'
+wf:
+  tasks:
+    bad:
+      action: std.fail
+      on-success: [after]
+    after:
+      action: std.noop
+""")
+    h.start()
+    assert h.state == "ERROR"
+    h.send(engine.SkipTask(h.task("bad").id))
+    assert h.task("bad").state == "SKIPPED"
+    assert h.task("after").state == "SUCCESS"
+    assert h.state == "SUCCESS"
+
+
+def test_only_failed_tasks_can_be_rerun_or_skipped():
+    h = Harness("version: '2.0'\nwf:\n  tasks:\n    t: {action: std.noop}\n")
+    h.start()
+    for event in (engine.RerunTask(h.task("t").id), engine.SkipTask(h.task("t").id)):
+        with pytest.raises(engine.Conflict) as err:
+            h.send(event)
+        assert err.value.state == "SUCCESS"
