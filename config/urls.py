@@ -18,6 +18,7 @@ def root(request):
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),
     path("versions", api_views.Versions.as_view()),
     path("", root),

@@ -11,7 +11,9 @@ import time
 import requests
 from django.conf import settings
 
+from workflows import services
 from workflows.actions import ActionFailed
+from workflows.callbacks import callback_url
 
 
 def _request(inp: dict, extra_headers: dict | None = None) -> dict:
@@ -49,20 +51,35 @@ def http(inp: dict, action) -> dict:
     return _request(inp)
 
 
-def mistral_http(inp: dict, action) -> None:
-    """Send the request with Mistral's headers; the receiver completes the
-    action later with PUT /v2/action_executions/<id>. Returns nothing: the
-    action stays RUNNING."""
+def _async_headers(action) -> dict:
+    """Mistral's five headers, plus Gust's signed per-attempt callback URL."""
     task = action.task_execution
     base = settings.GUST["PUBLIC_URL"].rstrip("/")
-    headers = {
+    return {
         "Mistral-Workflow-Name": action.workflow_name or "",
         "Mistral-Workflow-Execution-Id": action.workflow_execution_id or "",
         "Mistral-Task-Id": task.id if task else "",
         "Mistral-Action-Execution-Id": action.id,
         "Mistral-Callback-URL": f"{base}/v2/action_executions/{action.id}",
+        "Gust-Callback-URL": callback_url(action.id, action.attempt),
     }
-    _request(inp, headers)
+
+
+def mistral_http(inp: dict, action) -> None:
+    """Send the request with Mistral's headers; the receiver completes the
+    action later with PUT /v2/action_executions/<id> (or the signed
+    Gust-Callback-URL). Returns nothing: the action stays RUNNING."""
+    _request(inp, _async_headers(action))
+
+
+def http_job(inp: dict, action) -> None:
+    """Start a job (POST by default). When the job's JSON answer names a
+    ``status_url``, remember it so the results tracker can poll it."""
+    answer = _request(inp, _async_headers(action))
+    content = answer["content"] if isinstance(answer["content"], dict) else {}
+    info = {k: content[k] for k in ("status_url", "job_id") if k in content}
+    if info:
+        services.record_action_info(action.id, info)
 
 
 def sleep(inp: dict, action) -> None:

@@ -103,6 +103,9 @@ _TRACKING_PARAMS = (
 )
 TRACKING_MODES = ("callback", "poll", "hybrid")
 
+# gust.http_job starts a job, so it POSTs unless told otherwise.
+_JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS
+
 _APPROVAL_PARAMS = (
     ("title", REQUIRED),
     ("description", ""),
@@ -160,7 +163,7 @@ BUILTIN: dict[str, ActionDef] = {
         ActionDef(
             "gust.http_job",
             "async",
-            _HTTP_PARAMS + _TRACKING_PARAMS,
+            _JOB_PARAMS,
             "Starts a job with an HTTP request (default POST) carrying the Mistral-* and "
             "Gust-Callback-URL headers; the result arrives by callback, by polling "
             "'status_url' (or the status_url the job's response names), or both.",

@@ -1,35 +1,39 @@
 """``manage.py run_tracker``: the results tracker process.
 
-This is the process skeleton (start-up check, lifecycle, graceful stop);
-polling of outside systems arrives with the tracker issue. It already
-refuses to start on an unmigrated database and stops cleanly on SIGTERM.
+Polls due tracked actions every QUERY_INTERVAL with THREAD_POOL_SIZE
+threads, applies early callbacks, runs the periodic hooks, and stops
+gracefully on SIGTERM/SIGINT (in-flight queries finish, claims are released).
 """
 
 import logging
 import signal
 import threading
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from tracker.runner import Tracker
 from workflows.startup import ensure_migrated
 
 logger = logging.getLogger("gust.tracker")
 
 
 class Command(BaseCommand):
-    help = "Run the results tracker (skeleton: nothing is polled yet)."
+    help = "Run the results tracker (polls async actions declared with tracking: poll or hybrid)."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--query-interval", type=float, help="seconds between queries of one action")
+        parser.add_argument("--thread-pool-size", type=int, help="queries in flight at once")
+        parser.add_argument("--once", action="store_true", help="run one cycle and exit")
+
+    def handle(self, *args, query_interval=None, thread_pool_size=None, once=False, **options):
         ensure_migrated("tracker")
+        tracker = Tracker(query_interval=query_interval, thread_pool_size=thread_pool_size)
+        if once:
+            self.stdout.write(str(tracker.run_once()))
+            return
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        conf = settings.TRACKER
-        logger.info(
-            "tracker started (QUERY_INTERVAL=%s s, THREAD_POOL_SIZE=%s); no query functions are registered yet",
-            conf["QUERY_INTERVAL"], conf["THREAD_POOL_SIZE"],
-        )
-        while not stop.wait(conf["QUERY_INTERVAL"]):
-            pass
-        logger.info("tracker stopped")
+        tracker.start()
+        stop.wait()
+        tracker.stop()

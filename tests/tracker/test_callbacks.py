@@ -1,0 +1,175 @@
+"""Signed per-attempt callback URLs: every status code, and none changes state
+when it refuses. Early callbacks wait in the inbox and apply exactly once."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tracker import services as tracker_services
+from tracker.models import CallbackInbox
+from workflows import callbacks, services
+from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
+
+pytestmark = pytest.mark.django_db
+
+ASYNC_WF = """
+version: '2.0'
+job:
+  output: {got: <% $.got %>}
+  tasks:
+    wait:
+      action: std.async_noop
+      publish: {got: <% task().result %>}
+      on-success: [after]
+    after:
+      action: std.noop
+"""
+
+
+@pytest.fixture
+def running():
+    services.save_workflows(ASYNC_WF)
+    ex = services.start_execution("job")
+    action = ActionExecution.objects.get(workflow_execution=ex, state="RUNNING")
+    return ex, action
+
+
+def url_path(action):
+    return "/api/callbacks/" + callbacks.make_token(action.id, action.attempt)
+
+
+def put(client, path, state="SUCCESS", output=None):
+    return client.put(path, {"state": state, "output": output}, content_type="application/json")
+
+
+def test_mistral_http_sends_the_signed_url_beside_mistrals_header(outside_service, django_capture_on_commit_callbacks):
+    services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        ex = services.start_execution("m")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    headers = outside_service.requests[0]["headers"]
+    assert headers["Mistral-Callback-URL"].endswith(f"/v2/action_executions/{action.id}")
+    token = headers["Gust-Callback-URL"].rsplit("/api/callbacks/", 1)[1]
+    assert callbacks.read_token(token, 60) == (action.id, 1)
+
+
+def test_the_signed_url_completes_the_action_without_a_login(client, running):
+    ex, action = running
+    resp = put(client, url_path(action), output={"v": 1})
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["state"] == "SUCCESS"
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and ex.output == {"got": {"v": 1}}
+
+
+def test_same_result_again_is_200_and_a_different_one_is_409(client, running):
+    ex, action = running
+    path = url_path(action)
+    put(client, path, output={"v": 1})
+    again = put(client, path, output={"v": 1})
+    assert again.status_code == 200 and again.json()["output"] == '{"result": {"v": 1}}'
+    other = put(client, path, output={"v": 2})
+    assert other.status_code == 409 and other.json()["state"] == "SUCCESS"
+    action.refresh_from_db()
+    assert action.output == {"result": {"v": 1}}
+    assert TaskExecution.objects.filter(workflow_execution=ex, name="after").count() == 1
+
+
+def test_an_older_attempt_and_an_expired_url_are_gone(client, running, settings):
+    ex, action = running
+    old = url_path(action)
+    ActionExecution.objects.filter(id=action.id).update(attempt=2)  # the action was sent again
+    assert put(client, old).status_code == 410
+    settings.TRACKER = {**settings.TRACKER, "CALLBACK_TTL": -1}
+    action.refresh_from_db()
+    assert put(client, url_path(action)).status_code == 410
+    action.refresh_from_db()
+    assert action.state == "RUNNING"
+
+
+def test_a_forged_token_is_refused(client, running):
+    ex, action = running
+    token = callbacks.make_token(action.id, 1)
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    resp = put(client, "/api/callbacks/" + forged)
+    assert resp.status_code == 403 and "faultstring" in resp.json()
+    action.refresh_from_db()
+    assert action.state == "RUNNING"
+
+
+def test_a_bad_state_is_400(client, running):
+    ex, action = running
+    assert put(client, url_path(action), state="DONE").status_code == 400
+
+
+def test_a_heartbeat_extends_the_deadline(client, running):
+    ex, action = running
+    resp = client.post(url_path(action) + "/heartbeat")
+    assert resp.status_code == 200
+    action.refresh_from_db()
+    assert action.deadline > timezone.now() + timedelta(minutes=30)
+    put(client, url_path(action), output=1)
+    assert client.post(url_path(action) + "/heartbeat").status_code == 409
+
+
+def test_a_callback_while_paused_is_kept_and_the_workflow_goes_on_at_resume(client, running):
+    ex, action = running
+    services.change_execution_state(ex.id, "PAUSED")
+    assert put(client, url_path(action), output="late").status_code == 200
+    assert TaskExecution.objects.get(workflow_execution=ex, name="after").state == "IDLE"
+    ex = services.change_execution_state(ex.id, "RUNNING")
+    assert ex.state == "SUCCESS" and ex.output == {"got": "late"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_before_the_dispatch_commit_is_stored_and_applied_once(monkeypatch):
+    """The outside system answers while the transaction that created the
+    action is still open: the result waits in the inbox."""
+    services.save_workflows(ASYNC_WF)
+    created = {}
+    ready, release = threading.Event(), threading.Event()
+
+    def dispatching():
+        with transaction.atomic():
+            ex = services.start_execution("job")
+            created["ex"] = ex
+            created["action"] = ActionExecution.objects.get(workflow_execution=ex, state="RUNNING")
+            ready.set()
+            release.wait(30)
+        connection.close()
+
+    stored = threading.Event()
+    real_create = CallbackInbox.objects.create
+
+    def create_and_signal(**kwargs):
+        stored.set()  # the callback found no visible action; let the dispatcher commit
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(CallbackInbox.objects, "create", create_and_signal)
+    outcome = {}
+
+    def calling_back():
+        a = created["action"]
+        outcome["o"] = tracker_services.apply_callback(callbacks.make_token(a.id, 1), "SUCCESS", {"early": True})
+        connection.close()
+
+    t1 = threading.Thread(target=dispatching)
+    t1.start()
+    assert ready.wait(30)
+    t2 = threading.Thread(target=calling_back)
+    t2.start()
+    assert stored.wait(30)
+    release.set()
+    t1.join(30)
+    t2.join(30)
+    assert outcome["o"].status == 202
+    ex = created["ex"]
+    assert WorkflowExecution.objects.get(id=ex.id).state == "RUNNING"
+    assert tracker_services.process_inbox() == 1
+    assert tracker_services.process_inbox() == 0  # exactly once
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and ex.output == {"got": {"early": True}}
+    assert CallbackInbox.objects.get().outcome == "applied"

@@ -1,0 +1,253 @@
+"""The polling results tracker, driven one cycle at a time with a fake query
+function and a controlled clock."""
+
+import http.server
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from tracker import services as tracker_services
+from tracker.models import TrackedAction, TrackerProcess
+from tracker.queries import QueryResult, http_status
+from tracker.runner import Tracker
+from workflows import services
+from workflows.models import ActionExecution
+
+pytestmark = pytest.mark.django_db
+
+
+def polled_wf(mode="poll", extra="", url="http://127.0.0.1:9/never-called"):
+    return f"""
+version: '2.0'
+polled:
+  output: {{got: <% $.got %>}}
+  tasks:
+    job:
+      action: std.mistral_http
+      input:
+        url: {url}
+        tracking: {mode}
+        status_url: http://127.0.0.1:9/status
+        {extra}
+      publish: {{got: <% task().result %>}}
+"""
+
+
+class Clock:
+    def __init__(self):
+        self.now = timezone.now()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+class FakeQueries:
+    """Answers from a script per action; records every call."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def __call__(self, action_name):
+        def query(action):
+            self.calls.append(action.id)
+            answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return query
+
+
+def start(mode="poll", extra=""):
+    services.save_workflows(polled_wf(mode, extra), update=True)
+    ex = services.start_execution("polled")  # the worker job is not run: no outside call here
+    return ex, ActionExecution.objects.get(workflow_execution=ex)
+
+
+def test_a_poll_mode_action_is_tracked_from_the_start_and_completed_by_the_tracker(settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 2.0}
+    ex, action = start()
+    row = TrackedAction.objects.get(action=action)
+    assert row.mode == "poll"
+    clock = Clock()
+    fake = FakeQueries(QueryResult.running(), QueryResult(True, "SUCCESS", {"n": 7}))
+    tracker = Tracker(queries=fake, clock=clock, thread_pool_size=1)
+    assert tracker.run_once()["claimed"] == 0  # not due yet
+    clock.advance(2.1)
+    assert tracker.run_once() == {"claimed": 1, "completed": 0, "running": 1, "errors": 0}
+    row.refresh_from_db()
+    assert row.queries == 1 and row.claimed_by is None
+    assert row.next_query_at == clock.now + timedelta(seconds=2)
+    clock.advance(2.0)
+    assert tracker.run_once()["completed"] == 1
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and ex.output == {"got": {"n": 7}}
+    assert not TrackedAction.objects.exists()
+    assert fake.calls == [action.id, action.id]
+
+
+def test_callback_mode_actions_are_not_polled_and_hybrid_waits_for_its_grace(settings):
+    settings.TRACKER = {**settings.TRACKER, "HYBRID_GRACE": 30.0}
+    start("callback")
+    assert not TrackedAction.objects.exists()
+    before = timezone.now()
+    ex, action = start("hybrid")
+    row = TrackedAction.objects.get(action=action)
+    assert row.mode == "hybrid"
+    assert row.next_query_at >= before + timedelta(seconds=30)
+
+
+def test_a_callback_first_removes_the_tracking_row():
+    ex, action = start("hybrid")
+    services.complete_action(action.id, "SUCCESS", {"by": "callback"})
+    assert not TrackedAction.objects.exists()
+
+
+def test_query_errors_back_off_and_never_drop_the_item(settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 1.0, "MAX_BACKOFF": 5.0}
+    ex, action = start()
+    clock = Clock()
+    tracker = Tracker(queries=FakeQueries(RuntimeError("status service down")), clock=clock, thread_pool_size=1)
+    waits = []
+    for _ in range(4):
+        clock.advance(10)
+        assert tracker.run_once()["errors"] == 1
+        row = TrackedAction.objects.get(action=action)
+        waits.append((row.next_query_at - clock.now).total_seconds())
+    assert waits == [2.0, 4.0, 5.0, 5.0]
+    assert row.errors == 4 and "status service down" in row.last_error
+    action.refresh_from_db()
+    assert action.state == "RUNNING"
+
+
+def test_work_lives_in_the_database_and_a_new_tracker_picks_up_expired_claims(settings):
+    ex, action = start()
+    clock = Clock()
+    clock.advance(10)
+    crashed = Tracker(name="crashed", queries=FakeQueries(QueryResult.running()), clock=clock)
+    assert [r.action_id for r in crashed.claim(clock.now)] == [action.id]
+    fresh = Tracker(name="fresh", queries=FakeQueries(QueryResult(True, "SUCCESS", 1)), clock=clock)
+    assert fresh.claim(clock.now) == []  # still leased by the crashed one
+    clock.advance(settings.TRACKER.get("LEASE", 60) + 1)
+    assert fresh.run_once()["completed"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_trackers_never_claim_the_same_item(outside_service):
+    services.save_workflows(polled_wf(url=outside_service.url), update=True)
+    ids = {services.start_execution("polled").id for _ in range(30)}
+    assert TrackedAction.objects.count() == 30
+    later = timezone.now() + timedelta(seconds=60)
+    claimed = {}
+    barrier = threading.Barrier(2)
+
+    def claim(name):
+        barrier.wait()
+        claimed[name] = {r.id for r in Tracker(name=name).claim(later)}
+        connection.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert claimed["a"].isdisjoint(claimed["b"])
+    assert len(claimed["a"] | claimed["b"]) == 30 == len(ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stop_releases_claims_and_records_the_process(outside_service):
+    services.save_workflows(polled_wf(url=outside_service.url), update=True)
+    action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
+    tracker = Tracker(name="t1", queries=FakeQueries(QueryResult.running()))
+    tracker.start()
+    tracker.claim(timezone.now() + timedelta(seconds=60))
+    tracker.stop()
+    assert TrackedAction.objects.get(action=action).claimed_by is None
+    assert TrackerProcess.objects.get(name="t1").stopped_at is not None
+
+
+def test_track_result_starts_and_stops_tracking_by_hand():
+    services.save_workflows(polled_wf("callback"), update=True)
+    ex = services.start_execution("polled")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    out = call_command("track_result", action.id)
+    assert TrackedAction.objects.get(action=action).added_by == "track_result"
+    assert out is None
+    call_command("track_result", action.id, "--delete")
+    assert not TrackedAction.objects.exists()
+
+
+def test_track_result_explains_what_it_can_not_do(capsys):
+    services.save_workflows("version: '2.0'\na:\n  tasks:\n    w: {action: std.async_noop}\n")
+    ex = services.start_execution("a")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    with pytest.raises(CommandError, match="No query function for std.async_noop"):
+        call_command("track_result", action.id)
+    with pytest.raises(CommandError, match="ActionExecution not found"):
+        call_command("track_result", "nope")
+    services.complete_action(action.id, "SUCCESS", 1)
+    with pytest.raises(CommandError, match="is SUCCESS; there is nothing to track"):
+        call_command("track_result", action.id)
+    call_command("track_result", action.id, "--delete")
+    assert "was not tracked" in capsys.readouterr().out
+
+
+def test_stats_show_tracked_items_lag_and_errors(client, settings):
+    start()
+    TrackedAction.objects.update(next_query_at=timezone.now() - timedelta(seconds=5), errors=2)
+    body = client.get("/api/tracker/stats").json()
+    assert body["tracked"] == 1 and body["due"] == 1 and body["erroring"] == 1
+    assert body["lag_s"] >= 5
+    assert body["query_interval"] == settings.TRACKER["QUERY_INTERVAL"]
+
+
+class _Status(http.server.BaseHTTPRequestHandler):
+    answers = {}
+
+    def do_GET(self):
+        body = json.dumps(self.answers.get(self.path, {})).encode()
+        self.send_response(200 if self.path in self.answers else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def status_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Status.answers
+    server.shutdown()
+    _Status.answers.clear()
+
+
+def test_the_http_status_query_reads_state_and_output(status_server):
+    base, answers = status_server
+    answers["/running"] = {"state": "RUNNING"}
+    answers["/done"] = {"status": "done", "result": {"rows": 3}}
+    answers["/failed"] = {"state": "FAILED", "output": "disk full"}
+
+    class A:
+        name = "gust.http_job"
+        runtime_context = {}
+
+        def __init__(self, path):
+            self.input = {"status_url": base + path}
+
+    assert http_status(A("/running")) == QueryResult(False)
+    assert http_status(A("/done")) == QueryResult(True, "SUCCESS", {"rows": 3})
+    assert http_status(A("/failed")) == QueryResult(True, "ERROR", "disk full")
+    with pytest.raises(Exception, match="404"):
+        http_status(A("/missing"))

@@ -1,0 +1,55 @@
+"""``/api/``: signed callbacks and tracker figures (what Mistral's API lacks)."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tracker import services
+from workflows.api import resources
+from workflows.api.views import _output_arg
+from workflows.errors import InvalidInput
+
+
+class CallbackBody(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["SUCCESS", "ERROR"])
+    output = serializers.JSONField(required=False, allow_null=True)
+
+
+class Callback(APIView):
+    authentication_classes = []  # the signed token is the credential
+
+    @extend_schema(
+        request=CallbackBody,
+        responses={200: dict, 202: dict, 403: dict, 409: dict, 410: dict},
+        summary="Complete an async action through its signed per-attempt URL",
+    )
+    def put(self, request, token):
+        if not isinstance(request.data, dict) or "state" not in request.data:
+            raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
+        outcome = services.apply_callback(token, request.data["state"], _output_arg(request.data.get("output")))
+        if outcome.status == 202:
+            return Response({"stored": True, "detail": "the action is not visible yet; "
+                             "the result will be applied once"}, status=status.HTTP_202_ACCEPTED)
+        return Response(resources.action_execution(outcome.action))
+
+    post = put
+
+
+class Heartbeat(APIView):
+    authentication_classes = []
+
+    @extend_schema(request=None, responses={200: dict}, summary="Extend the action's deadline")
+    def post(self, request, token):
+        action = services.heartbeat(token)
+        return Response({"id": action.id, "state": action.state, "deadline": action.deadline})
+
+
+class Stats(APIView):
+    @extend_schema(
+        responses=inline_serializer("TrackerStats", {"tracked": serializers.IntegerField(),
+                                                     "lag_s": serializers.FloatField()}),
+        summary="Tracker figures: tracked items, query rate, lag behind schedule, errors",
+    )
+    def get(self, request):
+        return Response(services.stats())

@@ -1,0 +1,32 @@
+"""``settings.TRACKER`` with defaults, read at call time (override_settings works).
+
+QUERY_INTERVAL    seconds between two queries of one action (seed 001: 5)
+THREAD_POOL_SIZE  queries in flight at once per tracker process (seed 001: 10)
+HYBRID_GRACE      seconds a hybrid action waits for its callback before polling starts
+MAX_BACKOFF       longest wait after repeated query errors
+BATCH             items one tracker claims per cycle
+LEASE             seconds a claim holds before another tracker may take the item
+CALLBACK_TTL      seconds a signed callback URL stays valid
+HEARTBEAT_EXTENSION  seconds a heartbeat moves an action's deadline forward
+INBOX_GIVE_UP     seconds an early callback waits for its action to appear
+PERIODIC          dotted paths called once per cycle (e.g. approval expiry)
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    "QUERY_INTERVAL": 5.0,
+    "THREAD_POOL_SIZE": 10,
+    "HYBRID_GRACE": 30.0,
+    "MAX_BACKOFF": 300.0,
+    "BATCH": 500,
+    "LEASE": 60.0,
+    "CALLBACK_TTL": 7 * 24 * 3600.0,
+    "HEARTBEAT_EXTENSION": 3600.0,
+    "INBOX_GIVE_UP": 600.0,
+    "PERIODIC": [],
+}
+
+
+def get(name: str):
+    return {**DEFAULTS, **getattr(settings, "TRACKER", {})}[name]

@@ -1,0 +1,61 @@
+"""How the results tracker asks an outside system about an async action.
+
+A query function takes the ActionExecution row and returns a QueryResult;
+it raises on errors (the tracker backs off and retries, never drops the
+item). Register one per action class in ``QUERIES``; tests pass their own
+mapping to the Tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+
+_DONE = {"SUCCESS": "SUCCESS", "SUCCEEDED": "SUCCESS", "DONE": "SUCCESS", "COMPLETED": "SUCCESS",
+         "ERROR": "ERROR", "FAILED": "ERROR", "FAILURE": "ERROR"}
+
+
+class QueryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    done: bool
+    state: str | None = None  # SUCCESS or ERROR when done
+    output: Any = None
+
+    @classmethod
+    def running(cls) -> "QueryResult":
+        return cls(False)
+
+
+def http_status(action) -> QueryResult:
+    """GET the job's status URL. It answers JSON with ``state`` (or ``status``):
+    RUNNING/PENDING keep waiting; SUCCESS/DONE and ERROR/FAILED finish the
+    action with ``output`` (or ``result``)."""
+    url = action.input.get("status_url") or action.runtime_context.get("status_url")
+    if not url:
+        raise QueryError("no status_url: neither the action input nor the job's answer named one")
+    try:
+        resp = requests.get(url, timeout=10)
+        resp.raise_for_status()
+        body = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise QueryError(f"status query to {url} failed: {exc}") from exc
+    state = _DONE.get(str(body.get("state") or body.get("status") or "").upper())
+    if state is None:
+        return QueryResult.running()
+    return QueryResult(True, state, body.get("output", body.get("result")))
+
+
+QUERIES: dict[str, Callable] = {
+    "std.mistral_http": http_status,
+    "gust.http_job": http_status,
+}
+
+
+def query_for(action_name: str) -> Callable | None:
+    return QUERIES.get(action_name)

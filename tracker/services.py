@@ -1,0 +1,211 @@
+"""Async completion: signed callbacks, tracking rows, the early-callback inbox
+and tracker figures. Every result, from a callback or a poll, goes through
+``workflows.services.complete_action`` — the one door of the engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from tracker import conf
+from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
+from tracker.queries import query_for
+from workflows import callbacks
+from workflows import services as wf_services
+from workflows.actions import TRACKING_MODES
+from workflows.errors import Conflict, GustError, InvalidInput, NotFound
+from workflows.models import ActionExecution
+from workflows.states import State
+
+logger = logging.getLogger("gust.tracker")
+
+
+class Gone(GustError):
+    """An old attempt's or an expired callback token: 410, nothing changes."""
+
+    status = 410
+
+
+class Forbidden(GustError):
+    status = 403
+
+
+# --- tracking rows -----------------------------------------------------------
+
+
+def _first_query_at(mode: str, action: ActionExecution, now):
+    interval = action.input.get("query_interval") or conf.get("QUERY_INTERVAL")
+    if mode == "hybrid":
+        return now + timedelta(seconds=float(action.input.get("grace") or conf.get("HYBRID_GRACE")))
+    return now + timedelta(seconds=float(interval))
+
+
+def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_interval: float | None = None):
+    """Start (or re-arm) polling one RUNNING async action, e.g. from
+    ``manage.py track_result``. Raises NotFound, Conflict (not RUNNING) or
+    InvalidInput (no query function for its action class, bad mode)."""
+    if mode not in ("poll", "hybrid"):
+        raise InvalidInput(f"tracking mode must be poll or hybrid, not {mode!r}")
+    with transaction.atomic():
+        action = ActionExecution.objects.select_for_update().filter(id=action_id).first()
+        if action is None:
+            raise NotFound("ActionExecution", action_id)
+        if action.state != State.RUNNING:
+            raise Conflict(f"Action execution {action_id} is {action.state}; there is nothing to track", action.state)
+        if query_for(action.name) is None:
+            raise InvalidInput(
+                f"No query function for {action.name}: it can only be completed through the API "
+                f"(PUT /v2/action_executions/{action_id})"
+            )
+        now = timezone.now()
+        row, _ = TrackedAction.objects.update_or_create(
+            action=action,
+            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, added_by=added_by,
+                          errors=0, last_error=None, claimed_by=None, claimed_until=None),
+        )
+    return row
+
+
+def untrack(action_id: str) -> bool:
+    """Stop polling one action; True when it was tracked. The action itself
+    is untouched (it can still complete by callback)."""
+    deleted, _ = TrackedAction.objects.filter(action_id=action_id).delete()
+    return bool(deleted)
+
+
+def on_async_action_started(sender, action, **kwargs):
+    """Receiver: an async action declared ``tracking: poll|hybrid`` gets its row
+    in the same transaction that created it."""
+    mode = action.input.get("tracking") or "callback"
+    if mode not in TRACKING_MODES or mode == "callback" or query_for(action.name) is None:
+        return
+    TrackedAction.objects.create(
+        action_id=action.id,
+        mode=mode,
+        query_interval=action.input.get("query_interval"),
+        next_query_at=_first_query_at(mode, action, timezone.now()),
+    )
+
+
+def on_action_finished(sender, action, **kwargs):
+    """Receiver: a finished action needs no more queries, however it finished."""
+    TrackedAction.objects.filter(action_id=action.id).delete()
+
+
+# --- callbacks ---------------------------------------------------------------
+
+
+@dataclass
+class CallbackOutcome:
+    status: int  # 200 applied or repeated, 202 stored for later
+    action: ActionExecution | None = None
+
+
+def _read(token: str) -> tuple[str, int]:
+    try:
+        return callbacks.read_token(token, conf.get("CALLBACK_TTL"))
+    except callbacks.TokenExpired:
+        raise Gone("This callback URL has expired") from None
+    except callbacks.TokenForged:
+        raise Forbidden("Invalid callback token") from None
+
+
+def apply_callback(token: str, state: str, output) -> CallbackOutcome:
+    """Complete an action through its signed URL.
+
+    200 with the action when applied, or when the same result was already
+    stored; 202 when its action is not visible yet (the dispatching
+    transaction has not committed): the result waits in the inbox and is
+    applied exactly once. Raises Forbidden (403), Gone (410: expired, or an
+    older attempt), Conflict (409: a different result is stored),
+    InvalidInput (400). None of these changes anything.
+    """
+    if state not in (State.SUCCESS, State.ERROR):
+        raise InvalidInput(f"state must be SUCCESS or ERROR, not {state!r}")
+    action_id, attempt = _read(token)
+    current = ActionExecution.objects.filter(id=action_id).only("id", "attempt").first()
+    if current is None:
+        CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
+        logger.info("callback for %s arrived before its action is visible; stored", action_id)
+        return CallbackOutcome(202)
+    if attempt < current.attempt:
+        raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current.attempt}")
+    return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
+
+
+def heartbeat(token: str) -> ActionExecution:
+    """The outside system is still working: move the action's deadline on."""
+    action_id, attempt = _read(token)
+    current = ActionExecution.objects.filter(id=action_id).only("id", "attempt").first()
+    if current is None:
+        raise NotFound("ActionExecution", action_id)
+    if attempt < current.attempt:
+        raise Gone(f"This callback URL belongs to attempt {attempt}, not {current.attempt}")
+    return wf_services.extend_deadline(action_id, conf.get("HEARTBEAT_EXTENSION"))
+
+
+def process_inbox(now=None) -> int:
+    """Apply stored early callbacks whose action is now visible; give up on
+    those that waited longer than INBOX_GIVE_UP. Returns how many were handled."""
+    now = now or timezone.now()
+    handled = 0
+    for item_id in CallbackInbox.objects.filter(applied_at__isnull=True).values_list("id", flat=True)[:200]:
+        with transaction.atomic():
+            item = CallbackInbox.objects.select_for_update().filter(id=item_id, applied_at__isnull=True).first()
+            if item is None:
+                continue  # another tracker took it
+            action = ActionExecution.objects.filter(id=item.action_id).first()
+            if action is None:
+                if (now - item.received_at).total_seconds() < conf.get("INBOX_GIVE_UP"):
+                    continue
+                item.outcome = "given up: the action never appeared"
+            elif item.attempt < action.attempt:
+                item.outcome = f"ignored: attempt {item.attempt} is older than {action.attempt}"
+            else:
+                try:
+                    wf_services.complete_action(item.action_id, item.state, item.output)
+                    item.outcome = "applied"
+                except GustError as exc:
+                    item.outcome = f"refused: {exc.message}"
+            item.applied_at = now
+            item.save(update_fields=["applied_at", "outcome"])
+            handled += 1
+    return handled
+
+
+# --- figures -----------------------------------------------------------------
+
+
+def stats(now=None) -> dict:
+    now = now or timezone.now()
+    due = TrackedAction.objects.filter(next_query_at__lte=now)
+    oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
+    alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
+    processes = []
+    for p in TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after):
+        up = max((p.last_seen - p.started_at).total_seconds(), 1e-9)
+        processes.append({
+            "name": p.name, "started_at": p.started_at, "last_seen": p.last_seen,
+            "query_interval": p.query_interval, "thread_pool_size": p.thread_pool_size,
+            "queries": p.queries, "completions": p.completions, "errors": p.errors,
+            "queries_per_s": round(p.queries / up, 3),
+        })
+    return {
+        "tracked": TrackedAction.objects.count(),
+        "by_mode": {m: TrackedAction.objects.filter(mode=m).count() for m in ("poll", "hybrid")},
+        "due": due.count(),
+        "lag_s": round((now - oldest_due).total_seconds(), 3) if oldest_due else 0.0,
+        "erroring": TrackedAction.objects.filter(errors__gt=0).count(),
+        "inbox_pending": CallbackInbox.objects.filter(applied_at__isnull=True).count(),
+        "query_interval": conf.get("QUERY_INTERVAL"),
+        "thread_pool_size": conf.get("THREAD_POOL_SIZE"),
+        "queries_per_s": round(sum(p["queries_per_s"] for p in processes), 3),
+        "processes": processes,
+        "waiting_for_callback": ActionExecution.objects.filter(state=State.RUNNING, is_sync=False)
+        .filter(Q(tracking__isnull=True)).count(),
+    }
