@@ -10,6 +10,7 @@ CALLBACK_TTL      seconds a signed callback URL stays valid
 HEARTBEAT_EXTENSION  seconds a heartbeat moves an action's deadline forward
 INBOX_GIVE_UP     seconds an early callback waits for its action to appear
 PERIODIC          dotted paths called once per cycle (e.g. approval expiry)
+QUERIES           {action name: dotted path of a query function} overriding the built-ins
 """
 
 from django.conf import settings
@@ -25,6 +26,7 @@ DEFAULTS = {
     "HEARTBEAT_EXTENSION": 3600.0,
     "INBOX_GIVE_UP": 600.0,
     "PERIODIC": [],
+    "QUERIES": {},
 }
 
 

@@ -58,4 +58,13 @@ QUERIES: dict[str, Callable] = {
 
 
 def query_for(action_name: str) -> Callable | None:
-    return QUERIES.get(action_name)
+    """The query function for an action class: ``TRACKER["QUERIES"]`` (dotted
+    paths, e.g. a batch function for one outside system) wins over the
+    built-ins. A function with ``many = True`` takes a list of actions and
+    returns {action id: QueryResult or Exception}."""
+    from django.utils.module_loading import import_string
+
+    from tracker import conf
+
+    override = conf.get("QUERIES").get(action_name)
+    return import_string(override) if override else QUERIES.get(action_name)

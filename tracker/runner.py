@@ -77,18 +77,38 @@ class Tracker:
             )
         return list(TrackedAction.objects.filter(id__in=ids, claimed_by=self.name).select_related("action"))
 
-    def _query(self, item: TrackedAction):
-        try:
+    def _jobs(self, items: list[TrackedAction]) -> list[tuple[Callable | None, list[TrackedAction]]]:
+        """One job per item, except for query functions marked ``many``, which
+        answer a whole batch of their action class in one call."""
+        jobs, batches = [], {}
+        for item in items:
             fn = self.queries(item.action.name)
-            if fn is None:
-                raise LookupError(f"no query function for {item.action.name}")
-            return item, fn(item.action), None
-        except Exception as exc:  # any failure of an outside query is retried later
-            return item, None, exc
+            if fn is not None and getattr(fn, "many", False):
+                batches.setdefault(fn, []).append(item)
+            else:
+                jobs.append((fn, [item]))
+        return jobs + list(batches.items())
 
-    def _query_in_pool(self, item: TrackedAction):
+    @staticmethod
+    def _run_job(job) -> list[tuple[TrackedAction, QueryResult | None, Exception | None]]:
+        fn, items = job
         try:
-            return self._query(item)
+            if fn is None:
+                raise LookupError(f"no query function for {items[0].action.name}")
+            if getattr(fn, "many", False):
+                answers = fn([i.action for i in items])
+                out = []
+                for i in items:
+                    answer = answers.get(i.action_id, QueryResult.running())
+                    out.append((i, None, answer) if isinstance(answer, Exception) else (i, answer, None))
+                return out
+            return [(items[0], fn(items[0].action), None)]
+        except Exception as exc:  # any failure of an outside query is retried later
+            return [(i, None, exc) for i in items]
+
+    def _run_job_in_pool(self, job):
+        try:
+            return self._run_job(job)
         finally:
             connections.close_all()  # this pool thread's own connections, if the query used any
 
@@ -98,24 +118,41 @@ class Tracker:
         items = self.claim(now)
         counts = {"claimed": len(items), "completed": 0, "running": 0, "errors": 0}
         if items:
-            if self.pool_size > 1 and len(items) > 1:
+            jobs = self._jobs(items)
+            if self.pool_size > 1 and len(jobs) > 1:
                 pool = self._pool or ThreadPoolExecutor(self.pool_size, thread_name_prefix="gust-tracker")
-                results = list(pool.map(self._query_in_pool, items))
+                results = [r for rs in pool.map(self._run_job_in_pool, jobs) for r in rs]
                 if pool is not self._pool:
                     pool.shutdown()
             else:
-                results = [self._query(i) for i in items]
+                results = [r for job in jobs for r in self._run_job(job)]
+            still_running: dict[float, list[int]] = {}
             for item, result, error in results:
-                counts[self._settle(item, result, error)] += 1
+                if error is None and not result.done:
+                    interval = item.query_interval or self.query_interval
+                    still_running.setdefault(interval, []).append(item.id)
+                    counts["running"] += 1
+                else:
+                    counts[self._settle(item, result, error)] += 1
+            self._reschedule(still_running)
         self.counters["queries"] += counts["claimed"]
         self.counters["completions"] += counts["completed"]
         self.counters["errors"] += counts["errors"]
         self._run_periodic()
         return counts
 
+    def _reschedule(self, by_interval: dict[float, list[int]]) -> None:
+        """Items still running: one UPDATE per interval, not one per item."""
+        now = self.clock()
+        for interval, ids in by_interval.items():
+            TrackedAction.objects.filter(id__in=ids, claimed_by=self.name).update(
+                next_query_at=now + timedelta(seconds=interval), errors=0, claimed_by=None, claimed_until=None,
+                last_query_at=now, queries=F("queries") + 1,
+            )
+
     def _settle(self, item: TrackedAction, result: QueryResult | None, error: Exception | None) -> str:
         now = self.clock()
-        if error is None and result.done:
+        if error is None:
             try:
                 wf_services.complete_action(item.action_id, result.state, result.output)
             except GustError as exc:  # completed by a callback meanwhile: the first result won
@@ -123,19 +160,14 @@ class Tracker:
             TrackedAction.objects.filter(id=item.id).delete()
             return "completed"
         interval = item.query_interval or self.query_interval
-        update = dict(claimed_by=None, claimed_until=None, last_query_at=now, queries=F("queries") + 1)
-        if error is None:
-            update.update(next_query_at=now + timedelta(seconds=interval), errors=0)
-            outcome = "running"
-        else:
-            errors = item.errors + 1
-            backoff = min(interval * (2 ** errors), conf.get("MAX_BACKOFF"))
-            update.update(next_query_at=now + timedelta(seconds=backoff), errors=errors, last_error=str(error)[:2000])
-            logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s",
-                           item.action_id, errors, backoff, error)
-            outcome = "errors"
-        TrackedAction.objects.filter(id=item.id, claimed_by=self.name).update(**update)
-        return outcome
+        errors = item.errors + 1
+        backoff = min(interval * (2 ** errors), conf.get("MAX_BACKOFF"))
+        TrackedAction.objects.filter(id=item.id, claimed_by=self.name).update(
+            claimed_by=None, claimed_until=None, last_query_at=now, queries=F("queries") + 1,
+            next_query_at=now + timedelta(seconds=backoff), errors=errors, last_error=str(error)[:2000],
+        )
+        logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, errors, backoff, error)
+        return "errors"
 
     def _run_periodic(self) -> None:
         hooks = ["tracker.services.process_inbox", *conf.get("PERIODIC")]

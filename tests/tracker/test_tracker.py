@@ -251,3 +251,26 @@ def test_the_http_status_query_reads_state_and_output(status_server):
     assert http_status(A("/failed")) == QueryResult(True, "ERROR", "disk full")
     with pytest.raises(Exception, match="404"):
         http_status(A("/missing"))
+
+
+def batch_query(actions):
+    batch_query.calls.append(sorted(a.id for a in actions))
+    first = sorted(a.id for a in actions)[0]
+    return {first: QueryResult(True, "SUCCESS", "batched"), "unknown": QueryResult.running()}
+
+
+batch_query.many = True
+batch_query.calls = []
+
+
+def test_a_batch_query_function_answers_many_actions_in_one_call(settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERIES": {"std.mistral_http": "tests.tracker.test_tracker.batch_query"}}
+    batch_query.calls.clear()
+    actions = [start()[1] for _ in range(3)]
+    clock = Clock()
+    clock.advance(3600)
+    counts = Tracker(clock=clock, thread_pool_size=4).run_once()
+    assert counts == {"claimed": 3, "completed": 1, "running": 2, "errors": 0}
+    assert batch_query.calls == [sorted(a.id for a in actions)]
+    assert TrackedAction.objects.count() == 2
+    assert all(r.queries == 1 for r in TrackedAction.objects.all())
