@@ -130,6 +130,9 @@ if env_bool("GUST_SYNC_WORKER", False):
 GUST = {
     # Base URL that std.mistral_http sends as Mistral-Callback-URL.
     "PUBLIC_URL": os.environ.get("GUST_PUBLIC_URL", "http://127.0.0.1:8000"),
+    # A worker action with no result after this many seconds is failed by the
+    # tracker's sweep (a crashed worker, or a job lost between commit and enqueue).
+    "WORKER_ACTION_TIMEOUT": float(os.environ.get("GUST_WORKER_ACTION_TIMEOUT", "600")),
 }
 # The results tracker (seed 001's query_interval and thread_pool_size), read at
 # call time through tracker.conf so override_settings works.

@@ -199,3 +199,40 @@ ops:
     assert ex.state == "SUCCESS"
     with pytest.raises(NotFound):
         services.rerun_task("nope")
+
+
+def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.save_workflows("version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n")
+    with django_capture_on_commit_callbacks(execute=False):  # the enqueue never happens: a crash after commit
+        ex = services.start_execution("lost")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert action.state == "RUNNING" and action.deadline is not None
+    assert services.fail_overdue_actions() == 0  # not overdue yet
+    assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)) == 1
+    action.refresh_from_db()
+    ex.refresh_from_db()
+    assert action.state == "ERROR" and "without a worker result" in action.output["result"]
+    assert ex.state == "ERROR" and "Deadline passed" in ex.state_info
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)) == 0
+
+
+def test_an_async_action_handed_over_waits_without_deadline_until_heartbeats_stop(
+        outside_service, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        ex = services.start_execution("m")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert action.deadline is None  # handed to the outside system
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=30)) == 0
+    services.extend_deadline(action.id, 60)
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)) == 1
+    action.refresh_from_db()
+    assert "without a callback or heartbeat" in action.state_info

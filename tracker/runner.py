@@ -170,7 +170,7 @@ class Tracker:
         return "errors"
 
     def _run_periodic(self) -> None:
-        hooks = ["tracker.services.process_inbox", *conf.get("PERIODIC")]
+        hooks = ["tracker.services.process_inbox", "workflows.services.fail_overdue_actions", *conf.get("PERIODIC")]
         for path in hooks:
             try:
                 import_string(path)()

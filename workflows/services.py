@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -202,15 +203,45 @@ def _complete_adhoc(action_id: str, state: str, output) -> ActionExecution:
     return action
 
 
-def record_action_info(action_id: str, info: dict) -> None:
+def record_action_info(action_id: str, info: dict, *, started: bool = False) -> None:
     """Merge what a worker learnt when starting an async action (a job id, a
-    status URL) into its ``runtime_context``; ignored once it has finished."""
+    status URL) into its ``runtime_context``; ignored once it has finished.
+    ``started``: the worker has handed it to the outside system, so the
+    worker deadline no longer applies (a heartbeat may set a new one)."""
     with transaction.atomic():
         action = ActionExecution.objects.select_for_update().filter(id=action_id).first()
         if action is None or action.state != State.RUNNING:
             return
         action.runtime_context = {**action.runtime_context, **info}
-        action.save(update_fields=["runtime_context", "updated_at"])
+        if started:
+            action.deadline = None
+        action.save(update_fields=["runtime_context", "deadline", "updated_at"])
+
+
+def fail_overdue_actions(now=None, limit: int = 100) -> int:
+    """Nothing stays RUNNING forever: an action whose deadline passed (a worker
+    that never reported — crashed, or its job was lost between commit and
+    enqueue — or an async action whose heartbeats stopped) ends in ERROR with
+    the reason, and its workflow moves on or fails. It is not re-sent on its
+    own, since the outside effect may have happened; an operator can rerun the
+    task. Returns how many actions were failed."""
+    now = now or timezone.now()
+    overdue = list(
+        ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now)
+        .values_list("id", "deadline", "is_sync")[:limit]
+    )
+    failed = 0
+    for action_id, deadline, is_sync in overdue:
+        waited = "a worker result" if is_sync else "a callback or heartbeat"
+        reason = f"Deadline passed at {deadline:%Y-%m-%d %H:%M:%S} UTC without {waited}; rerun the task if it is safe"
+        try:
+            complete_action(action_id, State.ERROR, reason)
+            failed += 1
+        except (Conflict, NotFound):
+            pass  # finished meanwhile
+    if failed:
+        logger.warning("failed %d overdue action(s)", failed)
+    return failed
 
 
 def extend_deadline(action_id: str, seconds: float) -> ActionExecution:
@@ -384,12 +415,15 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
     if changed_rows:
         TaskExecution.objects.bulk_update(changed_rows, _TASK_FIELDS)
 
+    dispatched = set(decision.dispatch)
+    worker_deadline = now + timedelta(seconds=settings.GUST.get("WORKER_ACTION_TIMEOUT", 600))
     new_actions = [
         ActionExecution(
             id=a.id, task_execution_id=task.id, workflow_execution_id=execution.id, name=a.name,
             workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
             state_info=a.state_info, is_sync=a.is_sync, accepted=a.state in TERMINAL,
             input=a.input, output=a.output, created_at=now, updated_at=now,
+            deadline=worker_deadline if a.id in dispatched else None,
         )
         for task, a in decision.new_actions
     ]
