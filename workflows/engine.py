@@ -96,7 +96,7 @@ class ActionCompleted:
 
 @dataclass(frozen=True)
 class Pause:
-    pass
+    reason: str | None = None  # kept in state_info, e.g. "paused by shutdown"
 
 
 @dataclass(frozen=True)
@@ -477,7 +477,7 @@ class _Run:
         elif isinstance(event, Pause):
             if snap.state != State.RUNNING:
                 raise Conflict(f"Can not pause execution {snap.id} in state {snap.state}", snap.state)
-            self.set_wf_state(State.PAUSED)
+            self.set_wf_state(State.PAUSED, event.reason)
         elif isinstance(event, Resume):
             if snap.state != State.PAUSED:
                 raise Conflict(f"Can not resume execution {snap.id} in state {snap.state}", snap.state)

@@ -119,3 +119,24 @@ class ActionExecution(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.id}"
+
+
+class EngineProcess(models.Model):
+    """A running Gust worker or tracker process, for graceful shutdown: the
+    last one to stop pauses running workflows, the next one to start resumes
+    exactly those (seed 004)."""
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=20)
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
+
+
+class ShutdownLock(models.Model):
+    """One row, locked while deciding to pause on shutdown or resume on start."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)

@@ -12,6 +12,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 from tracker.runner import Tracker
+from workflows import lifecycle
 from workflows.startup import ensure_migrated
 
 logger = logging.getLogger("gust.tracker")
@@ -34,6 +35,10 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        name = lifecycle.register("tracker", tracker.name)
+        heartbeat = lifecycle.Heartbeat(name).start()
         tracker.start()
         stop.wait()
-        tracker.stop()
+        tracker.stop()  # in-flight queries finish, claims are released
+        heartbeat.stop()
+        lifecycle.unregister(name)
