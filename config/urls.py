@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -18,9 +19,13 @@ def root(request):
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/approvals", include("approvals.api_urls")),
     path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),
     path("versions", api_views.Versions.as_view()),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
+    path("approvals/", include("approvals.urls")),
     path("", root),
     path("", include("workflows.urls")),
 ]

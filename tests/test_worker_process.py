@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django_q.conf import Conf
 
-from workflows import dispatch, services
+from workflows import queue, services
 from workflows.models import WorkflowExecution
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,19 +33,19 @@ def database_url() -> str:
 
 @pytest.fixture
 def worker_process(monkeypatch):
-    queue = f"gust-test-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, DATABASE_URL=database_url(), GUST_QUEUE=queue, GUST_WORKERS="1")
+    queue_name = f"gust-test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, DATABASE_URL=database_url(), GUST_QUEUE=queue_name, GUST_WORKERS="1")
     env.pop("GUST_SYNC_WORKER", None)
     monkeypatch.setattr(Conf, "SYNC", False)
-    monkeypatch.setattr(Conf, "CLUSTER_NAME", queue)
-    monkeypatch.setattr(Conf, "PREFIX", queue)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", queue_name)
+    monkeypatch.setattr(Conf, "PREFIX", queue_name)
     if connection.vendor == "sqlite":
         env["GUST_BROKER"] = "orm"
     else:
         env.update(GUST_BROKER="redis", REDIS_URL=REDIS_URL)
         monkeypatch.setattr(Conf, "ORM", None)
         monkeypatch.setattr(Conf, "REDIS", REDIS_URL)
-    dispatch._broker.cache_clear()
+    queue.broker.cache_clear()
     proc = subprocess.Popen([sys.executable, "manage.py", "worker"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield proc
@@ -56,7 +56,7 @@ def worker_process(monkeypatch):
         proc.kill()
         out, _ = proc.communicate()
     print(out)  # shown by pytest when the test fails
-    dispatch._broker.cache_clear()
+    queue.broker.cache_clear()
 
 
 @pytest.mark.django_db(transaction=True)

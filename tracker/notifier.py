@@ -32,9 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from contextlib import nullcontext
 from datetime import datetime, timedelta
-from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -42,12 +40,9 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.brokers.orm import ORM
-from django_q.conf import Conf
-from django_q.tasks import async_task
 
 from tracker.models import Webhook, WebhookDelivery
+from workflows import queue
 
 logger = logging.getLogger("gust.notifier")
 
@@ -157,12 +152,6 @@ def _write_outbox(hooks, items: list[tuple[str, str | None, dict]]) -> list[int]
     return ids
 
 
-@lru_cache(maxsize=1)
-def _broker():
-    # One broker per process: a new connection per enqueue caps throughput.
-    return get_broker()
-
-
 def enqueue(delivery_ids: list[int]) -> None:
     """Hand the rows to django-q2 workers, ``BATCH_SIZE`` ids per job.
 
@@ -171,26 +160,11 @@ def enqueue(delivery_ids: list[int]) -> None:
     """
     if not delivery_ids:
         return
-    broker = _broker()
+    batches = [(delivery_ids[i:i + BATCH_SIZE],) for i in range(0, len(delivery_ids), BATCH_SIZE)]
     try:
-        with _one_transaction_for(broker):
-            for start in range(0, len(delivery_ids), BATCH_SIZE):
-                batch = delivery_ids[start:start + BATCH_SIZE]
-                async_task("tracker.notifier.deliver", batch, broker=broker, task_name=f"notify {batch[0]}")
+        queue.enqueue("tracker.notifier.deliver", batches, "notify")
     except Exception:
         logger.exception("deliveries %s..%s not enqueued; retry_due will send them", delivery_ids[0], delivery_ids[-1])
-
-
-def _one_transaction_for(broker):
-    # Outside a transaction the ORM broker closes the connection before each
-    # enqueue (close_old_connections with CONN_MAX_AGE 0, the SQLite set-up);
-    # closing the last SQLite connection checkpoints the WAL and the next
-    # query reconnects: measured 2.5-8 ms per enqueue, 0.45 ms inside one
-    # atomic block. Not in sync mode, where the job runs inline and its HTTP
-    # requests must stay outside any transaction.
-    if isinstance(broker, ORM) and not Conf.SYNC:
-        return transaction.atomic(using=Conf.ORM)
-    return nullcontext()
 
 
 # --- delivery ----------------------------------------------------------------

@@ -170,7 +170,12 @@ class Tracker:
         return "errors"
 
     def _run_periodic(self) -> None:
-        hooks = ["tracker.services.process_inbox", "workflows.services.fail_overdue_actions", *conf.get("PERIODIC")]
+        hooks = [
+            "tracker.services.process_inbox",
+            "workflows.services.fail_overdue_actions",
+            "tracker.notifier.retry_due",
+            *conf.get("PERIODIC"),
+        ]
         for path in hooks:
             try:
                 import_string(path)()

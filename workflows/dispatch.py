@@ -10,13 +10,10 @@ takes an id, loads, does the I/O outside any transaction, and calls
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 from django.utils.module_loading import import_string
-from django_q.brokers import get_broker
-from django_q.tasks import async_task
 
-from workflows import actions, services
+from workflows import actions, queue, services
 from workflows.errors import Conflict, NotFound
 from workflows.models import ActionExecution
 from workflows.states import State
@@ -24,15 +21,8 @@ from workflows.states import State
 logger = logging.getLogger("gust.dispatch")
 
 
-@lru_cache(maxsize=1)
-def _broker():
-    # One broker per process: a new connection per enqueue caps throughput.
-    return get_broker()
-
-
 def enqueue(action_ids: list[str]) -> None:
-    for action_id in action_ids:
-        async_task("workflows.dispatch.run_action", action_id, broker=_broker(), task_name=f"action {action_id}")
+    queue.enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
 
 
 def run_action(action_id: str) -> None:

@@ -1,0 +1,58 @@
+"""Admin for approvals and the operator audit log: read-only. Approvals
+change only through ``approvals.services`` (the pages and the REST API);
+responses and operator actions are audit records."""
+
+from django.contrib import admin
+
+from approvals.models import Approval, ApprovalResponse, Assignment, OperatorAction
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AssignmentInline(admin.TabularInline):
+    model = Assignment
+    fields = ("kind", "name", "via")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ResponseInline(AssignmentInline):
+    model = ApprovalResponse
+    fields = ("at", "username", "decision", "comment", "data")
+    readonly_fields = fields
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    list_display = ("title", "status", "workflow_name", "task_name", "quorum", "expires_at", "created_at")
+    list_filter = ("status", "on_expiry", "workflow_name")
+    search_fields = ("id", "title", "workflow_name", "execution_id")
+    inlines = [AssignmentInline, ResponseInline]
+
+
+@admin.register(ApprovalResponse)
+class ApprovalResponseAdmin(ReadOnlyAdmin):
+    list_display = ("at", "username", "decision", "approval")
+    list_filter = ("decision",)
+    search_fields = ("username", "approval__title", "approval__id")
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    list_display = ("at", "username", "kind", "summary", "execution_id")
+    list_filter = ("kind", "username")
+    search_fields = ("summary", "execution_id", "target_id", "username")
+    date_hierarchy = "at"

@@ -1,0 +1,129 @@
+"""Approval pages: the inbox, one approval with its form and history.
+
+Short views: parse with a form, call ``approvals.services.answer``, show its
+error on the page with the matching status (403 not an assignee, 400 data
+that breaks the schema, 409 answered twice or closed). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from approvals import access, services
+from approvals.errors import Forbidden, InvalidData
+from approvals.forms import AnswerForm, InboxFilterForm
+from approvals.models import Approval, ApprovalResponse
+from workflows.errors import Conflict, InvalidInput, NotFound
+from workflows.models import WorkflowExecution
+from workflows.views import pretty_json
+
+PER_PAGE = 25
+AGE_FILTERS = {
+    "1h": lambda now: {"created_at__gte": now - timedelta(hours=1)},
+    "1d": lambda now: {"created_at__gte": now - timedelta(days=1)},
+    "old": lambda now: {"created_at__lt": now - timedelta(days=1)},
+    "week": lambda now: {"created_at__lt": now - timedelta(days=7)},
+}
+
+
+def filter_inbox(user, status: str, workflow: str = "", age: str = ""):
+    """The approvals ``user`` may answer, narrowed like the inbox's filters
+    (shared with the REST list)."""
+    qs = access.answerable_by(user)
+    username = user.get_username()
+    if status == "pending":
+        qs = qs.filter(status=Approval.Status.PENDING).exclude(responses__username=username)
+    elif status == "answered":
+        qs = qs.filter(responses__username=username)
+    elif status == "expired":
+        qs = qs.filter(status=Approval.Status.EXPIRED)
+    if workflow:
+        qs = qs.filter(workflow_name__icontains=workflow)
+    if age in AGE_FILTERS:
+        qs = qs.filter(**AGE_FILTERS[age](timezone.now()))
+    return qs.order_by("-created_at", "id")
+
+
+@login_required
+@require_GET
+def inbox(request):
+    form = InboxFilterForm(request.GET or None)
+    status, workflow, age = "pending", "", ""
+    if form.is_bound and form.is_valid():
+        status = form.cleaned_data["status"] or "pending"
+        workflow, age = form.cleaned_data["workflow"].strip(), form.cleaned_data["age"]
+    page = Paginator(filter_inbox(request.user, status, workflow, age), PER_PAGE).get_page(request.GET.get("page"))
+    mine = dict(
+        ApprovalResponse.objects.filter(approval__in=list(page.object_list), username=request.user.get_username())
+        .values_list("approval_id", "decision")
+    )
+    for a in page.object_list:
+        a.my_decision = mine.get(a.id)
+    context = {"form": form, "page": page, "status": status, "nav": "approvals",
+               "filtered": bool(workflow or age or status != "pending")}
+    return render(request, "approvals/inbox.html", context)
+
+
+def _forbidden(request, approval: Approval, message: str):
+    return render(request, "403.html", {"approval": approval, "message": message, "nav": "approvals"},
+                  status=403)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def detail(request, approval_id: str):
+    approval = get_object_or_404(Approval, id=approval_id)
+    user = request.user
+    if not access.can_view(user, approval):
+        return _forbidden(request, approval, f"{user.get_username()} is not an assignee of this approval.")
+    form = AnswerForm(approval, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.answer(approval.id, user, request.POST.get("decision", ""),
+                                form.cleaned_data["comment"], form.schema_data())
+            except Forbidden as exc:
+                return _forbidden(request, approval, exc.message)
+            except InvalidData as exc:
+                form.add_schema_errors(exc.field_errors)
+            except Conflict as exc:
+                form.add_error(None, exc.message)
+                status = 409
+            except (InvalidInput, NotFound) as exc:
+                form.add_error(None, exc.message)
+            else:
+                verb = "approved" if request.POST["decision"] == "approve" else "rejected"
+                messages.success(request, f"You {verb} “{approval.title}”.")
+                return redirect("approvals:detail", approval_id=approval.id)
+    responses = list(approval.responses.all())
+    approvals = sum(r.decision == ApprovalResponse.APPROVE for r in responses)
+    context = {
+        "approval": approval,
+        "form": form,
+        "responses": responses,
+        "approvals": approvals,
+        "can_answer": access.can_answer(user, approval),
+        "mine": next((r for r in responses if r.username == user.get_username()), None),
+        "assignments": list(approval.assignments.order_by("via", "kind", "name")),
+        "result_json": pretty_json(approval.result) if approval.result is not None else "",
+        "execution": WorkflowExecution.objects.filter(id=approval.execution_id).only("id", "state").first(),
+        "nav": "approvals",
+    }
+    return render(request, "approvals/detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def for_action(request, action_id: str):
+    """The execution page links an approval action here without knowing the approval's id."""
+    approval = get_object_or_404(Approval, action_id=action_id)
+    return redirect("approvals:detail", approval_id=approval.id)
