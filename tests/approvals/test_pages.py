@@ -159,4 +159,3 @@ def test_an_unknown_decision_is_a_400(client, people, start):
     a = approval_of(start())
     r = page(login(client, people["alice"]), a, decision="maybe", data__amount="5")
     assert r.status_code == 400 and "decision must be" in r.content.decode()
-
