@@ -26,6 +26,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("approvals/", include("approvals.urls")),
+    path("ops/", include("approvals.ops.urls")),
     path("", root),
     path("", include("workflows.urls")),
 ]

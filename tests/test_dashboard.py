@@ -4,9 +4,11 @@ through ``workflows.services``, as the API and the dashboard make it."""
 import re
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from workflows import services
+from approvals.models import OperatorAction
+from workflows import live, services
 from workflows.models import WorkflowDefinition, WorkflowExecution
 from workflows.states import State
 
@@ -56,8 +58,18 @@ def finished():
     return services.start_execution("quick", {})
 
 
+@pytest.fixture
+def operator(client):
+    """The test client, logged in as a user allowed to pause, resume and cancel."""
+    user = User.objects.create_user("olga")
+    user.user_permissions.add(Permission.objects.get(codename="operate_executions"))
+    client.force_login(user)
+    return client
+
+
 def ids_in(response) -> set[str]:
-    return set(re.findall(r'href="/executions/([0-9a-f-]{36})/"', response.content.decode()))
+    html = response if isinstance(response, str) else response.content.decode()
+    return set(re.findall(r'href="/executions/([0-9a-f-]{36})/"', html))
 
 
 # --- executions list -----------------------------------------------------------
@@ -129,61 +141,94 @@ def test_execution_page_shows_tasks_states_and_graph(client, workflows):
     assert re.search(r'class="node state-none">\s*<title>after', html)
     assert "std.async_noop" in html and "&quot;prepared&quot;: &quot;alice&quot;" in html
     assert "&quot;who&quot;: &quot;alice&quot;" in html  # input, pretty printed
+    # Anonymous visitors see the state but no operator buttons.
+    assert 'name="state"' not in html and "Log in to operate" in html
+
+
+def test_an_operator_sees_the_moves_that_apply(operator, workflows):
+    html = operator.get(f"/executions/{running().id}/").content.decode()
     # RUNNING: pause and cancel apply, resume does not.
     assert 'value="PAUSED"' in html and 'value="CANCELLED"' in html and 'value="RUNNING"' not in html
+    assert "Log in to operate" not in html
 
 
-def test_finished_execution_offers_no_buttons(client, workflows):
-    html = client.get(f"/executions/{finished().id}/").content.decode()
+def test_finished_execution_offers_no_buttons(operator, workflows):
+    html = operator.get(f"/executions/{finished().id}/").content.decode()
     assert "badge-success" in html
     assert 'name="state"' not in html
 
 
-def test_pause_resume_cancel_go_through_the_service(client, workflows):
+def state_url(execution_id: str) -> str:
+    return reverse("ops:execution_state", args=[execution_id])
+
+
+def test_pause_resume_cancel_go_through_the_service_and_the_audit_log(operator, workflows):
     ex = running()
-    url = reverse("dashboard:execution_state", args=[ex.id])
-    r = client.post(url, {"state": "PAUSED"}, follow=True)
+    r = operator.post(state_url(ex.id), {"state": "PAUSED"}, follow=True)
     assert r.redirect_chain == [(f"/executions/{ex.id}/", 302)]
     assert WorkflowExecution.objects.get(id=ex.id).state == State.PAUSED
     html = r.content.decode()
-    assert "Execution paused." in html
+    assert "Paused execution of waiter." in html
     assert 'value="RUNNING"' in html and 'value="PAUSED"' not in html  # now offers resume
+    assert re.search(r'id="audit-trail".*olga.*Paused execution of waiter', html, re.S)
 
-    client.post(url, {"state": "RUNNING"})
+    operator.post(state_url(ex.id), {"state": "RUNNING"})
     assert WorkflowExecution.objects.get(id=ex.id).state == State.RUNNING
-    client.post(url, {"state": "CANCELLED"})
+    operator.post(state_url(ex.id), {"state": "CANCELLED"})
     assert WorkflowExecution.objects.get(id=ex.id).state == State.CANCELLED
+    assert list(OperatorAction.objects.order_by("at", "id").values_list("username", "kind", "execution_id")) == [
+        ("olga", "pause", ex.id), ("olga", "resume", ex.id), ("olga", "cancel", ex.id)]
 
 
-def test_conflicting_move_shows_the_message_and_changes_nothing(client, workflows):
+def test_conflicting_move_shows_the_message_and_changes_nothing(operator, workflows):
     ex = running()
     before = WorkflowExecution.objects.get(id=ex.id).updated_at
-    r = client.post(reverse("dashboard:execution_state", args=[ex.id]), {"state": "RUNNING"}, follow=True)
+    r = operator.post(state_url(ex.id), {"state": "RUNNING"}, follow=True)
     assert r.status_code == 200
     assert f"Can not resume execution {ex.id} in state RUNNING" in r.content.decode()
     after = WorkflowExecution.objects.get(id=ex.id)
     assert after.state == State.RUNNING and after.updated_at == before
 
     done = finished()
-    r = client.post(reverse("dashboard:execution_state", args=[done.id]), {"state": "CANCELLED"}, follow=True)
+    r = operator.post(state_url(done.id), {"state": "CANCELLED"}, follow=True)
     assert "already SUCCESS" in r.content.decode()
     assert WorkflowExecution.objects.get(id=done.id).state == State.SUCCESS
 
-    r = client.post(reverse("dashboard:execution_state", args=[ex.id]), {"state": "SUCCESS"}, follow=True)
+    r = operator.post(state_url(ex.id), {"state": "SUCCESS"}, follow=True)
     assert "can be set to PAUSED, RUNNING or CANCELLED" in r.content.decode()
+    assert WorkflowExecution.objects.get(id=ex.id).state == State.RUNNING
+    assert OperatorAction.objects.count() == 0  # refused moves leave no audit row
+
+
+def test_a_user_without_the_permission_gets_403_and_nothing_changes(client, workflows):
+    ex = running()
+    client.force_login(User.objects.create_user("nobody"))
+    html = client.get(f"/executions/{ex.id}/").content.decode()
+    assert 'name="state"' not in html  # no buttons they could not use
+    r = client.post(state_url(ex.id), {"state": "PAUSED"})
+    assert r.status_code == 403 and "approvals.operate_executions" in r.content.decode()
+    assert WorkflowExecution.objects.get(id=ex.id).state == State.RUNNING
+    assert OperatorAction.objects.count() == 0
+
+
+def test_an_anonymous_operator_action_goes_to_the_login_page(client, workflows):
+    ex = running()
+    r = client.post(state_url(ex.id), {"state": "PAUSED"})
+    assert r.status_code == 302
+    assert r["Location"] == f"/accounts/login/?next=/executions/{ex.id}/"
     assert WorkflowExecution.objects.get(id=ex.id).state == State.RUNNING
 
 
-def test_state_change_needs_post(client, workflows):
+def test_state_change_needs_post(operator, workflows):
     ex = running()
-    assert client.get(reverse("dashboard:execution_state", args=[ex.id])).status_code == 405
+    assert operator.get(state_url(ex.id)).status_code == 405
 
 
-def test_unknown_execution_is_404(client, workflows):
-    r = client.get("/executions/00000000-0000-0000-0000-000000000000/")
+def test_unknown_execution_is_404(operator, workflows):
+    r = operator.get("/executions/00000000-0000-0000-0000-000000000000/")
     assert r.status_code == 404
     assert "Not found" in r.content.decode()
-    assert client.post("/executions/nope/state", {"state": "PAUSED"}).status_code == 404
+    assert operator.post(state_url("nope"), {"state": "PAUSED"}).status_code == 404
 
 
 # --- workflows -------------------------------------------------------------------
@@ -294,9 +339,73 @@ def test_upload_duplicate_is_refused_unless_replace_is_ticked(client, workflows)
     assert '"again"' in WorkflowDefinition.objects.get(name="quick").definition
 
 
-def test_pages_link_the_local_stylesheet_and_the_nav(client):
+def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     html = client.get("/workflows/").content.decode()
-    assert 'href="/static/gust.css"' in html
+    assert 'href="/static/gust.css"' in html and 'src="/static/live.js"' in html
     for label, href in (("Executions", "/"), ("Workflows", "/workflows/"), ("Admin", "/admin/"),
-                        ("API schema", "/api/schema")):
-        assert f'href="{href}">{label}</a>' in html
+                        ("API schema", "/api/schema"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
+        assert re.search(rf'href="{re.escape(href)}">{label}</a>', html)
+    assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
+
+
+# --- live updates ------------------------------------------------------------------
+
+
+def test_live_requests_get_only_the_region(client, workflows):
+    ex = running()
+    html = client.get(f"/executions/{ex.id}/", headers={"X-Gust-Live": "1"}).content.decode()
+    assert "<html" not in html and 'id="execution-state"' in html and "wait_here" in html
+    page = client.get(f"/executions/{ex.id}/").content.decode()
+    assert "<html" in page and f'data-live-events="/executions/{ex.id}/events?since=' in page
+    rows = client.get("/", {"state": "RUNNING"}, headers={"X-Gust-Live": "1"}).content.decode()
+    assert "<html" not in rows and ids_in(rows) == {ex.id}
+
+
+@pytest.fixture
+def quick_streams(settings):
+    settings.GUST = {**settings.GUST, "LIVE_TICK": 0.01, "LIVE_STREAM_SECONDS": 0.3, "LIVE_KEEPALIVE": 0.1}
+
+
+def read_all(response) -> str:
+    return "".join(chunk.decode() for chunk in response.streaming_content)
+
+
+def test_the_stream_says_change_only_when_the_execution_changed(client, workflows, quick_streams):
+    ex = running()
+    now = live.execution_fingerprint(ex.id)
+    r = client.get(f"/executions/{ex.id}/events", {"since": now})
+    assert r["Content-Type"] == "text/event-stream" and r["Cache-Control"] == "no-cache"
+    quiet = read_all(r)
+    assert quiet.startswith("retry: 500") and "event: change" not in quiet and ": keep-alive" in quiet
+
+    stream = iter(client.get(f"/executions/{ex.id}/events", {"since": now}).streaming_content)
+    assert next(stream).startswith(b"retry:")
+    services.change_execution_state(ex.id, State.PAUSED)
+    event = next(stream).decode()
+    assert event.startswith("id: ") and "event: change" in event
+    assert live.execution_fingerprint(ex.id) in event and now not in event
+    list(stream)
+    assert live.open_streams() == 0  # the slot is given back when the stream ends
+
+
+def test_a_reconnect_with_an_old_fingerprint_is_told_at_once(client, workflows, quick_streams):
+    ex = running()
+    r = client.get(f"/executions/{ex.id}/events", headers={"Last-Event-ID": "stale"})
+    assert "event: change" in read_all(r)
+
+
+def test_the_list_stream_notices_a_new_execution(client, workflows, quick_streams):
+    before = live.list_fingerprint()
+    finished()
+    assert before != live.list_fingerprint()
+    assert "event: change" in read_all(client.get("/executions/events", {"since": before}))
+
+
+def test_too_many_streams_answer_busy_and_a_gone_execution_says_so(client, workflows, quick_streams, settings):
+    ex = finished()
+    settings.GUST = {**settings.GUST, "LIVE_MAX_STREAMS": 0}
+    assert "event: busy" in read_all(client.get(f"/executions/{ex.id}/events"))
+    settings.GUST = {**settings.GUST, "LIVE_MAX_STREAMS": 2}
+    services.delete_execution(ex.id)
+    assert "event: gone" in read_all(client.get(f"/executions/{ex.id}/events"))
+    assert live.open_streams() == 0

@@ -2,14 +2,15 @@
 
 from django.urls import path
 
-from workflows import views
+from workflows import live, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.execution_list, name="executions"),
     path("executions/<str:execution_id>/", views.execution_detail, name="execution"),
-    path("executions/<str:execution_id>/state", views.execution_state, name="execution_state"),
+    path("executions/events", live.list_events, name="executions_events"),
+    path("executions/<str:execution_id>/events", live.execution_events, name="execution_events"),
     path("workflows/", views.workflow_list, name="workflows"),
     # Before <name>: "new" is the upload page, not a workflow called "new".
     path("workflows/new/", views.workflow_new, name="workflow_new"),

@@ -3,6 +3,12 @@
 Views read rows directly but change nothing themselves: every write goes
 through ``workflows.services`` (the same functions the REST API uses), and
 the services' errors are shown to the user instead of becoming 500s.
+
+The execution list and detail pages are live: a request with the header
+``X-Gust-Live: 1`` (sent by ``static/live.js`` when ``workflows.live`` says
+something changed) gets only the page's live region. Operator buttons post
+to the operator console (``approvals.ops``), which checks permissions and
+keeps the audit log.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from django.db.models import Prefetch, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import graph, services
+from workflows import graph, live, services
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
@@ -81,6 +87,11 @@ def execution_duration(ex: WorkflowExecution) -> str:
     return span(ex.created_at, ex.updated_at, ex.state not in TERMINAL)
 
 
+def is_live(request) -> bool:
+    """True for live.js asking for the region only (not a whole page)."""
+    return request.headers.get("X-Gust-Live") == "1"
+
+
 # --- executions ---------------------------------------------------------------
 
 
@@ -100,11 +111,10 @@ def execution_list(request):
     page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
     for ex in page.object_list:
         ex.duration = execution_duration(ex)
-    return render(
-        request,
-        "workflows/execution_list.html",
-        {"form": form, "page": page, "filtered": bool(state or q), "nav": "executions"},
-    )
+    template = "workflows/_execution_rows.html" if is_live(request) else "workflows/execution_list.html"
+    context = {"form": form, "page": page, "filtered": bool(state or q), "nav": "executions",
+               "version": live.list_fingerprint()}
+    return render(request, template, context)
 
 
 def _task_rows(execution: WorkflowExecution) -> list[dict]:
@@ -184,23 +194,10 @@ def execution_detail(request, execution_id: str):
             name=execution.workflow_name, namespace=execution.workflow_namespace
         ).exists(),
         "nav": "executions",
+        "version": live.execution_fingerprint(execution.id),
     }
-    return render(request, "workflows/execution_detail.html", context)
-
-
-@require_POST
-def execution_state(request, execution_id: str):
-    target = request.POST.get("state", "")
-    try:
-        services.change_execution_state(execution_id, target)
-    except NotFound:
-        raise Http404(f"No execution with id {execution_id}") from None
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, exc.message)
-    else:
-        verb = {"PAUSED": "paused", "RUNNING": "resumed", "CANCELLED": "cancelled"}[target]
-        messages.success(request, f"Execution {verb}.")
-    return redirect("dashboard:execution", execution_id=execution_id)
+    template = "workflows/_execution_live.html" if is_live(request) else "workflows/execution_detail.html"
+    return render(request, template, context)
 
 
 # --- workflows ----------------------------------------------------------------

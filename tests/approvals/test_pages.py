@@ -159,3 +159,14 @@ def test_an_unknown_decision_is_a_400(client, people, start):
     a = approval_of(start())
     r = page(login(client, people["alice"]), a, decision="maybe", data__amount="5")
     assert r.status_code == 400 and "decision must be" in r.content.decode()
+
+
+def test_the_execution_page_links_the_approval(client, people, start):
+    ex = start()
+    a = approval_of(ex)
+    html = client.get(f"/executions/{ex.id}/").content.decode()
+    assert f'href="/approvals/action/{a.action_id}/"' in html
+    r = login(client, people["alice"]).get(f"/approvals/action/{a.action_id}/")
+    assert r.status_code == 302 and r["Location"] == f"/approvals/{a.id}/"
+    assert client.get("/approvals/action/nope/").status_code == 404
+    assert client.get("/approvals/nope/").status_code == 404

@@ -1,0 +1,133 @@
+"""Operator actions: each one checks its permission, makes the change through
+the owning service (``workflows.services``, ``tracker.services``) and writes
+its ``OperatorAction`` audit row in the same transaction — so there is no
+change without an audit row and no audit row for a change that was refused
+or rolled back.
+
+Every function raises Forbidden (missing permission), NotFound, Conflict or
+InvalidInput; any of them changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import transaction
+
+from approvals.errors import Forbidden
+from approvals.models import OperatorAction
+from tracker import services as tracker_services
+from workflows import services as wf_services
+from workflows.errors import Conflict, InvalidInput, NotFound
+from workflows.models import ActionExecution, TaskExecution
+from workflows.states import State
+
+Kind = OperatorAction.Kind
+
+PERMISSION = {
+    Kind.PAUSE: "approvals.operate_executions",
+    Kind.RESUME: "approvals.operate_executions",
+    Kind.CANCEL: "approvals.operate_executions",
+    Kind.RERUN_TASK: "approvals.fix_tasks",
+    Kind.SKIP_TASK: "approvals.fix_tasks",
+    Kind.COMPLETE_ACTION: "approvals.complete_actions",
+    Kind.TRACK: "approvals.manage_tracking",
+    Kind.UNTRACK: "approvals.manage_tracking",
+}
+STATE_OF = {Kind.PAUSE: State.PAUSED, Kind.RESUME: State.RUNNING, Kind.CANCEL: State.CANCELLED}
+KIND_OF = {v.value: k for k, v in STATE_OF.items()}
+DONE = {Kind.PAUSE: "Paused", Kind.RESUME: "Resumed", Kind.CANCEL: "Cancelled"}
+
+
+def allowed(user, kind: str) -> bool:
+    return user.is_active and user.has_perm(PERMISSION[kind])
+
+
+def _require(user, kind: str) -> None:
+    if not allowed(user, kind):
+        raise Forbidden(f"{user.get_username() or 'Anonymous'} may not {Kind(kind).label.lower()}: "
+                        f"the permission {PERMISSION[kind]} is needed")
+
+
+def _audit(user, kind: str, summary: str, execution_id=None, target_id="", target_name="",
+           payload=None) -> OperatorAction:
+    return OperatorAction.objects.create(
+        username=user.get_username(), kind=kind, execution_id=execution_id, target_id=target_id or "",
+        target_name=target_name or "", payload=payload or {}, summary=summary,
+    )
+
+
+def change_execution_state(user, execution_id: str, state: str) -> OperatorAction:
+    """Pause (PAUSED), resume (RUNNING) or cancel (CANCELLED) an execution."""
+    if state not in KIND_OF:
+        raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
+    kind = KIND_OF[state]
+    _require(user, kind)
+    with transaction.atomic():
+        execution = wf_services.change_execution_state(execution_id, state)
+        return _audit(user, kind, f"{DONE[kind]} execution of {execution.workflow_name}",
+                      execution_id=execution_id)
+
+
+def _task(task_id: str) -> TaskExecution:
+    task = TaskExecution.objects.filter(id=task_id).first()
+    if task is None:
+        raise NotFound("TaskExecution", task_id)
+    return task
+
+
+def rerun_task(user, task_id: str) -> OperatorAction:
+    _require(user, Kind.RERUN_TASK)
+    with transaction.atomic():
+        task = _task(task_id)
+        wf_services.rerun_task(task_id)
+        return _audit(user, Kind.RERUN_TASK, f"Reran task {task.name}", task.workflow_execution_id, task_id,
+                      task.name)
+
+
+def skip_task(user, task_id: str) -> OperatorAction:
+    _require(user, Kind.SKIP_TASK)
+    with transaction.atomic():
+        task = _task(task_id)
+        wf_services.skip_task(task_id)
+        return _audit(user, Kind.SKIP_TASK, f"Skipped task {task.name}", task.workflow_execution_id, task_id,
+                      task.name)
+
+
+def _action(action_id: str) -> ActionExecution:
+    action = ActionExecution.objects.filter(id=action_id).first()
+    if action is None:
+        raise NotFound("ActionExecution", action_id)
+    return action
+
+
+def complete_action(user, action_id: str, state: str, output) -> OperatorAction:
+    """Finish a RUNNING action by hand with ``output`` as its result (SUCCESS) or error (ERROR)."""
+    _require(user, Kind.COMPLETE_ACTION)
+    with transaction.atomic():
+        action = _action(action_id)
+        wf_services.complete_action(action_id, state, output)
+        preview = json.dumps(output, ensure_ascii=False)
+        preview = preview if len(preview) <= 80 else preview[:79] + "…"
+        return _audit(user, Kind.COMPLETE_ACTION, f"Completed {action.name} ({action.task_name}) as {state}: {preview}",
+                      action.workflow_execution_id, action_id, action.task_name or action.name,
+                      {"state": state, "output": output})
+
+
+def track(user, action_id: str, mode: str = "poll") -> OperatorAction:
+    _require(user, Kind.TRACK)
+    with transaction.atomic():
+        action = _action(action_id)
+        tracker_services.track(action_id, mode=mode, added_by="operator")
+        return _audit(user, Kind.TRACK, f"Started {mode} tracking of {action.name} ({action.task_name})",
+                      action.workflow_execution_id, action_id, action.task_name or action.name, {"mode": mode})
+
+
+def untrack(user, action_id: str) -> OperatorAction:
+    _require(user, Kind.UNTRACK)
+    with transaction.atomic():
+        action = _action(action_id)
+        if not tracker_services.untrack(action_id):
+            raise Conflict(f"Action execution {action_id} is not tracked")
+        return _audit(user, Kind.UNTRACK, f"Stopped tracking {action.name} ({action.task_name})",
+                      action.workflow_execution_id, action_id, action.task_name or action.name)
