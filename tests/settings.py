@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("GUST_SYNC_WORKER", "1")
+# Most API tests exercise the API itself; tests/api/test_auth.py turns the
+# login requirement back on to check it.
+os.environ.setdefault("GUST_API_AUTH", "0")
 
 from config.settings import *  # noqa: E402,F401,F403
 

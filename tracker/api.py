@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +19,7 @@ class CallbackBody(serializers.Serializer):
 
 class Callback(APIView):
     authentication_classes = []  # the signed token is the credential
+    permission_classes = [AllowAny]
 
     @extend_schema(
         request=CallbackBody,
@@ -38,6 +40,7 @@ class Callback(APIView):
 
 class Heartbeat(APIView):
     authentication_classes = []
+    permission_classes = [AllowAny]
 
     @extend_schema(request=None, responses={200: dict}, summary="Extend the action's deadline")
     def post(self, request, token):

@@ -9,6 +9,7 @@ import json
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -53,11 +54,15 @@ def _text_body(request) -> str:
 
 
 class Root(APIView):
+    permission_classes = [AllowAny]  # discovery is public, as in Mistral
+
     def get(self, request):
         return Response({"uri": request.build_absolute_uri("/v2")})
 
 
 class Versions(APIView):
+    permission_classes = [AllowAny]
+
     def get(self, request):
         href = request.build_absolute_uri("/v2")
         return Response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
