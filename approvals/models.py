@@ -11,6 +11,7 @@ that its history survives the deletion of the execution (``action`` then
 becomes NULL).
 """
 
+import json
 import uuid
 
 from django.db import models
@@ -20,6 +21,11 @@ from workflows.models import ActionExecution
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def json_text(value) -> str:
+    """One-line JSON for pages (a dict's Python repr would show True/None)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False) if value else ""
 
 
 class Approval(models.Model):
@@ -141,6 +147,10 @@ class ApprovalResponse(AuditRecord):
     def __str__(self):
         return f"{self.username} {self.decision} {self.approval_id}"
 
+    @property
+    def data_text(self) -> str:
+        return json_text(self.data)
+
     def as_result(self) -> dict:
         return {"user": self.username, "decision": self.decision, "comment": self.comment,
                 "data": self.data, "at": self.at.isoformat()}
@@ -180,3 +190,7 @@ class OperatorAction(AuditRecord):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.kind}"
+
+    @property
+    def payload_text(self) -> str:
+        return json_text(self.payload)

@@ -6,6 +6,7 @@ from django import template
 
 from approvals.models import OperatorAction
 from approvals.ops import services as ops
+from workflows.states import State
 
 register = template.Library()
 
@@ -15,16 +16,18 @@ APPROVAL_ACTION = "gust.approval"
 
 @register.inclusion_tag("approvals/includes/operator_controls.html", takes_context=True)
 def operator_controls(context, action):
-    """Buttons for one RUNNING action execution, for whoever may press them."""
+    """The approval link of a ``gust.approval`` action, and the buttons a
+    RUNNING action offers to whoever may press them."""
     user = context["user"]
     request = context.get("request")
-    can_track = not action.is_sync and ops.allowed(user, OperatorAction.Kind.TRACK)
+    running = action.state == State.RUNNING
+    can_track = running and not action.is_sync and ops.allowed(user, OperatorAction.Kind.TRACK)
     # The reverse one-to-one raises (an AttributeError) when there is no row.
     tracked = getattr(action, "tracking", None) if can_track else None
     return {
         "action": action,
         "is_approval": action.name == APPROVAL_ACTION,
-        "can_complete": ops.allowed(user, OperatorAction.Kind.COMPLETE_ACTION),
+        "can_complete": running and ops.allowed(user, OperatorAction.Kind.COMPLETE_ACTION),
         "can_track": can_track and action.name != APPROVAL_ACTION,
         "tracked": tracked,
         "next": request.path if request else "",
