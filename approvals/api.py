@@ -20,7 +20,6 @@ from approvals import access, services
 from approvals.errors import InvalidData
 from approvals.forms import AGES, INBOX_STATUSES
 from approvals.models import Approval, ApprovalResponse, Assignment
-from approvals.views import filter_inbox
 from workflows.errors import InvalidInput, NotFound
 
 LIST_LIMIT = 200
@@ -104,7 +103,7 @@ class ApprovalList(_Base):
         age = request.query_params.get("age", "")
         if age not in dict(AGES):
             raise InvalidInput(f"age must be one of {', '.join(a for a, _ in AGES if a)}")
-        qs = filter_inbox(request.user, status_, request.query_params.get("workflow", "").strip(), age)
+        qs = access.inbox(request.user, status_, request.query_params.get("workflow", "").strip(), age)
         qs = qs.prefetch_related("assignments", "responses")[:LIST_LIMIT]
         return Response({"approvals": ApprovalSerializer(qs, many=True, context={"request": request}).data})
 

@@ -7,13 +7,10 @@ that breaks the schema, 409 answered twice or closed). Nothing here writes.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from approvals import access, services
@@ -25,32 +22,6 @@ from workflows.models import WorkflowExecution
 from workflows.views import pretty_json
 
 PER_PAGE = 25
-AGE_FILTERS = {
-    "1h": lambda now: {"created_at__gte": now - timedelta(hours=1)},
-    "1d": lambda now: {"created_at__gte": now - timedelta(days=1)},
-    "old": lambda now: {"created_at__lt": now - timedelta(days=1)},
-    "week": lambda now: {"created_at__lt": now - timedelta(days=7)},
-}
-
-
-def filter_inbox(user, status: str, workflow: str = "", age: str = ""):
-    """The approvals ``user`` may answer, narrowed like the inbox's filters
-    (shared with the REST list)."""
-    qs = access.answerable_by(user)
-    username = user.get_username()
-    if status == "pending":
-        qs = qs.filter(status=Approval.Status.PENDING).exclude(responses__username=username)
-    elif status == "answered":
-        qs = qs.filter(responses__username=username)
-    elif status == "expired":
-        qs = qs.filter(status=Approval.Status.EXPIRED)
-    if workflow:
-        qs = qs.filter(workflow_name__icontains=workflow)
-    if age in AGE_FILTERS:
-        qs = qs.filter(**AGE_FILTERS[age](timezone.now()))
-    return qs.order_by("-created_at", "id")
-
-
 @login_required
 @require_GET
 def inbox(request):
@@ -59,7 +30,7 @@ def inbox(request):
     if form.is_bound and form.is_valid():
         status = form.cleaned_data["status"] or "pending"
         workflow, age = form.cleaned_data["workflow"].strip(), form.cleaned_data["age"]
-    page = Paginator(filter_inbox(request.user, status, workflow, age), PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(access.inbox(request.user, status, workflow, age), PER_PAGE).get_page(request.GET.get("page"))
     mine = dict(
         ApprovalResponse.objects.filter(approval__in=list(page.object_list), username=request.user.get_username())
         .values_list("approval_id", "decision")

@@ -2,6 +2,7 @@
 through ``workflows.services``, as the API and the dashboard make it."""
 
 import re
+import urllib.parse
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -356,7 +357,8 @@ def test_live_requests_get_only_the_region(client, workflows):
     html = client.get(f"/executions/{ex.id}/", headers={"X-Gust-Live": "1"}).content.decode()
     assert "<html" not in html and 'id="execution-state"' in html and "wait_here" in html
     page = client.get(f"/executions/{ex.id}/").content.decode()
-    assert "<html" in page and f'data-live-events="/executions/{ex.id}/events?since=' in page
+    since = urllib.parse.quote(live.execution_fingerprint(ex.id))
+    assert "<html" in page and f'data-live-events="/executions/{ex.id}/events?since={since}"' in page
     rows = client.get("/", {"state": "RUNNING"}, headers={"X-Gust-Live": "1"}).content.decode()
     assert "<html" not in rows and ids_in(rows) == {ex.id}
 

@@ -45,9 +45,17 @@ def open_streams() -> int:
     return _open_streams
 
 
+def _fingerprint(updated_at, state) -> str:
+    return f"{updated_at.timestamp():.6f}-{state}"
+
+
+def fingerprint_of(execution: WorkflowExecution) -> str:
+    return _fingerprint(execution.updated_at, execution.state)
+
+
 def execution_fingerprint(execution_id: str) -> str | None:
     row = WorkflowExecution.objects.filter(id=execution_id).values_list("updated_at", "state").first()
-    return None if row is None else f"{row[0].timestamp():.6f}-{row[1]}"
+    return None if row is None else _fingerprint(*row)
 
 
 def list_fingerprint() -> str:

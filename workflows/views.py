@@ -97,6 +97,9 @@ def is_live(request) -> bool:
 
 @require_GET
 def execution_list(request):
+    # Taken before the rows are read: a change in between makes the page's
+    # stream report it (one refresh too many), never leaves the page stale.
+    version = live.list_fingerprint()
     form = ExecutionFilterForm(request.GET or None)
     qs = WorkflowExecution.objects.only(
         "id", "workflow_name", "state", "created_at", "updated_at", "description"
@@ -112,8 +115,7 @@ def execution_list(request):
     for ex in page.object_list:
         ex.duration = execution_duration(ex)
     template = "workflows/_execution_rows.html" if is_live(request) else "workflows/execution_list.html"
-    context = {"form": form, "page": page, "filtered": bool(state or q), "nav": "executions",
-               "version": live.list_fingerprint()}
+    context = {"form": form, "page": page, "filtered": bool(state or q), "nav": "executions", "version": version}
     return render(request, template, context)
 
 
@@ -194,7 +196,7 @@ def execution_detail(request, execution_id: str):
             name=execution.workflow_name, namespace=execution.workflow_namespace
         ).exists(),
         "nav": "executions",
-        "version": live.execution_fingerprint(execution.id),
+        "version": live.fingerprint_of(execution),  # of the row shown, not a newer one
     }
     template = "workflows/_execution_live.html" if is_live(request) else "workflows/execution_detail.html"
     return render(request, template, context)

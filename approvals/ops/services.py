@@ -69,29 +69,24 @@ def change_execution_state(user, execution_id: str, state: str) -> OperatorActio
                       execution_id=execution_id)
 
 
-def _task(task_id: str) -> TaskExecution:
-    task = TaskExecution.objects.filter(id=task_id).first()
-    if task is None:
-        raise NotFound("TaskExecution", task_id)
-    return task
+def _fix_task(user, task_id: str, kind: str, fix, done: str) -> OperatorAction:
+    _require(user, kind)
+    with transaction.atomic():
+        task = TaskExecution.objects.filter(id=task_id).first()
+        if task is None:
+            raise NotFound("TaskExecution", task_id)
+        fix(task_id)
+        return _audit(user, kind, f"{done} task {task.name}", task.workflow_execution_id, task_id, task.name)
 
 
 def rerun_task(user, task_id: str) -> OperatorAction:
-    _require(user, Kind.RERUN_TASK)
-    with transaction.atomic():
-        task = _task(task_id)
-        wf_services.rerun_task(task_id)
-        return _audit(user, Kind.RERUN_TASK, f"Reran task {task.name}", task.workflow_execution_id, task_id,
-                      task.name)
+    """Run a failed task again (a new action execution)."""
+    return _fix_task(user, task_id, Kind.RERUN_TASK, wf_services.rerun_task, "Reran")
 
 
 def skip_task(user, task_id: str) -> OperatorAction:
-    _require(user, Kind.SKIP_TASK)
-    with transaction.atomic():
-        task = _task(task_id)
-        wf_services.skip_task(task_id)
-        return _audit(user, Kind.SKIP_TASK, f"Skipped task {task.name}", task.workflow_execution_id, task_id,
-                      task.name)
+    """Mark a failed task SKIPPED and follow its on-success transitions."""
+    return _fix_task(user, task_id, Kind.SKIP_TASK, wf_services.skip_task, "Skipped")
 
 
 def _action(action_id: str) -> ActionExecution:
