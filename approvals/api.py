@@ -3,7 +3,9 @@
 The same operations as the pages, through the same service: list what the
 caller may answer, read one approval, answer it. Errors are Gust's usual
 ``{"faultstring": ...}``; a schema-invalid answer adds ``errors`` per field.
-Clients log in with HTTP Basic (scripts) or the browser session.
+Clients log in with an API token (``X-Auth-Token``, as for /v2), HTTP
+Basic, or the browser session. An answer always needs a person, so these
+views ask for a login even where ``API_AUTH`` opens the rest of the API.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from approvals import access, services
 from approvals.errors import InvalidData
 from approvals.forms import AGES, INBOX_STATUSES
 from approvals.models import Approval, ApprovalResponse, Assignment
+from workflows.api.auth import XAuthTokenAuthentication
 from workflows.errors import InvalidInput, NotFound
 
 LIST_LIMIT = 200
@@ -74,7 +77,7 @@ Error = inline_serializer("ApprovalError", {
 
 
 class _Base(APIView):
-    authentication_classes = [BasicAuthentication, SessionAuthentication]  # Basic first: 401 with a challenge
+    authentication_classes = [XAuthTokenAuthentication, BasicAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
     def _get(self, request, approval_id: str) -> Approval:

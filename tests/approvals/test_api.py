@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+from rest_framework.authtoken.models import Token
 
 from approvals.models import Approval, ApprovalResponse
 from workflows.states import State
@@ -26,10 +27,19 @@ def answer(client, approval_id, who, **body):
                        headers=basic(who))
 
 
-def test_anonymous_callers_are_challenged(client, people, start):
+def test_anonymous_callers_are_challenged_even_with_the_api_open(client, people, start, settings):
+    settings.API_AUTH = False  # opens /v2, not the approvals: an answer needs a person
     r = client.get("/api/approvals/")
-    assert r.status_code == 401 and r["WWW-Authenticate"].startswith("Basic")
+    assert r.status_code == 401 and r["WWW-Authenticate"] == "X-Auth-Token"
     assert "faultstring" in r.json()
+    assert client.get("/api/approvals/", headers={"Authorization": "Basic bm9ib2R5Onh4"}).status_code == 401
+
+
+def test_an_api_token_works_as_for_v2(client, people, start):
+    a = approval_of(start())
+    token = Token.objects.create(user=people["alice"])
+    r = client.get(f"/api/approvals/{a.id}", headers={"X-Auth-Token": token.key})
+    assert r.status_code == 200 and r.json()["can_answer"] is True
 
 
 def test_list_and_read_what_the_caller_may_answer(client, people, start):
