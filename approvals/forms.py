@@ -30,7 +30,7 @@ class InboxFilterForm(forms.Form):
     age = forms.ChoiceField(required=False, choices=AGES)
 
 
-def _field_for(name: str, spec: dict, required: bool) -> forms.Field:
+def _field_for(name: str, spec: dict) -> forms.Field:
     kind = spec.get("type")
     common = {
         "label": spec.get("title") or name,
@@ -54,7 +54,7 @@ def _field_for(name: str, spec: dict, required: bool) -> forms.Field:
         initial = [json.dumps(v) for v in spec.get("default") or []]
         return forms.MultipleChoiceField(**{**common, "initial": initial}, choices=choices,
                                          widget=forms.CheckboxSelectMultiple)
-    if kind == "string" or kind is None and not spec.get("properties"):
+    if kind == "string" or (kind is None and not spec.get("properties")):
         fmt = spec.get("format")
         if fmt == "textarea" or spec.get("maxLength", 0) > 200:
             return forms.CharField(**common, strip=False, widget=forms.Textarea(attrs={"rows": 4}))
@@ -77,7 +77,7 @@ class AnswerForm(forms.Form):
         needed = schema.required(approval.form)
         self.specs = {}
         for name in order:
-            self.fields[DATA_PREFIX + name] = _field_for(name, props[name], name in needed)
+            self.fields[DATA_PREFIX + name] = _field_for(name, props[name])
             self.fields[DATA_PREFIX + name].schema_required = name in needed
             self.specs[name] = props[name]
         self.order_fields([DATA_PREFIX + n for n in order] + ["comment"])
@@ -99,8 +99,9 @@ class AnswerForm(forms.Form):
         for key, messages in field_errors.items():
             field = DATA_PREFIX + key if key in self.specs else None
             for message in messages:
-                self.add_error(field, message if field else f"{key}: {message}" if key != schema.NON_FIELD
-                               else message)
+                if field is None and key != schema.NON_FIELD:  # a key the form has no field for
+                    message = f"{key}: {message}"
+                self.add_error(field, message)
 
 
 _EMPTY = object()

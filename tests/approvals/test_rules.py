@@ -1,9 +1,12 @@
-"""The pure parts: action inputs, the form schema and the quorum rule. No database."""
+"""The pure parts: action inputs, the form schema, the quorum rule and the
+form built from the schema. No database."""
 
 import pytest
 
 from approvals import schema
 from approvals.decision import APPROVED, REJECTED, decide
+from approvals.forms import AnswerForm
+from approvals.models import Approval
 from approvals.params import InvalidParams, parse
 
 from .conftest import FORM
@@ -109,3 +112,43 @@ def test_no_form_accepts_an_empty_object():
 def test_quorum_rules(quorum, reject_on_first, approvals, rejections, left, expected):
     assert decide(quorum=quorum, reject_on_first=reject_on_first, approvals=approvals, rejections=rejections,
                   can_still_answer=left) == expected
+
+
+# --- the HTML form built from the schema ---------------------------------------------------
+
+RICH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "ratio": {"type": "number"},
+        "tags": {"type": "array", "items": {"enum": ["red", "blue"]}},
+        "extra": {"type": "object"},
+        "size": {"enum": [1, 2]},
+    },
+}
+
+
+def answer_form(post: dict) -> AnswerForm:
+    form = AnswerForm(Approval(form=RICH, form_order=list(RICH["properties"])), post)
+    assert form.is_valid(), form.errors
+    return form
+
+
+def test_the_form_turns_typed_text_into_json_values():
+    form = answer_form({"data__ratio": "0.5", "data__tags": ['"red"', '"blue"'], "data__extra": '{"a": [1]}',
+                        "data__size": "2"})
+    assert form.schema_data() == {"ratio": 0.5, "tags": ["red", "blue"], "extra": {"a": [1]}, "size": 2}
+    assert answer_form({"data__ratio": "3"}).schema_data() == {"ratio": 3, "tags": []}
+    # Text that does not parse is passed on as text, for the schema to reject with its own message.
+    data = answer_form({"data__ratio": "lots", "data__extra": "{oops"}).schema_data()
+    assert (data["ratio"], data["extra"]) == ("lots", "{oops")
+    assert schema.validate(RICH, data)[1] == {"extra": ["'{oops' is not of type 'object'"],
+                                              "ratio": ["'lots' is not of type 'number'"]}
+
+
+def test_schema_errors_without_a_field_go_to_the_top_of_the_form():
+    form = answer_form({})
+    form.add_schema_errors({"ratio": ["bad"], schema.NON_FIELD: ["Additional properties are not allowed"],
+                            "ghost": ["no such field"]})
+    assert form.errors["data__ratio"] == ["bad"]
+    assert form.non_field_errors() == ["Additional properties are not allowed", "ghost: no such field"]
