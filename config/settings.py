@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "django_q",
     "workflows",
@@ -95,9 +96,16 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 LOGIN_URL = "/accounts/login/"  # any active user, not only staff (approvers)
 
+# The API asks for a login by default: a token for clients (X-Auth-Token, as
+# the mistral CLI sends with --os-auth-token) or the browser's session.
+# GUST_API_AUTH=0 opens it, as Mistral's auth_enable = False does.
+API_AUTH = env_bool("GUST_API_AUTH", True)
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "workflows.api.auth.XAuthTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["workflows.api.auth.LoginRequiredUnlessOpen"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "workflows.api.parsers.PlainTextParser"],
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
@@ -139,7 +147,17 @@ GUST = {
 TRACKER = {
     "QUERY_INTERVAL": float(os.environ.get("GUST_QUERY_INTERVAL", "5.0")),
     "THREAD_POOL_SIZE": int(os.environ.get("GUST_THREAD_POOL_SIZE", "10")),
+    # Called once per tracker cycle: approval reminders, escalation and expiry.
+    "PERIODIC": ["approvals.services.sweep"],
+    "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
+if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
+
+# Approval notifications; the console by default (GUST_EMAIL_BACKEND to change).
+MAILERS = {
+    "default": {"BACKEND": os.environ.get("GUST_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
+}
+DEFAULT_FROM_EMAIL = os.environ.get("GUST_FROM_EMAIL", "gust@localhost")
 
 LOGGING = {
     "version": 1,
