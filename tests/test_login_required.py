@@ -1,0 +1,36 @@
+"""With logins on (the default outside tests) the dashboard asks for one;
+the API answers 401 instead, and callbacks and discovery stay open."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def auth_on(settings):
+    settings.API_AUTH = True
+
+
+@pytest.mark.parametrize("path", ["/", "/workflows/", "/executions/x/", "/ops/waiting/", "/tracker/"])
+def test_dashboard_pages_redirect_to_the_login_page(client, auth_on, path):
+    resp = client.get(path, HTTP_ACCEPT="text/html")
+    assert resp.status_code == 302 and resp["Location"].startswith("/accounts/login/?next=")
+
+
+def test_open_paths_stay_open(client, auth_on):
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/v2/").status_code == 200
+    assert client.get("/", HTTP_ACCEPT="application/json").json()["versions"]
+    assert client.get("/v2/workflows").status_code == 401
+
+
+def test_a_logged_in_user_sees_the_dashboard(client, auth_on):
+    get_user_model().objects.create_user("viewer", password="pw")
+    client.login(username="viewer", password="pw")
+    assert client.get("/", HTTP_ACCEPT="text/html").status_code == 200
+
+
+def test_with_logins_off_the_dashboard_is_open(client, settings):
+    settings.API_AUTH = False
+    assert client.get("/", HTTP_ACCEPT="text/html").status_code == 200
