@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from workflows import views as dashboard_views
+from workflows.api import identity
 from workflows.api import views as api_views
 
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),
     path("versions", api_views.Versions.as_view()),
+    re_path(r"^identity/v3/?$", identity.Version.as_view()),
+    path("identity/v3/auth/tokens", identity.Tokens.as_view()),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("approvals/", include("approvals.urls")),
