@@ -161,8 +161,7 @@ wf:
     assert h.tasks("big") == [] and h.task("small").state == "SUCCESS"
 
 
-def test_join_all_waits_for_every_branch():
-    h = Harness("""
+JOIN_ALL = """
 version: '2.0'
 wf:
   tasks:
@@ -175,7 +174,11 @@ wf:
     j:
       join: all
       action: std.echo output=joined
-""")
+"""
+
+
+def test_join_all_waits_for_every_branch():
+    h = Harness(JOIN_ALL)
     h.start()
     assert h.task("j").state == "WAITING"
     assert h.state == "RUNNING"
@@ -359,20 +362,7 @@ def test_workflow_input_check_reports_missing_and_unexpected():
 
 
 def test_a_join_completed_while_paused_runs_on_resume():
-    h = Harness("""
-version: '2.0'
-wf:
-  tasks:
-    a:
-      action: std.noop
-      on-success: [j]
-    b:
-      action: std.async_noop
-      on-success: [j]
-    j:
-      join: all
-      action: std.noop
-""")
+    h = Harness(JOIN_ALL)
     h.start()
     h.send(engine.Pause())
     h.complete("b", {})
