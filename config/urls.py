@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/approvals", include("approvals.api_urls")),
     path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),
+    path("tracker/", include("tracker.urls_pages")),
     path("versions", api_views.Versions.as_view()),
     re_path(r"^identity/v3/?$", identity.Version.as_view()),
     path("identity/v3/auth/tokens", identity.Tokens.as_view()),

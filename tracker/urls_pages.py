@@ -1,0 +1,12 @@
+"""Tracker pages of the dashboard (mounted at "/tracker/" by config.urls)."""
+
+from django.urls import path
+
+from tracker import views
+
+app_name = "tracker_pages"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("compare/", views.compare, name="compare"),
+]
