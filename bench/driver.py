@@ -170,6 +170,19 @@ class Driver:
                 raise CompareFailure(f"only {got} of {count} '{tag}' jobs reached the outside service in {timeout:.0f} s")
             time.sleep(0.5)
 
+    def wait_handed_over(self, timeout: float) -> None:
+        """Until the worker has finished its bookkeeping for every job it sent
+        (``record_action_info(started=True)`` clears the worker deadline), so a
+        following measurement does not include the tail of the dispatching."""
+        from workflows.models import ActionExecution
+        from workflows.states import State
+
+        t0 = time.monotonic()
+        pending = ActionExecution.objects.filter(state=State.RUNNING, name="gust.http_job", deadline__isnull=False)
+        while pending.exists() and time.monotonic() - t0 < timeout:
+            self.procs.check_alive()
+            time.sleep(0.2)
+
     # -- reading results ---------------------------------------------------------
 
     def latencies(self, ids: list[str], tag: str) -> tuple[list[dict], list[str]]:
@@ -343,6 +356,7 @@ class Driver:
         self.say(f"compare: starting {count} never-finishing tracked executions ({self.opts.create_threads} threads)")
         _, posted = self.submit(inputs, rate=None, threads=self.opts.create_threads)
         self.wait_jobs_started(tag, count, timeout=600 + count / 10)
+        self.wait_handed_over(timeout=120)
         seconds = time.monotonic() - t0
         self.say(f"compare: {count} background jobs started in {seconds:.1f} s ({count / seconds:.0f}/s; "
                  f"POST /v2/executions took {posted:.1f} s, the worker's dispatch the rest)")
