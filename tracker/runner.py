@@ -134,20 +134,22 @@ class Tracker:
                     counts["running"] += 1
                 else:
                     counts[self._settle(item, result, error)] += 1
-            self._reschedule(still_running)
+            self._reschedule(still_running, now)
         self.counters["queries"] += counts["claimed"]
         self.counters["completions"] += counts["completed"]
         self.counters["errors"] += counts["errors"]
         self._run_periodic()
         return counts
 
-    def _reschedule(self, by_interval: dict[float, list[int]]) -> None:
-        """Items still running: one UPDATE per interval, not one per item."""
+    def _reschedule(self, by_interval: dict[float, list[int]], cycle_start) -> None:
+        """Items still running: one UPDATE per interval, not one per item. The
+        next query counts from the start of this cycle, so the period does not
+        stretch by the time the cycle took."""
         now = self.clock()
         for interval, ids in by_interval.items():
             TrackedAction.objects.filter(id__in=ids, claimed_by=self.name).update(
-                next_query_at=now + timedelta(seconds=interval), errors=0, claimed_by=None, claimed_until=None,
-                last_query_at=now, queries=F("queries") + 1,
+                next_query_at=cycle_start + timedelta(seconds=interval), errors=0, claimed_by=None,
+                claimed_until=None, last_query_at=now, queries=F("queries") + 1,
             )
 
     def _settle(self, item: TrackedAction, result: QueryResult | None, error: Exception | None) -> str:

@@ -93,8 +93,10 @@ def on_async_action_started(sender, action, **kwargs):
 
 
 def on_action_finished(sender, action, **kwargs):
-    """Receiver: a finished action needs no more queries, however it finished."""
-    TrackedAction.objects.filter(action_id=action.id).delete()
+    """Receiver: a finished action needs no more queries, however it finished.
+    Only async actions are ever tracked, so sync ones cost no query."""
+    if not action.is_sync:
+        TrackedAction.objects.filter(action_id=action.id).delete()
 
 
 # --- callbacks ---------------------------------------------------------------
