@@ -17,7 +17,6 @@ from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
 from tracker.queries import query_for
 from workflows import callbacks
 from workflows import services as wf_services
-from workflows.actions import TRACKING_MODES
 from workflows.errors import Conflict, GustError, InvalidInput, NotFound
 from workflows.models import ActionExecution
 from workflows.states import State
@@ -82,7 +81,7 @@ def on_async_action_started(sender, action, **kwargs):
     """Receiver: an async action declared ``tracking: poll|hybrid`` gets its row
     in the same transaction that created it."""
     mode = action.input.get("tracking") or "callback"
-    if mode not in TRACKING_MODES or mode == "callback" or query_for(action.name) is None:
+    if mode not in ("poll", "hybrid") or query_for(action.name) is None:
         return
     TrackedAction.objects.create(
         action_id=action.id,
@@ -117,6 +116,16 @@ def _read(token: str) -> tuple[str, int]:
         raise Forbidden("Invalid callback token") from None
 
 
+def _resolve(token: str) -> tuple[str, int, bool]:
+    """(action id, attempt, whether the action is visible yet); raises Gone
+    when the token belongs to an attempt older than the action's current one."""
+    action_id, attempt = _read(token)
+    current = ActionExecution.objects.filter(id=action_id).values_list("attempt", flat=True).first()
+    if current is not None and attempt < current:
+        raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current}")
+    return action_id, attempt, current is not None
+
+
 def apply_callback(token: str, state: str, output) -> CallbackOutcome:
     """Complete an action through its signed URL.
 
@@ -129,25 +138,19 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
     """
     if state not in (State.SUCCESS, State.ERROR):
         raise InvalidInput(f"state must be SUCCESS or ERROR, not {state!r}")
-    action_id, attempt = _read(token)
-    current = ActionExecution.objects.filter(id=action_id).only("id", "attempt").first()
-    if current is None:
+    action_id, attempt, visible = _resolve(token)
+    if not visible:
         CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
         logger.info("callback for %s arrived before its action is visible; stored", action_id)
         return CallbackOutcome(202)
-    if attempt < current.attempt:
-        raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current.attempt}")
     return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
 
 
 def heartbeat(token: str) -> ActionExecution:
     """The outside system is still working: move the action's deadline on."""
-    action_id, attempt = _read(token)
-    current = ActionExecution.objects.filter(id=action_id).only("id", "attempt").first()
-    if current is None:
+    action_id, _, visible = _resolve(token)
+    if not visible:
         raise NotFound("ActionExecution", action_id)
-    if attempt < current.attempt:
-        raise Gone(f"This callback URL belongs to attempt {attempt}, not {current.attempt}")
     return wf_services.extend_deadline(action_id, conf.get("HEARTBEAT_EXTENSION"))
 
 

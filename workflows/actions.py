@@ -101,7 +101,6 @@ _TRACKING_PARAMS = (
     ("query_interval", None),
     ("grace", None),
 )
-TRACKING_MODES = ("callback", "poll", "hybrid")
 
 # gust.http_job starts a job, so it POSTs unless told otherwise.
 _JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS
