@@ -156,10 +156,11 @@ class Tracker:
         now = self.clock()
         if error is None:
             try:
+                # Its action_finished receiver deletes the tracking row in the same transaction.
                 wf_services.complete_action(item.action_id, result.state, result.output)
             except GustError as exc:  # completed by a callback meanwhile: the first result won
                 logger.info("poll result for %s not applied: %s", item.action_id, exc.message)
-            TrackedAction.objects.filter(id=item.id).delete()
+                TrackedAction.objects.filter(id=item.id).delete()
             return "completed"
         interval = item.query_interval or self.query_interval
         errors = item.errors + 1
