@@ -5,17 +5,7 @@ responses and operator actions are audit records."""
 from django.contrib import admin
 
 from approvals.models import Approval, ApprovalResponse, Assignment, OperatorAction
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from workflows.admin import ReadOnlyAdmin
 
 
 class AssignmentInline(admin.TabularInline):

@@ -9,19 +9,7 @@ from django.db.models import Count, Q
 
 from tracker import notifier
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess, Webhook, WebhookDelivery
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """View-only: no add, change or delete (the list still offers actions)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from workflows.admin import ReadOnlyAdmin
 
 
 class WebhookForm(forms.ModelForm):

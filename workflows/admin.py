@@ -10,6 +10,20 @@ STATE_FIELDS = ("state", "state_info", "accepted", "processed", "started_at", "f
                 "published", "context", "runtime_context")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View-only: no add, change or delete, for audit logs and rows that only
+    services write (used by the tracker and approvals admins too)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyStateAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         model_fields = {f.name for f in self.model._meta.get_fields()}
