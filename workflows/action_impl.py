@@ -1,7 +1,9 @@
 """Worker implementations of the built-in actions that do I/O.
 
 Each takes (input, action_execution_row) and returns the result or raises
-``ActionFailed``. They run in a django-q2 worker, outside any transaction.
+``ActionFailed``; an async action returns what it learnt while starting
+(kept in the action's ``runtime_context``), or None. They run in a
+django-q2 worker, outside any transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import time
 import requests
 from django.conf import settings
 
-from workflows import services
 from workflows.actions import ActionFailed
 from workflows.callbacks import callback_url
 
@@ -72,14 +73,12 @@ def mistral_http(inp: dict, action) -> None:
     _request(inp, _async_headers(action))
 
 
-def http_job(inp: dict, action) -> None:
-    """Start a job (POST by default). When the job's JSON answer names a
-    ``status_url``, remember it so the results tracker can poll it."""
+def http_job(inp: dict, action) -> dict:
+    """Start a job (POST by default). Returns what the results tracker needs
+    to poll it: the ``status_url`` and ``job_id`` the job's JSON answer names."""
     answer = _request(inp, _async_headers(action))
     content = answer["content"] if isinstance(answer["content"], dict) else {}
-    info = {k: content[k] for k in ("status_url", "job_id") if k in content}
-    if info:
-        services.record_action_info(action.id, info)
+    return {k: content[k] for k in ("status_url", "job_id") if k in content}
 
 
 def sleep(inp: dict, action) -> None:

@@ -47,7 +47,7 @@ def run_action(action_id: str) -> None:
         if adef.is_sync:
             _report(action_id, State.SUCCESS, result)
         else:  # handed to the outside system: from now on it answers, or heartbeats
-            services.record_action_info(action_id, {}, started=True)
+            services.record_action_info(action_id, result or {}, started=True)
 
 
 def _report(action_id: str, state: str, result) -> None:
