@@ -142,6 +142,9 @@ GUST = {
     # A worker action with no result after this many seconds is failed by the
     # tracker's sweep (a crashed worker, or a job lost between commit and enqueue).
     "WORKER_ACTION_TIMEOUT": float(os.environ.get("GUST_WORKER_ACTION_TIMEOUT", "600")),
+    # On SIGTERM a worker finishes its jobs in flight for at most this long,
+    # then stops the rest (their actions are failed by the overdue sweep).
+    "WORKER_STOP_TIMEOUT": float(os.environ.get("GUST_WORKER_STOP_TIMEOUT", "30")),
 }
 # The results tracker (seed 001's query_interval and thread_pool_size), read at
 # call time through tracker.conf so override_settings works.

@@ -1,6 +1,7 @@
 import http.server
 import json
 import threading
+import time
 
 import pytest
 
@@ -12,6 +13,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.server.requests.append({"method": self.command, "path": self.path,
                                      "headers": dict(self.headers), "body": body})
         status = 500 if self.path.startswith("/fail") else 200
+        if self.path.startswith("/slow"):  # an action still in flight for a while
+            time.sleep(float(self.path.rpartition("/")[2] or 1))
         payload = json.dumps({"ok": status == 200, "path": self.path}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
