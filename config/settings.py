@@ -5,10 +5,13 @@ django-q2's ORM broker) that ``bin/run`` starts.
 DATABASE_URL   e.g. postgres://postgres@127.0.0.1:5432/test (default: SQLite file)
 GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
-GUST_SECRET_KEY, GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
+GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
+GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
 """
 
 import os
+import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -21,7 +24,31 @@ def env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in ("1", "true", "yes", "on")
 
 
-SECRET_KEY = os.environ.get("GUST_SECRET_KEY", "dev-only-insecure-key-change-me")
+def _secret_key() -> str:
+    """GUST_SECRET_KEY, or a random key made once and kept in the var
+    directory (mode 0600): never a key anyone else knows, and the two-command
+    start still works. Signed callback URLs and sessions depend on it."""
+    key = os.environ.get("GUST_SECRET_KEY", "").strip()
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made by an earlier start (or by a process starting beside this one)
+        for _ in range(50):
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty: delete it or set GUST_SECRET_KEY") from None
+    key = secrets.token_urlsafe(64)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+SECRET_KEY = _secret_key()
 DEBUG = env_bool("GUST_DEBUG", False)
 ALLOWED_HOSTS = os.environ.get("GUST_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]").split(",")
 
@@ -52,6 +79,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Behind a TLS-terminating proxy (GUST_TLS=1, the production set-up):
+# https only, secure cookies, HSTS; `manage.py check --deploy` is clean.
+if env_bool("GUST_TLS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("GUST_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GUST_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("GUST_HSTS_PRELOAD", True)
 
 ROOT_URLCONF = "config.urls"
 APPEND_SLASH = False  # /v2/workflows and /v2/workflows/ are both routed explicitly
@@ -113,7 +150,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0"}
+# /api/schema documents Gust's own /api; /v2 follows Mistral's API reference.
+SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
+                        "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"]}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {
@@ -157,9 +196,16 @@ TRACKER = {
 }
 if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
 
-# Approval notifications; the console by default (GUST_EMAIL_BACKEND to change).
+# Approval notifications: printed to the console in development, SMTP
+# (GUST_EMAIL_HOST, GUST_EMAIL_PORT) in production (GUST_TLS=1);
+# GUST_EMAIL_BACKEND chooses another backend.
+_mail_backend = "smtp" if env_bool("GUST_TLS", False) else "console"
 MAILERS = {
-    "default": {"BACKEND": os.environ.get("GUST_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
+    "default": {
+        "BACKEND": os.environ.get("GUST_EMAIL_BACKEND", f"django.core.mail.backends.{_mail_backend}.EmailBackend"),
+        **({"OPTIONS": {"host": os.environ.get("GUST_EMAIL_HOST", "localhost"),
+                        "port": int(os.environ.get("GUST_EMAIL_PORT", "25"))}} if _mail_backend == "smtp" else {}),
+    }
 }
 DEFAULT_FROM_EMAIL = os.environ.get("GUST_FROM_EMAIL", "gust@localhost")
 

@@ -6,13 +6,13 @@ from drf_spectacular.views import SpectacularAPIView
 from workflows import views as dashboard_views
 from workflows.api import identity
 from workflows.api import views as api_views
+from workflows.middleware import wants_versions_document
 
 
 def root(request):
     """``/`` is the dashboard for browsers and Mistral's versions document
     for API clients that ask for JSON only."""
-    accept = request.headers.get("Accept", "")
-    if "application/json" in accept and "text/html" not in accept:
+    if wants_versions_document(request):
         return api_views.Versions.as_view()(request)
     return dashboard_views.execution_list(request)
 

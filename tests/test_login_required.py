@@ -18,6 +18,13 @@ def test_dashboard_pages_redirect_to_the_login_page(client, auth_on, path):
     assert resp.status_code == 302 and resp["Location"].startswith("/accounts/login/?next=")
 
 
+@pytest.mark.parametrize("accept", [None, "*/*", "text/*", "application/xml"])
+def test_the_execution_list_asks_for_a_login_unless_json_is_asked_for_by_name(client, auth_on, accept):
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    resp = client.get("/", **headers)
+    assert resp.status_code == 302 and resp["Location"].startswith("/accounts/login/")
+
+
 def test_open_paths_stay_open(client, auth_on):
     assert client.get("/accounts/login/").status_code == 200
     assert client.get("/v2/").status_code == 200

@@ -19,7 +19,15 @@ class DashboardLoginRequired:
             settings.API_AUTH
             and not request.user.is_authenticated
             and not request.path.startswith(OPEN_PREFIXES)
-            and not (request.path == "/" and "text/html" not in request.headers.get("Accept", "text/html"))
+            and not (request.path == "/" and wants_versions_document(request))
         ):
             return redirect_to_login(request.get_full_path())
         return self.get_response(request)
+
+
+def wants_versions_document(request) -> bool:
+    """Only a request that asks for JSON by name gets Mistral's versions
+    document at ``/``; ``*/*`` (curl's and requests' default) is a browser-like
+    request for the dashboard, which asks for a login."""
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
