@@ -9,6 +9,9 @@ LEASE             seconds a claim holds before another tracker may take the item
 CALLBACK_TTL      seconds a signed callback URL stays valid
 HEARTBEAT_EXTENSION  seconds a heartbeat moves an action's deadline forward
 INBOX_GIVE_UP     seconds an early callback waits for its action to appear
+IN_FLIGHT_WINDOW  seconds after signing during which a token's action may still be
+                  uncommitted; later, a token of an action that does not exist is 410
+INBOX_MAX         early callbacks waiting at most, in all (more are refused with 429)
 PERIODIC          dotted paths called once per cycle (e.g. approval expiry)
 QUERIES           {action name: dotted path of a query function} overriding the built-ins
 """
@@ -25,6 +28,8 @@ DEFAULTS = {
     "CALLBACK_TTL": 7 * 24 * 3600.0,
     "HEARTBEAT_EXTENSION": 3600.0,
     "INBOX_GIVE_UP": 600.0,
+    "IN_FLIGHT_WINDOW": 120.0,
+    "INBOX_MAX": 10_000,
     "PERIODIC": [],
     "QUERIES": {},
 }

@@ -34,6 +34,12 @@ class Forbidden(GustError):
     status = 403
 
 
+class TooBusy(GustError):
+    """The early-callback inbox is full: 429, nothing stored; the caller retries."""
+
+    status = 429
+
+
 # --- tracking rows -----------------------------------------------------------
 
 
@@ -107,9 +113,9 @@ class CallbackOutcome:
     action: ActionExecution | None = None
 
 
-def _read(token: str) -> tuple[str, int]:
+def _read(token: str) -> tuple[str, int, float]:
     try:
-        return callbacks.read_token(token, conf.get("CALLBACK_TTL"))
+        return callbacks.read_token_with_age(token, conf.get("CALLBACK_TTL"))
     except callbacks.TokenExpired:
         raise Gone("This callback URL has expired") from None
     except callbacks.TokenForged:
@@ -117,13 +123,36 @@ def _read(token: str) -> tuple[str, int]:
 
 
 def _resolve(token: str) -> tuple[str, int, bool]:
-    """(action id, attempt, whether the action is visible yet); raises Gone
-    when the token belongs to an attempt older than the action's current one."""
-    action_id, attempt = _read(token)
+    """(action id, attempt, whether the action is visible yet).
+
+    Raises Gone when the token belongs to an attempt older than the action's
+    current one, or to an action that does not exist and can no longer be in
+    the middle of being dispatched: a token signed more than IN_FLIGHT_WINDOW
+    seconds ago whose action is not visible was deleted (or never committed).
+    """
+    action_id, attempt, age = _read(token)
     current = ActionExecution.objects.filter(id=action_id).values_list("attempt", flat=True).first()
+    if current is None and age > conf.get("IN_FLIGHT_WINDOW"):
+        raise Gone(f"Action execution {action_id} does not exist (deleted, or its dispatch was rolled back)")
     if current is not None and attempt < current:
         raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current}")
     return action_id, attempt, current is not None
+
+
+def _store_early(action_id: str, attempt: int, state: str, output) -> None:
+    """Keep a result that arrived before its action became visible: one per
+    attempt (a repeat of the same result is a no-op, a different one a
+    conflict), and about INBOX_MAX waiting in all. No transaction of its own:
+    on SQLite one would queue behind the very dispatch it is waiting for; two
+    racing copies of one result are harmless (the inbox applies it once)."""
+    waiting = CallbackInbox.objects.filter(action_id=action_id, attempt=attempt, applied_at__isnull=True).first()
+    if waiting is not None:
+        if (waiting.state, waiting.output) != (state, output):
+            raise Conflict(f"A different result for action execution {action_id} is already waiting", "RUNNING")
+        return
+    if CallbackInbox.objects.filter(applied_at__isnull=True).count() >= conf.get("INBOX_MAX"):
+        raise TooBusy("Too many early callbacks are waiting for their actions; try again shortly")
+    CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
 
 
 def apply_callback(token: str, state: str, output) -> CallbackOutcome:
@@ -140,7 +169,7 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
         raise InvalidInput(f"state must be SUCCESS or ERROR, not {state!r}")
     action_id, attempt, visible = _resolve(token)
     if not visible:
-        CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
+        _store_early(action_id, attempt, state, output)
         logger.info("callback for %s arrived before its action is visible; stored", action_id)
         return CallbackOutcome(202)
     return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))

@@ -8,6 +8,8 @@ No login is needed: the signature is the credential.
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core import signing
 
@@ -28,14 +30,21 @@ def make_token(action_id: str, attempt: int) -> str:
 
 def read_token(token: str, max_age: float) -> tuple[str, int]:
     """(action id, attempt); raises TokenExpired or TokenForged."""
+    action_id, attempt, _ = read_token_with_age(token, max_age)
+    return action_id, attempt
+
+
+def read_token_with_age(token: str, max_age: float) -> tuple[str, int, float]:
+    """(action id, attempt, seconds since it was signed); raises TokenExpired or TokenForged."""
     signer = signing.TimestampSigner(salt=SALT)
     try:
         data = signer.unsign_object(token, max_age=max_age)
+        signed_at = signing.b62_decode(token.rsplit(signer.sep, 2)[1])
     except signing.SignatureExpired as exc:
         raise TokenExpired(str(exc)) from exc
-    except (signing.BadSignature, ValueError) as exc:
+    except (signing.BadSignature, ValueError, KeyError, TypeError, IndexError) as exc:
         raise TokenForged("invalid callback token") from exc
-    return data["a"], int(data["n"])
+    return data["a"], int(data["n"]), max(time.time() - signed_at, 0.0)
 
 
 def callback_url(action_id: str, attempt: int) -> str:

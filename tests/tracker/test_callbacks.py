@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core import signing
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -173,3 +174,36 @@ def test_a_callback_before_the_dispatch_commit_is_stored_and_applied_once(monkey
     ex.refresh_from_db()
     assert ex.state == "SUCCESS" and ex.output == {"got": {"early": True}}
     assert CallbackInbox.objects.get().outcome == "applied"
+
+
+def test_a_token_signed_with_the_old_development_key_is_refused(client, running, settings):
+    _, action = running
+    forged = signing.TimestampSigner(key="dev-only-insecure-key-change-me", salt=callbacks.SALT).sign_object(
+        {"a": action.id, "n": 1})
+    resp = put(client, "/api/callbacks/" + forged)
+    assert resp.status_code == 403
+    assert ActionExecution.objects.get(id=action.id).state == "RUNNING"
+
+
+def test_a_token_for_an_action_that_does_not_exist_is_gone_and_stores_nothing(client, settings):
+    settings.TRACKER = {**settings.TRACKER, "IN_FLIGHT_WINDOW": -1}  # every token is past its dispatch
+    for n in range(5):
+        resp = put(client, "/api/callbacks/" + callbacks.make_token(f"no-such-action-{n}", 1))
+        assert resp.status_code == 410, resp.content
+        assert "does not exist" in resp.json()["faultstring"]
+    assert CallbackInbox.objects.count() == 0
+
+
+def test_an_early_callback_is_stored_once_per_attempt(client):
+    path = "/api/callbacks/" + callbacks.make_token("not-committed-yet", 1)
+    assert put(client, path, output={"n": 1}).status_code == 202
+    assert put(client, path, output={"n": 1}).status_code == 202  # the same result again: a no-op
+    assert put(client, path, output={"n": 2}).status_code == 409  # a different one: refused
+    assert list(CallbackInbox.objects.values_list("output", flat=True)) == [{"n": 1}]
+
+
+def test_the_early_callback_inbox_is_bounded(client, settings):
+    settings.TRACKER = {**settings.TRACKER, "INBOX_MAX": 3}
+    codes = [put(client, "/api/callbacks/" + callbacks.make_token(f"early-{n}", 1)).status_code for n in range(5)]
+    assert codes == [202, 202, 202, 429, 429]
+    assert CallbackInbox.objects.count() == 3
