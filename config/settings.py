@@ -12,6 +12,7 @@ GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
 import os
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -66,7 +67,19 @@ INSTALLED_APPS = [
     "workflows",
     "tracker",
     "approvals",
+    "axes",
 ]
+
+# Failed logins are counted per user name and address (django-axes): the
+# login page, the admin, the Keystone stand-in and Basic auth alike.
+AUTHENTICATION_BACKENDS = ["config.security.LoginRateLimit", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("GUST_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("GUST_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.security.locked_out"
+AXES_VERBOSE = True  # each failure is logged (logger "axes") with its user name and address
+AXES_SENSITIVE_PARAMETERS = []
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -78,6 +91,7 @@ MIDDLEWARE = [
     "workflows.middleware.DashboardLoginRequired",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Behind a TLS-terminating proxy (GUST_TLS=1, the production set-up):
@@ -219,5 +233,6 @@ LOGGING = {
     "loggers": {
         "gust": {"handlers": ["console"], "level": os.environ.get("GUST_LOG_LEVEL", "INFO"), "propagate": False},
         "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "axes": {"handlers": ["console"], "level": "INFO", "propagate": False},  # failed logins
     },
 }

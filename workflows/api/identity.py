@@ -14,6 +14,7 @@ CLI then sends it as ``X-Auth-Token`` to ``/v2``.
 from datetime import timedelta
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.authtoken.models import Token
@@ -30,6 +31,10 @@ class Unauthorized(GustError):
     status = 401
 
 
+class TooManyFailures(GustError):
+    status = 429
+
+
 class Version(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -42,18 +47,23 @@ class Version(APIView):
         }})
 
 
-def _user_from(identity: dict):
+def _user_from(request, identity: dict):
     methods = identity.get("methods") or []
     if "password" in methods:
         user = (identity.get("password") or {}).get("user") or {}
-        found = authenticate(username=user.get("name"), password=user.get("password"))
+        # The request goes along so failed logins count against this address (django-axes).
+        found = authenticate(request, username=user.get("name"), password=user.get("password"))
+        if getattr(request, "axes_locked_out", False):
+            raise TooManyFailures("Too many failed logins for this user from this address; try again later")
         if found is None:
             raise Unauthorized("The request you have made requires authentication: wrong user name or password")
+        user_logged_in.send(sender=found.__class__, request=request, user=found)  # resets the failure count
         return found, "password"
     if "token" in methods:
         key = (identity.get("token") or {}).get("id")
         token = Token.objects.select_related("user").filter(key=key).first()
         if token is None or not token.user.is_active:
+            user_login_failed.send(sender=__name__, credentials={"username": "token"}, request=request)
             raise Unauthorized("The request you have made requires authentication: unknown token")
         return token.user, "token"
     raise InvalidInput("auth.identity.methods must include password or token")
@@ -67,7 +77,7 @@ class Tokens(APIView):
         auth = (request.data or {}).get("auth") if isinstance(request.data, dict) else None
         if not isinstance(auth, dict):
             raise InvalidInput("Send {\"auth\": {\"identity\": ...}} as Keystone v3 does")
-        user, method = _user_from(auth.get("identity") or {})
+        user, method = _user_from(request._request, auth.get("identity") or {})
         token, _ = Token.objects.get_or_create(user=user)
         now = timezone.now()
         body = {
