@@ -28,6 +28,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
 from workflows import graph, live, services
+from workflows import permissions as perms
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
@@ -226,15 +227,16 @@ def workflow_detail(request, name: str):
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
+            perms.require(request.user, perms.START)
             execution = services.start_execution(
                 wf.name,
                 form.workflow_input(),
                 description=form.cleaned_data["description"],
                 namespace=wf.namespace,
             )
-        except (InvalidInput, NotFound) as exc:
+        except (InvalidInput, NotFound, perms.Forbidden) as exc:
             form.add_error(None, exc.message)
-            status = 400
+            status = 403 if isinstance(exc, perms.Forbidden) else 400
         else:
             messages.success(request, f"Started execution {execution.id} ({execution.state}).")
             return redirect("dashboard:execution", execution_id=execution.id)
@@ -265,11 +267,14 @@ def workflow_new(request):
         status = 400
         if form.is_valid():
             try:
+                perms.require(request.user, perms.ADD_WORKFLOW,
+                              *((perms.CHANGE_WORKFLOW,) if form.cleaned_data["update"] else ()))
                 saved = services.save_workflows(form.cleaned_data["definition"], update=form.cleaned_data["update"])
             except InvalidDefinition as exc:
                 errors = exc.errors
-            except (Conflict, InvalidInput) as exc:
+            except (Conflict, InvalidInput, perms.Forbidden) as exc:
                 form.add_error(None, exc.message)
+                status = 403 if isinstance(exc, perms.Forbidden) else 400
             else:
                 names = ", ".join(w.name for w in saved)
                 messages.success(request, f"Saved {len(saved)} workflow(s): {names}.")

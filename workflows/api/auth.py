@@ -10,6 +10,8 @@ from django.conf import settings
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import BasePermission
 
+from workflows import permissions
+
 
 class XAuthTokenAuthentication(TokenAuthentication):
     def authenticate(self, request):
@@ -24,9 +26,13 @@ class XAuthTokenAuthentication(TokenAuthentication):
 
 class LoginRequiredUnlessOpen(BasePermission):
     """IsAuthenticated, unless ``settings.API_AUTH`` is off (read per request,
-    so ``override_settings`` works)."""
+    so ``override_settings`` works); then the permissions a view names for
+    the request's method in ``required = {"POST": (perm, ...)}``."""
 
     def has_permission(self, request, view):
         if not settings.API_AUTH:
             return True
-        return bool(request.user and request.user.is_authenticated)
+        if not (request.user and request.user.is_authenticated):
+            return False
+        permissions.require(request.user, *getattr(view, "required", {}).get(request.method, ()))
+        return True

@@ -13,7 +13,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals.ops import services as ops
 from workflows import actions, services
+from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import paginate
 from workflows.errors import InvalidInput, NotFound
@@ -73,6 +75,8 @@ class Versions(APIView):
 
 
 class Workflows(APIView):
+    required = {"POST": (perms.ADD_WORKFLOW,), "PUT": (perms.ADD_WORKFLOW, perms.CHANGE_WORKFLOW)}
+
     @extend_schema(operation_id="workflows_list")
     def get(self, request):
         qs = services.WorkflowDefinition.objects.all()
@@ -91,6 +95,8 @@ class Workflows(APIView):
 
 
 class WorkflowDetail(APIView):
+    required = {"PUT": (perms.CHANGE_WORKFLOW,), "DELETE": (perms.DELETE_WORKFLOW,)}
+
     def get(self, request, identifier):
         wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
         return Response(resources.workflow(wf))
@@ -129,6 +135,8 @@ def _execution(execution_id: str) -> WorkflowExecution:
 
 
 class Executions(APIView):
+    required = {"POST": (perms.START,)}
+
     def get(self, request):
         return Response(paginate(request, WorkflowExecution.objects.all(), key="executions",
                                  render=resources.execution, filters=EXECUTION_FIELDS, sortable=EXECUTION_FIELDS))
@@ -154,6 +162,8 @@ class Executions(APIView):
 
 
 class ExecutionDetail(APIView):
+    required = {"DELETE": (perms.DELETE_EXECUTION,)}
+
     def get(self, request, execution_id):
         return Response(resources.execution(_execution(execution_id), detail=True))
 
@@ -162,8 +172,13 @@ class ExecutionDetail(APIView):
         if not data:
             raise InvalidInput("Send a JSON object with 'state' and/or 'description'")
         ex = _execution(execution_id)
+        if "description" in data:
+            perms.require(request.user, perms.EDIT_EXECUTION)
         if data.get("state") and data["state"] != ex.state:
-            ex = services.change_execution_state(execution_id, data["state"])
+            if perms.enforced():  # checks approvals.operate_executions and writes the audit row
+                ops.change_execution_state(request.user, execution_id, data["state"])
+            else:
+                services.change_execution_state(execution_id, data["state"])
         if "description" in data:
             ex = services.update_execution_fields(execution_id, description=data["description"])
         ex.refresh_from_db()
@@ -259,7 +274,14 @@ class ActionExecutionDetail(APIView):
         data = request.data if isinstance(request.data, dict) else None
         if data is None or "state" not in data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
-        action = services.complete_action(action_id, data["state"], _output_arg(data.get("output")))
+        state, output = data["state"], _output_arg(data.get("output"))
+        if perms.enforced():
+            # By hand: approvals.complete_actions, audited. An approval's action
+            # is otherwise answered through its approval, by its assignees.
+            ops.complete_action(request.user, action_id, state, output)
+            action = ActionExecution.objects.get(id=action_id)
+        else:
+            action = services.complete_action(action_id, state, output)
         return Response(resources.action_execution(action))
 
     # Mistral's docs tell outside systems to POST the result to this path.
