@@ -192,9 +192,16 @@ if env_bool("GUST_SYNC_WORKER", False):
 GUST = {
     # Base URL that std.mistral_http sends as Mistral-Callback-URL.
     "PUBLIC_URL": os.environ.get("GUST_PUBLIC_URL", "http://127.0.0.1:8000"),
-    # A worker action with no result after this many seconds is failed by the
-    # tracker's sweep (a crashed worker, or a job lost between commit and enqueue).
-    "WORKER_ACTION_TIMEOUT": float(os.environ.get("GUST_WORKER_ACTION_TIMEOUT", "600")),
+    # Deadlines the tracker's overdue sweep enforces, so nothing stays RUNNING
+    # forever. A queued worker action that no worker started within
+    # WORKER_QUEUE_TIMEOUT fails "not started"; a started one holds a lease of
+    # WORKER_LEASE seconds that its worker renews while it runs (kill -9 of the
+    # worker: it fails "worker lost" one lease later, and is never re-run behind
+    # the user's back); an async action waits ASYNC_ACTION_TIMEOUT for its
+    # result once started (heartbeats extend it; 0 = no deadline).
+    "WORKER_QUEUE_TIMEOUT": float(os.environ.get("GUST_WORKER_QUEUE_TIMEOUT", "3600")),
+    "WORKER_LEASE": float(os.environ.get("GUST_WORKER_LEASE", "30")),
+    "ASYNC_ACTION_TIMEOUT": float(os.environ.get("GUST_ASYNC_ACTION_TIMEOUT", str(7 * 24 * 3600))),
     # On SIGTERM a worker finishes its jobs in flight for at most this long,
     # then stops the rest (their actions are failed by the overdue sweep).
     "WORKER_STOP_TIMEOUT": float(os.environ.get("GUST_WORKER_STOP_TIMEOUT", "30")),

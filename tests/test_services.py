@@ -215,12 +215,12 @@ def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes
     assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)) == 1
     action.refresh_from_db()
     ex.refresh_from_db()
-    assert action.state == "ERROR" and "without a worker result" in action.output["result"]
-    assert ex.state == "ERROR" and "Deadline passed" in ex.state_info
+    assert action.state == "ERROR" and "Not started: no worker took it" in action.output["result"]
+    assert ex.state == "ERROR" and "Not started" in ex.state_info
     assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)) == 0
 
 
-def test_an_async_action_handed_over_waits_without_deadline_until_heartbeats_stop(
+def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeats_stop(
         outside_service, django_capture_on_commit_callbacks):
     from datetime import timedelta
 
@@ -230,9 +230,10 @@ def test_an_async_action_handed_over_waits_without_deadline_until_heartbeats_sto
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("m")
     action = ActionExecution.objects.get(workflow_execution=ex)
-    assert action.deadline is None  # handed to the outside system
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=30)) == 0
+    # handed to the outside system: it waits ASYNC_ACTION_TIMEOUT (7 days by default), not the worker's lease
+    assert action.deadline - timezone.now() > timedelta(days=6)
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=6)) == 0
     services.extend_deadline(action.id, 60)
     assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)) == 1
     action.refresh_from_db()
-    assert "without a callback or heartbeat" in action.state_info
+    assert "without a result, callback or heartbeat" in action.state_info

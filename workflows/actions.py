@@ -41,6 +41,9 @@ class ActionDef:
     local: Callable[[dict], Any] | None = None
     impl: str | None = None  # dotted path of the worker implementation
     dispatch: bool = field(default=False)  # async actions that need a worker to start
+    # An async action that ends itself (an approval's expiry) has no deadline
+    # of its own; any other RUNNING action gets one (GUST["ASYNC_ACTION_TIMEOUT"]).
+    waits_forever: bool = False
 
     @property
     def is_sync(self) -> bool:
@@ -175,6 +178,7 @@ BUILTIN: dict[str, ActionDef] = {
             _APPROVAL_PARAMS,
             "Asks people to approve or reject in the browser; the result is "
             "{approved, data, responses}.",
+            waits_forever=True,  # its expiry and escalation end it
         ),
         ActionDef(
             "std.sleep",

@@ -10,7 +10,10 @@ takes an id, loads, does the I/O outside any transaction, and calls
 from __future__ import annotations
 
 import logging
+import threading
 
+from django.conf import settings
+from django.db import connection
 from django.utils.module_loading import import_string
 
 from workflows import actions, queue, services
@@ -34,10 +37,15 @@ def run_action(action_id: str) -> None:
     if action is None or action.state != State.RUNNING:
         logger.info("action %s is gone or no longer RUNNING; nothing to run", action_id)
         return
+    if not services.claim_for_worker(action_id):
+        logger.warning("action %s was already started by a worker (this job was delivered again); not run twice",
+                       action_id)
+        return
     adef = actions.get(action.name)
     impl = import_string(adef.impl)
     try:
-        result = impl(action.input, action)
+        with _Lease(action_id):
+            result = impl(action.input, action)
     except actions.ActionFailed as exc:
         _report(action_id, State.ERROR, exc.error)
     except Exception as exc:  # any failure of the action itself ends it in ERROR
@@ -56,3 +64,35 @@ def _report(action_id: str, state: str, result) -> None:
     except (Conflict, NotFound) as exc:
         # Completed, cancelled or deleted meanwhile: the first result wins.
         logger.info("result of action %s not applied: %s", action_id, exc)
+
+
+class _Lease:
+    """Renews the action's lease while its implementation runs, so the
+    overdue sweep fails it ("worker lost") only once this worker is gone."""
+
+    def __init__(self, action_id: str):
+        self.action_id = action_id
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{action_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        # Bounded: a renewal blocked on a lock (a caller's open transaction in
+        # sync mode) must not hold the result back; the thread is a daemon.
+        self._thread.join(timeout=1.0)
+        return False
+
+    def _renew(self):
+        every = max(float(settings.GUST["WORKER_LEASE"]) / 3, 0.05)
+        try:
+            while not self._done.wait(every):
+                if not services.renew_lease(self.action_id):
+                    return  # finished (cancelled, completed by hand): nothing left to hold
+        except Exception:  # the next renewal, or the sweep, sorts it out
+            logger.exception("renewing the lease of action %s failed", self.action_id)
+        finally:
+            connection.close()

@@ -105,7 +105,14 @@ class ActionExecution(models.Model):
     attempt = models.PositiveIntegerField(
         default=1, help_text="Raised each time the action is sent again; older callback URLs then answer 410."
     )
-    deadline = models.DateTimeField(null=True, blank=True, help_text="Extended by callback heartbeats.")
+    deadline = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the overdue sweep fails it: queue deadline until a worker starts it, then the worker's "
+                  "lease (renewed while it runs), then the async deadline (extended by heartbeats).",
+    )
+    worker_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker claimed it; a job delivered again is then not run twice."
+    )
     runtime_context = models.JSONField(
         default=dict, blank=True, help_text="What the worker learnt when starting it (e.g. a status URL)."
     )

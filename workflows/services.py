@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows import engine, signals, trace
+from workflows import actions, engine, signals, trace
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
@@ -214,8 +214,43 @@ def record_action_info(action_id: str, info: dict, *, started: bool = False) -> 
             return
         action.runtime_context = {**action.runtime_context, **info}
         if started:
-            action.deadline = None
+            now = timezone.now()
+            action.runtime_context["handed_over_at"] = now.isoformat()
+            action.deadline = async_deadline(now)
         action.save(update_fields=["runtime_context", "deadline", "updated_at"])
+
+
+def _seconds(name: str) -> float:
+    return float(settings.GUST[name])
+
+
+def async_deadline(now):
+    """When a started async action with no result fails (None: never)."""
+    seconds = _seconds("ASYNC_ACTION_TIMEOUT")
+    return now + timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def claim_for_worker(action_id: str) -> bool:
+    """A worker is about to run this action: mark it started and give it a
+    lease of WORKER_LEASE seconds, in one UPDATE. False when it is not
+    RUNNING or another delivery of the same job already started it — the
+    broker may hand a job out again after a worker was lost, and an action
+    whose effect may have happened is never run a second time on its own."""
+    now = timezone.now()
+    return bool(
+        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=True)
+        .update(worker_started_at=now, deadline=now + timedelta(seconds=_seconds("WORKER_LEASE")), updated_at=now)
+    )
+
+
+def renew_lease(action_id: str) -> bool:
+    """The worker running the action is alive: move its deadline one lease on.
+    False once the action is no longer RUNNING."""
+    now = timezone.now()
+    return bool(
+        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=False)
+        .update(deadline=now + timedelta(seconds=_seconds("WORKER_LEASE")))
+    )
 
 
 def fail_overdue_actions(now=None, limit: int = 100) -> int:
@@ -228,12 +263,11 @@ def fail_overdue_actions(now=None, limit: int = 100) -> int:
     now = now or timezone.now()
     overdue = list(
         ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now)
-        .values_list("id", "deadline", "is_sync")[:limit]
+        .values_list("id", "name", "deadline", "worker_started_at", "runtime_context")[:limit]
     )
     failed = 0
-    for action_id, deadline, is_sync in overdue:
-        waited = "a worker result" if is_sync else "a callback or heartbeat"
-        reason = f"Deadline passed at {deadline:%Y-%m-%d %H:%M:%S} UTC without {waited}; rerun the task if it is safe"
+    for action_id, name, deadline, started_at, runtime_context in overdue:
+        reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
         try:
             complete_action(action_id, State.ERROR, reason)
             failed += 1
@@ -242,6 +276,19 @@ def fail_overdue_actions(now=None, limit: int = 100) -> int:
     if failed:
         logger.warning("failed %d overdue action(s)", failed)
     return failed
+
+
+def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
+    at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
+    adef = actions.get(name)
+    waited_for_worker = bool(adef and adef.needs_worker) and "handed_over_at" not in runtime_context
+    if waited_for_worker and started_at is None:
+        return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
+    if waited_for_worker and started_at is not None:
+        return (f"Worker lost: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
+                f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
+                f"if it is safe")
+    return f"Deadline passed at {at} without a result, callback or heartbeat; rerun the task if it is safe"
 
 
 def extend_deadline(action_id: str, seconds: float) -> ActionExecution:
@@ -418,14 +465,24 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
         TaskExecution.objects.bulk_update(changed_rows, _TASK_FIELDS)
 
     dispatched = set(decision.dispatch)
-    worker_deadline = now + timedelta(seconds=settings.GUST.get("WORKER_ACTION_TIMEOUT", 600))
+    queue_deadline = now + timedelta(seconds=_seconds("WORKER_QUEUE_TIMEOUT"))
+    waiting_deadline = async_deadline(now)
+
+    def deadline_of(a):
+        if a.id in dispatched:
+            return queue_deadline  # until a worker claims it
+        adef = actions.get(a.name)
+        if a.state == State.RUNNING and not a.is_sync and not (adef and adef.waits_forever):
+            return waiting_deadline
+        return None
+
     new_actions = [
         ActionExecution(
             id=a.id, task_execution_id=task.id, workflow_execution_id=execution.id, name=a.name,
             workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
             state_info=a.state_info, is_sync=a.is_sync, accepted=a.state in TERMINAL,
             input=a.input, output=a.output, created_at=now, updated_at=now,
-            deadline=worker_deadline if a.id in dispatched else None,
+            deadline=deadline_of(a),
         )
         for task, a in decision.new_actions
     ]
