@@ -70,3 +70,16 @@ def test_sigterm_to_the_last_tracker_process_pauses_running_workflows():
     assert "was the last Gust process: paused 1 running workflow(s)" in out
     ex.refresh_from_db()
     assert ex.state == "PAUSED" and ex.state_info == lifecycle.SHUTDOWN_TAG
+
+
+def test_a_process_of_this_host_whose_pid_is_gone_does_not_count_as_alive():
+    """kill -9 leaves its row beating-fresh for up to ALIVE_SECONDS; the pid tells."""
+    import socket
+
+    services.save_workflows(WAIT)
+    services.start_execution("wait")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lifecycle.register("worker", f"worker:{socket.gethostname()}:{gone.stdout.strip()}:abc123")
+    me = lifecycle.register("tracker", f"tracker:{socket.gethostname()}:{os.getpid()}:def456")
+    assert not lifecycle.live_processes(exclude=me).exists()
+    assert lifecycle.unregister(me) == 1

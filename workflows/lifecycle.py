@@ -39,9 +39,31 @@ def _locked():
 
 
 def live_processes(now=None, exclude: str | None = None):
+    """Processes that beat within ALIVE_SECONDS, less those of this host whose
+    pid is gone (killed with -9: no need to wait for their beat to age)."""
     now = now or timezone.now()
     qs = EngineProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=now - timedelta(seconds=ALIVE_SECONDS))
-    return qs.exclude(name=exclude) if exclude else qs
+    if exclude:
+        qs = qs.exclude(name=exclude)
+    dead = [name for name in qs.values_list("name", flat=True) if _died_here(name)]
+    return qs.exclude(name__in=dead) if dead else qs
+
+
+def _died_here(name: str) -> bool:
+    """Names hold ``...:<host>:<pid>:...``: true when that host is this one
+    and no process has that pid any more."""
+    parts = name.split(":")
+    host = socket.gethostname()
+    for i, part in enumerate(parts[:-1]):
+        if part == host and parts[i + 1].isdigit():
+            try:
+                os.kill(int(parts[i + 1]), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:  # alive, another user's
+                return False
+            return False
+    return False
 
 
 def register(kind: str, name: str | None = None) -> str:
