@@ -211,13 +211,13 @@ def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes
         ex = services.start_execution("lost")
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert action.state == "RUNNING" and action.deadline is not None
-    assert services.fail_overdue_actions() == 0  # not overdue yet
-    assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)) == 1
+    assert services.fail_overdue_actions().failed == 0  # not overdue yet
+    assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)).failed == 1
     action.refresh_from_db()
     ex.refresh_from_db()
     assert action.state == "ERROR" and "without a worker result" in action.output["result"]
     assert ex.state == "ERROR" and "Deadline passed" in ex.state_info
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)) == 0
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)).failed == 0
 
 
 def test_an_async_action_handed_over_waits_without_deadline_until_heartbeats_stop(
@@ -231,8 +231,8 @@ def test_an_async_action_handed_over_waits_without_deadline_until_heartbeats_sto
         ex = services.start_execution("m")
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert action.deadline is None  # handed to the outside system
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=30)) == 0
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=30)).failed == 0
     services.extend_deadline(action.id, 60)
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)) == 1
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)).failed == 1
     action.refresh_from_db()
     assert "without a callback or heartbeat" in action.state_info
