@@ -126,7 +126,7 @@ def test_std_http_to_the_metadata_service_fails_the_task_with_the_reason(django_
 
 @pytest.mark.django_db
 @production_policy
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1", "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]"])
 def test_loopback_is_refused_however_it_is_spelt_and_nothing_is_sent(
         host, outside_service, django_capture_on_commit_callbacks):
     port = outside_service.server_address[1]
