@@ -129,6 +129,9 @@ class GustProcesses:
             # The throwaway database has no users: the driver starts executions
             # without a login (as bench does). Callbacks carry their own signed token.
             GUST_API_AUTH="0",
+            # The outside service and Gust itself listen on 127.0.0.1, which
+            # the egress policy refuses by default.
+            GUST_EGRESS_ALLOWED_CIDRS="127.0.0.0/8,::1",
         )
         if query_shapes:
             env["GUST_COUNT_QUERIES_SHAPES"] = "1"

@@ -17,6 +17,7 @@ import threading
 import requests
 
 from tracker.queries import QueryError, QueryResult
+from workflows import egress
 
 _local = threading.local()
 
@@ -25,7 +26,7 @@ def _session() -> requests.Session:
     # One keep-alive connection per tracker pool thread.
     s = getattr(_local, "session", None)
     if s is None:
-        s = _local.session = requests.Session()
+        s = _local.session = egress.session()  # the tracker's policy holds for this query too
     return s
 
 

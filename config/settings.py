@@ -7,6 +7,7 @@ GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
 GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
 GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
+GUST_EGRESS_DENIED_CIDRS, GUST_EGRESS_ALLOWED_CIDRS, GUST_EGRESS_ALLOWED_HOSTS (comma-separated)
 """
 
 import os
@@ -23,6 +24,11 @@ VAR_DIR = Path(os.environ.get("GUST_VAR_DIR", BASE_DIR / "var"))
 
 def env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in ("1", "true", "yes", "on")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Comma-separated values; set but empty is an empty list."""
+    return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
 
 def _secret_key() -> str:
@@ -216,6 +222,22 @@ TRACKER = {
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
 if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
+
+# Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
+# tracker's status queries, webhooks), read at call time by workflows.egress.
+# Workflow authors choose those URLs and the requests leave from this host, so
+# by default they may not reach its loopback services, the link-local range
+# with the cloud metadata service (169.254.169.254), nor 0.0.0.0 and ::, which
+# mean this host; as Mistral 23's [action_std_http] denied_cidrs. bin/run
+# allows loopback for the samples. Add private ranges (10.0.0.0/8, ...) to the
+# denied ones when workflow authors must not reach the internal network.
+EGRESS = {
+    "DENIED_CIDRS": env_list("GUST_EGRESS_DENIED_CIDRS", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128"),
+    # Allowed even inside a denied range, e.g. 127.0.0.1/32 for a local service.
+    "ALLOWED_CIDRS": env_list("GUST_EGRESS_ALLOWED_CIDRS", ""),
+    # Host names allowed whatever they resolve to; ".example.com" includes subdomains.
+    "ALLOWED_HOSTS": env_list("GUST_EGRESS_ALLOWED_HOSTS", ""),
+}
 
 # Approval notifications: printed to the console in development, SMTP
 # (GUST_EMAIL_HOST, GUST_EMAIL_PORT) in production (GUST_TLS=1);

@@ -211,13 +211,13 @@ def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes
         ex = services.start_execution("lost")
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert action.state == "RUNNING" and action.deadline is not None
-    assert services.fail_overdue_actions() == 0  # not overdue yet
-    assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)) == 1
+    assert services.fail_overdue_actions().failed == 0  # not overdue yet
+    assert services.fail_overdue_actions(now=action.deadline + timedelta(seconds=1)).failed == 1
     action.refresh_from_db()
     ex.refresh_from_db()
     assert action.state == "ERROR" and "Not started: no worker took it" in action.output["result"]
     assert ex.state == "ERROR" and "Not started" in ex.state_info
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)) == 0
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=1)).failed == 0
 
 
 def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeats_stop(
@@ -232,8 +232,8 @@ def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeat
     action = ActionExecution.objects.get(workflow_execution=ex)
     # handed to the outside system: it waits ASYNC_ACTION_TIMEOUT (7 days by default), not the worker's lease
     assert action.deadline - timezone.now() > timedelta(days=6)
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=6)) == 0
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(days=6)).failed == 0
     services.extend_deadline(action.id, 60)
-    assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)) == 1
+    assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)).failed == 1
     action.refresh_from_db()
     assert "without a result, callback or heartbeat" in action.state_info

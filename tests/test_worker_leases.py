@@ -25,7 +25,7 @@ def queued(outside_service, django_capture_on_commit_callbacks, settings):
 
 
 def sweep_at(seconds_from_now: float) -> int:
-    return services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=seconds_from_now))
+    return services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=seconds_from_now)).failed
 
 
 def test_time_in_the_queue_does_not_count_against_the_action(queued):

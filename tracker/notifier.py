@@ -18,6 +18,9 @@ lease ends. Delivery is therefore at-least-once: receivers deduplicate on
 the ``Gust-Delivery`` header. Each webhook receives a batch in event order;
 retries may arrive after later events (the payload carries ``at``).
 
+A URL the egress policy (``workflows.egress``) refuses is not retried: its
+rows are FAILED at once with the reason.
+
 Settings, read at call time from ``settings.GUST``:
 NOTIFIER_MAX_ATTEMPTS (8), NOTIFIER_TIMEOUT (10 s per request),
 NOTIFIER_CACHE_SECONDS (5 s: how long "no active webhook" is remembered).
@@ -42,7 +45,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tracker.models import Webhook, WebhookDelivery
-from workflows import queue
+from workflows import egress, queue
 
 logger = logging.getLogger("gust.notifier")
 
@@ -230,25 +233,34 @@ def _send(rows: list[WebhookDelivery], fixed_now: datetime | None) -> None:
     max_attempts = int(_setting("NOTIFIER_MAX_ATTEMPTS", 8))
     timeout = float(_setting("NOTIFIER_TIMEOUT", 10.0))
     unreachable: dict[int, str] = {}  # webhook id -> why, for the rest of this batch
+    refused: dict[int, str] = {}  # webhook id -> the egress policy's reason
     for row in rows:
         hook = row.webhook
         if not hook.active:
             status, error, give_up = None, "webhook is inactive", True
+        elif hook.id in refused:
+            status, error, give_up = None, refused[hook.id], True
         elif hook.id in unreachable:
             # A dead endpoint would cost a full timeout per row: count the
             # attempt against every row of this batch instead.
             status, error, give_up = None, f"not sent, endpoint unreachable: {unreachable[hook.id]}", False
         else:
             logger.info("%s will be published to %s (delivery %s)", _line(row), _shown(hook.url), row.id)
-            status, error = _post(hook, row, timeout)
             give_up = False
-            if status is None:
+            try:
+                status, error = _post(hook, row, timeout)
+            except egress.EgressRefused as exc:
+                # A policy decision, not a network failure: retrying can not help.
+                status, error, give_up = None, str(exc), True
+                refused[hook.id] = error
+            if status is None and not give_up:
                 unreachable[hook.id] = error
         _record(row, status, error, give_up, max_attempts, fixed_now or timezone.now())
 
 
 def _post(hook: Webhook, row: WebhookDelivery, timeout: float) -> tuple[int | None, str | None]:
-    """(HTTP status or None, error or None) of one POST; never raises."""
+    """(HTTP status or None, error or None) of one POST. Raises only
+    EgressRefused, when the egress policy refuses the URL (nothing is sent)."""
     body = json.dumps(row.payload, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
@@ -320,5 +332,5 @@ def _session() -> requests.Session:
     # Keep-alive per thread: a Session is not guaranteed thread-safe.
     session = getattr(_local, "session", None)
     if session is None:
-        session = _local.session = requests.Session()
+        session = _local.session = egress.session()
     return session

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import requests
 
+from workflows import egress
+
 _DONE = {"SUCCESS": "SUCCESS", "SUCCEEDED": "SUCCESS", "DONE": "SUCCESS", "COMPLETED": "SUCCESS",
          "ERROR": "ERROR", "FAILED": "ERROR", "FAILURE": "ERROR"}
 
@@ -35,14 +37,18 @@ class QueryResult:
 def http_status(action) -> QueryResult:
     """GET the job's status URL. It answers JSON with ``state`` (or ``status``):
     RUNNING/PENDING keep waiting; SUCCESS/DONE and ERROR/FAILED finish the
-    action with ``output`` (or ``result``)."""
+    action with ``output`` (or ``result``). A URL the egress policy refuses
+    finishes the action in ERROR with the reason: asking again can not help."""
     url = action.input.get("status_url") or action.runtime_context.get("status_url")
     if not url:
         raise QueryError("no status_url: neither the action input nor the job's answer named one")
     try:
-        resp = requests.get(url, timeout=10)
+        with egress.session() as session:
+            resp = session.get(url, timeout=10)
         resp.raise_for_status()
         body = resp.json()
+    except egress.EgressRefused as exc:
+        return QueryResult(True, "ERROR", str(exc))
     except (requests.RequestException, ValueError) as exc:
         raise QueryError(f"status query to {url} failed: {exc}") from exc
     state = _DONE.get(str(body.get("state") or body.get("status") or "").upper())

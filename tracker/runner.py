@@ -55,7 +55,9 @@ class Tracker:
         self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.counters = {"queries": 0, "completions": 0, "errors": 0}
+        # periodic_errors: periodic work that failed, a hook that raised or one
+        # item of a sweep (e.g. an overdue action whose failing raised).
+        self.counters = {"queries": 0, "completions": 0, "errors": 0, "periodic_errors": 0}
 
     # -- one cycle --
 
@@ -173,6 +175,9 @@ class Tracker:
         return "errors"
 
     def _run_periodic(self) -> None:
+        """Call each periodic hook. A hook may return an object with an
+        ``errors`` count (items it logged and skipped, as the overdue sweep
+        does); those and a hook that raises add to ``periodic_errors``."""
         hooks = [
             "tracker.services.process_inbox",
             "workflows.services.fail_overdue_actions",
@@ -181,9 +186,12 @@ class Tracker:
         ]
         for path in hooks:
             try:
-                import_string(path)()
+                outcome = import_string(path)()
             except Exception:  # one broken hook must not stop polling
                 logger.exception("periodic hook %s failed", path)
+                self.counters["periodic_errors"] += 1
+            else:
+                self.counters["periodic_errors"] += getattr(outcome, "errors", 0)
 
     # -- lifecycle --
 

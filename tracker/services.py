@@ -227,6 +227,7 @@ def stats(now=None) -> dict:
             "name": p.name, "started_at": p.started_at, "last_seen": p.last_seen,
             "query_interval": p.query_interval, "thread_pool_size": p.thread_pool_size,
             "queries": p.queries, "completions": p.completions, "errors": p.errors,
+            "periodic_errors": p.periodic_errors,
             "queries_per_s": round(p.queries / up, 3),
         })
     return {
@@ -240,6 +241,9 @@ def stats(now=None) -> dict:
         "thread_pool_size": conf.get("THREAD_POOL_SIZE"),
         "queries_per_s": round(sum(p["queries_per_s"] for p in processes), 3),
         "processes": processes,
+        # Past their deadline and not failed yet: more than a moment's worth
+        # means the overdue sweep is behind or keeps failing on these rows.
+        "overdue": ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now).count(),
         "waiting_for_callback": ActionExecution.objects.filter(state=State.RUNNING, is_sync=False)
         .filter(Q(tracking__isnull=True)).count(),
     }

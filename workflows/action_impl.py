@@ -13,6 +13,7 @@ import time
 import requests
 from django.conf import settings
 
+from workflows import egress
 from workflows.actions import ActionFailed
 from workflows.callbacks import callback_url
 
@@ -28,14 +29,17 @@ def _request(inp: dict, extra_headers: dict | None = None) -> dict:
     if inp.get("auth"):
         kwargs["auth"] = tuple(inp["auth"]) if isinstance(inp["auth"], list) else inp["auth"]
     try:
-        resp = requests.request(
-            (inp.get("method") or "GET").upper(),
-            inp["url"],
-            data=inp.get("body"),
-            headers=headers,
-            timeout=inp.get("timeout") or 60,
-            **kwargs,
-        )
+        with egress.session() as session:  # the egress policy checks every address it connects to
+            resp = session.request(
+                (inp.get("method") or "GET").upper(),
+                inp["url"],
+                data=inp.get("body"),
+                headers=headers,
+                timeout=inp.get("timeout") or 60,
+                **kwargs,
+            )
+    except egress.EgressRefused as exc:
+        raise ActionFailed(str(exc)) from exc
     except requests.RequestException as exc:
         raise ActionFailed(f"HTTP request to {inp['url']} failed: {exc}") from exc
     try:

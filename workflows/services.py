@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -253,29 +254,52 @@ def renew_lease(action_id: str) -> bool:
     )
 
 
-def fail_overdue_actions(now=None, limit: int = 100) -> int:
+@dataclass(frozen=True)
+class OverdueSweep:
+    """What one ``fail_overdue_actions`` call did."""
+
+    failed: int = 0  # actions ended in ERROR
+    errors: int = 0  # actions whose failing raised: logged, rolled back, tried again next sweep
+
+
+def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     """Nothing stays RUNNING forever: an action whose deadline passed (a worker
     that never reported — crashed, or its job was lost between commit and
     enqueue — or an async action whose heartbeats stopped) ends in ERROR with
     the reason, and its workflow moves on or fails. It is not re-sent on its
     own, since the outside effect may have happened; an operator can rerun the
-    task. Returns how many actions were failed."""
+    task.
+
+    Each action is failed in its own transaction (a savepoint inside the
+    caller's): one that raises is rolled back, logged and counted, and the
+    sweep goes on with the next, so one bad row can not keep every later
+    action RUNNING. Oldest deadline first; at most ``limit`` actions failed
+    and ``limit`` errors per call. Never raises for a single action.
+    """
     now = now or timezone.now()
-    overdue = list(
-        ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now)
-        .values_list("id", "name", "deadline", "worker_started_at", "runtime_context")[:limit]
-    )
-    failed = 0
-    for action_id, name, deadline, started_at, runtime_context in overdue:
-        reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
-        try:
-            complete_action(action_id, State.ERROR, reason)
-            failed += 1
-        except (Conflict, NotFound):
-            pass  # finished meanwhile
+    overdue = ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now).order_by("deadline", "id")
+    failed, broken, tried = 0, 0, []
+    while failed < limit and broken < limit:
+        # Rows tried in this call are left out, so errors do not use up the
+        # limit of actions failed, and a row that raises is not tried twice.
+        chunk = list(overdue.exclude(id__in=tried).values_list("id", "name", "deadline", "worker_started_at", "runtime_context")[:limit - failed])
+        if not chunk:
+            break
+        for action_id, name, deadline, started_at, runtime_context in chunk:
+            tried.append(action_id)
+            reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
+            try:
+                with transaction.atomic():
+                    complete_action(action_id, State.ERROR, reason)
+                failed += 1
+            except (Conflict, NotFound):
+                pass  # finished meanwhile
+            except Exception:
+                broken += 1
+                logger.exception("overdue action %s could not be failed; the sweep goes on", action_id)
     if failed:
         logger.warning("failed %d overdue action(s)", failed)
-    return failed
+    return OverdueSweep(failed, broken)
 
 
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:

@@ -274,3 +274,37 @@ def test_a_batch_query_function_answers_many_actions_in_one_call(settings):
     assert batch_query.calls == [sorted(a.id for a in actions)]
     assert TrackedAction.objects.count() == 2
     assert all(r.queries == 1 for r in TrackedAction.objects.all())
+
+
+def test_an_overdue_action_whose_failing_raises_does_not_stop_the_sweep(
+        monkeypatch, caplog, client, django_capture_on_commit_callbacks):
+    services.save_workflows("version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n")
+    with django_capture_on_commit_callbacks(execute=False):  # their worker jobs are lost
+        actions = [ActionExecution.objects.get(workflow_execution=services.start_execution("lost")) for _ in range(3)]
+    for minutes, action in zip((30, 20, 10), actions):  # the broken one is the oldest, swept first
+        ActionExecution.objects.filter(id=action.id).update(deadline=timezone.now() - timedelta(minutes=minutes))
+    broken = actions[0]
+    real_complete = services.complete_action
+
+    def complete(action_id, state, output=None):
+        if action_id == broken.id:
+            raise RuntimeError("corrupt row")
+        return real_complete(action_id, state, output)
+
+    monkeypatch.setattr(services, "complete_action", complete)
+    tracker = Tracker(name="sweeper", queries=FakeQueries(QueryResult.running()))
+    tracker.run_once()
+
+    states = {a.id: a.state for a in ActionExecution.objects.filter(id__in=[a.id for a in actions])}
+    assert states == {broken.id: "RUNNING", actions[1].id: "ERROR", actions[2].id: "ERROR"}
+    assert f"overdue action {broken.id} could not be failed" in caplog.text
+    assert "RuntimeError: corrupt row" in caplog.text
+    tracker._beat()
+    body = client.get("/api/tracker/stats").json()
+    assert [p["periodic_errors"] for p in body["processes"] if p["name"] == "sweeper"] == [1]
+    assert body["overdue"] == 1
+
+    monkeypatch.setattr(services, "complete_action", real_complete)  # the row is repaired
+    tracker.run_once()
+    assert ActionExecution.objects.get(id=broken.id).state == "ERROR"
+    assert tracker.counters["periodic_errors"] == 1
