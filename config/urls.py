@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
 from workflows import views as dashboard_views
 from workflows.api import identity
 from workflows.api import views as api_views
+from config.security import API_PREFIXES
 from workflows.middleware import wants_versions_document
 
 
@@ -16,6 +19,15 @@ def root(request):
         return api_views.Versions.as_view()(request)
     return dashboard_views.execution_list(request)
 
+
+def not_found(request, exception=None):
+    """Unknown paths under the APIs answer as the APIs do: JSON with a faultstring."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"faultstring": f"Not found: {request.method} {request.path}"}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found
 
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),

@@ -65,7 +65,9 @@ def _async_headers(action) -> dict:
         "Mistral-Workflow-Execution-Id": action.workflow_execution_id or "",
         "Mistral-Task-Id": task.id if task else "",
         "Mistral-Action-Execution-Id": action.id,
-        "Mistral-Callback-URL": f"{base}/v2/action_executions/{action.id}",
+        # The base URL, as Mistral's async-actions guide says: the receiver
+        # sends its result to <Mistral-Callback-URL>/v2/action-executions/<id>.
+        "Mistral-Callback-URL": base,
         "Gust-Callback-URL": callback_url(action.id, action.attempt),
     }
 

@@ -71,3 +71,19 @@ def test_the_mistral_cli_logs_in_through_gusts_keystone_shim(mistral, live_serve
     del mistral.env["OS_USERNAME"], mistral.env["OS_PASSWORD"]
     mistral.env["OS_AUTH_TOKEN"] = key
     assert mistral.value("workflow-list", "-c", "Name") == ""
+
+
+@pytest.mark.django_db
+def test_a_completion_without_a_login_says_how_to_complete(client, settings):
+    settings.API_AUTH = True
+    resp = client.put("/v2/action-executions/abc", {"state": "SUCCESS", "output": 3}, content_type="application/json")
+    assert resp.status_code == 401
+    assert "Gust-Callback-URL" in resp.json()["faultstring"] and "X-Auth-Token" in resp.json()["faultstring"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/v2/no-such-thing", "/v2/executions/x/nope", "/api/nope", "/identity/v3/nope"])
+def test_unknown_api_paths_answer_json_404s(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 404 and resp["Content-Type"] == "application/json"
+    assert "Not found" in resp.json()["faultstring"]

@@ -9,6 +9,7 @@ import json
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -259,6 +260,15 @@ class TaskActionExecutions(APIView):
 
 
 class ActionExecutionDetail(APIView):
+    def permission_denied(self, request, message=None, code=None):
+        if request.method in ("PUT", "POST") and not (request.user and request.user.is_authenticated):
+            raise NotAuthenticated(
+                "Authentication credentials were not provided. To complete an action without a login, send "
+                "the result to the signed URL in the Gust-Callback-URL header of the action's request; or "
+                "send an API token (X-Auth-Token or 'Authorization: Token <token>'; `manage.py api_token <user>`)"
+                " of a user with the permission approvals.complete_actions.")
+        super().permission_denied(request, message, code)
+
     def get(self, request, action_id):
         a = ActionExecution.objects.filter(id=action_id).first()
         if a is None:
