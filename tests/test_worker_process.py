@@ -118,15 +118,15 @@ def test_a_running_worker_counts_as_live_until_it_is_stopped(worker_process):
     assert row.stopped_at is not None
 
 
+def save_slow_workflow(outside_service):
+    """``slow``: one std.http call that the outside service answers after 2 s."""
+    services.save_workflows(f"version: '2.0'\nslow:\n  tasks:\n    call:\n"
+                            f"      action: std.http url={outside_service.url}/slow/2\n")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_to_the_worker_process_group_finishes_the_action_in_flight(worker_process, outside_service):
-    services.save_workflows(f"""
-version: '2.0'
-slow:
-  tasks:
-    call:
-      action: std.http url={outside_service.url}/slow/2
-""")
+    save_slow_workflow(outside_service)
     ex = services.start_execution("slow")
     assert wait_for(lambda: any(r["path"] == "/slow/2" for r in outside_service.requests), worker_process)
     pool = psutil.Process(worker_process.pid).children(recursive=True)
@@ -142,13 +142,7 @@ slow:
 
 @pytest.mark.django_db(transaction=True)
 def test_jobs_a_stopping_worker_prefetched_go_back_to_the_queue(worker_process, outside_service):
-    services.save_workflows(f"""
-version: '2.0'
-slow:
-  tasks:
-    call:
-      action: std.http url={outside_service.url}/slow/2
-""")
+    save_slow_workflow(outside_service)
     ids = [services.start_execution("slow").id for _ in range(4)]
     assert wait_for(lambda: len(outside_service.requests) == 1, worker_process)
     time.sleep(0.5)  # the pusher prefetches behind the job in flight
