@@ -25,6 +25,15 @@ def enqueue(action_ids: list[str]) -> None:
     queue.enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
 
 
+def enqueue_continue(execution_id: str) -> None:
+    queue.enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")
+
+
+def continue_execution(execution_id: str) -> None:
+    """The job after a transaction that reached the engine's step limit."""
+    services.continue_execution(execution_id)
+
+
 def run_action(action_id: str) -> None:
     action = (
         ActionExecution.objects.select_related("task_execution", "workflow_execution")

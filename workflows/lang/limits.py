@@ -30,7 +30,7 @@ class Limits:
     yaml_alias_nodes: int = 10_000
     # Engine-local steps (tasks started) in one transaction; the rest continues
     # in a new one, so a tight loop yields the lock. 0: no bound.
-    engine_steps: int = 500
+    engine_steps: int = 200
 
     @property
     def field_size_bytes(self) -> int | None:
