@@ -4,8 +4,6 @@ through ``workflows.api.errors``."""
 
 from __future__ import annotations
 
-import json
-
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -16,6 +14,7 @@ from rest_framework.views import APIView
 from workflows import actions, services
 from workflows.api import resources
 from workflows.api.listing import paginate
+from workflows.api.parsers import loads
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
@@ -36,7 +35,7 @@ def _json_arg(value, what: str):
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError as exc:
             raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -225,7 +224,7 @@ def _output_arg(value):
     sends parsed JSON; its docs show raw numbers)."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value
@@ -259,7 +258,8 @@ class ActionExecutionDetail(APIView):
         data = request.data if isinstance(request.data, dict) else None
         if data is None or "state" not in data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
-        action = services.complete_action(action_id, data["state"], _output_arg(data.get("output")))
+        output = services.checked_json(_output_arg(data.get("output")), "output")
+        action = services.complete_action(action_id, data["state"], output)
         return Response(resources.action_execution(action))
 
     # Mistral's docs tell outside systems to POST the result to this path.
