@@ -82,6 +82,17 @@ def test_what_a_step_loads_does_not_grow_with_the_loop(steps, continuations):
     assert snap.next_seq == 121
 
 
+def test_a_loop_whose_continuation_job_was_lost_is_continued_by_the_periodic_sweep(steps, continuations):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ex = services.start_execution("counted")  # its job is never run: a crash after commit
+    assert services.continue_stalled() == 0  # not stalled yet: its job may be on the way
+    assert services.continue_stalled(now=timezone.now() + timedelta(seconds=60)) == 1
+    assert TaskExecution.objects.filter(workflow_execution=ex).count() == 41
+
+
 def test_handled_failures_are_not_loaded_but_an_unhandled_one_still_fails_the_workflow(settings):
     services.save_workflows("""
 version: '2.0'

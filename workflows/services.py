@@ -299,6 +299,26 @@ def continue_execution(execution_id: str) -> None:
         _apply(execution, engine.Continue())
 
 
+def continue_stalled(now=None, older_than: float = 30.0, limit: int = 100) -> int:
+    """Nothing stays RUNNING for ever: an execution with a task still IDLE
+    ``older_than`` seconds after it was stored lost its continuation job (a
+    crash between commit and enqueue), since a RUNNING execution keeps IDLE
+    tasks only until its next step. Continue it here (a tracker periodic
+    hook). Returns how many were continued."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=older_than)
+    stalled = list(
+        TaskExecution.objects.filter(state=State.IDLE, updated_at__lt=cutoff, workflow_execution__state=State.RUNNING)
+        .order_by()
+        .values_list("workflow_execution_id", flat=True)
+        .distinct()[:limit]
+    )
+    for execution_id in stalled:
+        continue_execution(execution_id)
+    if stalled:
+        logger.warning("continued %d stalled execution(s)", len(stalled))
+    return len(stalled)
+
+
 def rerun_task(task_id: str) -> TaskExecution:
     """Run a failed task again (operator action). Raises NotFound, or Conflict
     when the task is not in ERROR; a failed workflow returns to RUNNING."""

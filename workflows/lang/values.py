@@ -23,6 +23,8 @@ class NotJson(ValueError):
     """``value`` can not be stored: ``path`` (``input.items[3]``) and ``reason``."""
 
     def __init__(self, path: str, reason: str):
+        if len(path) > 120:  # a path 100 levels deep says no more than its start
+            path = path[:100] + "…"
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = path, reason
 
