@@ -120,3 +120,14 @@ def test_workflow_input_over_the_field_size_limit_is_refused_and_nothing_is_stor
     with pytest.raises(InvalidInput, match="Invalid input: input: larger than the size limit of 1 KB"):
         services.start_execution("counted", {"until": "x" * 2000})
     assert WorkflowExecution.objects.count() == 0
+
+
+def test_the_dashboard_start_form_refuses_nan_and_keeps_json_nested_too_deep_as_text(client, admin_user, steps):
+    client.force_login(admin_user)
+    r = client.post("/workflows/counted/", {"input__until": "NaN"})
+    assert r.status_code == 400 and "input.until: nan is not a JSON number" in r.content.decode()
+    assert WorkflowExecution.objects.count() == 0
+    deep = "[" * 5000 + "]" * 5000
+    r = client.post("/workflows/counted/", {"input__until": deep})
+    assert r.status_code == 302
+    assert WorkflowExecution.objects.get().input == {"until": deep}

@@ -201,6 +201,13 @@ def test_yaml_nested_deeper_than_the_limit_is_refused_with_its_line():
     assert "line 6" in parse_error(deep) and "nested deeper than 100 levels" in parse_error(deep)
 
 
+def test_an_inline_action_parameter_nested_too_deep_for_json_is_an_invalid_definition_not_a_crash():
+    deep = "[" * 5000 + "]" * 5000
+    assert "wf.tasks.t1.action: can not parse action parameters" in parse_error(
+        f"version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.echo output={deep}\n"
+    )
+
+
 def test_a_definition_over_the_size_limit_is_refused():
     text = "version: '2.0'\nwf:\n  description: " + "x" * 3000 + "\n  tasks:\n    t1: {action: std.noop}\n"
     assert "larger than the limit of 2 KB" in parse_error(text, definition_kb=2)
