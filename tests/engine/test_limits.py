@@ -191,6 +191,12 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands():
     assert time.process_time() - started < 1  # 9**9 values if it expanded
 
 
+def test_aliases_that_nest_past_the_depth_limit_are_refused():
+    inner, outer = "[" * 60 + "]" * 60, "[" * 60 + "*a" + "]" * 60
+    text = f"version: '2.0'\nwf:\n  vars:\n    a: &a {inner}\n    b: {outer}\n  tasks:\n    t1: {{action: std.noop}}\n"
+    assert "aliases nest deeper than 100 levels" in parse_error(text)
+
+
 def test_a_few_aliases_are_fine():
     specs = lang.parse_definition(laughs(levels=3))
     assert len(specs["wf"].vars["l2"]) == 9

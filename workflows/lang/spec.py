@@ -417,33 +417,33 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def _check_expansion(self, root) -> None:
         """Count the values the document expands to, each node once per
-        reference, without building the expansion."""
-        sizes: dict[int, int] = {}
+        reference, and how deep the expansion nests, without building it."""
+        seen: dict[int, tuple[int, int]] = {}  # node -> (values, height) of its expansion
         open_nodes: set[int] = set()
         limit, max_depth = self.limits.yaml_alias_nodes, self.limits.max_depth
 
-        def size(node, depth: int) -> int:
-            if depth > max_depth:
-                raise _Refused(node.start_mark, f"aliases nest deeper than {max_depth} levels")
+        def expand(node, depth: int) -> tuple[int, int]:
             key = id(node)
-            if key in sizes:
-                return sizes[key]
             if key in open_nodes:
                 raise _Refused(node.start_mark, "an alias refers to a value that contains it")
-            open_nodes.add(key)
-            children = []
-            if isinstance(node, yaml.SequenceNode):
-                children = node.value
-            elif isinstance(node, yaml.MappingNode):
-                children = [n for pair in node.value for n in pair]
-            total = 1 + sum(size(child, depth + 1) for child in children)
-            open_nodes.discard(key)
-            sizes[key] = total
-            if total - len(sizes) > limit:
+            if key not in seen:
+                open_nodes.add(key)
+                children = []
+                if isinstance(node, yaml.SequenceNode):
+                    children = node.value
+                elif isinstance(node, yaml.MappingNode):
+                    children = [n for pair in node.value for n in pair]
+                below = [expand(child, depth + 1) for child in children]
+                open_nodes.discard(key)
+                seen[key] = (1 + sum(n for n, _ in below), 1 + max((h for _, h in below), default=0))
+            values, height = seen[key]
+            if depth + height > max_depth:
+                raise _Refused(node.start_mark, f"aliases nest deeper than {max_depth} levels")
+            if values - len(seen) > limit:
                 raise _Refused(node.start_mark, f"aliases expand to more than {limit} values beyond those written")
-            return total
+            return values, height
 
-        size(root, 0)
+        expand(root, 0)
 
 
 def _refuse(what: str, hint: str):
