@@ -18,6 +18,7 @@ _LIMIT_KEYS = {
     "DEFINITION_SIZE_LIMIT_KB": "definition_kb",
     "YAML_ALIAS_LIMIT": "yaml_alias_nodes",
     "ENGINE_STEPS_PER_TRANSACTION": "engine_steps",
+    "ENGINE_SECONDS_PER_TRANSACTION": "engine_seconds",
 }
 
 _API_DEFAULTS = {"API_LIST_DEFAULT_LIMIT": 100, "API_LIST_MAX_LIMIT": 1000}

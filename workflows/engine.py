@@ -8,8 +8,9 @@ returns a :class:`Decision`: which task and action executions are new or
 changed, which actions a worker must run, and the trace events to log.
 
 Everything a workflow controls is bounded by the :class:`Limits` the caller
-passes: after ``limits.engine_steps`` tasks started in one call, ``handle``
-stops with ``Decision.more`` set and the caller continues with a
+passes: after ``limits.engine_steps`` tasks started in one call (or
+``limits.engine_seconds`` spent on them), ``handle`` stops with
+``Decision.more`` set and the caller continues with a
 :class:`Continue` event in a new transaction; a result, the published
 variables, the context or the output larger than the field size limit ends
 the task (or workflow) in ERROR with the reason.
@@ -23,6 +24,7 @@ workflow unless one of its ``on-error`` transitions fired.
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -200,11 +202,14 @@ def new_id() -> str:
 class _Run:
     """One ``handle()`` call: the working copy and what changed in it."""
 
-    def __init__(self, spec: WorkflowSpec, snap: Snapshot, make_id: Callable[[], str], limits: Limits = DEFAULT):
+    def __init__(self, spec: WorkflowSpec, snap: Snapshot, make_id: Callable[[], str], limits: Limits = DEFAULT,
+                 clock: Callable[[], float] = time.monotonic):
         self.spec = spec
         self.snap = snap
         self.make_id = make_id
         self.limits = limits
+        self.clock = clock
+        self.started_at = clock()
         self.steps = 0
         if snap.next_seq is None:
             snap.next_seq = len(snap.tasks)
@@ -471,7 +476,7 @@ class _Run:
         """Start ready tasks until quiescent, then decide whether the workflow is done."""
         while self.snap.state == State.RUNNING:
             while self.ready and self.snap.state == State.RUNNING:
-                if self.limits.engine_steps and self.steps >= self.limits.engine_steps:
+                if self.out_of_steps():
                     # The ready tasks are stored IDLE (or WAITING, for a join);
                     # Continue picks them up, as Resume does.
                     self.d.more = True
@@ -491,6 +496,16 @@ class _Run:
                 continue
             self.conclude()
             return
+
+    def out_of_steps(self) -> bool:
+        # At least one step per call, so every call makes progress.
+        if not self.steps:
+            return False
+        limits = self.limits
+        return bool(
+            (limits.engine_steps and self.steps >= limits.engine_steps)
+            or (limits.engine_seconds and self.clock() - self.started_at >= limits.engine_seconds)
+        )
 
     def conclude(self) -> None:
         failed = [
@@ -599,6 +614,7 @@ def handle(
     event: Event,
     make_id: Callable[[], str] = new_id,
     limits: Limits = DEFAULT,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Decision:
     """Apply ``event`` to a copy of ``snapshot`` and return what changed.
 
@@ -606,7 +622,7 @@ def handle(
     state; the caller's snapshot is never modified. ``Decision.more`` asks
     the caller to send :class:`Continue` once this decision is stored.
     """
-    run = _Run(spec, copy.deepcopy(snapshot), make_id, limits)
+    run = _Run(spec, copy.deepcopy(snapshot), make_id, limits, clock)
     run.apply(event)
     return run.d
 

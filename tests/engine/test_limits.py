@@ -46,6 +46,16 @@ def test_an_endless_local_loop_stops_after_the_step_limit_and_continues_on_reque
     assert h.snap.tasks[-1].seq == 50 and h.snap.next_seq == 51
 
 
+def test_a_slow_loop_stops_after_the_time_budget_of_one_call_but_always_makes_a_step():
+    h, ticks = Harness(LOOP), iter(range(0, 1000, 3))  # every step "takes" 3 s
+    d = engine.handle(h.spec, h.snap, engine.Start(), h.make_id, Limits(engine_seconds=5), clock=lambda: next(ticks))
+    assert d.more and len(d.new_actions) == 2
+    ticks = iter(range(0, 1000, 30))
+    d = engine.handle(h.spec, d.snapshot, engine.Continue(), h.make_id, Limits(engine_seconds=5),
+                      clock=lambda: next(ticks))
+    assert d.more and len(d.new_actions) == 1
+
+
 def test_a_loop_cancelled_between_steps_stops_and_continue_then_does_nothing():
     h, limits = Harness(LOOP), Limits(engine_steps=10)
     run(h, engine.Start(), limits)

@@ -28,9 +28,11 @@ class Limits:
     definition_kb: int = 1024
     # Values YAML aliases may add beyond the ones written in the document.
     yaml_alias_nodes: int = 10_000
-    # Engine-local steps (tasks started) in one transaction; the rest continues
-    # in a new one, so a tight loop yields the lock. 0: no bound.
+    # Engine-local steps (tasks started) in one transaction, and the seconds
+    # they may take together; the rest continues in a new transaction, so a
+    # tight or slow loop yields the lock. 0: no bound.
     engine_steps: int = 200
+    engine_seconds: float = 1.0
 
     @property
     def field_size_bytes(self) -> int | None:
