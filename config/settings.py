@@ -166,10 +166,11 @@ GUST.update({
     "DEFINITION_SIZE_LIMIT_KB": int(os.environ.get("GUST_DEFINITION_SIZE_LIMIT_KB", "1024")),
     "YAML_ALIAS_LIMIT": int(os.environ.get("GUST_YAML_ALIAS_LIMIT", "10000")),
     # Engine-local steps (tasks started) per transaction, and the seconds they
-    # may take together; the rest continues in a worker job, so a tight or slow
-    # loop yields the lock (a noop step takes about 0.7 ms).
+    # may take together (well under SQLite's 20 s busy timeout); the rest
+    # continues in a worker job, so a tight or slow loop yields the lock (a
+    # noop step takes about 0.7 ms).
     "ENGINE_STEPS_PER_TRANSACTION": int(os.environ.get("GUST_ENGINE_STEPS_PER_TRANSACTION", "200")),
-    "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "1")),
+    "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "5")),
     # Rows a /v2 list returns without `limit`, and the most it may ask for.
     "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
     "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),

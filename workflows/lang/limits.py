@@ -32,7 +32,7 @@ class Limits:
     # they may take together; the rest continues in a new transaction, so a
     # tight or slow loop yields the lock. 0: no bound.
     engine_steps: int = 200
-    engine_seconds: float = 1.0
+    engine_seconds: float = 5.0
 
     @property
     def field_size_bytes(self) -> int | None:
