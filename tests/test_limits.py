@@ -9,25 +9,9 @@ from workflows import dispatch, engine, services
 from workflows.errors import InvalidInput
 from workflows.models import TaskExecution, WorkflowExecution
 
+from .engine.test_limits import COUNTED
+
 pytestmark = pytest.mark.django_db
-
-COUNTED = """
-version: '2.0'
-counted:
-  input: [{until: 120}]
-  vars: {n: 0}
-  output: {n: <% $.n %>}
-  tasks:
-    start:
-      action: std.noop
-      on-success: [t1]
-    t1:
-      action: std.noop
-      publish: {n: <% $.n + 1 %>}
-      on-success:
-        - t1: <% $.n < $.until %>
-"""
-
 
 @pytest.fixture
 def steps(settings):

@@ -12,6 +12,24 @@ from workflows.lang.limits import Limits
 
 from .helpers import Harness
 
+# A loop of engine-local steps that ends after `until` rounds.
+COUNTED = """
+version: '2.0'
+counted:
+  input: [{until: 120}]
+  vars: {n: 0}
+  output: {n: <% $.n %>}
+  tasks:
+    start:
+      action: std.noop
+      on-success: [t1]
+    t1:
+      action: std.noop
+      publish: {n: <% $.n + 1 %>}
+      on-success:
+        - t1: <% $.n < $.until %>
+"""
+
 LOOP = """
 version: '2.0'
 loop:
@@ -67,22 +85,7 @@ def test_a_loop_cancelled_between_steps_stops_and_continue_then_does_nothing():
 
 
 def test_a_counted_loop_finishes_across_continuations_with_the_same_result():
-    counted = """
-version: '2.0'
-counted:
-  vars: {n: 0}
-  output: {n: <% $.n %>}
-  tasks:
-    start:
-      action: std.noop
-      on-success: [t1]
-    t1:
-      action: std.noop
-      publish: {n: <% $.n + 1 %>}
-      on-success:
-        - t1: <% $.n < 60 %>
-"""
-    h, limits = Harness(counted), Limits(engine_steps=25)
+    h, limits = Harness(COUNTED, {"until": 60}), Limits(engine_steps=25)
     decisions = [run(h, engine.Start(), limits)]
     while decisions[-1].more:
         decisions.append(run(h, engine.Continue(), limits))
