@@ -4,7 +4,8 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
-API_PREFIXES = ("/v2", "/api/", "/identity/")
+from workflows.middleware import API_PREFIXES
+
 
 
 def locked_out(request, original_response=None, credentials=None):

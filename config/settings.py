@@ -89,6 +89,7 @@ AXES_SENSITIVE_PARAMETERS = []
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "workflows.middleware.RequestId",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -165,7 +166,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["workflows.api.auth.LoginRequiredUnlessOpen"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "workflows.api.parsers.PlainTextParser"],
+    "DEFAULT_PARSER_CLASSES": ["workflows.api.parsers.JSONParser", "workflows.api.parsers.PlainTextParser"],
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -212,6 +213,34 @@ GUST = {
     # then stops the rest (their actions are failed by the overdue sweep).
     "WORKER_STOP_TIMEOUT": float(os.environ.get("GUST_WORKER_STOP_TIMEOUT", "30")),
 }
+# Bounds on everything a workflow or an API caller controls, read at call time
+# through workflows.conf (defaults in workflows.lang.limits.Limits).
+GUST.update({
+    # Largest stored result, published variables, context, input or output (KB;
+    # -1: none), as Mistral's execution_field_size_limit_kb.
+    "EXECUTION_FIELD_SIZE_LIMIT_KB": int(os.environ.get("GUST_EXECUTION_FIELD_SIZE_LIMIT_KB", "1024")),
+    # Wall-clock seconds one expression may run (0: no limit).
+    "EXPRESSION_TIMEOUT": float(os.environ.get("GUST_EXPRESSION_TIMEOUT", "2")),
+    # YAQL's own quotas (Mistral's [yaql] limit_iterators and memory_quota).
+    "YAQL_LIMIT_ITERATORS": int(os.environ.get("GUST_YAQL_LIMIT_ITERATORS", "100000")),
+    "YAQL_MEMORY_QUOTA": int(os.environ.get("GUST_YAQL_MEMORY_QUOTA", "50000000")),
+    # Longest range() in a Jinja expression.
+    "JINJA_MAX_RANGE": int(os.environ.get("GUST_JINJA_MAX_RANGE", "10000")),
+    # Deepest nesting of a YAML definition or of JSON sent to the API.
+    "MAX_NESTING_DEPTH": int(os.environ.get("GUST_MAX_NESTING_DEPTH", "100")),
+    # Largest workflow definition (KB), and the values YAML aliases may add.
+    "DEFINITION_SIZE_LIMIT_KB": int(os.environ.get("GUST_DEFINITION_SIZE_LIMIT_KB", "1024")),
+    "YAML_ALIAS_LIMIT": int(os.environ.get("GUST_YAML_ALIAS_LIMIT", "10000")),
+    # Engine-local steps (tasks started) per transaction, and the seconds they
+    # may take together (well under SQLite's 20 s busy timeout); the rest
+    # continues in a worker job, so a tight or slow loop yields the lock (a
+    # noop step takes about 0.7 ms).
+    "ENGINE_STEPS_PER_TRANSACTION": int(os.environ.get("GUST_ENGINE_STEPS_PER_TRANSACTION", "200")),
+    "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "5")),
+    # Rows a /v2 list returns without `limit`, and the most it may ask for.
+    "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
+    "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
+})
 # The results tracker (seed 001's query_interval and thread_pool_size), read at
 # call time through tracker.conf so override_settings works.
 TRACKER = {

@@ -8,8 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 from workflows import views as dashboard_views
 from workflows.api import identity
 from workflows.api import views as api_views
-from config.security import API_PREFIXES
-from workflows.middleware import wants_versions_document
+from workflows.middleware import API_PREFIXES, wants_versions_document
 
 
 def root(request):

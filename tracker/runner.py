@@ -181,6 +181,7 @@ class Tracker:
         hooks = [
             "tracker.services.process_inbox",
             "workflows.services.fail_overdue_actions",
+            "workflows.services.continue_stalled",
             "tracker.notifier.retry_due",
             *conf.get("PERIODIC"),
         ]

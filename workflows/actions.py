@@ -210,7 +210,7 @@ def _inline_value(raw: str) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for json: keep the text
         return raw
 
 

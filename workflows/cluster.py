@@ -28,11 +28,10 @@ import threading
 import time
 import uuid
 
-from django.conf import settings
 from django_q.cluster import Sentinel
 from django_q.signing import SignedPackage
 
-from workflows import lifecycle
+from workflows import conf, lifecycle
 
 logger = logging.getLogger("gust.worker")
 
@@ -139,7 +138,7 @@ class GustSentinel(Sentinel):
 
 
 def _stop_timeout() -> float:
-    return float(settings.GUST.get("WORKER_STOP_TIMEOUT", 30.0))
+    return conf.seconds("WORKER_STOP_TIMEOUT")
 
 
 def run(name: str) -> None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.conf import settings
 from django.db import connection
 from django.utils.module_loading import import_string
 
-from workflows import actions, queue, services
+from workflows import actions, conf, queue, services
 from workflows.errors import Conflict, NotFound
 from workflows.models import ActionExecution
 from workflows.states import State
@@ -26,6 +25,15 @@ logger = logging.getLogger("gust.dispatch")
 
 def enqueue(action_ids: list[str]) -> None:
     queue.enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
+
+
+def enqueue_continue(execution_id: str) -> None:
+    queue.enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")
+
+
+def continue_execution(execution_id: str) -> None:
+    """The job after a transaction that reached the engine's step limit."""
+    services.continue_execution(execution_id)
 
 
 def run_action(action_id: str) -> None:
@@ -87,7 +95,7 @@ class _Lease:
         return False
 
     def _renew(self):
-        every = max(float(settings.GUST["WORKER_LEASE"]) / 3, 0.05)
+        every = max(conf.seconds("WORKER_LEASE") / 3, 0.05)
         try:
             while not self._done.wait(every):
                 if not services.renew_lease(self.action_id):

@@ -7,6 +7,14 @@ commands) until nothing more can happen without the outside world, and
 returns a :class:`Decision`: which task and action executions are new or
 changed, which actions a worker must run, and the trace events to log.
 
+Everything a workflow controls is bounded by the :class:`Limits` the caller
+passes: after ``limits.engine_steps`` tasks started in one call (or
+``limits.engine_seconds`` spent on them), ``handle`` stops with
+``Decision.more`` set and the caller continues with a
+:class:`Continue` event in a new transaction; a result, the published
+variables, the context or the output larger than the field size limit ends
+the task (or workflow) in ERROR with the reason.
+
 Semantics follow Mistral's direct workflows: start tasks are the tasks no
 transition leads to; every transition to a task creates a new execution of it
 (except a ``join`` task, which collects arrivals); a task in ERROR fails the
@@ -16,13 +24,16 @@ workflow unless one of its ``on-error`` transitions fired.
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workflows import actions
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
+from workflows.lang.limits import DEFAULT, Limits
 from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec
+from workflows.lang.values import NotJson, check_size, to_json
 from workflows.states import ACTIVE, OPERATOR_TRANSITIONS, TERMINAL, State
 
 # --- snapshot ----------------------------------------------------------------
@@ -76,7 +87,11 @@ class Snapshot:
     context: dict = field(default_factory=dict)  # input + vars + everything published
     output: dict = field(default_factory=dict)
     state_info: str | None = None
+    # The tasks the engine may need: active or unprocessed ones, unhandled
+    # failures and the latest of each name. Not the whole history, so a long
+    # loop costs the same per step at its millionth iteration as at its first.
     tasks: list[TaskView] = field(default_factory=list)
+    next_seq: int | None = None  # seq of the next task; None: len(tasks)
 
 
 # --- events ------------------------------------------------------------------
@@ -110,6 +125,12 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Continue:
+    """Go on with the tasks an earlier call left ready when it reached the
+    step limit; nothing happens unless the execution is still RUNNING."""
+
+
+@dataclass(frozen=True)
 class RerunTask:
     """An operator runs a failed task again (a new action execution)."""
 
@@ -124,7 +145,7 @@ class SkipTask:
     task_id: str
 
 
-Event = Start | ActionCompleted | Pause | Resume | Cancel | RerunTask | SkipTask
+Event = Start | ActionCompleted | Pause | Resume | Cancel | RerunTask | SkipTask | Continue
 
 
 class Conflict(Exception):
@@ -155,6 +176,7 @@ class Decision:
     workflow_changed: bool = False
     dispatch: list[str] = field(default_factory=list)  # action ids a worker must run
     trace: list[TraceEvent] = field(default_factory=list)
+    more: bool = False  # the step limit was reached: send Continue in a new transaction
 
 
 _TASK_EVENT = {
@@ -180,10 +202,17 @@ def new_id() -> str:
 class _Run:
     """One ``handle()`` call: the working copy and what changed in it."""
 
-    def __init__(self, spec: WorkflowSpec, snap: Snapshot, make_id: Callable[[], str]):
+    def __init__(self, spec: WorkflowSpec, snap: Snapshot, make_id: Callable[[], str], limits: Limits = DEFAULT,
+                 clock: Callable[[], float] = time.monotonic):
         self.spec = spec
         self.snap = snap
         self.make_id = make_id
+        self.limits = limits
+        self.clock = clock
+        self.started_at = clock()
+        self.steps = 0
+        if snap.next_seq is None:
+            snap.next_seq = len(snap.tasks)
         self.d = Decision(snapshot=snap)
         self.ready: list[TaskView] = []  # IDLE tasks to start, in order
         self._new_ids: set[str] = set()
@@ -244,12 +273,22 @@ class _Run:
                 "state": self.snap.state,
             },
             env=self.snap.params.get("env") or {},
+            limits=self.limits,
         )
+
+    def oversized(self, value: Any, what: str) -> str | None:
+        """Why ``value`` can not be stored as ``what``, or None when it can."""
+        try:
+            check_size(value, self.limits.field_size_bytes, what)
+        except NotJson as exc:
+            return str(exc)
+        return None
 
     # -- tasks --
 
     def create_task(self, name: str, state: State) -> TaskView:
-        task = TaskView(id=self.make_id(), name=name, state=State.IDLE, seq=len(self.snap.tasks))
+        task = TaskView(id=self.make_id(), name=name, state=State.IDLE, seq=self.snap.next_seq)
+        self.snap.next_seq += 1
         self.snap.tasks.append(task)
         self._new_ids.add(task.id)
         self.d.new_tasks.append(task)
@@ -295,6 +334,9 @@ class _Run:
             if adef is None:
                 raise ExpressionError(f"unknown action '{tspec.action}'")
             action_input = adef.with_defaults(evaluate(tspec.input, self.expr_ctx(task)))
+            problem = self.oversized(action_input, "the action input")
+            if problem:
+                raise ExpressionError(problem)
         except ExpressionError as exc:
             self.complete_task(task, State.ERROR, None, f"Failed to evaluate the action input: {exc}")
             return
@@ -314,6 +356,12 @@ class _Run:
             self.d.dispatch.append(action.id)
 
     def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any) -> None:
+        try:
+            result = to_json(result, max_depth=self.limits.max_depth, max_bytes=self.limits.field_size_bytes,
+                             root="the result")
+        except NotJson as exc:
+            # Not stored: the row could not hold it, and a later step could not read it.
+            state, result = State.ERROR, f"Action {action.name} returned a result that can not be stored: {exc}"
         action.state = state
         action.output = {"result": result}
         if state is State.ERROR:
@@ -330,6 +378,11 @@ class _Run:
         publish = tspec.publish if state is State.SUCCESS else tspec.publish_on_error
         try:
             published = evaluate(publish, ctx) if publish else {}
+            problem = self.oversized(published, "the published variables") or self.oversized(
+                {**self.snap.context, **published}, "the workflow context with them"
+            )
+            if problem:
+                raise ExpressionError(problem)
         except ExpressionError as exc:
             state, info, published = State.ERROR, f"Failed to evaluate 'publish': {exc}", {}
         try:
@@ -399,6 +452,9 @@ class _Run:
         out_spec = self.spec.output if state is State.SUCCESS else self.spec.output_on_error
         try:
             self.snap.output = evaluate(out_spec, ctx) if out_spec is not None else {}
+            problem = self.oversized(self.snap.output, "the workflow output")
+            if problem:
+                raise ExpressionError(problem)
         except ExpressionError as exc:
             state, info, self.snap.output = State.ERROR, f"Failed to evaluate the workflow output: {exc}", {}
         if not isinstance(self.snap.output, dict):
@@ -420,6 +476,12 @@ class _Run:
         """Start ready tasks until quiescent, then decide whether the workflow is done."""
         while self.snap.state == State.RUNNING:
             while self.ready and self.snap.state == State.RUNNING:
+                if self.out_of_steps():
+                    # The ready tasks are stored IDLE (or WAITING, for a join);
+                    # Continue picks them up, as Resume does.
+                    self.d.more = True
+                    return
+                self.steps += 1
                 self.start_task(self.ready.pop(0))
             if self.snap.state != State.RUNNING:
                 break
@@ -434,6 +496,16 @@ class _Run:
                 continue
             self.conclude()
             return
+
+    def out_of_steps(self) -> bool:
+        # At least one step per call, so every call makes progress.
+        if not self.steps:
+            return False
+        limits = self.limits
+        return bool(
+            (limits.engine_steps and self.steps >= limits.engine_steps)
+            or (limits.engine_seconds and self.clock() - self.started_at >= limits.engine_seconds)
+        )
 
     def conclude(self) -> None:
         failed = [
@@ -456,6 +528,9 @@ class _Run:
                 raise Conflict(f"Execution {snap.id} was already started", snap.state)
             try:
                 snap.context = {**snap.input, **evaluate(self.spec.vars, self.expr_ctx(None))}
+                problem = self.oversized(snap.context, "the workflow context (input and vars)")
+                if problem:
+                    raise ExpressionError(problem)
             except ExpressionError as exc:
                 self.set_wf_state(State.RUNNING)
                 self.trace("WORKFLOW_LAUNCHED")
@@ -483,9 +558,10 @@ class _Run:
                 raise Conflict(f"Can not resume execution {snap.id} in state {snap.state}", snap.state)
             self.set_wf_state(State.RUNNING)
             self.trace("WORKFLOW_RESUMED")
-            # Tasks scheduled while paused: IDLE ones, and joins whose arrivals suffice.
-            self.ready = [t for t in sorted(snap.tasks, key=lambda t: t.seq) if self.startable(t)]
-            self.run()
+            self.run_scheduled()
+        elif isinstance(event, Continue):
+            if snap.state == State.RUNNING:
+                self.run_scheduled()
         elif isinstance(event, (RerunTask, SkipTask)):
             self.operator_fix(event)
         elif isinstance(event, Cancel):
@@ -493,6 +569,12 @@ class _Run:
                 raise Conflict(f"Execution {snap.id} is already {snap.state}", snap.state)
             self.cancel_active("Workflow was cancelled")
             self.set_wf_state(State.CANCELLED)
+
+    def run_scheduled(self) -> None:
+        # Tasks scheduled but not started (while paused, or past the step
+        # limit): IDLE ones, and joins whose arrivals suffice.
+        self.ready = [t for t in sorted(self.snap.tasks, key=lambda t: t.seq) if self.startable(t)]
+        self.run()
 
     def operator_fix(self, event: RerunTask | SkipTask) -> None:
         task = next((t for t in self.snap.tasks if t.id == event.task_id), None)
@@ -527,14 +609,20 @@ class _Run:
 
 
 def handle(
-    spec: WorkflowSpec, snapshot: Snapshot, event: Event, make_id: Callable[[], str] = new_id
+    spec: WorkflowSpec,
+    snapshot: Snapshot,
+    event: Event,
+    make_id: Callable[[], str] = new_id,
+    limits: Limits = DEFAULT,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Decision:
     """Apply ``event`` to a copy of ``snapshot`` and return what changed.
 
     Raises :class:`Conflict` when the event does not apply in the current
-    state; the caller's snapshot is never modified.
+    state; the caller's snapshot is never modified. ``Decision.more`` asks
+    the caller to send :class:`Continue` once this decision is stored.
     """
-    run = _Run(spec, copy.deepcopy(snapshot), make_id)
+    run = _Run(spec, copy.deepcopy(snapshot), make_id, limits, clock)
     run.apply(event)
     return run.d
 

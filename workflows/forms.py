@@ -28,7 +28,7 @@ def parse_value(text: str):
     """JSON when it parses (``3``, ``true``, ``{"a": 1}``, ``"quoted"``), else the plain string."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for json: keep the text
         return text
 
 

@@ -1,11 +1,17 @@
-"""Dashboard pages ask for a login when the installation does (API_AUTH on).
+"""Dashboard pages ask for a login when the installation does (API_AUTH on),
+and every request carries an id that unexpected errors are logged under.
 
 The REST API answers 401 itself (DRF); signed callbacks, discovery, the
 login page, the admin and static files are reachable without a session.
 """
 
+import logging
+import re
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
 
 OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/v2", "/api/", "/identity/", "/versions")
 
@@ -31,3 +37,48 @@ def wants_versions_document(request) -> bool:
     request for the dashboard, which asks for a login."""
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
+API_PREFIXES = ("/v2", "/api/", "/identity/")  # JSON {"faultstring"} answers
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+request_logger = logging.getLogger("gust.request")
+
+
+class RequestId:
+    """Every request gets an id, answered in ``X-Request-ID`` (and in
+    ``x-openstack-request-id``, as Mistral does); a client's own
+    ``X-Request-ID`` is kept when it is a plain token. An unexpected error
+    is logged with its traceback and that id, and the API answers it with
+    ``{"faultstring": ...}`` naming the id, so a report can be matched to
+    the log line. A NUL character in an API URL is refused here: PostgreSQL
+    can not compare it with anything."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if _CLIENT_ID.fullmatch(given) else f"req-{uuid.uuid4()}"
+        if request.path.startswith(API_PREFIXES) and _has_nul(request):
+            response = JsonResponse({"faultstring": "NUL characters (%00) are not allowed in the URL"}, status=400)
+        else:
+            response = self.get_response(request)
+        response["X-Request-ID"] = response["x-openstack-request-id"] = request.request_id
+        return response
+
+    def process_exception(self, request, exception):
+        request_id = getattr(request, "request_id", "-")
+        request_logger.error(
+            "[%s] %s %s failed: %s: %s", request_id, request.method, request.get_full_path()[:500],
+            type(exception).__name__, exception, exc_info=exception,
+        )
+        if request.path.startswith(API_PREFIXES):
+            return JsonResponse(
+                {"faultstring": f"Internal error; the server log has the details under request id {request_id}"},
+                status=500,
+            )
+        return None  # Django's own 500 page
+
+
+def _has_nul(request) -> bool:
+    return "\x00" in request.path or any(
+        "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
+    )

@@ -17,22 +17,34 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from workflows import actions, engine, signals, trace
+from workflows import actions, conf, engine, signals, trace
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
+from workflows.lang.values import NotJson, to_json
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
-from workflows.states import TERMINAL, State
+from workflows.states import ACTIVE, TERMINAL, State
 
 logger = logging.getLogger("gust.services")
 
 # --- workflow definitions ----------------------------------------------------
 
 
+def checked_json(value, root: str):
+    """``value`` as storable JSON within the depth and field size limits;
+    raises InvalidInput naming the path (``input.x: ...``) otherwise."""
+    limits = conf.limits()
+    try:
+        return to_json(value, max_depth=limits.max_depth, max_bytes=limits.field_size_bytes, root=root)
+    except NotJson as exc:
+        raise InvalidInput(f"Invalid {root}: {exc}") from None
+
+
 def parse_or_raise(text: str) -> dict[str, lang.WorkflowSpec]:
     try:
-        return lang.parse_definition(text)
+        return lang.parse_definition(text, conf.limits())
     except lang.DefinitionError as exc:
         raise InvalidDefinition(exc.message, exc.as_list()) from exc
 
@@ -40,7 +52,7 @@ def parse_or_raise(text: str) -> dict[str, lang.WorkflowSpec]:
 def validate_definition(text: str) -> tuple[bool, str | None, list[dict]]:
     """(valid, error message, errors with paths); never raises for bad input."""
     try:
-        lang.parse_definition(text)
+        lang.parse_definition(text, conf.limits())
     except lang.DefinitionError as exc:
         return False, exc.message, exc.as_list()
     return True, None, []
@@ -131,7 +143,9 @@ def start_execution(
         raise InvalidInput(f"Workflow input must be a JSON object, got {type(workflow_input).__name__}")
     if params is not None and not isinstance(params, dict):
         raise InvalidInput(f"Execution params must be a JSON object, got {type(params).__name__}")
-    params = dict(params or {})
+    params = checked_json(dict(params or {}), "params")
+    workflow_input = checked_json(workflow_input, "input")
+    description = checked_json(description or "", "description")
     if "env" in params and not isinstance(params["env"], dict):
         raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
     params.setdefault("namespace", namespace)
@@ -221,13 +235,9 @@ def record_action_info(action_id: str, info: dict, *, started: bool = False) -> 
         action.save(update_fields=["runtime_context", "deadline", "updated_at"])
 
 
-def _seconds(name: str) -> float:
-    return float(settings.GUST[name])
-
-
 def async_deadline(now):
     """When a started async action with no result fails (None: never)."""
-    seconds = _seconds("ASYNC_ACTION_TIMEOUT")
+    seconds = conf.seconds("ASYNC_ACTION_TIMEOUT")
     return now + timedelta(seconds=seconds) if seconds > 0 else None
 
 
@@ -240,7 +250,7 @@ def claim_for_worker(action_id: str) -> bool:
     now = timezone.now()
     return bool(
         ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=True)
-        .update(worker_started_at=now, deadline=now + timedelta(seconds=_seconds("WORKER_LEASE")), updated_at=now)
+        .update(worker_started_at=now, deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE")), updated_at=now)
     )
 
 
@@ -250,7 +260,7 @@ def renew_lease(action_id: str) -> bool:
     now = timezone.now()
     return bool(
         ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=False)
-        .update(deadline=now + timedelta(seconds=_seconds("WORKER_LEASE")))
+        .update(deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE")))
     )
 
 
@@ -345,6 +355,37 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
     return execution
 
 
+def continue_execution(execution_id: str) -> None:
+    """Go on with an execution that stopped at the step limit of its last
+    transaction (a worker job, see ``dispatch.continue_execution``). Nothing
+    happens when it was paused, cancelled or deleted meanwhile."""
+    with transaction.atomic():
+        execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+        if execution is None or execution.state != State.RUNNING:
+            return
+        _apply(execution, engine.Continue())
+
+
+def continue_stalled(now=None, older_than: float = 30.0, limit: int = 100) -> int:
+    """Nothing stays RUNNING for ever: an execution with a task still IDLE
+    ``older_than`` seconds after it was stored lost its continuation job (a
+    crash between commit and enqueue), since a RUNNING execution keeps IDLE
+    tasks only until its next step. Continue it here (a tracker periodic
+    hook). Returns how many were continued."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=older_than)
+    stalled = list(
+        TaskExecution.objects.filter(state=State.IDLE, updated_at__lt=cutoff, workflow_execution__state=State.RUNNING)
+        .order_by()
+        .values_list("workflow_execution_id", flat=True)
+        .distinct()[:limit]
+    )
+    for execution_id in stalled:
+        continue_execution(execution_id)
+    if stalled:
+        logger.warning("continued %d stalled execution(s)", len(stalled))
+    return len(stalled)
+
+
 def rerun_task(task_id: str) -> TaskExecution:
     """Run a failed task again (operator action). Raises NotFound, or Conflict
     when the task is not in ERROR; a failed workflow returns to RUNNING."""
@@ -366,6 +407,8 @@ def _operator_fix(task_id: str, event) -> TaskExecution:
 
 
 def update_execution_fields(execution_id: str, description: str | None = None) -> WorkflowExecution:
+    if description is not None:
+        description = checked_json(description, "description")
     with transaction.atomic():
         execution = _lock_execution(execution_id)
         if description is not None:
@@ -394,8 +437,20 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
 # --- snapshot <-> rows -------------------------------------------------------
 
 
-def _snapshot(execution: WorkflowExecution) -> tuple[engine.Snapshot, dict, dict]:
-    tasks = list(TaskExecution.objects.filter(workflow_execution_id=execution.id).order_by("seq"))
+def _snapshot(execution: WorkflowExecution, event: engine.Event) -> tuple[engine.Snapshot, dict, dict]:
+    """The rows the engine may need (see ``engine.Snapshot.tasks``), not the
+    whole history: what a step loads stays the same however long it runs."""
+    rows = TaskExecution.objects.filter(workflow_execution_id=execution.id)
+    latest_of_each_name = rows.order_by().values("name").annotate(latest=Max("seq")).values("latest")
+    needed = (
+        Q(state__in=list(ACTIVE))
+        | Q(processed=False)
+        | Q(state=State.ERROR, runtime_context__error_handled=False)
+        | Q(seq__in=latest_of_each_name)
+    )
+    if isinstance(event, (engine.RerunTask, engine.SkipTask)):
+        needed |= Q(id=event.task_id)
+    tasks = list(rows.filter(needed).order_by("seq"))
     live_actions = ActionExecution.objects.filter(workflow_execution_id=execution.id).exclude(
         state__in=list(TERMINAL)
     )
@@ -436,6 +491,8 @@ def _snapshot(execution: WorkflowExecution) -> tuple[engine.Snapshot, dict, dict
         output=execution.output,
         state_info=execution.state_info,
         tasks=views,
+        # The newest task is the latest of its name, so it is always loaded.
+        next_seq=tasks[-1].seq + 1 if tasks else 0,
     )
     return snap, {t.id: t for t in tasks}, {a.id: a for a in live_actions}
 
@@ -448,9 +505,9 @@ _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
 def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision:
     """Ask the engine and store its decision. Must run inside a transaction
     holding the execution's row lock."""
-    snap, task_rows, action_rows = _snapshot(execution)
+    snap, task_rows, action_rows = _snapshot(execution, event)
     try:
-        decision = engine.handle(_spec_for(execution), snap, event)
+        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits())
     except engine.Conflict as exc:
         raise Conflict(str(exc), exc.state) from exc
     except KeyError as exc:
@@ -489,7 +546,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
         TaskExecution.objects.bulk_update(changed_rows, _TASK_FIELDS)
 
     dispatched = set(decision.dispatch)
-    queue_deadline = now + timedelta(seconds=_seconds("WORKER_QUEUE_TIMEOUT"))
+    queue_deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
     waiting_deadline = async_deadline(now)
 
     def deadline_of(a):
@@ -543,4 +600,10 @@ def _apply(execution: WorkflowExecution, event: engine.Event) -> engine.Decision
 
         ids = list(decision.dispatch)
         transaction.on_commit(lambda: dispatch.enqueue(ids))
+    if decision.more:
+        from workflows import dispatch
+
+        # A new transaction, in a worker: the lock is free in between, so other
+        # executions progress and a cancel or pause gets in.
+        transaction.on_commit(lambda: dispatch.enqueue_continue(execution.id))
     return decision

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import BooleanField, F, Q, QuerySet
 
+from workflows import conf
 from workflows.errors import InvalidInput, NotFound
 
 _OPS = {
@@ -131,17 +132,8 @@ def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[
             equal_so_far &= step_equal
         qs = qs.filter(after)
 
-    limit = params.get("limit")
-    if limit:
-        try:
-            limit = int(limit)
-        except ValueError:
-            raise InvalidInput(f"limit must be a positive integer, got {limit!r}") from None
-        if limit <= 0:
-            raise InvalidInput("limit must be a positive integer")
-        rows = list(qs[:limit])
-    else:
-        rows = list(qs)
+    limit = _limit(params.get("limit"))
+    rows = list(qs[:limit])
 
     items = [render(r) for r in rows]
     fields = [f for f in (params.get("fields") or "").split(",") if f]
@@ -149,8 +141,19 @@ def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[
         keep = set(fields) | {"id"}
         items = [{k: v for k, v in item.items() if k in keep} for item in items]
     body = {key: items}
-    if limit and len(rows) == limit:
+    if len(rows) == limit:
         nxt = {k: v for k, v in params.items() if k != "marker"}
         nxt["marker"] = rows[-1].id
         body["next"] = request.build_absolute_uri(request.path) + "?" + urlencode(nxt)
     return body
+
+
+def _limit(raw: str | None) -> int:
+    """Every list is bounded: API_LIST_DEFAULT_LIMIT rows without ``limit``,
+    at most API_LIST_MAX_LIMIT with it (the ``next`` link pages on)."""
+    most = conf.api("API_LIST_MAX_LIMIT")
+    if not raw:
+        return min(conf.api("API_LIST_DEFAULT_LIMIT"), most)
+    if len(raw) > 12 or not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise InvalidInput(f"limit must be an integer from 1 to {most}, got {raw[:40]!r}")
+    return int(raw)

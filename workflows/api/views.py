@@ -4,8 +4,6 @@ through ``workflows.api.errors``."""
 
 from __future__ import annotations
 
-import json
-
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -19,6 +17,7 @@ from workflows import actions, services
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import paginate
+from workflows.api.parsers import loads
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
@@ -39,7 +38,7 @@ def _json_arg(value, what: str):
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError as exc:
             raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -241,7 +240,7 @@ def _output_arg(value):
     sends parsed JSON; its docs show raw numbers)."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value
@@ -284,7 +283,8 @@ class ActionExecutionDetail(APIView):
         data = request.data if isinstance(request.data, dict) else None
         if data is None or "state" not in data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
-        state, output = data["state"], _output_arg(data.get("output"))
+        state = data["state"]
+        output = services.checked_json(_output_arg(data.get("output")), "output")
         if perms.enforced():
             # By hand: approvals.complete_actions, audited. An approval's action
             # is otherwise answered through its approval, by its assignees.

@@ -8,11 +8,17 @@ The functions available inside expressions are ``task(name)`` (``task()`` is
 the current task), ``execution()`` and ``env()``. They read from an
 :class:`ExprContext`, which the engine builds; nothing here touches a
 database.
+
+Every evaluation is bounded by the context's :class:`Limits`: a wall-clock
+budget per expression, YAQL's iterator and memory quotas, Jinja's sandbox
+with a shorter ``range()`` and size checks before ``*``, ``**`` and ``%``,
+and a result that must be JSON within the field size limit.
 """
 
 from __future__ import annotations
 
 import collections.abc  # noqa: F401  yaql 3.2 uses collections.abc without importing it
+import contextvars
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +30,10 @@ import yaql
 from jinja2.sandbox import SandboxedEnvironment
 from yaql.language import exceptions as yaql_exc
 from yaql.language import factory, specs, yaqltypes
+
+from workflows.lang.budget import OutOfTime, run_within
+from workflows.lang.limits import DEFAULT, Limits
+from workflows.lang.values import to_json
 
 YAQL_RE = re.compile(r"<%(.*?)%>", re.DOTALL)
 JINJA_EXPR_RE = re.compile(r"{{(.*?)}}", re.DOTALL)
@@ -48,17 +58,32 @@ class ExprContext:
     task_lookup: Callable[[str | None], dict | None] = lambda name: None
     execution: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+    limits: Limits = DEFAULT
+
+
+def _out_of_time(limits: Limits) -> str:
+    return f"took longer than {limits.expression_seconds:g} s (the expression time limit)"
+
+
+def _checked(result: Any, limits: Limits) -> Any:
+    """The result as plain JSON; NotJson says why it is not."""
+    return to_json(result, max_depth=limits.max_depth, max_bytes=limits.field_size_bytes, root="the result")
 
 
 # --- YAQL -------------------------------------------------------------------
 
-_YAQL_ENGINE = factory.YaqlFactory().create(
-    options={
-        "yaql.convertOutputData": True,
-        "yaql.limitIterators": 100_000,
-        "yaql.memoryQuota": 50_000_000,
-    }
-)
+
+@lru_cache(maxsize=8)
+def _yaql_engine(limit_iterators: int, memory_quota: int):
+    return factory.YaqlFactory().create(
+        options={
+            "yaql.convertOutputData": True,
+            "yaql.limitIterators": limit_iterators,
+            "yaql.memoryQuota": memory_quota,
+        }
+    )
+
+
 _YAQL_ROOT = yaql.create_context()
 
 
@@ -98,33 +123,75 @@ for _fn, _name in (
 
 
 @lru_cache(maxsize=4096)
-def _yaql_parse(expr: str):
-    return _YAQL_ENGINE(expr)
+def _yaql_parse(expr: str, limits: Limits = DEFAULT):
+    return _yaql_engine(limits.yaql_limit_iterators, limits.yaql_memory_quota)(expr)
 
 
 def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
+    limits = ctx.limits
     try:
-        parsed = _yaql_parse(expr.strip())
+        parsed = _yaql_parse(expr.strip(), limits)
     except yaql_exc.YaqlException as exc:
         raise ExpressionError(str(exc)) from exc
     context = _YAQL_ROOT.create_child_context()
     context["$"] = ctx.data
     context["__gust"] = ctx
+
+    def fail(error) -> ExpressionError:
+        return ExpressionError(f"Can not evaluate YAQL expression [expression={expr.strip()}, error={error}]")
+
     try:
-        return parsed.evaluate(context=context)
+        return _checked(run_within(limits.expression_seconds, lambda: parsed.evaluate(context=context)), limits)
+    except OutOfTime:
+        raise fail(_out_of_time(limits)) from None
     except KeyError as exc:
-        raise ExpressionError(
-            f"Can not evaluate YAQL expression [expression={expr.strip()}, error=key {exc} not found]"
-        ) from exc
+        raise fail(f"key {exc} not found") from exc
     except Exception as exc:  # yaql raises many kinds; all mean "this expression failed"
-        raise ExpressionError(
-            f"Can not evaluate YAQL expression [expression={expr.strip()}, error={exc}]"
-        ) from exc
+        raise fail(exc) from exc
 
 
 # --- Jinja ------------------------------------------------------------------
 
-_JINJA = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+# The limits of the evaluation in progress, for the sandbox's operator checks.
+_CURRENT_LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar("gust_limits", default=DEFAULT)
+_PRINTF_WIDTH = re.compile(r"%[-+ #0]*(\d+)(?:\.(\d+))?")
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _GustSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus a size check before the operators that build a
+    large value in one C call (``'a' * 10**9``), where no time budget helps."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context, operator, left, right):
+        limit = _CURRENT_LIMITS.get().field_size_bytes
+        if limit is not None:
+            _check_binop(operator, left, right, limit)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_binop(operator: str, left: Any, right: Any, limit: int) -> None:
+    too_big = _TooBig(f"the result of '{operator}' would be larger than the size limit of {limit // 1024} KB")
+    if operator == "*":
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > limit:
+                raise too_big
+    elif operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and left.bit_length() * right > limit * 8:
+            raise too_big
+    elif operator == "%" and isinstance(left, str):
+        widths = [int(w or 0) for pair in _PRINTF_WIDTH.findall(left) for w in pair]
+        args = right if isinstance(right, tuple) else (right,)
+        stars = [a for a in args if isinstance(a, int)] if "*" in left else []
+        if any(w > limit for w in widths + stars):
+            raise too_big
+
+
+_JINJA = _GustSandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=4096)
@@ -137,13 +204,33 @@ def _jinja_template(text: str):
     return _JINJA.from_string(text)
 
 
+def _capped_range(limit: int):
+    def range_(*args):
+        r = range(*args)
+        if len(r) > limit:
+            raise OverflowError(f"range() of {len(r)} items is longer than {limit} (the Jinja range limit)")
+        return r
+
+    return range_
+
+
 def _jinja_vars(ctx: ExprContext) -> dict:
     return {
         "_": ctx.data,
         "task": ctx.task_lookup,
         "execution": lambda: ctx.execution,
         "env": lambda: ctx.env,
+        "range": _capped_range(ctx.limits.jinja_max_range),
     }
+
+
+def _bounded(ctx: ExprContext, fn: Callable[[], Any]) -> Any:
+    """``fn()`` within the time budget, with the limits the sandbox checks."""
+    token = _CURRENT_LIMITS.set(ctx.limits)
+    try:
+        return run_within(ctx.limits.expression_seconds, fn)
+    finally:
+        _CURRENT_LIMITS.reset(token)
 
 
 def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
@@ -151,21 +238,46 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
         compiled = _jinja_expression(expr)
     except jinja2.TemplateSyntaxError as exc:
         raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
+
+    def fail(error) -> ExpressionError:
+        return ExpressionError(f"Can not evaluate Jinja expression [expression={expr.strip()}, error={error}]")
+
     try:
-        return compiled(**_jinja_vars(ctx))
+        return _checked(_bounded(ctx, lambda: compiled(**_jinja_vars(ctx))), ctx.limits)
+    except OutOfTime:
+        raise fail(_out_of_time(ctx.limits)) from None
     except Exception as exc:
-        raise ExpressionError(
-            f"Can not evaluate Jinja expression [expression={expr.strip()}, error={exc}]"
-        ) from exc
+        raise fail(exc) from exc
+
+
+def _render_bounded(template, ctx: ExprContext) -> str:
+    # generate() rather than render(): a loop that emits too much text stops
+    # at the size limit instead of after building all of it.
+    limit = ctx.limits.field_size_bytes
+    parts, size = [], 0
+    for chunk in template.generate(**_jinja_vars(ctx)):
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise _TooBig(f"the text is larger than the size limit of {limit // 1024} KB")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _jinja_render(text: str, ctx: ExprContext) -> str:
     try:
-        return _jinja_template(text).render(**_jinja_vars(ctx))
+        template = _jinja_template(text)
     except jinja2.TemplateSyntaxError as exc:
         raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
+
+    def fail(error) -> ExpressionError:
+        return ExpressionError(f"Can not render Jinja template [template={text}, error={error}]")
+
+    try:
+        return _bounded(ctx, lambda: _render_bounded(template, ctx))
+    except OutOfTime:
+        raise fail(_out_of_time(ctx.limits)) from None
     except Exception as exc:
-        raise ExpressionError(f"Can not render Jinja template [template={text}, error={exc}]") from exc
+        raise fail(exc) from exc
 
 
 # --- public API -------------------------------------------------------------
@@ -193,6 +305,9 @@ def evaluate_string(text: str, ctx: ExprContext) -> Any:
         return _jinja_eval(whole.group(1), ctx)
     if "<%" in text:
         text = YAQL_RE.sub(lambda m: _to_text(_yaql_eval(m.group(1), ctx)), text)
+        limit = ctx.limits.field_size_bytes
+        if limit is not None and len(text) > limit:
+            raise ExpressionError(f"The text of {stripped[:80]!r} is larger than the size limit of {limit // 1024} KB")
     if "{{" in text or "{%" in text:
         text = _jinja_render(text, ctx)
     return text
@@ -218,7 +333,7 @@ def syntax_errors(value: Any) -> list[str]:
     if isinstance(value, str):
         for m in YAQL_RE.finditer(value):
             try:
-                _yaql_parse(m.group(1).strip())
+                _yaql_parse(m.group(1).strip(), DEFAULT)
             except yaql_exc.YaqlException as exc:
                 errors.append(str(exc))
         if "{{" in value or "{%" in value:

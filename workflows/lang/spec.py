@@ -22,6 +22,8 @@ import yaml
 
 from workflows import actions
 from workflows.lang import expressions
+from workflows.lang.limits import DEFAULT, Limits
+from workflows.lang.values import NotJson, to_json
 
 ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
 # Mistral keywords Gust does not run yet: refused with a clear message rather
@@ -381,16 +383,107 @@ def _without_schema_errors(name: str, raw: Any, schema_errors) -> dict | None:
 # --- files -------------------------------------------------------------------
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML; raise DefinitionError with line and column when it is broken."""
+class _Refused(yaml.YAMLError):
+    def __init__(self, mark, problem: str):
+        super().__init__(problem)
+        self.problem_mark, self.problem = mark, problem
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, bounded: nesting deeper than ``max_depth`` and
+    aliases that would add more than ``yaml_alias_nodes`` values (a
+    "billion laughs" document) are refused while composing, before anything
+    walks the expanded tree; dates, binary data and sets, which JSON has no
+    type for, are refused with their line instead of failing when stored."""
+
+    def __init__(self, text: str, limits: Limits):
+        super().__init__(text)
+        self.limits = limits
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > self.limits.max_depth:
+                raise _Refused(self.peek_event().start_mark, f"nested deeper than {self.limits.max_depth} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        node = super().compose_document()
+        self._check_expansion(node)
+        return node
+
+    def _check_expansion(self, root) -> None:
+        """Count the values the document expands to, each node once per
+        reference, and how deep the expansion nests, without building it."""
+        seen: dict[int, tuple[int, int]] = {}  # node -> (values, height) of its expansion
+        open_nodes: set[int] = set()
+        limit, max_depth = self.limits.yaml_alias_nodes, self.limits.max_depth
+
+        def expand(node, depth: int) -> tuple[int, int]:
+            key = id(node)
+            if key in open_nodes:
+                raise _Refused(node.start_mark, "an alias refers to a value that contains it")
+            if key not in seen:
+                open_nodes.add(key)
+                children = []
+                if isinstance(node, yaml.SequenceNode):
+                    children = node.value
+                elif isinstance(node, yaml.MappingNode):
+                    children = [n for pair in node.value for n in pair]
+                below = [expand(child, depth + 1) for child in children]
+                open_nodes.discard(key)
+                seen[key] = (1 + sum(n for n, _ in below), 1 + max((h for _, h in below), default=0))
+            values, height = seen[key]
+            if depth + height > max_depth:
+                raise _Refused(node.start_mark, f"aliases nest deeper than {max_depth} levels")
+            if values - len(seen) > limit:
+                raise _Refused(node.start_mark, f"aliases expand to more than {limit} values beyond those written")
+            return values, height
+
+        expand(root, 0)
+
+
+def _refuse(what: str, hint: str):
+    def construct(loader, node):
+        shown = f" ({node.value!r})" if isinstance(node, yaml.ScalarNode) else ""
+        raise _Refused(node.start_mark, f"{what}{shown} has no JSON type; {hint}")
+
+    return construct
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _refuse("a date", "quote it to keep it as text"))
+_BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary data", "send it as a base64 string"))
+_BoundedLoader.add_constructor("tag:yaml.org,2002:set", _refuse("a !!set", "use a list"))
+
+
+def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
+    """Parse YAML into plain JSON values; raise DefinitionError with line and
+    column when it is broken or over a bound, or with the path of a value
+    JSON can not hold (``wf.vars.x: nan is not a JSON number``)."""
+    max_bytes = limits.definition_kb * 1024
+    if len(text) > max_bytes:
+        raise DefinitionError(
+            [("", f"the definition is larger than the limit of {limits.definition_kb} KB")],
+            prefix="Definition could not be parsed",
+        )
+    loader = _BoundedLoader(text, limits)
     try:
-        return yaml.safe_load(text)
+        doc = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         msg = f"{where}: {problem}" if where else problem
         raise DefinitionError([("", msg)], prefix="Definition could not be parsed") from exc
+    finally:
+        loader.dispose()
+    try:
+        return to_json(doc, max_depth=limits.max_depth, root="")
+    except NotJson as exc:
+        raise DefinitionError([(exc.path.lstrip("."), exc.reason)], prefix="Definition could not be parsed") from exc
 
 
 def _split_file(doc: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -412,9 +505,9 @@ def _split_file(doc: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     return workflows, errors
 
 
-def parse_definition(text: str) -> dict[str, WorkflowSpec]:
+def parse_definition(text: str, limits: Limits = DEFAULT) -> dict[str, WorkflowSpec]:
     """Parse a file with one or more workflows; raise DefinitionError listing every error."""
-    doc = load_yaml(text)
+    doc = load_yaml(text, limits)
     workflows, errors = _split_file(doc)
     for name, raw in workflows.items():
         if not isinstance(name, str):
