@@ -19,10 +19,11 @@ from django.db import connection
 from django_q.conf import Conf
 
 from workflows import lifecycle, queue, services
-from workflows.models import EngineProcess, WorkflowExecution
+from workflows.models import ActionExecution, EngineProcess, WorkflowExecution
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+STOP_TIMEOUT = 5  # seconds a stopping worker gives its jobs in flight
 
 
 def database_url() -> str:
@@ -41,7 +42,8 @@ def start_worker(env):
 @pytest.fixture
 def worker_process(monkeypatch):
     queue_name = f"gust-test-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, DATABASE_URL=database_url(), GUST_QUEUE=queue_name, GUST_WORKERS="1")
+    env = dict(os.environ, DATABASE_URL=database_url(), GUST_QUEUE=queue_name, GUST_WORKERS="1",
+               GUST_WORKER_STOP_TIMEOUT=str(STOP_TIMEOUT))
     env.pop("GUST_SYNC_WORKER", None)
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue_name)
@@ -161,3 +163,17 @@ def test_jobs_a_stopping_worker_prefetched_go_back_to_the_queue(worker_process, 
     assert finished, out2
     assert set(WorkflowExecution.objects.filter(id__in=ids).values_list("state", flat=True)) == {"SUCCESS"}
     assert len(outside_service.requests) == 4  # each exactly once: none lost, none repeated
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopping_worker_waits_for_a_long_job_only_until_its_stop_timeout(worker_process, outside_service):
+    services.save_workflows(f"version: '2.0'\nlong:\n  tasks:\n    call:\n"
+                            f"      action: std.http url={outside_service.url}/slow/60\n")
+    ex = services.start_execution("long")
+    assert wait_for(lambda: len(outside_service.requests) == 1, worker_process)
+    worker_process.send_signal(signal.SIGTERM)
+    out, _ = worker_process.communicate(timeout=STOP_TIMEOUT + 20)  # far less than the job's 60 s
+    assert worker_process.returncode == 0, out
+    assert "still running after 5 s; stopping them" in out
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert action.state == "RUNNING" and action.worker_started_at is not None  # the sweep fails it: worker lost
