@@ -291,6 +291,6 @@ LOGGING = {
     "loggers": {
         "gust": {"handlers": ["console"], "level": os.environ.get("GUST_LOG_LEVEL", "INFO"), "propagate": False},
         "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
-        "axes": {"handlers": ["console"], "level": "INFO", "propagate": False},  # failed logins
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},  # failed logins, lock-outs
     },
 }

@@ -23,4 +23,4 @@ class Command(BaseCommand):
             self.stdout.write(f"created superuser '{name}' with the password in GUST_ADMIN_PASSWORD")
         else:
             self.stdout.write(f"created superuser '{name}' with password '{password}' "
-                              "(shown only now; `manage.py changepassword {name}` to change it)")
+                              f"(shown only now; `manage.py changepassword {name}` to change it)")
