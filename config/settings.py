@@ -173,7 +173,8 @@ REST_FRAMEWORK = {
 }
 # /api/schema documents Gust's own /api; /v2 follows Mistral's API reference.
 SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
-                        "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"]}
+                        "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
+                        "SERVE_PERMISSIONS": ["workflows.api.auth.LoginRequiredUnlessOpen"]}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {

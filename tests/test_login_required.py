@@ -41,3 +41,10 @@ def test_a_logged_in_user_sees_the_dashboard(client, auth_on):
 def test_with_logins_off_the_dashboard_is_open(client, settings):
     settings.API_AUTH = False
     assert client.get("/", HTTP_ACCEPT="text/html").status_code == 200
+
+
+def test_the_api_schema_needs_a_login_like_the_api(client, auth_on):
+    assert client.get("/api/schema").status_code == 401
+    get_user_model().objects.create_user("reader", password="pw")
+    client.login(username="reader", password="pw")
+    assert client.get("/api/schema").status_code == 200
