@@ -1,0 +1,68 @@
+"""``manage.py reliability``: the recording endpoint it counts side effects
+with, the report's table, and one ``--quick`` run of every scenario end to end
+with real processes (a bound on how long it may take, not a speed assertion).
+
+The end-to-end run starts its own throwaway SQLite database and processes, so
+it runs once, in the SQLite pass of bin/test (the PostgreSQL + Redis variant is
+``manage.py reliability --database postgres``).
+"""
+
+import json
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.db import connection
+
+from bench import reliability
+from bench.outside import OutsideService
+from bench.reliability import SCENARIOS
+
+
+def test_the_recording_service_counts_every_call_per_key():
+    svc = OutsideService().start()
+    try:
+        for method in ("get", "post", "put"):
+            assert getattr(requests, method)(f"{svc.url}/record/ex-1", timeout=5).json()["calls"] >= 1
+        requests.post(f"{svc.url}/record/ex-2?sleep=0.01", json={"a": 1}, timeout=5)
+        assert requests.get(f"{svc.url}/_bench/records", timeout=5).json()["records"] == {"ex-1": 3, "ex-2": 1}
+    finally:
+        svc.stop()
+
+
+def test_the_table_shows_what_a_scenario_did_not_measure_as_a_dash():
+    text = reliability.table({"started": 5, "finished": 4, "stuck": 1, "lost": 0, "duplicated": 2})
+    header, _, row = text.strip().splitlines()
+    assert header.startswith("| executions started | finished | stuck | lost | duplicated | inputs fuzzed")
+    assert row == "| 5 | 4 | 1 | 0 | 2 | — | — | — | — |"
+
+
+def test_the_definitions_keep_the_outside_address_out_of_reach_of_input():
+    text = reliability.workflow_yaml("http://127.0.0.1:1")
+    assert "http://127.0.0.1:1/record/<% execution().id %>" in text
+    assert "<% $.url" not in text
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="runs its own throwaway database; once is enough")
+def test_a_quick_run_writes_the_report_with_numbers_for_every_scenario(tmp_path):
+    md, js = tmp_path / "reliability.md", tmp_path / "reliability.json"
+    call_command("reliability", "--quick", "--output", str(md), "--json", str(js),
+                 stdout=(tmp_path / "out.txt").open("w"))
+    result = json.loads(js.read_text())
+    assert result["failures"] == []
+    assert list(result["scenarios"]) == list(SCENARIOS)
+    text = md.read_text()
+    for name in SCENARIOS:
+        assert f"(`{name}`)" in text
+        out = result["scenarios"][name]
+        assert "error" not in out, out
+    for name in ("worker_kill9", "web_kill9", "worker_sigterm", "stop_all", "completions"):
+        out = result["scenarios"][name]
+        assert out["started"] > 0 and out["finished"] + out["stuck"] == out["started"]
+        assert {"lost", "duplicated"} <= set(out)
+    assert result["scenarios"]["completions"]["completions"] > 0
+    assert result["scenarios"]["fuzz_parser"]["inputs"] > 0
+    assert result["scenarios"]["fuzz_api"]["inputs"] > 0
+    assert result["scenarios"]["fuzz_api"]["operations"]  # both schemas were loaded
+    assert any(op.startswith("GET /api/") for op in result["scenarios"]["fuzz_api"]["operations"])
+    assert any(op.startswith("POST /v2/executions") for op in result["scenarios"]["fuzz_api"]["operations"])
