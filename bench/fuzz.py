@@ -342,19 +342,27 @@ def confirm_over_http(out: dict, base: str, headers: dict, say: Callable[[str], 
     s = requests.Session()
     h = {**headers, "Content-Type": "text/plain"}
     confirmed = []
-    for i, (kind, c) in enumerate((out.get("crash_kinds") or {}).items()):
+    # Hangs last: a request that never ends keeps its transaction (on SQLite,
+    # the write lock), which would make every later one time out too.
+    kinds = sorted((out.get("crash_kinds") or {}).items(), key=lambda kv: "InputTimeout" in kv[0])
+    for i, (kind, c) in enumerate(kinds):
         text = c["full_input"]
+        req = ""
         try:
             if kind.startswith("parse_definition"):
                 req = "POST /v2/workflows/validate"
-                r = s.post(f"{base}/v2/workflows/validate", data=text.encode(), headers=h, timeout=HTTP_CONFIRM_S)
+                r = s.post(f"{base}/v2/workflows/validate", data=text.encode("utf-8", "surrogatepass"), headers=h,
+                           timeout=HTTP_CONFIRM_S)
             else:
                 ns = f"fuzz{i}"
                 names = list(lang.parse_definition(text))
-                s.post(f"{base}/v2/workflows", params={"namespace": ns}, data=text.encode(), headers=h, timeout=HTTP_CONFIRM_S)
-                req = f"POST /v2/executions {{workflow_name: {names[0]}, workflow_namespace: {ns}}}"
-                r = s.post(f"{base}/v2/executions", json={"workflow_name": names[0], "workflow_namespace": ns},
-                           headers=headers, timeout=HTTP_CONFIRM_S)
+                req = f"POST /v2/workflows?namespace={ns}"
+                r = s.post(f"{base}/v2/workflows", params={"namespace": ns}, data=text.encode(), headers=h,
+                           timeout=HTTP_CONFIRM_S)
+                if r.status_code == 201:
+                    req = f"POST /v2/executions {{workflow_name: {names[0]}, workflow_namespace: {ns}}}"
+                    r = s.post(f"{base}/v2/executions", json={"workflow_name": names[0], "workflow_namespace": ns},
+                               headers=headers, timeout=HTTP_CONFIRM_S)
             confirmed.append({"kind": kind, "request": req, "status": r.status_code, "answer": r.text[:300]})
         except requests.RequestException as exc:
             confirmed.append({"kind": kind, "request": req, "status": f"no answer within {HTTP_CONFIRM_S} s",

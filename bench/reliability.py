@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +36,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,9 +48,11 @@ import requests
 from bench import isolation
 from bench.procs import ROOT, GustProcesses
 
-SCENARIOS = ("worker_kill9", "web_kill9", "worker_sigterm", "stop_all", "completions", "fuzz_parser", "fuzz_api")
+SCENARIOS = ("worker_kill9", "queue_backlog", "web_kill9", "worker_sigterm", "stop_all", "completions", "fuzz_parser",
+             "fuzz_api")
 TITLES = {
     "worker_kill9": "kill -9 of a worker mid-action",
+    "queue_backlog": "a queue deeper than the worker deadline (no crash)",
     "web_kill9": "kill -9 of the web process during POSTs",
     "worker_sigterm": "SIGTERM of one of three workers under load",
     "stop_all": "stop all, start one",
@@ -68,6 +71,7 @@ class Options:
     broker: str = "orm"
     # counts
     worker_kill_n: int = 50
+    backlog_n: int = 40
     web_posts: int = 200
     sigterm_n: int = 60
     stop_all_n: int = 40
@@ -86,7 +90,7 @@ class Options:
 
     @classmethod
     def quick_options(cls, **given) -> "Options":
-        o = cls(quick=True, worker_kill_n=10, web_posts=40, sigterm_n=12, stop_all_n=10, completions=100,
+        o = cls(quick=True, worker_kill_n=10, backlog_n=16, web_posts=40, sigterm_n=12, stop_all_n=10, completions=100,
                 completion_actions=20, completion_procs=2, parser_examples=150, api_examples=3, action_s=0.5,
                 q_timeout=3, q_retry=4, worker_action_timeout=6.0, worker_stop_timeout=5.0)
         for k, v in given.items():
@@ -200,22 +204,20 @@ def kill9_tree(pid: int) -> int:
     return len(procs)
 
 
-def start_web(procs: GustProcesses, timeout: float = 60.0) -> None:
-    procs.web = procs._spawn("web", [
-        sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{procs.port}",
-        "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning",
-    ], log_name=f"web-{int(time.time() * 1000) % 100000}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not procs.web.alive():
-            raise ScenarioFailure(f"the web process exited:\n{procs.web.log_tail()}")
-        try:
-            if requests.get(f"{procs.url}/versions", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise ScenarioFailure("the web process did not answer")
+@contextmanager
+def running(ctx: Ctx, name: str, pool_workers: int | None = None, stop_timeout: float | None = None):
+    """Fresh web, worker and tracker for one scenario; all stopped at the end
+    (SIGTERM, then SIGKILL of what is left after ``stop_timeout``)."""
+    o = ctx.opts
+    procs = ctx.procs(name)
+    if pool_workers:
+        procs.env["GUST_WORKERS"] = str(pool_workers)
+    try:
+        procs.start_web_and_worker()
+        procs.start_tracker(o.query_interval, 4, False)
+        yield procs
+    finally:
+        procs.stop_all(timeout=stop_timeout or o.worker_stop_timeout + 10)
 
 
 def post_execution(session: requests.Session, ctx: Ctx, url: str, workflow: str, wf_input: dict,
@@ -330,354 +332,13 @@ def _code_counts(out: dict, codes: Counter) -> dict:
 
 
 def _short(text, n: int = 160) -> str:
+    """One line for the report: an HTML error page becomes its title."""
     text = str(text or "")
+    m = re.search(r"<title>(.*?)</title>", text, re.S)
+    if m:
+        text = f"HTML page: {m.group(1)}"
+    text = " ".join(text.split()).replace("`", "'")
     return text if len(text) <= n else text[:n] + "..."
-
-
-# --- scenarios -------------------------------------------------------------------
-
-
-def scenario_worker_kill9(ctx: Ctx) -> dict:
-    """N executions whose std.http call the service holds for ``action_s``;
-    kill -9 the worker (its whole process tree) while calls are in flight,
-    start a new worker, and wait past the broker's re-delivery (``retry``) and
-    the overdue sweep (WORKER_ACTION_TIMEOUT)."""
-    o, say, name = ctx.opts, ctx.say, "worker_kill9"
-    procs = ctx.procs(name)
-    try:
-        procs.start_web_and_worker()
-        procs.start_tracker(o.query_interval, 4, False)
-        say(f"[{name}] {o.worker_kill_n} executions, each call held {o.action_s:g} s; 2 worker processes")
-        ids, codes = submit(ctx, procs.url, o.worker_kill_n, {"sleep": o.action_s}, name)
-        in_flight = wait_calls(ctx, ids, max(2, o.worker_kill_n // 5), 60)
-        killed_at = time.monotonic()
-        n = kill9_tree(procs.worker.pid)
-        calls_at_kill = sum(1 for i in ids if records(ctx).get(i))
-        say(f"[{name}] kill -9 of the worker ({n} processes) with {calls_at_kill} calls made; starting a new worker")
-        procs.worker = spawn_worker(procs, 2)
-        bound = o.q_retry + o.worker_action_timeout + 15
-        wait_terminal(ids, bound, say, name, min_s=o.q_retry + 5)
-        out = http_outcome(ctx, ids)
-        out.update(post_codes=dict(codes), calls_when_killed=calls_at_kill, bound_s=bound,
-                   waited_s=round(time.monotonic() - killed_at, 1), killed_processes=n, in_flight=in_flight)
-        return _code_counts(out, codes)
-    finally:
-        procs.stop_all(timeout=o.worker_stop_timeout + 10)
-
-
-def scenario_web_kill9(ctx: Ctx) -> dict:
-    """POSTs from 4 threads; after a third of them, kill -9 of gunicorn (master
-    and workers) and a restart. A request refused at connect (never sent) is
-    tried again; a request cut off mid-way is not (its outcome is unknown, as
-    for any client) and is looked up by its description afterwards."""
-    from workflows.models import WorkflowExecution
-
-    o, say, name = ctx.opts, ctx.say, "web_kill9"
-    procs = ctx.procs(name)
-    try:
-        procs.start_web_and_worker()
-        procs.start_tracker(o.query_interval, 4, False)
-        n = o.web_posts
-        answered = Counter()
-        refused = [0]
-        refused_posts: set[int] = set()
-        no_answer: list[int] = []
-        done = [0]
-        lock = threading.Lock()
-        kill_after = n // 3
-        killed = threading.Event()
-        local = threading.local()
-
-        def one(i: int) -> None:
-            s = getattr(local, "s", None) or requests.Session()
-            local.s = s
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    resp = post_execution(s, ctx, procs.url, "rel_http", {"sleep": 0}, f"{name}-{i}")
-                except requests.ConnectionError as exc:
-                    s = local.s = requests.Session()
-                    if _refused(exc) and time.monotonic() < deadline:
-                        with lock:
-                            refused[0] += 1
-                            refused_posts.add(i)
-                        time.sleep(0.1)
-                        continue
-                    with lock:
-                        no_answer.append(i)
-                    break
-                except requests.RequestException:
-                    with lock:
-                        no_answer.append(i)
-                    break
-                with lock:
-                    answered[resp.status_code] += 1
-                break
-            with lock:
-                done[0] += 1
-
-        say(f"[{name}] {n} POST /v2/executions from 4 threads; kill -9 of the web process after ~{kill_after}")
-
-        def killer():
-            while True:
-                with lock:
-                    if done[0] >= kill_after:
-                        break
-                time.sleep(0.01)
-            killed_n = kill9_tree(procs.web.pid)
-            say(f"[{name}] killed the web process ({killed_n} processes) after {done[0]} answers; restarting it")
-            killed.set()
-            time.sleep(1.0)
-            start_web(procs)
-            say(f"[{name}] web process back on {procs.url}")
-
-        k = threading.Thread(target=killer, daemon=True)
-        k.start()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(one, range(n)))
-        k.join(90)
-        rows = list(WorkflowExecution.objects.filter(description__startswith=f"{name}-")
-                    .values_list("id", "description"))
-        per_desc = Counter(d for _, d in rows)
-        ids = [i for i, _ in rows]
-        wait_terminal(ids, o.worker_action_timeout + 15, say, name)
-        out = http_outcome(ctx, ids)
-        unanswered_created = sum(1 for i in no_answer if per_desc.get(f"{name}-{i}"))
-        out["duplicated"] += sum(1 for c in per_desc.values() if c > 1)
-        five = sum(v for c, v in answered.items() if c >= 500)
-        four = sum(v for c, v in answered.items() if 400 <= c < 500)
-        out.update(posts=n, answers=dict(answered), no_answer=len(no_answer),
-                   no_answer_but_created=unanswered_created, connections_refused=refused[0],
-                   posts_refused_at_connect=len(refused_posts),
-                   five_xx=five, refused=four + len(refused_posts), killed=killed.is_set())
-        return out
-    finally:
-        procs.stop_all(timeout=o.worker_stop_timeout + 10)
-
-
-def _refused(exc: Exception) -> bool:
-    """A connection that was never made: the request was not sent."""
-    text = str(exc)
-    return "Connection refused" in text or "Errno 111" in text
-
-
-def scenario_worker_sigterm(ctx: Ctx) -> dict:
-    """Three worker processes (2 pool workers each) under load; SIGTERM to one
-    while calls are in flight. It should finish those, hand back what it
-    prefetched, and exit within WORKER_STOP_TIMEOUT; the other two carry on."""
-    o, say, name = ctx.opts, ctx.say, "worker_sigterm"
-    procs = ctx.procs(name)
-    extra = []
-    try:
-        procs.start_web_and_worker()
-        extra = [spawn_worker(procs, 2), spawn_worker(procs, 3)]
-        for p in [procs.worker, *extra]:
-            wait_started(p)
-        procs.start_tracker(o.query_interval, 4, False)
-        say(f"[{name}] {o.sigterm_n} executions, each call held {o.action_s:g} s, 3 worker processes")
-        ids, codes = submit(ctx, procs.url, o.sigterm_n, {"sleep": o.action_s}, name)
-        wait_calls(ctx, ids, max(2, o.sigterm_n // 4), 60)
-        victim = procs.worker
-        t0 = time.monotonic()
-        victim.popen.send_signal(signal.SIGTERM)
-        try:
-            rc = victim.popen.wait(o.worker_stop_timeout + 20)
-        except subprocess.TimeoutExpired:
-            rc = None
-        stop_s = round(time.monotonic() - t0, 1)
-        say(f"[{name}] SIGTERM to worker pid {victim.pid}: exited {rc} after {stop_s} s")
-        wait_terminal(ids, o.q_retry + o.worker_action_timeout + 15, say, name, min_s=o.q_retry + 2)
-        out = http_outcome(ctx, ids)
-        out.update(post_codes=dict(codes), sigterm_exit_code=rc, sigterm_stop_s=stop_s)
-        return _code_counts(out, codes)
-    finally:
-        for p in extra:
-            p.stop(o.worker_stop_timeout + 10)
-        procs.stop_all(timeout=o.worker_stop_timeout + 10)
-
-
-def scenario_stop_all(ctx: Ctx) -> dict:
-    """Load in flight, then SIGTERM to every process (the last one pauses the
-    running workflows, ``paused by shutdown``), then one worker alone is
-    started: it should resume exactly those and finish them."""
-    from workflows.lifecycle import SHUTDOWN_TAG
-    from workflows.models import WorkflowExecution
-
-    o, say, name = ctx.opts, ctx.say, "stop_all"
-    procs = ctx.procs(name)
-    try:
-        procs.start_web_and_worker()
-        procs.start_tracker(o.query_interval, 4, False)
-        say(f"[{name}] {o.stop_all_n} executions, each call held {o.action_s:g} s")
-        ids, codes = submit(ctx, procs.url, o.stop_all_n, {"sleep": o.action_s}, name)
-        wait_calls(ctx, ids, max(2, o.stop_all_n // 4), 60)
-        codes_exit = procs.stop_all(timeout=o.worker_stop_timeout + 10)
-        paused = WorkflowExecution.objects.filter(id__in=ids, state="PAUSED", state_info=SHUTDOWN_TAG).count()
-        st = Counter(states(ids).values())
-        say(f"[{name}] stopped all ({codes_exit}); {paused} paused by shutdown, states {dict(st)}; starting one worker")
-        procs.worker = spawn_worker(procs, 2)
-        wait_terminal(ids, o.q_retry + o.worker_action_timeout + 15, say, name, min_s=o.q_retry + 2)
-        out = http_outcome(ctx, ids)
-        out.update(post_codes=dict(codes), exit_codes=codes_exit, paused_by_shutdown=paused,
-                   states_after_stop=dict(st))
-        return _code_counts(out, codes)
-    finally:
-        procs.stop_all(timeout=o.worker_stop_timeout + 10)
-
-
-def _complete_batch(url: str, token: str, jobs: list[tuple[str, str, object]], start_at: float,
-                    threads: int) -> list[tuple[str, str, object, int, str]]:
-    """In a separate process: PUT every completion, all threads released at
-    ``start_at``. Returns (action id, state, output, status, answer's state)."""
-    local = threading.local()
-
-    def one(job):
-        action_id, state, output = job
-        s = getattr(local, "s", None) or requests.Session()
-        local.s = s
-        try:
-            r = s.put(f"{url}/v2/action_executions/{action_id}", json={"state": state, "output": output},
-                      headers={"X-Auth-Token": token}, timeout=120)
-            try:
-                answer_state = r.json().get("state", "")
-            except ValueError:
-                answer_state = r.text[:200]
-            return action_id, state, output, r.status_code, answer_state
-        except requests.RequestException as exc:
-            return action_id, state, output, 0, str(exc)[:200]
-
-    time.sleep(max(0.0, start_at - time.time()))
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, jobs))
-
-
-def scenario_completions(ctx: Ctx) -> dict:
-    """``completion_actions`` std.async_noop actions, each completed 10 times
-    at once from ``completion_procs`` processes: the same result (duplicates)
-    and different ones (conflicts). Exactly one result per action must be
-    stored and acknowledged; the others answer 200 (the same result) or 409;
-    the next task must exist once."""
-    import multiprocessing
-
-    from django.db import connections
-
-    from workflows.models import ActionExecution, TaskExecution
-    from workflows.states import TERMINAL
-
-    o, say, name = ctx.opts, ctx.say, "completions"
-    procs = ctx.procs(name)
-    try:
-        procs.start_web_and_worker()
-        procs.start_tracker(o.query_interval, 4, False)
-        s = requests.Session()
-        ex_ids = []
-        for i in range(o.completion_actions):
-            r = post_execution(s, ctx, procs.url, "rel_async", {}, f"{name}-{i}")
-            if r.status_code != 201:
-                raise ScenarioFailure(f"POST /v2/executions answered {r.status_code}: {r.text[:300]}")
-            ex_ids.append(r.json()["id"])
-        actions = dict(ActionExecution.objects.filter(workflow_execution_id__in=ex_ids, name="std.async_noop")
-                       .values_list("id", "workflow_execution_id"))
-        per = max(1, o.completions // max(1, len(actions)))
-        rng = random.Random(7)
-        jobs = []
-        for a in actions:
-            for k in range(per):
-                if k % 2 == 0:
-                    jobs.append((a, "SUCCESS", {"n": 1}))  # the duplicates
-                elif k % 4 == 1:
-                    jobs.append((a, "SUCCESS", {"n": 2}))  # conflicting output
-                else:
-                    jobs.append((a, "ERROR", "conflicting error"))  # conflicting state
-        rng.shuffle(jobs)
-        chunks = [jobs[i::o.completion_procs] for i in range(o.completion_procs)]
-        say(f"[{name}] {len(jobs)} completions of {len(actions)} actions from {o.completion_procs} processes "
-            f"x 8 threads")
-        connections.close_all()  # no database connection crosses the fork
-        start_at = time.time() + 1.0
-        ctx_mp = multiprocessing.get_context("fork")
-        with ctx_mp.Pool(o.completion_procs) as pool:
-            parts = pool.starmap(_complete_batch, [(procs.url, ctx.token, c, start_at, 8) for c in chunks])
-        answers = [a for p in parts for a in p]
-        stored = {a: (st, out) for a, st, out in ActionExecution.objects.filter(id__in=list(actions))
-                  .values_list("id", "state", "output")}
-        afters = Counter(TaskExecution.objects.filter(workflow_execution_id__in=ex_ids, name="after")
-                         .values_list("workflow_execution_id", flat=True))
-        codes = Counter(c for *_, c, _ in answers)
-        wrong_ack = 0  # 200 for a result that is not the stored one: applied, then overwritten
-        ok_by_action: dict[str, set] = {}
-        for a, st, out, code, _ in answers:
-            if code == 200:
-                ok_by_action.setdefault(a, set()).add((st, json.dumps(out, sort_keys=True)))
-                if stored[a][0] != st or stored[a][1] != {"result": out}:
-                    wrong_ack += 1
-        twice = sum(1 for v in ok_by_action.values() if len(v) > 1) + sum(1 for c in afters.values() if c > 1)
-        never = sum(1 for a in actions if stored[a][0] not in TERMINAL)
-        st_ex = states(ex_ids)
-        stuck = sum(1 for i in ex_ids if st_ex.get(i) not in TERMINAL)
-        return {
-            "started": len(ex_ids), "finished": len(ex_ids) - stuck, "stuck": stuck,
-            "lost": never, "duplicated": twice,
-            "completions": len(answers), "answers": {str(k): v for k, v in sorted(codes.items())},
-            "five_xx": sum(v for k, v in codes.items() if k >= 500),
-            "refused": sum(v for k, v in codes.items() if 400 <= k < 500),
-            "acknowledged_but_not_stored": wrong_ack,
-            "next_task_rows": dict(Counter(afters.values())),
-            "stored_states": dict(Counter(v[0] for v in stored.values())),
-            "processes": o.completion_procs,
-            "five_xx_sample": [a[4] for a in answers if a[3] >= 500 or a[3] == 0][:5],
-        }
-    finally:
-        procs.stop_all(timeout=o.worker_stop_timeout + 10)
-
-
-def scenario_fuzz_parser(ctx: Ctx) -> dict:
-    """hypothesis: workflow-shaped documents (and broken YAML) into the
-    parser, then every definition it accepts through the pure engine's start.
-    The parser must answer valid or DefinitionError; anything else is a crash.
-    Every tenth input also goes to POST /v2/workflows/validate on a real web
-    process, where anything but a 200 with ``valid`` is a finding."""
-    from bench import fuzz
-
-    o, say, name = ctx.opts, ctx.say, "fuzz_parser"
-    procs = ctx.procs(name)
-    try:
-        start_web(procs)
-        say(f"[{name}] {o.parser_examples} generated definitions")
-        out = fuzz.fuzz_parser(o.parser_examples, f"{procs.url}/v2/workflows/validate", ctx.headers(), say)
-        out["over_http"] = fuzz.confirm_over_http(out, procs.url, ctx.headers(), say)
-        out["five_xx"] += sum(1 for c in out["over_http"] if isinstance(c.get("status"), int) and c["status"] >= 500)
-        return out
-    finally:
-        procs.stop_all(timeout=5)  # a request the fuzzer left hanging never ends on its own
-
-
-def scenario_fuzz_api(ctx: Ctx) -> dict:
-    """schemathesis against a real web process (no worker, so nothing a
-    generated request starts can reach outside): /api/ from the schema the
-    server serves at /api/schema, /v2 from bench/openapi_v2.yaml; positive and
-    negative cases per operation, authenticated with the API token."""
-    from bench import fuzz
-
-    o, say, name = ctx.opts, ctx.say, "fuzz_api"
-    procs = ctx.procs(name)
-    try:
-        start_web(procs)
-        say(f"[{name}] {o.api_examples} cases per operation and mode")
-        return fuzz.fuzz_api(procs.url, ctx.headers(), V2_SCHEMA, o.api_examples, say)
-    finally:
-        procs.stop_all(timeout=5)
-
-
-RUNNERS = {
-    "worker_kill9": scenario_worker_kill9,
-    "web_kill9": scenario_web_kill9,
-    "worker_sigterm": scenario_worker_sigterm,
-    "stop_all": scenario_stop_all,
-    "completions": scenario_completions,
-    "fuzz_parser": scenario_fuzz_parser,
-    "fuzz_api": scenario_fuzz_api,
-}
 
 
 # --- child ---------------------------------------------------------------------
@@ -692,6 +353,7 @@ def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict
     from rest_framework.authtoken.models import Token
 
     from bench.driver import Outside
+    from bench.scenarios import RUNNERS
     from workflows import services
 
     db_name = isolation.check_connected(connection.settings_dict)
@@ -765,135 +427,3 @@ def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
         db.drop(keep=keep)
     say(f"reliability: kept {db.tmpdir}" if keep else "reliability: dropped the throwaway database")
     return result, rc, tail
-
-
-# --- the report ------------------------------------------------------------------
-
-COLUMNS = [("started", "executions started"), ("finished", "finished"), ("stuck", "stuck"), ("lost", "lost"),
-           ("duplicated", "duplicated"), ("inputs", "inputs fuzzed"), ("crashes", "crashes / hangs"),
-           ("five_xx", "5xx seen"), ("refused", "requests refused")]
-
-
-def table(out: dict) -> str:
-    head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n| " + " | ".join("---" for _ in COLUMNS) + " |\n"
-    cells = [str(out[k]) if k in out else "—" for k, _ in COLUMNS]
-    return head + "| " + " | ".join(cells) + " |\n"
-
-
-DEFINITIONS = """\
-- **executions started**: executions that exist at the end (POST answered 201, or created without an answer).
-- **finished**: of those, terminal (SUCCESS, ERROR, CANCELLED) when the scenario's bound ended.
-- **stuck**: not terminal at the bound (nothing legitimately waits in these workflows; PAUSED counts).
-- **lost**: the action never reached the outside service, or its result never came back (the action ended
-  in ERROR without the service's answer, e.g. failed by the overdue sweep); for completions: an action no
-  completion was applied to.
-- **duplicated**: the outside service was called more than once for one action execution (each execution has
-  one task with one action, and the call's URL carries the execution id), a POST that made two executions, or a
-  completion applied twice (two different results acknowledged with 200, or the next task created twice).
-- **inputs fuzzed**: generated definitions (parser) or requests (API).
-- **crashes / hangs**: parser or engine raised something other than its own errors, or took over 3 s on
-  one input.
-- **5xx seen**: answers >= 500.
-- **requests refused**: 4xx answers, plus connections refused while the web process was down.
-"""
-
-
-def _details(name: str, out: dict) -> list[str]:
-    lines = []
-    if "error" in out:
-        return [f"The scenario could not run: `{out['error']}`."]
-    if name in ("worker_kill9", "worker_sigterm", "stop_all", "web_kill9"):
-        lines.append(f"States at the bound: {out.get('by_state')}; outside calls {out.get('calls_total')}; "
-                     f"never ran {out.get('never_ran')}, result lost {out.get('result_lost')}.")
-        if out.get("error_reasons"):
-            lines.append("Why actions failed: " + "; ".join(f"{v} x `{k}`" for k, v in out["error_reasons"].items()))
-        if out.get("duplicate_calls"):
-            lines.append("Calls per duplicated execution (sample): " + ", ".join(
-                f"`{k}`: {v}" for k, v in out["duplicate_calls"].items()))
-        if out.get("stuck_sample"):
-            lines.append(f"Stuck (sample): {out['stuck_sample']}")
-    if name == "worker_kill9":
-        lines.append(f"{out.get('calls_when_killed')} calls had been made when the worker tree "
-                     f"({out.get('killed_processes')} processes) was killed; waited {out.get('waited_s')} s after "
-                     f"the kill (bound {out.get('bound_s')} s).")
-    if name == "web_kill9":
-        lines.append(f"{out.get('posts')} POSTs: answers {out.get('answers')}, {out.get('no_answer')} cut off "
-                     f"without an answer ({out.get('no_answer_but_created')} of those created an execution), "
-                     f"{out.get('posts_refused_at_connect')} POSTs refused at connect while the web process was down "
-                     f"({out.get('connections_refused')} attempts, tried again every 0.1 s until it was back).")
-    if name == "worker_sigterm":
-        lines.append(f"The SIGTERMed worker exited with {out.get('sigterm_exit_code')} after "
-                     f"{out.get('sigterm_stop_s')} s.")
-    if name == "stop_all":
-        lines.append(f"Exit codes on SIGTERM: {out.get('exit_codes')}; {out.get('paused_by_shutdown')} executions "
-                     f"paused by shutdown; states right after the stop: {out.get('states_after_stop')}.")
-    if name == "completions":
-        lines.append(f"{out.get('completions')} PUT /v2/action_executions/<id> from {out.get('processes')} processes: "
-                     f"answers {out.get('answers')}; stored {out.get('stored_states')}; "
-                     f"{out.get('acknowledged_but_not_stored')} answered 200 for a result that is not the stored one; "
-                     f"rows of the next task per execution {out.get('next_task_rows')}.")
-        if out.get("five_xx_sample"):
-            lines.append(f"5xx / no answer (sample): {out['five_xx_sample']}")
-    if name == "fuzz_parser":
-        lines.append(f"{out.get('valid')} valid, {out.get('invalid')} refused with DefinitionError, "
-                     f"{out.get('engine_started')} started by the pure engine, {out.get('crashes')} crashes; "
-                     f"slowest parse {out.get('slowest_parse_s')} s. Every tenth input through "
-                     f"POST /v2/workflows/validate: {out.get('http_validate')}.")
-        for k, v in (out.get("crash_kinds") or {}).items():
-            lines.append(f"- crash **{k}** x{v['count']}: `{_short(v['message'], 200)}`; input: "
-                         f"`{_short(v['input'], 200)!r}`")
-        for c in out.get("over_http") or []:
-            lines.append(f"- the same input over HTTP: `{c['request']}` -> {c['status']}: `{_short(c.get('answer'), 160)}`")
-        for f in out.get("http_findings") or []:
-            lines.append(f"- validate answered {f['status']}: `{_short(f['answer'], 200)}` for `{_short(f['input'], 150)!r}`")
-    if name == "fuzz_api":
-        lines.append(f"{len(out.get('operations') or {})} operations; "
-                     f"{out.get('findings_total')} findings; 5xx by operation {out.get('five_xx_by_operation')}.")
-        if out.get("answered_without_login"):
-            lines.append("Answered 2xx without a token (not public by design): "
-                         + ", ".join(f"`{x}`" for x in out["answered_without_login"]))
-        seen = set()
-        for f in out.get("findings") or []:
-            key = (f["operation"], f.get("status"), _short(f.get("answer") or f.get("error"), 80))
-            if key in seen:
-                continue
-            seen.add(key)
-            req = f.get("request") or {}
-            lines.append(f"- {f['operation']} ({f['mode']}) -> {f.get('status')}: `{req.get('method')} "
-                         f"{_short(req.get('url'), 200)}` body `{_short(req.get('body'), 200)}` answered "
-                         f"`{_short(f.get('answer') or f.get('error'), 200)}`")
-        if out.get("schema_problems"):
-            lines.append("Operations schemathesis could not generate for: " + "; ".join(
-                f"`{_short(p, 150)}`" for p in out["schema_problems"][:8]))
-    lines.append(f"Took {out.get('seconds')} s.")
-    return lines
-
-
-def render_markdown(result: dict, command: str) -> str:
-    o = result.get("options", {})
-    db = result.get("database", {})
-    parts = [
-        "# Reliability report\n",
-        f"Written by `{command}` on {result.get('timestamp')} (commit {result.get('commit')}), "
-        f"{db.get('vendor')} throwaway database `{Path(str(db.get('name'))).name}`, django-q2 "
-        f"{result.get('broker')} broker. Real processes: gunicorn web (2 workers x 4 threads), `manage.py worker`, "
-        "`manage.py run_tracker`, and the simulated outside service `bench/outside.py` whose `/record/<key>` counts "
-        "every call. The API ran with its login (`GUST_API_AUTH=1`, an API token in `X-Auth-Token`).\n",
-        f"Short settings, in production's ratios (Q timeout 300 < retry 360 < WORKER_ACTION_TIMEOUT 600): "
-        f"django-q2 timeout {o.get('q_timeout')} s, retry {o.get('q_retry')} s "
-        f"(`GUST_Q_TIMEOUT`, `GUST_Q_RETRY`), `GUST_WORKER_ACTION_TIMEOUT` {o.get('worker_action_timeout')} s, "
-        f"`GUST_WORKER_STOP_TIMEOUT` {o.get('worker_stop_timeout')} s, tracker cycle (overdue sweep) "
-        f"{o.get('query_interval')} s; each std.http call held {o.get('action_s')} s by the outside service.\n",
-        "## What the columns mean\n", DEFINITIONS,
-    ]
-    for name, out in result.get("scenarios", {}).items():
-        parts.append(f"## {TITLES.get(name, name)} (`{name}`)\n")
-        doc = (RUNNERS[name].__doc__ or "").strip() if name in RUNNERS else ""
-        if doc:
-            parts.append(" ".join(doc.split()).replace("``", "`") + "\n")
-        if "error" not in out:
-            parts.append(table(out))
-        parts.append("\n".join(_details(name, out)) + "\n")
-    if result.get("failures"):
-        parts.append("## Scenarios that could not run\n\n" + "\n".join(f"- {f}" for f in result["failures"]) + "\n")
-    return "\n".join(parts)

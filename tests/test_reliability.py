@@ -14,7 +14,7 @@ import requests
 from django.core.management import call_command
 from django.db import connection
 
-from bench import reliability
+from bench import reliability, report
 from bench.outside import OutsideService
 from bench.reliability import SCENARIOS
 
@@ -31,10 +31,22 @@ def test_the_recording_service_counts_every_call_per_key():
 
 
 def test_the_table_shows_what_a_scenario_did_not_measure_as_a_dash():
-    text = reliability.table({"started": 5, "finished": 4, "stuck": 1, "lost": 0, "duplicated": 2})
+    text = report.table({"started": 5, "finished": 4, "stuck": 1, "lost": 0, "duplicated": 2})
     header, _, row = text.strip().splitlines()
     assert header.startswith("| executions started | finished | stuck | lost | duplicated | inputs fuzzed")
     assert row == "| 5 | 4 | 1 | 0 | 2 | — | — | — | — |"
+
+
+def test_the_findings_list_every_number_gust_does_not_promise():
+    result = {"scenarios": {
+        "worker_kill9": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 2, "five_xx": 0},
+        "stop_all": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 0},
+        "fuzz_api": {"inputs": 9, "five_xx": 1, "answered_without_login": ["GET /api/x -> 200"]},
+    }}
+    lines = report.findings(result)
+    assert len(lines) == 2
+    assert lines[0].startswith("`worker_kill9`") and "2 duplicated" in lines[0] and "lost" not in lines[0]
+    assert "1 5xx" in lines[1] and "GET /api/x -> 200" in lines[1]
 
 
 def test_the_definitions_keep_the_outside_address_out_of_reach_of_input():
@@ -56,7 +68,7 @@ def test_a_quick_run_writes_the_report_with_numbers_for_every_scenario(tmp_path)
         assert f"(`{name}`)" in text
         out = result["scenarios"][name]
         assert "error" not in out, out
-    for name in ("worker_kill9", "web_kill9", "worker_sigterm", "stop_all", "completions"):
+    for name in ("worker_kill9", "queue_backlog", "web_kill9", "worker_sigterm", "stop_all", "completions"):
         out = result["scenarios"][name]
         assert out["started"] > 0 and out["finished"] + out["stuck"] == out["started"]
         assert {"lost", "duplicated"} <= set(out)

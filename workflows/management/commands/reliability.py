@@ -1,7 +1,8 @@
 """``manage.py reliability``: crash, restart, race and fuzz scenarios with real
 Gust processes on a throwaway database; writes docs/reliability.md (and the
-JSON beside it in bench/results/). The scenarios live in bench/reliability.py
-and bench/fuzz.py; this command only parses options and writes the files."""
+JSON beside it in bench/results/). The scenarios live in bench/ (reliability.py,
+scenarios.py, fuzz.py, report.py); this command only parses options and writes
+the files."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import reliability
+from bench import reliability, report
 from bench.reliability import SCENARIOS, Options
 
 DOC = Path(settings.BASE_DIR) / "docs" / "reliability.md"
@@ -43,6 +44,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, default=None,
                             help="the JSON result (default bench/results/reliability-<timestamp>.json)")
         parser.add_argument("--keep", action="store_true", help="keep the throwaway database and the process logs")
+        parser.add_argument("--from-json", type=Path, default=None,
+                            help="run nothing: write the Markdown report again from a saved JSON result")
         parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
         parser.add_argument("--options-json", default=None, help=argparse.SUPPRESS)
 
@@ -53,6 +56,12 @@ class Command(BaseCommand):
             result = reliability.run_child(o, opts["child"], say)
             if result["failures"]:
                 raise CommandError("; ".join(result["failures"]))
+            return
+        if opts["from_json"]:
+            result = json.loads(opts["from_json"].read_text())
+            out_md = opts["output"] or DOC
+            out_md.write_text(report.render_markdown(result, result.get("command", "?")))
+            self.stdout.write(f"reliability: wrote {out_md} from {opts['from_json']}")
             return
         url = os.environ.get("DATABASE_URL", "")
         database = opts["database"] or ("postgres" if url.startswith("postgres") else "sqlite")
@@ -77,7 +86,7 @@ class Command(BaseCommand):
         result["command"] = command
         out_md = opts["output"] or DOC
         out_md.parent.mkdir(parents=True, exist_ok=True)
-        out_md.write_text(reliability.render_markdown(result, command))
+        out_md.write_text(report.render_markdown(result, command))
         out_json = opts["json"] or RESULTS_DIR / f"reliability-{started:%Y%m%dT%H%M%SZ}.json"
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -101,8 +110,14 @@ class Command(BaseCommand):
 
 
 def _commit() -> str:
+    """The commit the report was made from, and whether the tree had changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=settings.BASE_DIR, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
+        head = git("rev-parse", "--short", "HEAD") or "?"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return f"{head} + uncommitted changes" if dirty else head
     except (OSError, subprocess.SubprocessError):
         return "?"
