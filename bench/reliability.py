@@ -397,6 +397,24 @@ def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict
 # --- parent ----------------------------------------------------------------------
 
 
+def kill_leftovers(marker: str) -> int:
+    """SIGKILL every process of this run still alive once the child exited
+    (a child killed itself cannot stop the web/worker/tracker it started in
+    their own sessions). They are recognised by the throwaway database named
+    in their environment, which only this run's processes carry."""
+    killed = 0
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == os.getpid():
+            continue
+        try:
+            if p.environ().get(isolation.ENV_EXPECTED_DB) == marker:
+                p.kill()
+                killed += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return killed
+
+
 def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
                say: Callable[[str], None]) -> tuple[dict | None, int | None, str]:
     """Create the throwaway database, run the child on it, drop it. Returns
@@ -424,6 +442,9 @@ def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
         result = json.loads(result_path.read_text()) if result_path.exists() else None
         tail = "".join(child_log.read_text(errors="replace").splitlines(True)[-40:])
     finally:
+        left = kill_leftovers(db.env[isolation.ENV_EXPECTED_DB])
+        if left:
+            say(f"reliability: killed {left} process(es) the child left behind (it did not stop them itself)")
         db.drop(keep=keep)
     say(f"reliability: kept {db.tmpdir}" if keep else "reliability: dropped the throwaway database")
     return result, rc, tail

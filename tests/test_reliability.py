@@ -30,6 +30,28 @@ def test_the_recording_service_counts_every_call_per_key():
         svc.stop()
 
 
+def test_processes_a_dead_child_left_behind_are_killed_and_only_those(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from bench import isolation
+
+    marker = str(tmp_path / "gust.sqlite3")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    ours = subprocess.Popen(sleeper, env={**os.environ, isolation.ENV_EXPECTED_DB: marker}, start_new_session=True)
+    other = subprocess.Popen(sleeper, env={**os.environ, isolation.ENV_EXPECTED_DB: marker + "-other"})
+    try:
+        assert reliability.kill_leftovers(marker) == 1
+        assert ours.wait(10) != 0
+        assert other.poll() is None
+    finally:
+        for p in (ours, other):
+            if p.poll() is None:
+                p.kill()
+            p.wait(10)
+
+
 def test_the_table_shows_what_a_scenario_did_not_measure_as_a_dash():
     text = report.table({"started": 5, "finished": 4, "stuck": 1, "lost": 0, "duplicated": 2})
     header, _, row = text.strip().splitlines()
