@@ -15,6 +15,11 @@ process (``python -m bench.outside``) and tests run it in a thread.
     GET  /_bench/jobs    every job record (optionally ?tag=...), for the benchmark
     POST /_bench/reset   forget every job
     GET  /_bench/health  {"ok": true, "jobs": n, "by_tag": {tag: n}, ...counters}
+    ANY  /record/<key>   a side effect to count (``manage.py reliability``): every
+                         call is counted per key, *before* the answer, so a call
+                         whose caller died mid-request counts too. ``?sleep=S``
+                         holds the answer S seconds (an action still in flight).
+    GET  /_bench/records {"records": {key: calls}}
 
 A job is done ``delay + U(0, jitter)`` seconds after it was started: the
 service then records ``t_done`` (``time.time()``, the same clock Gust's
@@ -100,6 +105,7 @@ class OutsideService:
         self._session = threading.local()
         self.counters = {"jobs": 0, "status_queries": 0, "batch_queries": 0, "batch_ids": 0,
                          "callbacks_sent": 0, "callbacks_dropped": 0, "callback_errors": 0}
+        self._records: dict[str, int] = {}
         self.server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -209,8 +215,18 @@ class OutsideService:
                 by_tag[j.tag or ""] = by_tag.get(j.tag or "", 0) + 1
             return {**self.counters, "by_tag": by_tag}
 
+    def record(self, key: str) -> int:
+        with self._lock:
+            self._records[key] = self._records.get(key, 0) + 1
+            return self._records[key]
+
+    def recorded(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._records)
+
     def reset(self) -> None:
         with self._lock:
+            self._records.clear()
             self._jobs.clear()
             self._by_action.clear()
             self._heap.clear()
@@ -305,7 +321,26 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
+    def _record(self) -> None:
+        parts = urlsplit(self.path)
+        self._body()  # read whatever was sent, so the connection stays usable
+        calls = self.server.service.record(parts.path[len("/record/"):])
+        try:
+            pause = float(parse_qs(parts.query).get("sleep", ["0"])[0])
+        except ValueError:
+            pause = 0.0
+        if pause > 0:
+            time.sleep(min(pause, 60.0))
+        return self._send(200, {"calls": calls})
+
+    def do_PUT(self):
+        if self.path.startswith("/record/"):
+            return self._record()
+        return self._send(404, {"error": "no such endpoint"})
+
     def do_POST(self):
+        if self.path.startswith("/record/"):
+            return self._record()
         svc = self.server.service
         path = urlsplit(self.path).path.rstrip("/")
         body = self._body()
@@ -328,6 +363,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, {"error": f"no such endpoint: POST {path}"})
 
     def do_GET(self):
+        if self.path.startswith("/record/"):
+            return self._record()
         svc = self.server.service
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/")
@@ -341,6 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
             with svc._lock:
                 counters = dict(svc.counters)
             return self._send(200, {"jobs": svc.records(tag), "counters": counters})
+        if path == "/_bench/records":
+            return self._send(200, {"records": svc.recorded()})
         if path == "/_bench/health":
             return self._send(200, {"ok": True, **svc.summary()})
         return self._send(404, {"error": f"no such endpoint: GET {path}"})

@@ -158,20 +158,25 @@ class GustProcesses:
         return Proc(role, argv, popen, log)
 
     def start_web_and_worker(self, timeout: float = 60.0) -> None:
+        self.worker = self._spawn("worker", [sys.executable, "manage.py", "worker"])
+        self.start_web(timeout, watch=(self.worker,))
+
+    def start_web(self, timeout: float = 60.0, log_name: str | None = None, watch: tuple = ()) -> Proc:
+        """(Re)start gunicorn on this run's port; returns once it answers.
+        Raises if it, or any process in ``watch``, exits meanwhile."""
         self.web = self._spawn("web", [
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS),
             "--access-logfile", "-", "--log-level", "warning",
-        ])
-        self.worker = self._spawn("worker", [sys.executable, "manage.py", "worker"])
+        ], log_name=log_name)
         deadline = time.monotonic() + timeout
         while True:
-            for p in (self.web, self.worker):
+            for p in (self.web, *watch):
                 if not p.alive():
                     raise RuntimeError(f"the {p.role} process exited ({p.popen.returncode}):\n{p.log_tail()}")
             try:
                 if requests.get(f"{self.url}/versions", timeout=2).status_code == 200:
-                    return
+                    return self.web
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:

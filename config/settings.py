@@ -180,8 +180,10 @@ _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {
     "name": os.environ.get("GUST_QUEUE", "gust"),
     "workers": int(os.environ.get("GUST_WORKERS", "2")),
-    "timeout": 300,
-    "retry": 360,
+    # A job not acknowledged within "retry" seconds (its worker died) is handed
+    # out again by the ORM broker; env so the reliability report can use short ones.
+    "timeout": int(os.environ.get("GUST_Q_TIMEOUT", "300")),
+    "retry": int(os.environ.get("GUST_Q_RETRY", "360")),
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
