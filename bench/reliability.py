@@ -80,11 +80,14 @@ class Options:
     completion_procs: int = 4
     parser_examples: int = 2000
     api_examples: int = 40  # per operation and generation mode
-    # seconds; the ratios are production's: Q timeout 300 < retry 360 < WORKER_ACTION_TIMEOUT 600
+    # seconds, shorter than production's but in its order: lease 30 < Q timeout 300 < retry 360 <
+    # redispatch 300..queue deadline 3600
     action_s: float = 1.0  # how long the outside service holds each std.http call
     q_timeout: int = 10
     q_retry: int = 12
-    worker_action_timeout: float = 20.0
+    worker_lease: float = 3.0
+    worker_redispatch_after: float = 15.0
+    worker_queue_timeout: float = 120.0
     worker_stop_timeout: float = 10.0
     query_interval: float = 0.5  # the tracker cycle, which runs the overdue sweep
 
@@ -92,7 +95,8 @@ class Options:
     def quick_options(cls, **given) -> "Options":
         o = cls(quick=True, worker_kill_n=10, backlog_n=16, web_posts=40, sigterm_n=12, stop_all_n=10, completions=100,
                 completion_actions=20, completion_procs=2, parser_examples=150, api_examples=3, action_s=0.5,
-                q_timeout=3, q_retry=4, worker_action_timeout=6.0, worker_stop_timeout=5.0)
+                q_timeout=3, q_retry=4, worker_lease=2.0, worker_redispatch_after=6.0,
+                worker_queue_timeout=60.0, worker_stop_timeout=5.0)
         for k, v in given.items():
             if v is not None:
                 setattr(o, k, v)
@@ -156,7 +160,9 @@ class Ctx:
         p.env.update(
             GUST_API_AUTH="1",  # GustProcesses opens the API; the report runs it as production does
             GUST_QUEUE=f"gust-reliab-{os.getpid()}-{name}",
-            GUST_WORKER_ACTION_TIMEOUT=str(o.worker_action_timeout),
+            GUST_WORKER_LEASE=str(o.worker_lease),
+            GUST_WORKER_REDISPATCH_AFTER=str(o.worker_redispatch_after),
+            GUST_WORKER_QUEUE_TIMEOUT=str(o.worker_queue_timeout),
             GUST_WORKER_STOP_TIMEOUT=str(o.worker_stop_timeout),
             GUST_Q_TIMEOUT=str(o.q_timeout),
             GUST_Q_RETRY=str(o.q_retry),
@@ -303,7 +309,13 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
                 "workflow_execution_id", "state", "state_info"):
             actions[ex_id] = (st, info)
     never_ran = [i for i in ids if not calls.get(i)]
-    result_lost = [i for i in ids if calls.get(i) and actions.get(i, (None,))[0] == State.ERROR]
+    # An action whose worker died mid-call ends in ERROR "Worker lost ..." by
+    # design (its effect may have happened; only a task's retry may run it
+    # again): reported to the user with its reason, so not silently lost.
+    worker_lost = [i for i in ids if actions.get(i, (None, None))[0] == State.ERROR
+                   and (actions[i][1] or "").startswith("Worker lost")]
+    result_lost = [i for i in ids if calls.get(i) and actions.get(i, (None,))[0] == State.ERROR
+                   and i not in worker_lost]
     dup = {i: calls[i] for i in ids if calls.get(i, 0) > 1}
     stuck = [i for i in ids if rows.get(i, (None,))[0] not in TERMINAL]
     by_state = Counter(rows.get(i, ("(missing)",))[0] for i in ids)
@@ -317,6 +329,7 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
         "by_state": dict(by_state),
         "never_ran": len(never_ran),
         "result_lost": len(result_lost),
+        "failed_worker_lost": len(worker_lost),
         "calls_total": sum(calls.get(i, 0) for i in ids),
         "duplicate_calls": {k: v for k, v in list(dup.items())[:10]},
         "error_reasons": dict(reasons.most_common(5)),
@@ -364,7 +377,8 @@ def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict
     try:
         say(f"reliability: migrating {connection.vendor} database {db_name}")
         call_command("migrate", interactive=False, verbosity=0)
-        user = get_user_model().objects.create_user(USER, password=os.urandom(12).hex())
+        # Every permission, so the scenarios and the API fuzzing reach every door.
+        user = get_user_model().objects.create_superuser(USER, f"{USER}@localhost", os.urandom(12).hex())
         token = Token.objects.create(user=user).key
         outside = Outside(scratch, 0.1)
         services.save_workflows(workflow_yaml(outside.url), update=True)

@@ -25,7 +25,9 @@ DEFINITIONS = """\
 - **stuck**: not terminal at the bound (nothing legitimately waits in these workflows; PAUSED counts).
 - **lost**: the action never reached the outside service, or its result never came back (the action ended
   in ERROR without the service's answer, e.g. failed by the overdue sweep); for completions: an action no
-  completion was applied to.
+  completion was applied to. Not counted as lost: an action whose worker was killed mid-call and that
+  ended in ERROR "Worker lost ..." with that reason, as specified (its effect may have happened, so
+  only a task's retry may run it again); the scenario's text gives their number.
 - **duplicated**: the outside service was called more than once for one action execution (each execution has
   one task with one action, and the call's URL carries the execution id), a POST that made two executions, or a
   completion applied twice (two different results acknowledged with 200, or the next task created twice).
@@ -43,7 +45,8 @@ def _details(name: str, out: dict) -> list[str]:
         return [f"The scenario could not run: `{out['error']}`."]
     if name in ("worker_kill9", "queue_backlog", "worker_sigterm", "stop_all", "web_kill9"):
         lines.append(f"States at the bound: {out.get('by_state')}; outside calls {out.get('calls_total')}; "
-                     f"never ran {out.get('never_ran')}, result lost {out.get('result_lost')}.")
+                     f"never ran {out.get('never_ran')}, result lost {out.get('result_lost')}, "
+                     f"failed 'Worker lost' with the reason (killed mid-call, by design) {out.get('failed_worker_lost', 0)}.")
         if out.get("error_reasons"):
             lines.append("Why actions failed: " + "; ".join(f"{v} x `{k}`" for k, v in out["error_reasons"].items()))
         if out.get("duplicate_calls"):
@@ -140,9 +143,11 @@ def render_markdown(result: dict, command: str) -> str:
         f"{result.get('broker')} broker. Real processes: gunicorn web (2 workers x 4 threads), `manage.py worker`, "
         "`manage.py run_tracker`, and the simulated outside service `bench/outside.py` whose `/record/<key>` counts "
         "every call. The API ran with its login (`GUST_API_AUTH=1`, an API token in `X-Auth-Token`).\n",
-        f"Short settings, in production's ratios (Q timeout 300 < retry 360 < WORKER_ACTION_TIMEOUT 600): "
+        f"Short settings, in production's order (lease 30 < Q timeout 300 < retry 360, queue deadline 3600): "
         f"django-q2 timeout {o.get('q_timeout')} s, retry {o.get('q_retry')} s "
-        f"(`GUST_Q_TIMEOUT`, `GUST_Q_RETRY`), `GUST_WORKER_ACTION_TIMEOUT` {o.get('worker_action_timeout')} s, "
+        f"(`GUST_Q_TIMEOUT`, `GUST_Q_RETRY`), `GUST_WORKER_LEASE` {o.get('worker_lease')} s, "
+        f"`GUST_WORKER_REDISPATCH_AFTER` {o.get('worker_redispatch_after')} s, "
+        f"`GUST_WORKER_QUEUE_TIMEOUT` {o.get('worker_queue_timeout')} s, "
         f"`GUST_WORKER_STOP_TIMEOUT` {o.get('worker_stop_timeout')} s, tracker cycle (overdue sweep) "
         f"{o.get('query_interval')} s; each std.http call held {o.get('action_s')} s by the outside service.\n",
         "## Findings of this run\n",

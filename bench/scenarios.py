@@ -26,8 +26,10 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
     """N executions whose std.http call the service holds for ``action_s``;
     kill -9 the worker (its whole process tree) while calls are in flight,
     start a new worker, and wait past the broker's re-delivery (``retry``) and
-    the overdue sweep (WORKER_ACTION_TIMEOUT). 4 pool workers, so the queue
-    drains well within the deadline and what is counted is the kill's doing
+    the overdue sweep (one WORKER_LEASE). An action killed mid-call fails
+    "Worker lost" with its reason (not run again behind the user's back); a
+    job the dead worker had prefetched is queued again (WORKER_REDISPATCH_AFTER)
+    and runs once. 4 pool workers, so what is counted is the kill's doing
     (``queue_backlog`` shows what a deeper queue does)."""
     o, say, name = ctx.opts, ctx.say, "worker_kill9"
     with running(ctx, name, pool_workers=4) as procs:
@@ -39,7 +41,7 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
         calls_at_kill = sum(1 for i in ids if records(ctx).get(i))
         say(f"[{name}] kill -9 of the worker ({n} processes) with {calls_at_kill} calls made; starting a new worker")
         procs.worker = spawn_worker(procs, 2, workers=4)
-        bound = o.q_retry + o.worker_action_timeout + 15
+        bound = o.q_retry + o.worker_redispatch_after + o.worker_lease + 20
         wait_terminal(ids, bound, say, name, min_s=o.q_retry + 5)
         out = http_outcome(ctx, ids)
         out.update(post_codes=dict(codes), calls_when_killed=calls_at_kill, bound_s=bound,
@@ -48,16 +50,18 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
 
 
 def scenario_queue_backlog(ctx: Ctx) -> dict:
-    """No crash: more queued work than one pool worker gets through within
-    WORKER_ACTION_TIMEOUT (``backlog_n`` calls of ``action_s`` each). The
-    deadline is set when the action is dispatched, so this shows whether an
-    action that waits in the queue past it is failed although it never ran."""
+    """No crash: queued work far longer than one worker lease for one pool
+    worker (``backlog_n`` calls of ``action_s`` each). An action's running
+    deadline starts when a worker claims it, so none that waits in the queue
+    may fail although it never ran (the queue deadline, WORKER_QUEUE_TIMEOUT,
+    is longer than the backlog)."""
     o, say, name = ctx.opts, ctx.say, "queue_backlog"
     with running(ctx, name, pool_workers=1) as procs:
         say(f"[{name}] {o.backlog_n} executions x {o.action_s:g} s on one pool worker "
-            f"(~{o.backlog_n * o.action_s:.0f} s of work), WORKER_ACTION_TIMEOUT {o.worker_action_timeout:g} s")
+            f"(~{o.backlog_n * o.action_s:.0f} s of work), WORKER_LEASE {o.worker_lease:g} s, "
+            f"WORKER_QUEUE_TIMEOUT {o.worker_queue_timeout:g} s")
         ids, codes = submit(ctx, procs.url, o.backlog_n, {"sleep": o.action_s}, name)
-        wait_terminal(ids, o.backlog_n * o.action_s + o.worker_action_timeout + 15, say, name)
+        wait_terminal(ids, o.backlog_n * o.action_s + o.worker_redispatch_after + o.worker_lease + 20, say, name)
         out = http_outcome(ctx, ids)
         out.update(post_codes=dict(codes), work_s=o.backlog_n * o.action_s)
         return _code_counts(out, codes)
@@ -135,7 +139,7 @@ def scenario_web_kill9(ctx: Ctx) -> dict:
                     .values_list("id", "description"))
         per_desc = Counter(d for _, d in rows)
         ids = [i for i, _ in rows]
-        wait_terminal(ids, o.worker_action_timeout + 15, say, name)
+        wait_terminal(ids, o.worker_redispatch_after + o.worker_lease + 20, say, name)
         out = http_outcome(ctx, ids)
         unanswered_created = sum(1 for i in no_answer if per_desc.get(f"{name}-{i}"))
         out["duplicated"] += sum(1 for c in per_desc.values() if c > 1)
@@ -185,7 +189,7 @@ def _sigterm_one(ctx: Ctx, procs) -> dict:
         rc = None
     stop_s = round(time.monotonic() - t0, 1)
     say(f"[{name}] SIGTERM to worker pid {victim.pid}: exited {rc} after {stop_s} s")
-    wait_terminal(ids, o.q_retry + o.worker_action_timeout + 15, say, name, min_s=o.q_retry + 2)
+    wait_terminal(ids, o.q_retry + o.worker_redispatch_after + o.worker_lease + 20, say, name, min_s=o.q_retry + 2)
     out = http_outcome(ctx, ids)
     out.update(post_codes=dict(codes), sigterm_exit_code=rc, sigterm_stop_s=stop_s)
     return _code_counts(out, codes)
@@ -208,7 +212,7 @@ def scenario_stop_all(ctx: Ctx) -> dict:
         st = Counter(states(ids).values())
         say(f"[{name}] stopped all ({codes_exit}); {paused} paused by shutdown, states {dict(st)}; starting one worker")
         procs.worker = spawn_worker(procs, 2)
-        wait_terminal(ids, o.q_retry + o.worker_action_timeout + 15, say, name, min_s=o.q_retry + 2)
+        wait_terminal(ids, o.q_retry + o.worker_redispatch_after + o.worker_lease + 20, say, name, min_s=o.q_retry + 2)
         out = http_outcome(ctx, ids)
         out.update(post_codes=dict(codes), exit_codes=codes_exit, paused_by_shutdown=paused,
                    states_after_stop=dict(st))

@@ -210,6 +210,9 @@ GUST = {
     # the user's back); an async action waits ASYNC_ACTION_TIMEOUT for its
     # result once started (heartbeats extend it; 0 = no deadline).
     "WORKER_QUEUE_TIMEOUT": float(os.environ.get("GUST_WORKER_QUEUE_TIMEOUT", "3600")),
+    # An action no worker claimed for this long is queued again (its job may
+    # have died with a worker); a claimed action is never run twice.
+    "WORKER_REDISPATCH_AFTER": float(os.environ.get("GUST_WORKER_REDISPATCH_AFTER", "300")),
     "WORKER_LEASE": float(os.environ.get("GUST_WORKER_LEASE", "30")),
     "ASYNC_ACTION_TIMEOUT": float(os.environ.get("GUST_ASYNC_ACTION_TIMEOUT", str(7 * 24 * 3600))),
     # On SIGTERM a worker finishes its jobs in flight for at most this long,

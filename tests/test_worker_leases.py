@@ -93,3 +93,20 @@ def test_a_handed_over_async_action_keeps_a_deadline(outside_service, settings, 
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert outside_service.requests and action.state == "RUNNING"
     assert action.deadline is not None and action.deadline - timezone.now() > timedelta(minutes=59)
+
+
+def test_an_action_whose_job_was_lost_is_queued_again_and_runs_once(queued, outside_service, monkeypatch):
+    ex, action = queued
+    sent = []
+    monkeypatch.setattr(dispatch, "enqueue", sent.extend)
+    assert dispatch.redispatch_unclaimed() == 0  # too young: its job may just be waiting in the queue
+    later = timezone.now() + timedelta(seconds=301)
+    assert dispatch.redispatch_unclaimed(now=later) == 1
+    assert sent == [action.id]
+    assert dispatch.redispatch_unclaimed(now=later) == 0  # once per interval
+    dispatch.run_action(action.id)  # the new job
+    dispatch.run_action(action.id)  # and the old one, turning up after all
+    assert len(outside_service.requests) == 1
+    assert WorkflowExecution.objects.get(id=ex.id).state == "SUCCESS"
+    claimed = ActionExecution.objects.get(id=action.id)
+    assert dispatch.redispatch_unclaimed(now=later + timedelta(seconds=600)) == 0 and claimed.state == "SUCCESS"

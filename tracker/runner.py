@@ -182,6 +182,7 @@ class Tracker:
             "tracker.services.process_inbox",
             "workflows.services.fail_overdue_actions",
             "workflows.services.continue_stalled",
+            "workflows.dispatch.redispatch_unclaimed",
             "tracker.notifier.retry_due",
             *conf.get("PERIODIC"),
         ]

@@ -35,7 +35,7 @@ def api(name: str) -> int:
 
 # Deadlines the overdue sweep enforces (see README "Nothing stays RUNNING forever").
 _SECONDS_DEFAULTS = {"WORKER_QUEUE_TIMEOUT": 3600.0, "WORKER_LEASE": 30.0, "ASYNC_ACTION_TIMEOUT": 7 * 24 * 3600.0,
-                     "WORKER_STOP_TIMEOUT": 30.0}
+                     "WORKER_STOP_TIMEOUT": 30.0, "WORKER_REDISPATCH_AFTER": 300.0}
 
 
 def seconds(name: str) -> float:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from django.db import connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from workflows import actions, conf, queue, services
@@ -29,6 +31,27 @@ def enqueue(action_ids: list[str]) -> None:
 
 def enqueue_continue(execution_id: str) -> None:
     queue.enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")
+
+
+def redispatch_unclaimed(now=None, limit: int = 500) -> int:
+    """Queue again the worker actions that no worker has claimed for
+    WORKER_REDISPATCH_AFTER seconds: their job may have died with a worker
+    that had prefetched it (the Redis broker forgets a job once handed out),
+    or its enqueue was lost after commit. Safe by construction: a claimed
+    action never runs twice, so a second job for one that is merely slow in a
+    deep queue does nothing. Each is queued again at most once per interval.
+    A tracker periodic hook; returns how many were queued."""
+    now = now or timezone.now()
+    names = [a.name for a in actions.BUILTIN.values() if a.needs_worker]
+    before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
+    ids = list(ActionExecution.objects.filter(
+        state=State.RUNNING, name__in=names, worker_started_at__isnull=True, updated_at__lt=before,
+    ).exclude(runtime_context__has_key="handed_over_at").values_list("id", flat=True)[:limit])
+    if ids:
+        ActionExecution.objects.filter(id__in=ids, worker_started_at__isnull=True).update(updated_at=now)
+        enqueue(ids)
+        logger.warning("queued %d unclaimed worker action(s) again (a lost job or a deep queue)", len(ids))
+    return len(ids)
 
 
 def continue_execution(execution_id: str) -> None:
