@@ -349,6 +349,17 @@ def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
 
 
+def test_browsers_find_the_favicon_linked_and_at_favicon_ico(client, settings):
+    settings.API_AUTH = True  # even before logging in: the login page asks for it too
+    html = client.get("/accounts/login/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    for url in ("/favicon.ico", "/static/favicon.svg"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert r["Content-Type"] == "image/svg+xml"
+        assert b"".join(r.streaming_content if r.streaming else [r.content]).lstrip().startswith(b"<svg")
+
+
 # --- live updates ------------------------------------------------------------------
 
 
