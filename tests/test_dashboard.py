@@ -333,7 +333,10 @@ def test_upload_valid_definition_redirects_to_the_workflow(client):
 
 def test_upload_duplicate_is_refused_unless_replace_is_ticked(client, workflows):
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"')})
-    assert r.status_code == 400 and "Duplicate entry" in r.content.decode()
+    assert r.status_code == 400
+    # The page names the workflow and the box to tick, not only Mistral's "Duplicate entry".
+    assert ("Workflow quick already exists: tick “Replace workflows that already exist” to replace it."
+            in r.content.decode())
     assert '"done"' in WorkflowDefinition.objects.get(name="quick").definition
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"'), "update": "on"})
     assert r.status_code == 302

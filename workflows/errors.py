@@ -34,3 +34,11 @@ class Conflict(GustError):
     def __init__(self, message: str, state: str | None = None):
         super().__init__(message)
         self.state = state
+
+
+class DuplicateWorkflow(Conflict):
+    """A workflow of that name exists; ``message`` is Mistral's wording, for the API."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name

@@ -29,7 +29,7 @@ from pygments.lexers import YamlLexer
 
 from workflows import graph, live, services
 from workflows import permissions as perms
-from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
+from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
@@ -272,6 +272,9 @@ def workflow_new(request):
                 saved = services.save_workflows(form.cleaned_data["definition"], update=form.cleaned_data["update"])
             except InvalidDefinition as exc:
                 errors = exc.errors
+            except DuplicateWorkflow as exc:
+                label = form.fields["update"].label
+                form.add_error(None, f"Workflow {exc.name} already exists: tick “{label}” to replace it.")
             except (Conflict, InvalidInput, perms.Forbidden) as exc:
                 form.add_error(None, exc.message)
                 status = 403 if isinstance(exc, perms.Forbidden) else 400
