@@ -262,10 +262,14 @@ def test_unknown_workflow_is_404(client):
     assert client.get("/workflows/missing/").status_code == 404
 
 
-def test_start_without_required_input_shows_error_and_creates_nothing(client, workflows):
+def test_start_without_required_input_shows_the_error_on_that_field_and_creates_nothing(client, workflows):
     r = client.post("/workflows/waiter/", {"input__who": "", "input__count": "3"})
     assert r.status_code == 400
-    assert "missing required input &#x27;who&#x27;" in r.content.decode()
+    form = r.content.decode().split('<div class="card" id="start">')[1].split("</form>")[0]
+    fields = {re.search(r'name="(\w+)"', part)[1]: part for part in form.split('<div class="field">')[1:]}
+    assert "missing required input &#x27;who&#x27;" in fields["input__who"]
+    assert 'aria-invalid="true"' in fields["input__who"]
+    assert "missing" not in fields["input__count"]
     assert WorkflowExecution.objects.count() == 0
 
 

@@ -17,7 +17,13 @@ class NotFound(GustError):
 
 
 class InvalidInput(GustError):
+    """``fields``: the message for each workflow input at fault, by input name."""
+
     status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 class InvalidDefinition(InvalidInput):

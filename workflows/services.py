@@ -155,7 +155,7 @@ def start_execution(
         spec = lang.build_workflow(wf.name, wf.spec)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
-            raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors)}]")
+            raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,
