@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.http import FileResponse, JsonResponse
 from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workflows import views as dashboard_views
 from workflows.api import identity
@@ -41,6 +41,7 @@ def favicon(request):
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/approvals", include("approvals.api_urls")),
     path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),

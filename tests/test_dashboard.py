@@ -351,9 +351,24 @@ def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     html = client.get("/workflows/").content.decode()
     assert 'href="/static/gust.css"' in html and 'src="/static/live.js"' in html
     for label, href in (("Executions", "/"), ("Workflows", "/workflows/"), ("Admin", "/admin/"),
-                        ("API schema", "/api/schema"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
+                        ("API schema", "/api/docs"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
         assert re.search(rf'href="{re.escape(href)}">{label}</a>', html)
     assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
+
+
+def test_the_api_schema_is_a_readable_page_that_needs_nothing_from_the_internet(client, settings):
+    settings.API_AUTH = True
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/html")
+    html = r.content.decode()
+    assert "SwaggerUIBundle" in html and '"/api/schema"' in html
+    assert '"validatorUrl": null' in html  # Swagger UI would otherwise ask validator.swagger.io
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(a.startswith("/static/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    schema = client.get("/api/schema", {"format": "json"})
+    assert schema.status_code == 200 and "/api/approvals/" in schema.json()["paths"]
 
 
 def test_browsers_find_the_favicon_linked_and_at_favicon_ico(client, settings):
