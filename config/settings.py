@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs, served from here (no CDN)
     "django_q",
     "workflows",
     "tracker",
@@ -171,10 +172,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
-# /api/schema documents Gust's own /api; /v2 follows Mistral's API reference.
+# /api/schema documents Gust's own /api (read at /api/docs); /v2 follows
+# Mistral's API reference. Swagger UI comes from drf-spectacular-sidecar and
+# has no online validator, so the page works on a host without internet.
 SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
                         "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
-                        "SERVE_PERMISSIONS": ["workflows.api.auth.LoginRequiredUnlessOpen"]}
+                        "SERVE_PERMISSIONS": ["workflows.api.auth.LoginRequiredUnlessOpen"],
+                        "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+                        "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None}}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {

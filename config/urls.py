@@ -1,9 +1,12 @@
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workflows import views as dashboard_views
 from workflows.api import identity
@@ -28,14 +31,23 @@ def not_found(request, exception=None):
 
 handler404 = not_found
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages without ``<link rel="icon">``
+    (the admin, the API), and a 404 there fills every log."""
+    path = Path(settings.BASE_DIR) / "static" / "favicon.svg"
+    return FileResponse(path.open("rb"), content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
 urlpatterns = [
     re_path(r"^v2/?", include("workflows.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/approvals", include("approvals.api_urls")),
     path("api/", include("tracker.urls")),
     path("admin/", admin.site.urls),
     path("tracker/", include("tracker.urls_pages")),
     path("versions", api_views.Versions.as_view()),
+    path("favicon.ico", favicon),
     re_path(r"^identity/v3/?$", identity.Version.as_view()),
     path("identity/v3/auth/tokens", identity.Tokens.as_view()),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),

@@ -262,10 +262,14 @@ def test_unknown_workflow_is_404(client):
     assert client.get("/workflows/missing/").status_code == 404
 
 
-def test_start_without_required_input_shows_error_and_creates_nothing(client, workflows):
+def test_start_without_required_input_shows_the_error_on_that_field_and_creates_nothing(client, workflows):
     r = client.post("/workflows/waiter/", {"input__who": "", "input__count": "3"})
     assert r.status_code == 400
-    assert "missing required input &#x27;who&#x27;" in r.content.decode()
+    form = r.content.decode().split('<div class="card" id="start">')[1].split("</form>")[0]
+    fields = {re.search(r'name="(\w+)"', part)[1]: part for part in form.split('<div class="field">')[1:]}
+    assert "missing required input &#x27;who&#x27;" in fields["input__who"]
+    assert 'aria-invalid="true"' in fields["input__who"]
+    assert "missing" not in fields["input__count"]
     assert WorkflowExecution.objects.count() == 0
 
 
@@ -333,7 +337,10 @@ def test_upload_valid_definition_redirects_to_the_workflow(client):
 
 def test_upload_duplicate_is_refused_unless_replace_is_ticked(client, workflows):
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"')})
-    assert r.status_code == 400 and "Duplicate entry" in r.content.decode()
+    assert r.status_code == 400
+    # The page names the workflow and the box to tick, not only Mistral's "Duplicate entry".
+    assert ("Workflow quick already exists: tick “Replace workflows that already exist” to replace it."
+            in r.content.decode())
     assert '"done"' in WorkflowDefinition.objects.get(name="quick").definition
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"'), "update": "on"})
     assert r.status_code == 302
@@ -344,9 +351,37 @@ def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     html = client.get("/workflows/").content.decode()
     assert 'href="/static/gust.css"' in html and 'src="/static/live.js"' in html
     for label, href in (("Executions", "/"), ("Workflows", "/workflows/"), ("Admin", "/admin/"),
-                        ("API schema", "/api/schema"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
+                        ("API schema", "/api/docs"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
         assert re.search(rf'href="{re.escape(href)}">{label}</a>', html)
     assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
+
+
+def test_the_api_schema_is_a_readable_page_that_needs_nothing_from_the_internet(client, settings):
+    settings.API_AUTH = True
+    assert client.get("/api/docs").status_code == 401  # like the schema it reads, for logged-in users
+    client.force_login(User.objects.create_user("reader"))
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/html")
+    html = r.content.decode()
+    assert "SwaggerUIBundle" in html and '"/api/schema"' in html
+    assert '"validatorUrl": null' in html  # Swagger UI would otherwise ask validator.swagger.io
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(a.startswith("/static/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    schema = client.get("/api/schema", {"format": "json"})
+    assert schema.status_code == 200 and "/api/approvals/" in schema.json()["paths"]
+
+
+def test_browsers_find_the_favicon_linked_and_at_favicon_ico(client, settings):
+    settings.API_AUTH = True  # even before logging in: the login page asks for it too
+    html = client.get("/accounts/login/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    for url in ("/favicon.ico", "/static/favicon.svg"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert r["Content-Type"] == "image/svg+xml"
+        assert b"".join(r.streaming_content if r.streaming else [r.content]).lstrip().startswith(b"<svg")
 
 
 # --- live updates ------------------------------------------------------------------

@@ -46,6 +46,7 @@ class CallbackInbox(models.Model):
 
     class Meta:
         ordering = ["received_at"]
+        verbose_name_plural = "callback inboxes"
 
 
 class TrackerProcess(models.Model):
@@ -63,6 +64,9 @@ class TrackerProcess(models.Model):
     periodic_errors = models.PositiveBigIntegerField(
         default=0, help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
     stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "tracker processes"
 
     def __str__(self):
         return self.name
@@ -101,3 +105,4 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"

@@ -1,13 +1,13 @@
-"""Django admin for every Gust model. State fields are read-only: a state
-changes only through ``workflows.services`` (the dashboard and the API
-offer pause/resume/cancel and action completion)."""
+"""Django admin for every Gust model. Executions, tasks and action
+executions are shown, never changed here: a state changes only through
+``workflows.services`` (the dashboard and the API offer pause, resume,
+cancel, rerun and action completion), and each of their pages links to the
+dashboard page that has those buttons."""
 
 from django.contrib import admin
+from django.urls import reverse
 
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
-
-STATE_FIELDS = ("state", "state_info", "accepted", "processed", "started_at", "finished_at", "output", "result",
-                "published", "context", "runtime_context")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -24,11 +24,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyStateAdmin(admin.ModelAdmin):
-    def get_readonly_fields(self, request, obj=None):
-        model_fields = {f.name for f in self.model._meta.get_fields()}
-        state = tuple(f for f in STATE_FIELDS if f in model_fields)
-        return tuple(self.readonly_fields) + state + ("id", "created_at", "updated_at")
+class EngineRowAdmin(ReadOnlyAdmin):
+    """Rows the engine writes. Saving or deleting one here would skip the
+    execution lock, the next tasks, the trace lines and the audit log, so the
+    change page offers the dashboard page instead."""
+
+    change_form_template = "admin/workflows/engine_row_change_form.html"
+
+    def dashboard_url(self, obj) -> str | None:
+        raise NotImplementedError
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["dashboard_url"] = self.dashboard_url(obj) if obj is not None else None
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _execution_page(execution_id: str | None, task_name: str | None = None) -> str | None:
+    if execution_id is None:
+        return None  # an action run on its own (POST /v2/action_executions) has no page
+    url = reverse("dashboard:execution", kwargs={"execution_id": execution_id})
+    return f"{url}#task-{task_name}" if task_name else url
 
 
 @admin.register(WorkflowDefinition)
@@ -46,27 +61,39 @@ class TaskInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(WorkflowExecution)
-class WorkflowExecutionAdmin(ReadOnlyStateAdmin):
+class WorkflowExecutionAdmin(EngineRowAdmin):
     list_display = ("id", "workflow_name", "state", "created_at", "updated_at")
     list_filter = ("state", "workflow_name")
     search_fields = ("id", "workflow_name", "description")
     inlines = [TaskInline]
-    readonly_fields = ("spec", "input", "params")
+
+    def dashboard_url(self, obj):
+        return _execution_page(obj.id)
 
 
 @admin.register(TaskExecution)
-class TaskExecutionAdmin(ReadOnlyStateAdmin):
+class TaskExecutionAdmin(EngineRowAdmin):
     list_display = ("name", "id", "workflow_execution", "state", "started_at", "finished_at")
     list_filter = ("state",)
     search_fields = ("id", "name", "workflow_execution__id")
-    raw_id_fields = ("workflow_execution",)
+
+    def dashboard_url(self, obj):
+        return _execution_page(obj.workflow_execution_id, obj.name)
 
 
 @admin.register(ActionExecution)
-class ActionExecutionAdmin(ReadOnlyStateAdmin):
+class ActionExecutionAdmin(EngineRowAdmin):
     list_display = ("name", "id", "task_name", "workflow_name", "state", "accepted", "created_at")
     list_filter = ("state", "name", "is_sync")
     search_fields = ("id", "name", "task_name", "workflow_name")
-    raw_id_fields = ("task_execution", "workflow_execution")
+
+    def dashboard_url(self, obj):
+        return _execution_page(obj.workflow_execution_id, obj.task_name)

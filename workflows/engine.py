@@ -627,11 +627,12 @@ def handle(
     return run.d
 
 
-def check_input(spec: WorkflowSpec, given: dict) -> tuple[dict, list[str]]:
-    """Workflow input with defaults filled in, and the errors (missing, unexpected)."""
+def check_input(spec: WorkflowSpec, given: dict) -> tuple[dict, dict[str, str]]:
+    """Workflow input with defaults filled in, and the errors by input name
+    (unexpected ones first, then missing ones), so a form can show each on its field."""
     names = [n for n, _ in spec.input]
-    errors = [f"unexpected input '{k}'" for k in given if k not in names]
-    errors += [f"missing required input '{n}'" for n, d in spec.input if d is actions.REQUIRED and n not in given]
+    errors = {k: f"unexpected input '{k}'" for k in given if k not in names}
+    errors |= {n: f"missing required input '{n}'" for n, d in spec.input if d is actions.REQUIRED and n not in given}
     values = {n: d for n, d in spec.input if d is not actions.REQUIRED}
     values.update(given)
     return values, errors

@@ -17,7 +17,13 @@ class NotFound(GustError):
 
 
 class InvalidInput(GustError):
+    """``fields``: the message for each workflow input at fault, by input name."""
+
     status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 class InvalidDefinition(InvalidInput):
@@ -34,3 +40,11 @@ class Conflict(GustError):
     def __init__(self, message: str, state: str | None = None):
         super().__init__(message)
         self.state = state
+
+
+class DuplicateWorkflow(Conflict):
+    """A workflow of that name exists; ``message`` is Mistral's wording, for the API."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name

@@ -50,7 +50,7 @@ class StartExecutionForm(forms.Form):
             required = default is actions.REQUIRED
             field = forms.CharField(
                 label=name,
-                required=False,  # a missing required input is the service's error to report
+                required=False,  # a missing required input is the service's error to report (shown on this field)
                 initial=None if required else json.dumps(default),
                 help_text="required" if required else "",
                 widget=forms.TextInput(attrs={"placeholder": "required" if required else "", "spellcheck": "false"}),

@@ -2,7 +2,7 @@
 and every request carries an id that unexpected errors are logged under.
 
 The REST API answers 401 itself (DRF); signed callbacks, discovery, the
-login page, the admin and static files are reachable without a session.
+login page, the admin, static files and the favicon are reachable without a session.
 """
 
 import logging
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 
-OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/v2", "/api/", "/identity/", "/versions")
+OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/favicon.ico", "/v2", "/api/", "/identity/", "/versions")
 
 
 class DashboardLoginRequired:

@@ -139,6 +139,9 @@ class EngineProcess(models.Model):
     last_seen = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name_plural = "engine processes"
+
     def __str__(self):
         return self.name
 

@@ -21,7 +21,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from workflows import actions, conf, engine, signals, trace
-from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
+from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
@@ -62,7 +62,7 @@ def validate_definition(text: str) -> tuple[bool, str | None, list[dict]]:
 def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> list[WorkflowDefinition]:
     """Create (or, with ``update``, create-or-replace) every workflow in ``text``.
 
-    Raises InvalidDefinition before touching the database, and Conflict when
+    Raises InvalidDefinition before touching the database, and DuplicateWorkflow (a Conflict) when
     creating a name that exists; either way nothing is stored.
     """
     specs = parse_or_raise(text)
@@ -79,8 +79,8 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
         )
         existing = WorkflowDefinition.objects.select_for_update().filter(name=name, namespace=namespace).first()
         if existing and not update:
-            raise Conflict(
-                f"Duplicate entry for WorkflowDefinition ['name', 'namespace', 'project_id']: {name}, {namespace}, None"
+            raise DuplicateWorkflow(
+                name, f"Duplicate entry for WorkflowDefinition ['name', 'namespace', 'project_id']: {name}, {namespace}, None"
             )
         if existing:
             for k, v in fields.items():
@@ -93,7 +93,7 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
                 with transaction.atomic():
                     saved.append(WorkflowDefinition.objects.create(name=name, namespace=namespace, **fields))
             except IntegrityError as exc:  # a concurrent create of the same name
-                raise Conflict(f"Duplicate entry for WorkflowDefinition: {name}") from exc
+                raise DuplicateWorkflow(name, f"Duplicate entry for WorkflowDefinition: {name}") from exc
     return saved
 
 
@@ -155,7 +155,7 @@ def start_execution(
         spec = lang.build_workflow(wf.name, wf.spec)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
-            raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors)}]")
+            raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,

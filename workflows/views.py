@@ -29,8 +29,8 @@ from pygments.lexers import YamlLexer
 
 from workflows import graph, live, services
 from workflows import permissions as perms
-from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
-from workflows.forms import ExecutionFilterForm, StartExecutionForm, UploadForm
+from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
+from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
 from workflows.states import TERMINAL, State
@@ -236,6 +236,9 @@ def workflow_detail(request, name: str):
             )
         except (InvalidInput, NotFound, perms.Forbidden) as exc:
             form.add_error(None, exc.message)
+            for name, message in getattr(exc, "fields", {}).items():
+                if INPUT_PREFIX + name in form.fields:  # an unexpected input has no field
+                    form.add_error(INPUT_PREFIX + name, message)
             status = 403 if isinstance(exc, perms.Forbidden) else 400
         else:
             messages.success(request, f"Started execution {execution.id} ({execution.state}).")
@@ -272,6 +275,9 @@ def workflow_new(request):
                 saved = services.save_workflows(form.cleaned_data["definition"], update=form.cleaned_data["update"])
             except InvalidDefinition as exc:
                 errors = exc.errors
+            except DuplicateWorkflow as exc:
+                label = form.fields["update"].label
+                form.add_error(None, f"Workflow {exc.name} already exists: tick “{label}” to replace it.")
             except (Conflict, InvalidInput, perms.Forbidden) as exc:
                 form.add_error(None, exc.message)
                 status = 403 if isinstance(exc, perms.Forbidden) else 400

@@ -358,7 +358,7 @@ wf:
 def test_workflow_input_check_reports_missing_and_unexpected():
     h = Harness(SEQ)
     values, errors = engine.check_input(h.spec, {"nme": "typo"})
-    assert errors == ["unexpected input 'nme'", "missing required input 'name'"]
+    assert errors == {"nme": "unexpected input 'nme'", "name": "missing required input 'name'"}
 
 
 def test_a_join_completed_while_paused_runs_on_resume():
