@@ -229,3 +229,11 @@ def test_an_unexpected_error_is_logged_with_its_traceback_under_the_request_id(e
 def test_every_answer_carries_a_request_id(api):
     resp = api.client.get("/v2/executions")
     assert resp["X-Request-ID"].startswith("req-") and resp["x-openstack-request-id"] == resp["X-Request-ID"]
+
+
+def test_a_mapping_key_expression_that_is_not_a_key_fails_the_task_not_the_request(client):
+    wf = "version: '2.0'\nk:\n  tasks:\n    t:\n      action: std.echo\n      input:\n        output:\n          <% {a => 1} %>: 1\n"
+    assert client.post("/v2/workflows", wf, content_type="text/plain").status_code == 201
+    r = client.post("/v2/executions", {"workflow_name": "k"}, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["state"] == "ERROR" and "a mapping key must be a string or a number" in r.json()["state_info"]

@@ -321,10 +321,18 @@ def evaluate(value: Any, ctx: ExprContext) -> Any:
     if isinstance(value, str):
         return evaluate_string(value, ctx) if has_expression(value) else value
     if isinstance(value, dict):
-        return {evaluate(k, ctx): evaluate(v, ctx) for k, v in value.items()}
+        return {_key(evaluate(k, ctx), k): evaluate(v, ctx) for k, v in value.items()}
     if isinstance(value, list):
         return [evaluate(v, ctx) for v in value]
     return value
+
+
+def _key(key: Any, written: Any) -> Any:
+    """A mapping key that was an expression must still be a key JSON can hold."""
+    if isinstance(key, (dict, list, set)) or key is None and written is not None:
+        raise ExpressionError(f"The key {str(written)[:80]!r} evaluated to {type(key).__name__}; "
+                              "a mapping key must be a string or a number")
+    return key
 
 
 def syntax_errors(value: Any) -> list[str]:
