@@ -237,3 +237,19 @@ def test_a_mapping_key_expression_that_is_not_a_key_fails_the_task_not_the_reque
     r = client.post("/v2/executions", {"workflow_name": "k"}, content_type="application/json")
     assert r.status_code == 201, r.content
     assert r.json()["state"] == "ERROR" and "a mapping key must be a string or a number" in r.json()["state_info"]
+
+
+@pytest.mark.parametrize("path", ["/v2/workflows", "/v2/workflows/validate"])
+def test_a_definition_with_control_characters_is_a_400_not_a_500(client, path):
+    r = client.post(path, "version: '2.0'\nw\x8a: {tasks: {t: {action: std.noop}}}\n", content_type="text/plain")
+    assert r.status_code in (200, 400), r.content
+    body = r.json()
+    assert "special characters are not allowed" in (body.get("faultstring") or body.get("error"))
+    assert not WorkflowDefinition.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_an_empty_or_random_definition_body_is_a_400(client, method):
+    for body in ["", "7]HJ9\U00010bf5\xa6"]:
+        r = getattr(client, method)("/v2/workflows", body, content_type="text/plain")
+        assert r.status_code == 400, (body, r.content)

@@ -469,8 +469,9 @@ def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
             [("", f"the definition is larger than the limit of {limits.definition_kb} KB")],
             prefix="Definition could not be parsed",
         )
-    loader = _BoundedLoader(text, limits)
+    loader = None
     try:
+        loader = _BoundedLoader(text, limits)  # its reader already refuses control characters
         doc = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -479,7 +480,8 @@ def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
         msg = f"{where}: {problem}" if where else problem
         raise DefinitionError([("", msg)], prefix="Definition could not be parsed") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     try:
         return to_json(doc, max_depth=limits.max_depth, root="")
     except NotJson as exc:
