@@ -308,7 +308,6 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
                 workflow_execution_id__in=ids[i:i + 400], name="std.http").values_list(
                 "workflow_execution_id", "state", "state_info"):
             actions[ex_id] = (st, info)
-    never_ran = [i for i in ids if not calls.get(i)]
     # An action whose worker died mid-call ends in ERROR "Worker lost ..." by
     # design (its effect may have happened; only a task's retry may run it
     # again): reported to the user with its reason, so not silently lost.
@@ -316,6 +315,9 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
                    and (actions[i][1] or "").startswith("Worker lost")]
     result_lost = [i for i in ids if calls.get(i) and actions.get(i, (None,))[0] == State.ERROR
                    and i not in worker_lost]
+    # A worker killed between its claim and its call leaves a "Worker lost"
+    # action that never reached the service: reported with its reason too.
+    never_ran = [i for i in ids if not calls.get(i) and i not in worker_lost]
     dup = {i: calls[i] for i in ids if calls.get(i, 0) > 1}
     stuck = [i for i in ids if rows.get(i, (None,))[0] not in TERMINAL]
     by_state = Counter(rows.get(i, ("(missing)",))[0] for i in ids)
