@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tracker import conf
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
-from tracker.queries import query_for
+from tracker.queries import http_status, query_for
 from workflows import callbacks
 from workflows import services as wf_services
 from workflows.errors import Conflict, GustError, InvalidInput, NotFound
@@ -62,10 +62,18 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
             raise NotFound("ActionExecution", action_id)
         if action.state != State.RUNNING:
             raise Conflict(f"Action execution {action_id} is {action.state}; there is nothing to track", action.state)
-        if query_for(action.name) is None:
+        query = query_for(action.name)
+        if query is None:
             raise InvalidInput(
                 f"No query function for {action.name}: it can only be completed through the API "
                 f"(PUT /v2/action_executions/{action_id})"
+            )
+        if (query is http_status and "handed_over_at" in action.runtime_context
+                and not (action.input.get("status_url") or action.runtime_context.get("status_url"))):
+            raise InvalidInput(
+                f"Action execution {action_id} has no status_url to poll: neither its input nor the job's "
+                f"answer named one; it can only be completed through its callback URL or "
+                f"PUT /v2/action_executions/{action_id}"
             )
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(

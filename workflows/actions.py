@@ -68,6 +68,10 @@ class ActionDef:
             for n, d in self.params
             if d is REQUIRED and n not in given
         ]
+        for name, allowed in CHOICES.items():
+            value = given.get(name)
+            if name in names and value is not None and not _is_expression(value) and value not in allowed:
+                errors.append(f"parameter '{name}' must be {' | '.join(allowed)}, not {value!r}")
         return errors
 
     def with_defaults(self, given: dict) -> dict:
@@ -104,6 +108,14 @@ _TRACKING_PARAMS = (
     ("query_interval", None),
     ("grace", None),
 )
+
+# Parameters with a fixed set of values, checked at upload when written literally.
+CHOICES = {"tracking": ("callback", "poll", "hybrid")}
+
+
+def _is_expression(value: Any) -> bool:
+    return isinstance(value, str) and ("<%" in value or "{{" in value)
+
 
 # gust.http_job starts a job, so it POSTs unless told otherwise.
 _JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS

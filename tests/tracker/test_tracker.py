@@ -308,3 +308,43 @@ def test_an_overdue_action_whose_failing_raises_does_not_stop_the_sweep(
     tracker.run_once()
     assert ActionExecution.objects.get(id=broken.id).state == "ERROR"
     assert tracker.counters["periodic_errors"] == 1
+
+
+def test_track_result_prints_the_real_interval(capsys, settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 2.5}
+    services.save_workflows(polled_wf("callback"), update=True)
+    action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
+    call_command("track_result", action.id)
+    assert "(2.5 s with this process's settings)" in capsys.readouterr().out
+    call_command("track_result", action.id, "--query-interval", "7")
+    assert "every 7 s" in capsys.readouterr().out
+
+
+def test_track_result_refuses_a_handed_over_job_without_a_status_url():
+    services.save_workflows(polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""),
+                            update=True)
+    action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
+    ActionExecution.objects.filter(id=action.id).update(runtime_context={"handed_over_at": "2026-01-01T00:00:00"})
+    with pytest.raises(CommandError, match="has no status_url to poll"):
+        call_command("track_result", action.id)
+    assert not TrackedAction.objects.exists()
+
+
+def test_no_status_url_before_the_hand_over_is_a_wait_not_an_error():
+    from tracker.queries import http_status
+
+    services.save_workflows(polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""),
+                            update=True)
+    action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
+    ActionExecution.objects.filter(id=action.id).update(runtime_context={})
+    action.refresh_from_db()
+    assert http_status(action) == QueryResult.running()
+
+
+def test_a_tracking_mode_that_does_not_exist_is_refused_at_upload():
+    from workflows.errors import InvalidDefinition
+
+    with pytest.raises(InvalidDefinition) as refused:
+        services.save_workflows(polled_wf("sometimes"))
+    assert any("must be callback | poll | hybrid, not 'sometimes'" in e["message"] for e in refused.value.errors)
+    services.save_workflows(polled_wf("<% $.mode %>").replace("polled:", "exprmode:"))  # decided at run time

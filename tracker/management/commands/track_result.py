@@ -4,7 +4,7 @@ polling one async action by hand, like StackStorm's ``st2-track-result``
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tracker import services
+from tracker import conf, services
 from workflows.errors import GustError
 from workflows.startup import ensure_migrated
 
@@ -31,9 +31,13 @@ class Command(BaseCommand):
                                  query_interval=query_interval)
         except GustError as exc:
             raise CommandError(exc.message) from exc
-        interval = row.query_interval or "QUERY_INTERVAL"
+        if row.query_interval:
+            every = f"every {row.query_interval:g} s"
+        else:
+            every = (f"every QUERY_INTERVAL of the tracker that claims it ({conf.get('QUERY_INTERVAL'):g} s "
+                     f"with this process's settings)")
         self.stdout.write(
             f"Tracking action execution {action_execution_id} ({row.action.name}) in {row.mode} mode, "
-            f"every {interval} s; the first query is due now. A running tracker (manage.py run_tracker) "
+            f"{every}; the first query is due now. A running tracker (manage.py run_tracker) "
             f"will pick it up; stop with --delete."
         )
