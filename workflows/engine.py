@@ -121,7 +121,7 @@ class Resume:
 
 @dataclass(frozen=True)
 class Cancel:
-    pass
+    reason: str | None = None  # kept in state_info, as PUT /v2/executions/<id> sends it
 
 
 @dataclass(frozen=True)
@@ -568,7 +568,7 @@ class _Run:
             if snap.state in TERMINAL:
                 raise Conflict(f"Execution {snap.id} is already {snap.state}", snap.state)
             self.cancel_active("Workflow was cancelled")
-            self.set_wf_state(State.CANCELLED)
+            self.set_wf_state(State.CANCELLED, event.reason)
 
     def run_scheduled(self) -> None:
         # Tasks scheduled but not started (while paused, or past the step

@@ -345,10 +345,11 @@ _STATE_EVENTS = {State.PAUSED: engine.Pause, State.RUNNING: engine.Resume, State
 def change_execution_state(execution_id: str, state: str, reason: str | None = None) -> WorkflowExecution:
     """Pause, resume or cancel. Raises InvalidInput for other states and
     Conflict when the move does not apply (e.g. resuming a CANCELLED run).
-    ``reason`` is kept in state_info when pausing."""
+    ``reason`` is kept in state_info when pausing or cancelling."""
     if state not in _STATE_EVENTS:
         raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
-    event = engine.Pause(reason) if state == State.PAUSED else _STATE_EVENTS[State(state)]()
+    event = {State.PAUSED: engine.Pause(reason), State.CANCELLED: engine.Cancel(reason)}.get(State(state)) \
+        or _STATE_EVENTS[State(state)]()
     with transaction.atomic():
         execution = _lock_execution(execution_id)
         _apply(execution, event)

@@ -57,14 +57,15 @@ def _audit(user, kind: str, summary: str, execution_id=None, target_id="", targe
     )
 
 
-def change_execution_state(user, execution_id: str, state: str) -> OperatorAction:
-    """Pause (PAUSED), resume (RUNNING) or cancel (CANCELLED) an execution."""
+def change_execution_state(user, execution_id: str, state: str, state_info: str | None = None) -> OperatorAction:
+    """Pause (PAUSED), resume (RUNNING) or cancel (CANCELLED) an execution;
+    ``state_info`` is kept as the reason of a pause or a cancel."""
     if state not in KIND_OF:
         raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
     kind = KIND_OF[state]
     _require(user, kind)
     with transaction.atomic():
-        execution = wf_services.change_execution_state(execution_id, state)
+        execution = wf_services.change_execution_state(execution_id, state, reason=state_info)
         return _audit(user, kind, f"{DONE[kind]} execution of {execution.workflow_name}",
                       execution_id=execution_id)
 

@@ -469,6 +469,16 @@ def test_pause_resume_cancel(api, cli_demo_yaml):
     assert WorkflowExecution.objects.get(id=ex["id"]).state == "CANCELLED"
 
 
+def test_a_cancel_with_state_info_keeps_that_message(api, cli_demo_yaml):
+    api.create_workflow(cli_demo_yaml)
+    ex = api.start("cli_demo")
+    status, body = api.put(f"/v2/executions/{ex['id']}", {"state": "CANCELLED", "state_info": "not needed any more"})
+    assert status == 200 and body["state"] == "CANCELLED" and body["state_info"] == "not needed any more"
+    assert WorkflowExecution.objects.get(id=ex["id"]).state_info == "not needed any more"
+    status, body = api.put(f"/v2/executions/{api.start('cli_demo')['id']}", {"state": "CANCELLED", "state_info": 3})
+    assert status == 400 and "state_info must be a string" in body["faultstring"]
+
+
 def test_update_execution_bad_requests(api, cli_demo_yaml):
     api.create_workflow(cli_demo_yaml)
     ex = api.start("cli_demo")

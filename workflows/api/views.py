@@ -175,10 +175,13 @@ class ExecutionDetail(APIView):
         if "description" in data:
             perms.require(request.user, perms.EDIT_EXECUTION)
         if data.get("state") and data["state"] != ex.state:
+            info = data.get("state_info")
+            if info is not None and not isinstance(info, str):
+                raise InvalidInput("state_info must be a string")
             if perms.enforced():  # checks approvals.operate_executions and writes the audit row
-                ops.change_execution_state(request.user, execution_id, data["state"])
+                ops.change_execution_state(request.user, execution_id, data["state"], info)
             else:
-                services.change_execution_state(execution_id, data["state"])
+                services.change_execution_state(execution_id, data["state"], reason=info)
         if "description" in data:
             ex = services.update_execution_fields(execution_id, description=data["description"])
         ex.refresh_from_db()
