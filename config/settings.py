@@ -137,8 +137,12 @@ DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _de
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # the directory only; tables come from `migrate`
     # IMMEDIATE transactions + a busy timeout: two writers queue instead of
-    # failing with "database is locked" (measured, see DESIGN.md section 6).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # failing with "database is locked" (measured, see DESIGN.md section 6);
+    # the threads of one process queue on a lock instead of in SQLite's
+    # sleeping busy handler (config/sqlite3/base.py). Connections are kept
+    # (CONN_MAX_AGE 60 s, per thread) instead of opened, with their PRAGMAs,
+    # on every request: bench/README.md, "HTTP path".
+    DATABASES["default"]["ENGINE"] = "config.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,

@@ -6,6 +6,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 application = get_wsgi_application()
 
-from workflows.startup import ensure_migrated  # noqa: E402
+from workflows.startup import ensure_migrated, settle_after_start_up  # noqa: E402
 
 ensure_migrated("web server")
+settle_after_start_up()

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from tracker.runner import Tracker
 from workflows import lifecycle
-from workflows.startup import ensure_migrated
+from workflows.startup import ensure_migrated, settle_after_start_up
 
 logger = logging.getLogger("gust.tracker")
 
@@ -32,6 +32,7 @@ class Command(BaseCommand):
         if once:
             self.stdout.write(str(tracker.run_once()))
             return
+        settle_after_start_up()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

@@ -3,10 +3,9 @@ registered for graceful shutdown (see ``workflows.cluster`` and
 ``workflows.lifecycle``)."""
 
 from django.core.management.base import BaseCommand
-from django.db import connections
 
 from workflows import cluster, lifecycle
-from workflows.startup import ensure_migrated
+from workflows.startup import ensure_migrated, settle_after_start_up
 
 
 class Command(BaseCommand):
@@ -17,7 +16,8 @@ class Command(BaseCommand):
         name = lifecycle.register("worker")
         # The sentinel forks its workers: a connection opened before the fork
         # would be shared by every child and break ("server closed the connection").
-        connections.close_all()
+        # The children inherit the frozen heap too.
+        settle_after_start_up()
         try:
             cluster.run(name)  # returns after SIGTERM/SIGINT, once the jobs in flight are done
         finally:
