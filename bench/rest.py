@@ -23,15 +23,9 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 
-POLL_S = 0.005  # as the reference
+from bench import workflows
 
-WF_NOOP1 = """---
-version: '2.0'
-bench_noop1:
-  tasks:
-    t1:
-      action: std.noop
-"""
+POLL_S = 0.005  # as the reference
 
 WF_ASYNC = """---
 version: '2.0'
@@ -44,25 +38,9 @@ bench_async1:
 """
 
 
-def wf_seq(n: int = 50) -> str:
-    lines = ["---", "version: '2.0'", f"bench_seq{n}:", "  tasks:"]
-    for i in range(1, n + 1):
-        lines += [f"    t{i}:", "      action: std.noop"]
-        if i < n:
-            lines.append(f"      on-success: t{i + 1}")
-    return "\n".join(lines) + "\n"
-
-
-def wf_fan(n: int = 100) -> str:
-    lines = ["---", "version: '2.0'", f"bench_fan{n}:", "  tasks:"]
-    for i in range(1, n + 1):
-        lines += [f"    p{i}:", "      action: std.noop", "      on-success: final"]
-    lines += ["    final:", "      join: all", "      action: std.noop"]
-    return "\n".join(lines) + "\n"
-
-
-WORKFLOWS = {"bench_noop1": WF_NOOP1, "bench_seq50": wf_seq(50), "bench_fan100": wf_fan(100),
-             "bench_async1": WF_ASYNC}
+# The in-process benchmark's workflows (bench.workflows), plus one async action.
+WORKFLOWS = {"bench_noop1": workflows.noop1_yaml(), "bench_seq50": workflows.seq_yaml(50),
+             "bench_fan100": workflows.fan_yaml(100), "bench_async1": WF_ASYNC}
 SCENARIOS = ["get", "noop1", "seq50", "fan100", "async", "conc"]
 
 # Issue 12's targets (ms, SQLite, over real HTTP): scenario -> (result key, limit).
