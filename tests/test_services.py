@@ -4,7 +4,6 @@ side effects only after commit, and bad input leaves nothing behind."""
 import logging
 
 import pytest
-from django.conf import settings
 
 from workflows import services
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
@@ -156,7 +155,8 @@ def test_a_failing_http_call_fails_the_task(outside_service, django_capture_on_c
     assert task.state == "ERROR" and "500" in task.state_info
 
 
-def test_mistral_http_sends_the_mistral_headers_and_waits(outside_service, django_capture_on_commit_callbacks):
+def test_mistral_http_sends_the_mistral_headers_and_waits(outside_service, django_capture_on_commit_callbacks,
+        settings):
     services.save_workflows(f"version: '2.0'\ncb:\n  tasks:\n    job:\n      action: std.mistral_http url={outside_service.url}/start\n")
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("cb")

@@ -5,7 +5,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
 from django.utils import timezone
@@ -47,7 +46,8 @@ def put(client, path, state="SUCCESS", output=None):
     return client.put(path, {"state": state, "output": output}, content_type="application/json")
 
 
-def test_mistral_http_sends_the_signed_url_beside_mistrals_header(outside_service, django_capture_on_commit_callbacks):
+def test_mistral_http_sends_the_signed_url_beside_mistrals_header(outside_service, django_capture_on_commit_callbacks,
+        settings):
     services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("m")
