@@ -174,12 +174,12 @@ class Driver:
         """Until the worker has finished its bookkeeping for every job it sent
         (``record_action_info(started=True)`` stamps ``handed_over_at``), so a
         following measurement does not include the tail of the dispatching."""
-        from workflows.models import ActionExecution
+        from workflows.models import HANDED_OVER, ActionExecution
         from workflows.states import State
 
         t0 = time.monotonic()
         pending = ActionExecution.objects.filter(state=State.RUNNING, name="gust.http_job").exclude(
-            runtime_context__has_key="handed_over_at")
+            runtime_context__has_key=HANDED_OVER)
         while pending.exists() and time.monotonic() - t0 < timeout:
             self.procs.check_alive()
             time.sleep(0.2)

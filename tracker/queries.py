@@ -40,7 +40,7 @@ def http_status(action) -> QueryResult:
     action with ``output`` (or ``result``). A URL the egress policy refuses
     finishes the action in ERROR with the reason: asking again can not help."""
     url = action.input.get("status_url") or action.runtime_context.get("status_url")
-    if not url and "handed_over_at" not in action.runtime_context:
+    if not url and not action.handed_over:
         return QueryResult.running()  # the worker has not sent the job yet: its answer may name one
     if not url:
         raise QueryError("no status_url: neither the action input nor the job's answer named one")

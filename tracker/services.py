@@ -68,7 +68,7 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
                 f"No query function for {action.name}: it can only be completed through the API "
                 f"(PUT /v2/action_executions/{action_id})"
             )
-        if (query is http_status and "handed_over_at" in action.runtime_context
+        if (query is http_status and action.handed_over
                 and not (action.input.get("status_url") or action.runtime_context.get("status_url"))):
             raise InvalidInput(
                 f"Action execution {action_id} has no status_url to poll: neither its input nor the job's "

@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 
 from workflows import actions, conf, queue, services
 from workflows.errors import Conflict, NotFound
-from workflows.models import ActionExecution
+from workflows.models import HANDED_OVER, ActionExecution
 from workflows.states import State
 
 logger = logging.getLogger("gust.dispatch")
@@ -46,7 +46,7 @@ def redispatch_unclaimed(now=None, limit: int = 500) -> int:
     before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
     ids = list(ActionExecution.objects.filter(
         state=State.RUNNING, name__in=names, worker_started_at__isnull=True, updated_at__lt=before,
-    ).exclude(runtime_context__has_key="handed_over_at").values_list("id", flat=True)[:limit])
+    ).exclude(runtime_context__has_key=HANDED_OVER).values_list("id", flat=True)[:limit])
     if ids:
         ActionExecution.objects.filter(id__in=ids, worker_started_at__isnull=True).update(updated_at=now)
         enqueue(ids)

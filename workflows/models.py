@@ -85,6 +85,12 @@ class TaskExecution(models.Model):
         return f"{self.name} {self.id}"
 
 
+# runtime_context key a worker stamps when it handed an async action to the
+# outside system (``services.record_action_info(started=True)``): from then
+# on the action waits for its result, no longer for a worker.
+HANDED_OVER = "handed_over_at"
+
+
 class ActionExecution(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
     task_execution = models.ForeignKey(
@@ -126,6 +132,10 @@ class ActionExecution(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.id}"
+
+    @property
+    def handed_over(self) -> bool:
+        return HANDED_OVER in (self.runtime_context or {})
 
 
 class EngineProcess(models.Model):

@@ -24,7 +24,7 @@ from workflows import actions, conf, engine, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import HANDED_OVER, ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
 from workflows.states import ACTIVE, TERMINAL, State
 
 logger = logging.getLogger("gust.services")
@@ -232,7 +232,7 @@ def record_action_info(action_id: str, info: dict, *, started: bool = False) -> 
         action.runtime_context = {**action.runtime_context, **info}
         if started:
             now = timezone.now()
-            action.runtime_context["handed_over_at"] = now.isoformat()
+            action.runtime_context[HANDED_OVER] = now.isoformat()
             action.deadline = async_deadline(now)
         action.save(update_fields=["runtime_context", "deadline", "updated_at"])
 
@@ -317,7 +317,7 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
     adef = actions.get(name)
-    waited_for_worker = bool(adef and adef.needs_worker) and "handed_over_at" not in runtime_context
+    waited_for_worker = bool(adef and adef.needs_worker) and HANDED_OVER not in runtime_context
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
     if waited_for_worker and started_at is not None:
@@ -350,8 +350,7 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
     ``reason`` is kept in state_info when pausing or cancelling."""
     if state not in _STATE_EVENTS:
         raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
-    event = {State.PAUSED: engine.Pause(reason), State.CANCELLED: engine.Cancel(reason)}.get(State(state)) \
-        or _STATE_EVENTS[State(state)]()
+    event = engine.Resume() if state == State.RUNNING else _STATE_EVENTS[State(state)](reason)
     with transaction.atomic():
         execution = _lock_execution(execution_id)
         _apply(execution, event)
