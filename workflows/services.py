@@ -294,7 +294,8 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     while failed < limit and broken < limit:
         # Rows tried in this call are left out, so errors do not use up the
         # limit of actions failed, and a row that raises is not tried twice.
-        chunk = list(overdue.exclude(id__in=tried).values_list("id", "name", "deadline", "worker_started_at", "runtime_context")[:limit - failed])
+        chunk = list(overdue.exclude(id__in=tried).values_list(
+            "id", "name", "deadline", "worker_started_at", "runtime_context")[:limit - failed])
         if not chunk:
             break
         for action_id, name, deadline, started_at, runtime_context in chunk:
