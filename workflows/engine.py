@@ -60,7 +60,6 @@ class ActionView:
     output: Any = None
     state_info: str | None = None
     is_sync: bool = True
-    attempt: int = 1
 
 
 @dataclass
@@ -416,6 +415,8 @@ class _Run:
         before = task.state if old is None else old
         if before in ACTIVE:
             counts[before] = counts.get(before, 0) - 1
+            if not counts[before]:
+                del counts[before]
         if state in ACTIVE:
             counts[state] = counts.get(state, 0) + 1
         task.state = state
@@ -535,11 +536,12 @@ class _Run:
         the workflow or delay the task on a timer), then its action."""
         if task.state in TERMINAL:
             return
-        task.runtime_context.pop(policies.DELAYED, None)
-        self.set_task_state(task, State.RUNNING, None)
-        if task.state == State.RUNNING and not policies.before_start(self, task):
+        if task.state == State.RUNNING_DELAYED or task.runtime_context.get(policies.DELAYED):
+            policies.fire(self, task, "retry")  # a retry without delay: no policy runs twice
             return
-        self.run_action(task)
+        self.set_task_state(task, State.RUNNING, None)
+        if policies.before_start(self, task):
+            self.run_action(task)
 
     def run_action(self, task: TaskView) -> None:
         """A new action execution for the task: its first, a retry, or a rerun."""
@@ -573,10 +575,8 @@ class _Run:
         except ExpressionError as exc:
             self.complete_task(task, State.ERROR, None, f"Failed to evaluate the action input: {exc}")
             return
-        attempt = int(task.runtime_context.get("attempts", 0)) + 1
-        task.runtime_context["attempts"] = attempt
         action = ActionView(id=self.make_id(), name=adef.name, state=State.RUNNING, input=action_input,
-                            is_sync=adef.is_sync, attempt=attempt)
+                            is_sync=adef.is_sync)
         task.actions.append(action)
         self._new_action_ids.add(action.id)
         self.d.new_actions.append((task, action))

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from workflows.engine import TaskView, _Run
 
 # runtime_context keys
-STARTED = "started"  # before_start ran once; later starts (retries) skip it
 PAUSED_BEFORE = "paused_before"
 WAITED_BEFORE = "waited_before"
 WAITED_AFTER = "waited_after"
@@ -37,7 +36,7 @@ TIMEOUT = "timeout"
 DELAYED = "delayed"  # a join waiting for its retry timer, not for arrivals
 TIMERS = "timers"  # kind -> seconds, for the pages ("retry 2 of 5")
 
-_RESET = (STARTED, PAUSED_BEFORE, WAITED_BEFORE, WAITED_AFTER, AFTER_STATE, RETRY_NO, TIMEOUT, DELAYED, TIMERS)
+_RESET = (PAUSED_BEFORE, WAITED_BEFORE, WAITED_AFTER, AFTER_STATE, RETRY_NO, TIMEOUT, DELAYED, TIMERS)
 
 
 class PolicyError(Exception):
@@ -84,8 +83,6 @@ def _seconds(value: float) -> str:
 def before_start(run: _Run, task: TaskView) -> bool:
     """True when the task's action may start now."""
     rc = task.runtime_context
-    if rc.get(STARTED):
-        return True
     p = run.spec.tasks[task.name].policies
     try:
         if not rc.get(PAUSED_BEFORE) and _value(run, task, p.pause_before, "pause-before", "bool"):
@@ -94,12 +91,10 @@ def before_start(run: _Run, task: TaskView) -> bool:
             if run.snap.state == State.RUNNING:
                 run.set_wf_state(State.PAUSED)
             return False
-        rc[STARTED] = True
         timeout = _value(run, task, p.timeout, "timeout", "seconds")
         wait = _value(run, task, p.wait_before, "wait-before", "seconds")
         _value(run, task, p.concurrency, "concurrency", "count")
     except PolicyError as exc:
-        rc[STARTED] = True
         _fail(run, task, exc)
         return False
     if timeout > 0:
