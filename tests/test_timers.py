@@ -73,3 +73,13 @@ def test_a_timeout_timer_is_dropped_when_the_task_finishes_first():
     assert not Timer.objects.exists()
     ex.refresh_from_db()
     assert ex.state == "SUCCESS"
+
+
+def test_the_execution_page_says_what_a_task_waits_for(client):
+    services.save_workflows(RETRY.replace("count: 1", "count: 2"))
+    ex = services.start_execution("retrying")
+    html = client.get(f"/executions/{ex.id}/").content.decode()
+    assert "retry 1 of 2 at " in html
+    services.save_workflows(TIMEOUT)
+    ex = services.start_execution("slow")
+    assert "times out at " in client.get(f"/executions/{ex.id}/").content.decode()

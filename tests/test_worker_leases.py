@@ -110,3 +110,19 @@ def test_an_action_whose_job_was_lost_is_queued_again_and_runs_once(queued, outs
     assert WorkflowExecution.objects.get(id=ex.id).state == "SUCCESS"
     claimed = ActionExecution.objects.get(id=action.id)
     assert dispatch.redispatch_unclaimed(now=later + timedelta(seconds=600)) == 0 and claimed.state == "SUCCESS"
+
+
+def test_a_lost_workers_action_with_safe_rerun_is_queued_again_and_runs_once(
+        outside_service, django_capture_on_commit_callbacks, settings):
+    settings.GUST = {**settings.GUST, "WORKER_QUEUE_TIMEOUT": 3600, "WORKER_LEASE": 30}
+    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
+                            "      safe-rerun: true\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        ex = services.start_execution("call")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert services.claim_for_worker(action.id)  # a worker started it, then died
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert sweep_at(31) == 0  # not failed: queued again
+    assert callbacks  # the job went back to the queue (run inline in tests)
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and len(outside_service.requests) == 1

@@ -42,7 +42,7 @@ def redispatch_unclaimed(now=None, limit: int = 500) -> int:
     deep queue does nothing. Each is queued again at most once per interval.
     A tracker periodic hook; returns how many were queued."""
     now = now or timezone.now()
-    names = [a.name for a in actions.BUILTIN.values() if a.needs_worker]
+    names = [a.name for a in actions.every().values() if a.needs_worker]
     before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
     ids = list(ActionExecution.objects.filter(
         state=State.RUNNING, name__in=names, worker_started_at__isnull=True, updated_at__lt=before,

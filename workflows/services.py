@@ -200,8 +200,20 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
         current = ActionExecution.objects.get(id=action_id)
         if current.state != State.RUNNING:
             return _repeat_or_conflict(current, state, output)
-        _apply(execution, engine.ActionCompleted(action_id, state, output))
-    return ActionExecution.objects.get(id=action_id)
+        store = _RowStore(execution)
+        store.action_rows[current.id] = current  # read under the lock already
+        _apply(execution, engine.ActionCompleted(action_id, state, output), store=store)
+    return current  # _apply wrote the engine's changes into this row
+
+
+def superseded_by(action_id: str) -> str | None:
+    """The id of a later action execution of the same task (a retry or a
+    rerun made a new one), or None: an older attempt's callback is then gone."""
+    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at").first()
+    if row is None or row[0] is None:
+        return None
+    return (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
+            .order_by("-created_at").values_list("id", flat=True).first())
 
 
 def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:
@@ -310,6 +322,8 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
             reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
             try:
                 with transaction.atomic():
+                    if reason.startswith(_WORKER_LOST) and _rerun_safely(action_id):
+                        continue
                     complete_action(action_id, State.ERROR, reason)
                 failed += 1
             except (Conflict, NotFound):
@@ -322,6 +336,31 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     return OverdueSweep(failed, broken)
 
 
+_WORKER_LOST = "Worker lost"
+
+
+def _rerun_safely(action_id: str) -> bool:
+    """A worker died while running an action of a task with ``safe-rerun:
+    true``: queue it again for another worker instead of failing it, as
+    Mistral re-runs such actions when their executor is lost."""
+    action = ActionExecution.objects.select_for_update().filter(id=action_id, state=State.RUNNING).first()
+    if action is None or action.task_execution_id is None:
+        return False
+    execution = WorkflowExecution.objects.get(id=action.workflow_execution_id)
+    tspec = _spec_for(execution).tasks.get(action.task_name or "")
+    if tspec is None or tspec.policies.safe_rerun is not True:
+        return False
+    now = timezone.now()
+    action.worker_started_at = None
+    action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
+    action.save(update_fields=["worker_started_at", "deadline", "updated_at"])
+    from workflows import dispatch
+
+    transaction.on_commit(lambda: dispatch.enqueue([action_id]))
+    logger.warning("worker lost while running %s; safe-rerun: queued again", action_id)
+    return True
+
+
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
     adef = actions.get(name)
@@ -329,7 +368,7 @@ def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> s
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
     if waited_for_worker and started_at is not None:
-        return (f"Worker lost: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
+        return (f"{_WORKER_LOST}: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
                 f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
                 f"if it is safe")
     return f"Deadline passed at {at} without a result, callback or heartbeat; rerun the task if it is safe"
@@ -476,13 +515,15 @@ class _RowStore:
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
-        unread = [r.id for r in rows if r.id not in self.task_rows]
+        # Only a RUNNING task has a live action (IDLE and WAITING ones have
+        # none yet, a delayed one has only finished attempts).
+        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING]
         for r in rows:
             self.task_rows.setdefault(r.id, r)
         if unread:
             live = ActionExecution.objects.filter(task_execution_id__in=unread).exclude(state__in=list(TERMINAL))
             for a in live:
-                self.action_rows[a.id] = a
+                self.action_rows.setdefault(a.id, a)
         by_task: dict[str, list[ActionExecution]] = {}
         for a in self.action_rows.values():
             by_task.setdefault(a.task_execution_id, []).append(a)
@@ -493,7 +534,8 @@ class _RowStore:
         return found[0] if found else None
 
     def task_of_action(self, action_id):
-        action = ActionExecution.objects.filter(id=action_id, workflow_execution_id=self.execution.id).first()
+        action = self.action_rows.get(action_id) or ActionExecution.objects.filter(
+            id=action_id, workflow_execution_id=self.execution.id).first()
         if action is None or action.task_execution_id is None:
             return None
         self.action_rows[action.id] = action
@@ -635,11 +677,12 @@ def _store_timers(execution, decision: engine.Decision, now) -> None:
                                  due_at=now + timedelta(seconds=cmd.seconds))
 
 
-def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False) -> engine.Decision:
+def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False,
+           store: _RowStore | None = None) -> engine.Decision:
     """Ask the engine and store its decision. Must run inside a transaction
     holding the execution's row lock (``fresh``: created in it, so it has
     no rows to read)."""
-    store = None if fresh else _RowStore(execution)
+    store = None if fresh else (store or _RowStore(execution))
     snap = _snapshot_of(execution)
     try:
         decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store)

@@ -303,7 +303,7 @@ class ActionExecutionDetail(APIView):
 
 class Actions(APIView):
     def get(self, request):
-        items = [resources.action_definition(a) for a in actions.BUILTIN.values()]
+        items = [resources.action_definition(a) for a in actions.every().values()]
         return Response({"actions": items})
 
 
