@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from workflows import dispatch, services
+from workflows import dispatch, queue, services
 from workflows.models import ActionExecution, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
@@ -63,8 +63,8 @@ def test_a_job_delivered_again_after_its_worker_was_lost_does_not_run_the_action
 def test_a_running_worker_renews_its_lease(outside_service, settings, monkeypatch):
     settings.GUST = {**settings.GUST, "WORKER_LEASE": 0.3}
     services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/slow/1\n")
-    with monkeypatch.context() as queue:
-        queue.setattr(dispatch, "enqueue", lambda ids: None)  # the job stays in the queue
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "run_actions", lambda ids: None)  # the job stays in the queue
         ex = services.start_execution("call")
     renewals = []
     real_renew = services.renew_lease

@@ -25,12 +25,8 @@ from workflows.states import State
 logger = logging.getLogger("gust.dispatch")
 
 
-def enqueue(action_ids: list[str]) -> None:
-    queue.enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
-
-
-def enqueue_continue(execution_id: str) -> None:
-    queue.enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")
+enqueue = queue.run_actions
+enqueue_continue = queue.continue_later
 
 
 def redispatch_unclaimed(now=None, limit: int = 500) -> int:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, signals, trace
+from workflows import actions, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -354,9 +354,7 @@ def _rerun_safely(action_id: str) -> bool:
     action.worker_started_at = None
     action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
     action.save(update_fields=["worker_started_at", "deadline", "updated_at"])
-    from workflows import dispatch
-
-    transaction.on_commit(lambda: dispatch.enqueue([action_id]))
+    transaction.on_commit(lambda: queue.run_actions([action_id]))
     logger.warning("worker lost while running %s; safe-rerun: queued again", action_id)
     return True
 
@@ -707,16 +705,12 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
-        from workflows import dispatch  # the worker module imports services
-
         ids = list(decision.dispatch)
-        transaction.on_commit(lambda: dispatch.enqueue(ids))
+        transaction.on_commit(lambda: queue.run_actions(ids))
     if decision.more:
-        from workflows import dispatch
-
         # A new transaction, in a worker: the lock is free in between, so other
         # executions progress and a cancel or pause gets in.
-        transaction.on_commit(lambda: dispatch.enqueue_continue(execution.id))
+        transaction.on_commit(lambda: queue.continue_later(execution.id))
     return decision
 
 
