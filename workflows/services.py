@@ -132,7 +132,9 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
         _SPEC_CACHE[key] = spec
         if len(_SPEC_CACHE) > 512:
-            _SPEC_CACHE.popitem(last=False)
+            _SPEC_CACHE.popitem(last=False)  # the least recently used
+    else:
+        _SPEC_CACHE.move_to_end(key)
     return spec
 
 
@@ -407,7 +409,7 @@ def continue_execution(execution_id: str) -> None:
     transaction (a worker job, see ``dispatch.continue_execution``). Nothing
     happens when it was paused, cancelled or deleted meanwhile."""
     with transaction.atomic():
-        execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+        execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
         if execution is None or execution.state != State.RUNNING:
             return
         _apply(execution, engine.Continue())
@@ -475,7 +477,9 @@ def delete_execution(execution_id: str) -> None:
 
 
 def _lock_execution(execution_id: str) -> WorkflowExecution:
-    execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+    # The workflow text is read only when this process has not parsed it yet
+    # (_spec_for): for a 5,000-task workflow it is most of the row.
+    execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
     if execution is None:
         raise NotFound("WorkflowExecution", execution_id)
     return execution
@@ -513,9 +517,11 @@ class _RowStore:
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
-        # Only a RUNNING task has a live action (IDLE and WAITING ones have
-        # none yet, a delayed one has only finished attempts).
-        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING]
+        # Only a RUNNING task has a live action, and only one (IDLE and
+        # WAITING ones have none yet, a delayed one only finished attempts);
+        # the action that completes was read already.
+        known = {a.task_execution_id for a in self.action_rows.values()}
+        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING and r.id not in known]
         for r in rows:
             self.task_rows.setdefault(r.id, r)
         if unread:

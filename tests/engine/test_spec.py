@@ -113,3 +113,27 @@ def test_jinja_syntax_errors_are_found():
 def test_schema_errors_do_not_hide_the_graph_errors_of_the_same_workflow():
     errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n")
     assert set(errs) == {("wf.tasks.t1.bogus", "unknown keyword"), ("wf.tasks.t1.on-success[0]", "unknown task 'nope'")}
+
+
+@pytest.mark.parametrize("policy,path", [
+    ("retry: {count: -1, delay: 1}", "wf.tasks.t.retry"),
+    ("retry: {count: 3, delay: 1, backof: 2}", "wf.tasks.t.retry"),
+    ("retry: {count: 3}", "wf.tasks.t.retry"),
+    ("timeout: soon", "wf.tasks.t.timeout"),
+    ("wait-before: -5", "wf.tasks.t.wait-before"),
+    ("pause-before: 3", "wf.tasks.t.pause-before"),
+])
+def test_an_invalid_policy_is_refused_at_upload_with_its_path(policy, path):
+    errs = errors_of(f"version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      {policy}\n")
+    assert any(p == path for p, _ in errs), errs
+
+
+def test_task_defaults_are_checked_too():
+    errs = errors_of("version: '2.0'\nwf:\n  task-defaults:\n    timeout: -1\n    on-error: [ghost]\n"
+                     "  tasks:\n    t: {action: std.noop}\n")
+    assert any(p == "wf.task-defaults.timeout" for p, _ in errs), errs
+
+
+def test_policies_as_expressions_are_accepted():
+    parse_definition("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n"
+                     "      timeout: <% $.t %>\n      retry: {count: <% $.n %>, delay: 1, break-on: <% $.x %>}\n")
