@@ -44,6 +44,10 @@ class ActionDef:
     # An async action that ends itself (an approval's expiry) has no deadline
     # of its own; any other RUNNING action gets one (GUST["ASYNC_ACTION_TIMEOUT"]).
     waits_forever: bool = False
+    # Checks an evaluated input the parameter list can not (pure): the
+    # problems, each a sentence; the action then fails in the step that
+    # started it, before anything outside the engine sees it.
+    validate: Callable[[dict], list[str]] | None = None
 
     @property
     def is_sync(self) -> bool:

@@ -581,7 +581,10 @@ class _Run:
         self._new_action_ids.add(action.id)
         self.d.new_actions.append((task, action))
         self.touch(task)
-        if adef.kind == "local":
+        problems = adef.validate(action_input) if adef.validate else []
+        if problems:
+            self.finish_action(task, action, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
+        elif adef.kind == "local":
             try:
                 result, state = adef.local(action_input), State.SUCCESS
             except actions.ActionFailed as exc:
