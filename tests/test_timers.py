@@ -128,3 +128,46 @@ def test_the_timer_loop_of_a_new_process_fires_timers_stored_before_it_started(s
     assert TimerLoop().run_once() == 1
     ex.refresh_from_db()
     assert ex.state == "ERROR"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tracker_process_fires_wait_before_and_retry_timers():
+    """The real process that runs timers: manage.py run_tracker."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_worker_process import ROOT, database_url
+
+    services.save_workflows("""
+version: '2.0'
+timed:
+  tasks:
+    w:
+      action: std.echo output=hi
+      wait-before: 0.5
+      on-success: [r]
+    r:
+      action: std.fail
+      retry: {count: 2, delay: 0.5}
+      on-error: [done]
+    done: {}
+""")
+    env = dict(os.environ, DATABASE_URL=database_url())
+    env.pop("GUST_SYNC_WORKER", None)
+    proc = subprocess.Popen([sys.executable, "manage.py", "run_tracker"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ex = services.start_execution("timed")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ex.refresh_from_db()
+            if ex.state != "RUNNING":
+                break
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert ex.state == "SUCCESS", out[-3000:]
+    assert ActionExecution.objects.filter(workflow_execution=ex, task_name="r").count() == 3

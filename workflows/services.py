@@ -737,7 +737,8 @@ def fire_due_timers(now=None, limit: int = 200) -> int:
                 timer = _claim_timer(timer_id)
                 if timer is None:
                     continue  # another process fired it
-                execution = WorkflowExecution.objects.select_for_update().filter(id=timer.execution_id).first()
+                execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(
+                    id=timer.execution_id).first()
                 timer.delete()
                 if execution is not None and execution.state not in TERMINAL:
                     _apply(execution, engine.TimerFired(timer.task_execution_id, timer.kind))
