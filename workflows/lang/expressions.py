@@ -51,6 +51,7 @@ from workflows.lang.values import to_json
 YAQL_RE = re.compile(r"<%(.*?)%>", re.DOTALL)
 JINJA_EXPR_RE = re.compile(r"{{(.*?)}}", re.DOTALL)
 ANY_EXPR_RE = re.compile(r"<%.*?%>|{{.*?}}|{%.*?%}", re.DOTALL)
+JINJA_ANY_RE = re.compile(r"{{.*?}}|{%.*?%}", re.DOTALL)
 
 
 class ExpressionError(Exception):
@@ -523,6 +524,10 @@ def _jinja_unknown(template) -> list[str]:
 
 def _string_errors(text: str) -> list[str]:
     errors: list[str] = []
+    if YAQL_RE.search(text) and JINJA_ANY_RE.search(text):
+        # Mistral refuses this at upload; Gust could evaluate it, but a file
+        # that uploads here and not there would not be Mistral's language.
+        errors.append("mixes YAQL and Jinja expressions in one string, which Mistral does not allow")
     for m in YAQL_RE.finditer(text):
         try:
             errors += _yaql_unknown(m.group(1).strip())
