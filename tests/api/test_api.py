@@ -126,7 +126,7 @@ def test_yaql_syntax_error_is_400(api, cli_bad_yaml):
     status, body = api.post_yaml("/v2/workflows", cli_bad_yaml)
     assert status == 400
     assert "Parse error: unexpected end of statement" in body["faultstring"]
-    assert [e["path"] for e in body["errors"]] == ["cli_bad.tasks.t1.input"]
+    assert [e["path"] for e in body["errors"]] == ["cli_bad.tasks.t1.input.output"]
     assert not WorkflowDefinition.objects.exists()
 
 

@@ -52,6 +52,10 @@ YAQL_RE = re.compile(r"<%(.*?)%>", re.DOTALL)
 JINJA_EXPR_RE = re.compile(r"{{(.*?)}}", re.DOTALL)
 ANY_EXPR_RE = re.compile(r"<%.*?%>|{{.*?}}|{%.*?%}", re.DOTALL)
 JINJA_ANY_RE = re.compile(r"{{.*?}}|{%.*?%}", re.DOTALL)
+# What parsing an expression may raise besides its own syntax errors: Mistral
+# catches the first three from yaql; a deeply nested expression exhausts
+# Python's stack in Jinja's recursive parser.
+_PARSE_FAILURES = (KeyError, ValueError, TypeError, RecursionError)
 
 
 class ExpressionError(Exception):
@@ -102,6 +106,18 @@ class ExprContext:
 
 def _out_of_time(limits: Limits) -> str:
     return f"took longer than {limits.expression_seconds:g} s (the expression time limit)"
+
+
+def _parse_failure(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the expression is nested too deeply to parse"
+    return str(exc) if isinstance(exc, yaql_exc.YaqlException) else f"Parse error: {exc}"
+
+
+def _jinja_parse_failure(exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"Jinja syntax error: {exc.message}"
+    return f"Jinja syntax error: {_parse_failure(exc)}"
 
 
 def _checked(result: Any, limits: Limits) -> Any:
@@ -261,8 +277,8 @@ def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
     limits = ctx.limits
     try:
         parsed = _yaql_parse(expr.strip(), limits)
-    except yaql_exc.YaqlException as exc:
-        raise ExpressionError(str(exc)) from exc
+    except (yaql_exc.YaqlException, *_PARSE_FAILURES) as exc:
+        raise ExpressionError(_parse_failure(exc)) from exc
     context = _YAQL_ROOT.create_child_context()
     context["$"] = ctx.data
     context["__gust"] = ctx
@@ -384,8 +400,8 @@ def _bounded(ctx: ExprContext, fn: Callable[[], Any]) -> Any:
 def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
     try:
         compiled = _jinja_expression(expr)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
+    except (jinja2.TemplateSyntaxError, *_PARSE_FAILURES) as exc:
+        raise ExpressionError(_jinja_parse_failure(exc)) from exc
 
     def fail(error) -> ExpressionError:
         return ExpressionError(f"Can not evaluate Jinja expression [expression={expr.strip()}, error={error}]")
@@ -414,8 +430,8 @@ def _render_bounded(template, ctx: ExprContext) -> str:
 def _jinja_render(text: str, ctx: ExprContext) -> str:
     try:
         template = _jinja_template(text)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
+    except (jinja2.TemplateSyntaxError, *_PARSE_FAILURES) as exc:
+        raise ExpressionError(_jinja_parse_failure(exc)) from exc
 
     def fail(error) -> ExpressionError:
         return ExpressionError(f"Can not render Jinja template [template={text}, error={error}]")
@@ -509,8 +525,10 @@ def _yaql_unknown(expr: str) -> list[str]:
 def _jinja_unknown(template) -> list[str]:
     """The filters, tests and functions a template uses that exist nowhere:
     Jinja would say so only when it renders, or compiles, that part."""
-    errors = [f"unknown Jinja filter '{n.name}'" for n in template.find_all(jinja_nodes.Filter) if n.name not in _JINJA.filters]
-    errors += [f"unknown Jinja test '{n.name}'" for n in template.find_all(jinja_nodes.Test) if n.name not in _JINJA.tests]
+    errors = [f"unknown Jinja filter '{n.name}'" for n in template.find_all(jinja_nodes.Filter)
+              if n.name not in _JINJA.filters]
+    errors += [f"unknown Jinja test '{n.name}'" for n in template.find_all(jinja_nodes.Test)
+               if n.name not in _JINJA.tests]
     local = {n.name for n in template.find_all(jinja_nodes.Name) if n.ctx != "load"}
     local |= {m.name for m in template.find_all(jinja_nodes.Macro)}
     known = local | set(_JINJA.globals) | set(FUNCTIONS) | {"range"}
@@ -531,13 +549,13 @@ def _string_errors(text: str) -> list[str]:
     for m in YAQL_RE.finditer(text):
         try:
             errors += _yaql_unknown(m.group(1).strip())
-        except yaql_exc.YaqlException as exc:
-            errors.append(str(exc))
+        except (yaql_exc.YaqlException, *_PARSE_FAILURES) as exc:
+            errors.append(_parse_failure(exc))
     if "{{" in text or "{%" in text:
         try:
             errors += _jinja_unknown(_JINJA.parse(text))
-        except jinja2.TemplateSyntaxError as exc:
-            errors.append(f"Jinja syntax error: {exc.message}")
+        except (jinja2.TemplateSyntaxError, *_PARSE_FAILURES) as exc:
+            errors.append(_jinja_parse_failure(exc))
     return errors
 
 
