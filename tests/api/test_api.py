@@ -191,7 +191,7 @@ def test_validate_endpoint(api, cli_demo_yaml, cli_bad_yaml):
     assert status == 200
     assert body["valid"] is False
     assert "Parse error: unexpected end of statement" in body["error"]
-    assert body["errors"][0]["path"] == "cli_bad.tasks.t1.input"
+    assert body["errors"][0]["path"] == "cli_bad.tasks.t1.input.output"
     status, body = api.post_yaml("/v2/workflows/validate", BROKEN_YAML)
     assert status == 200 and body["valid"] is False and "line 7, column 6" in body["error"]
     assert not WorkflowDefinition.objects.exists()
