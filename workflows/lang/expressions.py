@@ -94,10 +94,6 @@ class ExprContext:
     env: dict = field(default_factory=dict)
     global_data: dict | None = None
     limits: Limits = DEFAULT
-    # tasks(state=None, flat=False): the task views of the execution.
-    tasks_lookup: Callable[..., list] = lambda state=None, flat=False: []
-    # What global(name) reads: the execution's context (vars, global publishes).
-    global_data: dict | None = None
 
     def __post_init__(self) -> None:
         if self.global_data is None:
