@@ -12,8 +12,11 @@ import re
 
 import pytest
 
+from tests.engine.helpers import Harness
+from workflows import engine
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate, expression_errors
 from workflows.lang.limits import Limits
+from workflows.lang.spec import parse_definition
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -313,3 +316,125 @@ def test_syntax_errors_keep_their_messages():
         ("[0]", "Parse error: unexpected end of statement"),
         ("[1]", "Jinja syntax error: unexpected 'end of print statement'"),
     ]
+
+
+# --- through the engine (Mistral's engine/test_yaql_functions.py) ----------------
+
+
+def run(text, given=None):
+    """Harness over the workflow, with the input the service would store (defaults applied)."""
+    spec = next(iter(parse_definition(text).values()))
+    values, errors = engine.check_input(spec, given or {})
+    assert not errors
+    h = Harness(text, workflow_input=values)
+    h.start()
+    return h
+
+
+def test_task_function_in_a_workflow():
+    h = run("""
+version: '2.0'
+wf:
+  tasks:
+    task1:
+      description: This is task 1
+      tags: ['t1']
+      action: std.echo output=1
+      publish:
+        name: <% task(task1).name %>
+        description: <% task(task1).spec.description %>
+        tags: <% task(task1).spec.tags %>
+        state: <% task(task1).state %>
+        state_info: <% task(task1).state_info %>
+        res: <% task(task1).result %>
+        own_id: <% task().id %>
+      on-success:
+        - task2
+    task2:
+      action: std.echo output=<% task(task1).result + 1 %>
+      publish:
+        res: <% task(task1).result %>
+        task2_res: <% task(task2).result %>
+        jinja_res: '{{ task("task2").result }}'
+""")
+    assert h.state == "SUCCESS"
+    task1 = h.task("task1")
+    assert task1.published == {"name": "task1", "description": "This is task 1", "tags": ["t1"], "state": "SUCCESS",
+                               "state_info": None, "res": 1, "own_id": task1.id}
+    assert h.task("task2").published == {"res": 1, "task2_res": 2, "jinja_res": 2}
+
+
+def test_task_function_of_a_task_that_did_not_run_is_null_in_the_output():
+    h = run("""
+version: '2.0'
+wf:
+  output:
+    task2: <% task(task2) %>
+    task2bool: <% task(task2) = null %>
+  tasks:
+    task1:
+      action: std.noop
+      on-success:
+        - task2: <% false %>
+    task2:
+      action: std.noop
+""")
+    assert h.state == "SUCCESS" and h.snap.output == {"task2": None, "task2bool": True}
+    assert [t.name for t in h.snap.tasks] == ["task1"]
+
+
+def test_a_field_of_a_task_that_does_not_exist_fails_the_workflow_naming_it():
+    h = run("""
+version: '2.0'
+wf:
+  output:
+    task_name: <% task(non_existing_task).name %>
+  tasks:
+    task1:
+      action: std.noop
+""")
+    assert h.state == "ERROR" and "non_existing_task" in h.snap.state_info
+
+
+def test_execution_tasks_and_uuid_in_a_workflow():
+    h = run("""
+version: '2.0'
+wf:
+  input:
+    - k1
+    - k2: v2_default
+  output:
+    input: <% execution().input %>
+    name: <% execution().name %>
+    done: <% tasks(state => SUCCESS).select($.name) %>
+    id: <% task(task1).result %>
+  tasks:
+    task1:
+      action: std.echo output=<% uuid() %>
+      on-success: task2
+    task2:
+      action: std.noop
+""", {"k1": "v1"})
+    assert h.state == "SUCCESS"
+    out = h.snap.output
+    assert out["input"] == {"k1": "v1", "k2": "v2_default"} and out["name"] == "wf"
+    assert out["done"] == ["task1", "task2"] and UUID.match(out["id"])
+
+
+def test_yaml_dump_and_json_dump_of_published_data():
+    h = run("""
+version: '2.0'
+wf:
+  tasks:
+    task1:
+      publish:
+        data: <% {key1 => foo, key2 => bar} %>
+      on-success: task2
+    task2:
+      publish:
+        yaml_str: <% yaml_dump($.data) %>
+        json_str: <% json_dump($.data) %>
+""")
+    published = h.task("task2").published
+    assert "key1: foo" in published["yaml_str"] and "key2: bar" in published["yaml_str"]
+    assert '"key1": "foo"' in published["json_str"] and '"key2": "bar"' in published["json_str"]
