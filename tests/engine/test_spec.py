@@ -90,7 +90,7 @@ wf:
 
 def test_no_start_task_and_missing_version():
     errs = errors_of("wf:\n  tasks:\n    a: {on-success: [b]}\n    b: {on-success: [a]}\n")
-    assert ("version", "must be '2.0', got None") in errs
+    assert ("version", "'version' is a required property; use '2.0'") in errs
     assert ("wf.tasks", "no start task: every task is the target of a transition") in errs
 
 
@@ -107,7 +107,7 @@ def test_unsupported_mistral_keywords_are_refused_not_ignored():
 
 def test_jinja_syntax_errors_are_found():
     errs = errors_of("version: '2.0'\nwf:\n  output: {a: '{{ _.x + }}'}\n  tasks:\n    t: {action: std.noop}\n")
-    assert errs[0][0] == "wf.output" and "Jinja syntax error" in errs[0][1]
+    assert errs[0][0] == "wf.output.a" and "Jinja syntax error" in errs[0][1]
 
 
 def test_schema_errors_do_not_hide_the_graph_errors_of_the_same_workflow():
