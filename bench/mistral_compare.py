@@ -7,6 +7,8 @@ The outcome of each case (workflow state, state_info, output, and each task
 execution in creation order: name, state, state_info, published, result as
 the API's GET /v2/tasks shows it) goes to tests/engine/mistral_cases/
 recorded.json, which tests/engine/test_mistral_cases.py compares with Gust.
+A case with steps (resume, skip, rerun) also keeps, under before_steps, the
+same outcome as it stood before each step.
 
 Refresh the data:
 
@@ -149,7 +151,9 @@ def inner(cases_path: str, out_path: str, only: list[str]) -> int:
                 params["env"] = case["env"]
             wf_ex = self.engine.start_workflow(wf_name, wf_namespace=ns, wf_input=case.get("input") or {}, **params)
             self.wait(wf_ex.id)
+            before = []  # the outcome as it stood before each step
             for step in case.get("steps") or []:
+                before.append(snapshot(wf_ex.id))
                 if "resume" in step:
                     self.engine.resume_workflow(wf_ex.id)
                 elif "skip" in step:
@@ -159,7 +163,10 @@ def inner(cases_path: str, out_path: str, only: list[str]) -> int:
                 else:
                     raise ValueError(f"unknown step {step}")
                 self.wait(wf_ex.id)
-            return snapshot(wf_ex.id)
+            outcome = snapshot(wf_ex.id)
+            if before:
+                outcome["before_steps"] = before
+            return outcome
 
         def test_record(self):
             for case in cases:
