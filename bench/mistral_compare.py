@@ -15,7 +15,7 @@ Refresh the data:
     # once: a virtualenv with Mistral 23 and its test helpers
     /root/.pyenv/versions/3.11.7/bin/python3.11 -m venv /work/mistral-venv
     /work/mistral-venv/bin/pip install 'mistral==23.*' oslotest testtools fixtures
-    # then, from the repository root (any Python 3 with PyYAML starts it):
+    # then, from the repository root (any Python 3 starts it):
     python bench/mistral_compare.py /work/mistral-venv [CASE_NAME ...]
 
 With case names, only those are run again and the others keep their record.
