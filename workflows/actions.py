@@ -84,8 +84,19 @@ class ActionDef:
         return out
 
 
+class ActionRaised(Exception):
+    """An action raised an error rather than returning one: Mistral's
+    executor reports it with the action's class label and execution id."""
+
+    def __init__(self, label: str, msg: str):
+        super().__init__(msg)
+        self.label, self.msg = label, msg
+
+
 def _fail(inp: dict) -> Any:
-    raise ActionFailed(inp.get("error_data") or "Fail action expected exception.")
+    if inp.get("error_data"):
+        raise ActionFailed(inp["error_data"])
+    raise ActionRaised("Fail action", "Fail action expected exception.")
 
 
 _HTTP_PARAMS = (

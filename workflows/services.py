@@ -560,6 +560,12 @@ class _RowStore:
     def all_tasks(self):
         return self._views(self._rows().order_by("seq"))
 
+    def actions_of(self, task_id):
+        rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
+        return [engine.ActionView(id=a.id, name=a.name, state=a.state, output=a.output, state_info=a.state_info,
+                                  is_sync=a.is_sync) for a in rows.only("id", "name", "state", "output", "state_info",
+                                                                       "is_sync")]
+
 
 def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
     return engine.Snapshot(
@@ -572,8 +578,14 @@ def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
         output=execution.output,
         state_info=execution.state_info,
         runtime=execution.runtime or engine.new_runtime(),
-        created_at=execution.created_at.isoformat() if execution.created_at else None,
+        created_at=_mistral_time(execution.created_at),
+        updated_at=_mistral_time(execution.updated_at),
     )
+
+
+def _mistral_time(value) -> str | None:
+    """As Mistral's execution() shows times: ``2026-12-01 12:00:00``."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else None
 
 
 _TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
