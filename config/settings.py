@@ -6,7 +6,8 @@ DATABASE_URL   e.g. postgres://postgres@127.0.0.1:5432/test (default: SQLite fil
 GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
 GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
-GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
+GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL, GUST_METRICS_TOKEN,
+GUST_EXPIRATION_* (the execution expiration policy, below)
 GUST_EGRESS_DENIED_CIDRS, GUST_EGRESS_ALLOWED_CIDRS, GUST_EGRESS_ALLOWED_HOSTS (comma-separated)
 """
 
@@ -111,6 +112,11 @@ if env_bool("GUST_TLS", False):
     SECURE_HSTS_SECONDS = int(os.environ.get("GUST_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GUST_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("GUST_HSTS_PRELOAD", True)
+    # A load balancer probes the processes themselves over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# /metrics (config/metrics.py): a login, an API token, or this bearer token.
+METRICS_TOKEN = os.environ.get("GUST_METRICS_TOKEN", "").strip()
 
 ROOT_URLCONF = "config.urls"
 APPEND_SLASH = False  # /v2/workflows and /v2/workflows/ are both routed explicitly
