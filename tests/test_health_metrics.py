@@ -204,9 +204,12 @@ def test_multiprocess_counters_add_up_across_processes(tmp_path):
         "n = int(sys.argv[1])\n"
         "metrics.on_execution_events(None, events=[TraceEvent('TASK_SUCCEEDED', 'e')] * n)\n"
     )
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "GUST_VAR_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env.pop("DATABASE_URL", None)  # a scratch SQLite file: the counting needs no database of the test's
+    (tmp_path / "metrics").mkdir()
     for n in (2, 5):
         subprocess.run([sys.executable, "-c", code, str(n)], env=env, check=True, timeout=120)
-    got = samples(metrics.render(multiproc_dir=str(tmp_path)).decode())
+    got = samples(metrics.render(multiproc_dir=str(tmp_path / "metrics")).decode())
     assert got[("gust_transitions_total", (("event", "TASK_SUCCEEDED"), ("scope", "task")))] == 7
     assert ("gust_executions", (("state", "SUCCESS"),)) in got
