@@ -262,13 +262,24 @@ GUST.update({
     "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
     "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
 })
+# Retention: the execution expiration policy (workflows/retention.py), as
+# Mistral's [execution_expiration_policy]; evaluated by the tracker process.
+# Minutes for the interval and the age; 0 turns that part off (the default: nothing is deleted).
+GUST["EXPIRATION"] = {
+    "EVALUATION_INTERVAL": os.environ.get("GUST_EXPIRATION_EVALUATION_INTERVAL", "0"),
+    "OLDER_THAN": os.environ.get("GUST_EXPIRATION_OLDER_THAN", "0"),
+    "MAX_FINISHED_EXECUTIONS": os.environ.get("GUST_EXPIRATION_MAX_FINISHED_EXECUTIONS", "0"),
+    "BATCH_SIZE": os.environ.get("GUST_EXPIRATION_BATCH_SIZE", "100"),
+    "IGNORED_STATES": os.environ.get("GUST_EXPIRATION_IGNORED_STATES", ""),
+    "SECONDS_PER_CYCLE": os.environ.get("GUST_EXPIRATION_SECONDS_PER_CYCLE", "1"),
+}
 # The results tracker (seed 001's query_interval and thread_pool_size), read at
 # call time through tracker.conf so override_settings works.
 TRACKER = {
     "QUERY_INTERVAL": float(os.environ.get("GUST_QUERY_INTERVAL", "5.0")),
     "THREAD_POOL_SIZE": int(os.environ.get("GUST_THREAD_POOL_SIZE", "10")),
     # Called once per tracker cycle: approval reminders, escalation and expiry.
-    "PERIODIC": ["approvals.services.sweep"],
+    "PERIODIC": ["approvals.services.sweep", "workflows.retention.periodic"],
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
 if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion

@@ -7,6 +7,6 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self):
         from config import metrics
-        from workflows import signals
+        from workflows import retention, signals  # noqa: F401 -- retention registers its settings check
 
         signals.execution_events.connect(metrics.on_execution_events, dispatch_uid="config.metrics.transitions")
