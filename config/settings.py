@@ -202,7 +202,12 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successful jobs are not stored (Gust keeps every result in its own rows);
+    # storing them cost the monitor a SELECT ... FOR UPDATE of up to save_limit
+    # rows per job (bench/README.md, "Broker throughput"). Failures are stored.
+    "save_limit": int(os.environ.get("GUST_Q_SAVE_LIMIT", "-1")),
+    # Jobs the ORM broker takes per dequeue (one write for all of them).
+    "bulk": int(os.environ.get("GUST_Q_BULK", "5")),
     "poll": 0.1,
     "label": "Gust worker queue",
 }
@@ -210,6 +215,7 @@ if _broker == "redis":
     Q_CLUSTER["redis"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "workflows.queue.GustORM"
 if env_bool("GUST_SYNC_WORKER", False):
     Q_CLUSTER["sync"] = True  # tests: run worker jobs inline
 
@@ -283,6 +289,7 @@ TRACKER = {
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
 if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
+if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F401 -- action runs for broker_bench
 
 # Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
 # tracker's status queries, webhooks), read at call time by workflows.egress.

@@ -43,7 +43,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -52,6 +52,8 @@ from workflows.states import TERMINAL, State
 logger = logging.getLogger("gust.retention")
 
 FINISHED = (State.SUCCESS, State.ERROR, State.CANCELLED)  # Mistral's TERMINAL_STATES for workflows
+UNFINISHED = [s for s in State if s not in FINISHED]
+LIVE = [s for s in State if s not in TERMINAL]  # action executions still going
 MAX_BATCH_SIZE = 10_000
 _ENV = {"EVALUATION_INTERVAL": "GUST_EXPIRATION_EVALUATION_INTERVAL", "OLDER_THAN": "GUST_EXPIRATION_OLDER_THAN",
         "MAX_FINISHED_EXECUTIONS": "GUST_EXPIRATION_MAX_FINISHED_EXECUTIONS", "BATCH_SIZE": "GUST_EXPIRATION_BATCH_SIZE",
@@ -146,13 +148,16 @@ def check_expiration_settings(app_configs=None, **kwargs):
 
 
 def _candidates(pol: Policy):
-    """Finished root executions with nothing under them still going."""
-    unfinished_child = WorkflowExecution.objects.filter(root_execution_id=OuterRef("id")).exclude(state__in=FINISHED)
-    live_action = ActionExecution.objects.filter(workflow_execution_id=OuterRef("id")).exclude(state__in=TERMINAL)
+    """Finished root executions with nothing under them still going. The
+    unfinished executions and live actions are few (and ``state`` is
+    indexed), so each is one uncorrelated subquery, not a lookup per
+    candidate (``root_execution_id`` has no index)."""
+    blocked_by_child = WorkflowExecution.objects.filter(state__in=UNFINISHED, root_execution_id__isnull=False)
+    blocked_by_action = ActionExecution.objects.filter(state__in=LIVE, workflow_execution_id__isnull=False)
     return (
         WorkflowExecution.objects.filter(task_execution_id__isnull=True, state__in=pol.states)
-        .exclude(Exists(unfinished_child))
-        .exclude(Exists(live_action))
+        .exclude(id__in=blocked_by_child.values("root_execution_id"))
+        .exclude(id__in=blocked_by_action.values("workflow_execution_id"))
         .order_by()
     )
 
@@ -211,7 +216,8 @@ def delete_batch(qs, limit: int) -> tuple[int, int, int, int]:
             return 0, 0, 0, 0
         children = list(WorkflowExecution.objects.filter(root_execution_id__in=roots).exclude(id__in=roots)
                         .values_list("id", flat=True))
-        _, deleted = WorkflowExecution.objects.filter(id__in=roots + children).delete()
+        # only("id"): the cascade needs the keys, not the executions' JSON columns.
+        _, deleted = WorkflowExecution.objects.filter(id__in=roots + children).only("id").delete()
     return (len(roots), len(children), deleted.get("workflows.TaskExecution", 0),
             deleted.get("workflows.ActionExecution", 0))
 
