@@ -215,7 +215,7 @@ if _broker == "redis":
     Q_CLUSTER["redis"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["broker_class"] = "workflows.queue.GustORM"
+Q_CLUSTER["broker_class"] = "workflows.queue.gust_broker"  # the ORM broker taking several jobs per write
 if env_bool("GUST_SYNC_WORKER", False):
     Q_CLUSTER["sync"] = True  # tests: run worker jobs inline
 

@@ -22,9 +22,13 @@ def broker(monkeypatch):
     return GustORM(list_key="gust-test-queue")
 
 
-def test_the_settings_use_it_and_do_not_store_successful_jobs():
-    assert settings.Q_CLUSTER["broker_class"] == "workflows.queue.GustORM"
+def test_the_settings_use_it_and_do_not_store_successful_jobs(monkeypatch):
+    from django_q.brokers.redis_broker import Redis
+
+    assert settings.Q_CLUSTER["broker_class"] == "workflows.queue.gust_broker"
     assert isinstance(get_broker(), GustORM)
+    monkeypatch.setattr(Conf, "ORM", None)  # as on GUST_BROKER=redis
+    assert type(get_broker()) is Redis
     assert settings.Q_CLUSTER["save_limit"] < 0  # django-q2: successful jobs are not saved
 
 

@@ -40,8 +40,19 @@ def enqueue(func: str, calls: list[tuple], label: str) -> None:
             async_task(func, *args, broker=b, task_name=f"{label} {args[0]}")
 
 
+def gust_broker(list_key: str = Conf.PREFIX):
+    """``Q_CLUSTER["broker_class"]``: GustORM on the ORM broker, django-q2's
+    Redis broker otherwise (the two that config/settings.py configures),
+    decided by the configuration in force when a broker is made."""
+    if Conf.ORM:
+        return GustORM(list_key=list_key)
+    from django_q.brokers.redis_broker import Redis
+
+    return Redis(list_key=list_key)
+
+
 class GustORM(ORM):
-    """django-q2's ORM broker (``Q_CLUSTER["broker_class"]``), taking up to
+    """django-q2's ORM broker (through ``gust_broker``), taking up to
     ``bulk`` jobs per dequeue in one write transaction instead of a SELECT and
     then one UPDATE per job, each a write of its own. On SQLite every write
     is a turn at the one write lock that the web, worker and tracker
@@ -62,3 +73,8 @@ class GustORM(ORM):
             return tasks
         sleep(Conf.POLL)  # empty queue, spare the CPU (as the ORM broker)
         return None
+
+    def acknowledge(self, task_id):
+        """Delete the finished job in a transaction, for the same queue as the dequeue's."""
+        with transaction.atomic(using=Conf.ORM):
+            return self.get_connection().filter(pk=task_id).delete()
