@@ -14,7 +14,6 @@ twice would show.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,6 @@ import time
 from pathlib import Path
 
 WORKFLOW = "version: '2.0'\n\nbench_io1:\n  tasks:\n    t1:\n      action: std.sleep seconds=0\n"
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 600  # the longest a run may take to drain
 
 
@@ -65,17 +63,9 @@ def wait(jobs: int, timeout: float) -> dict:
 # --- in the parent (no database) ----------------------------------------------------
 
 
-def child(env: dict, *args: str, timeout: float = 900) -> dict:
-    done = subprocess.run([sys.executable, "manage.py", "broker_bench", "--child", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"broker_bench child {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_dir: Path | None = None,
             redis_url: str | None = None) -> dict:
-    from bench import isolation, runcount
+    from bench import children, isolation, runcount
     from bench.procs import GustProcesses, tree_cpu_s
 
     db = isolation.create()
@@ -88,11 +78,8 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
     workers_env = {**env, "GUST_BENCH_RUNS_DIR": str(runs_dir), "GUST_WORKERS": str(workers)}
     started = []
     try:
-        mig = subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env,
-                             capture_output=True, text=True)
-        if mig.returncode:
-            raise RuntimeError(f"migrate failed:\n{mig.stderr[-3000:]}")
-        seeded = child(env, "seed", "--jobs", str(jobs))
+        children.migrate(env)
+        seeded = children.run_child("broker_bench", env, "seed", "--jobs", str(jobs))
         say(f"  {db.describe()}: {jobs} jobs queued in {seeded['seed_s']} s ({broker} broker, "
             f"{clusters} x {workers} workers)")
         procs.env = workers_env
@@ -100,7 +87,7 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
         for i in range(clusters):
             started.append(procs._spawn("worker", [sys.executable, "manage.py", "worker"], log_name=f"worker-{i}"))
         profiler = _profile(started[0].pid, runs_dir, profile_dir, broker) if profile_dir else None
-        waited = child(env, "wait", "--jobs", str(jobs))
+        waited = children.run_child("broker_bench", env, "wait", "--jobs", str(jobs))
         wall = time.time() - t0
         cpu = sum(tree_cpu_s(p.pid) for p in started)
         if profiler:

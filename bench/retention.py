@@ -128,16 +128,8 @@ class Clients:
             t.join(150)
 
 
-def child(env: dict, *args: str, timeout: float = 1800) -> dict:
-    done = subprocess.run([sys.executable, "manage.py", "retention_bench", "--child", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"retention_bench child {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def run(old: int, clients: int, phase_s: float, batch_size: int, say, ids_file: Path | None = None) -> dict:
-    from bench import isolation
+    from bench import children, isolation
     from bench.procs import GustProcesses
 
     db = isolation.create()
@@ -146,11 +138,8 @@ def run(old: int, clients: int, phase_s: float, batch_size: int, say, ids_file: 
     procs.env = env
     crowd = None
     try:
-        mig = subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, capture_output=True,
-                             text=True)
-        if mig.returncode:
-            raise RuntimeError(f"migrate failed:\n{mig.stderr[-3000:]}")
-        seeded = child(env, "seed", "--old", str(old))
+        children.migrate(env)
+        seeded = children.run_child("retention_bench", env, "seed", "--old", str(old))
         say(f"  {db.describe()}: {old} finished executions written in {seeded['seed_s']} s")
         procs.start_web_and_worker()
         procs.start_tracker(query_interval=5.0, pool_size=10, batch_queries=False)
@@ -170,7 +159,8 @@ def run(old: int, clients: int, phase_s: float, batch_size: int, say, ids_file: 
         crowd.phase = "after"
         time.sleep(phase_s)
         crowd.stop()
-        checked = child(env, "verify", "--old", str(old), "--ids-file", _write_ids(db.tmpdir, crowd.ids))
+        checked = children.run_child("retention_bench", env, "verify", "--old", str(old), "--ids-file",
+                                     _write_ids(db.tmpdir, crowd.ids))
     finally:
         if crowd is not None:
             crowd.stop()

@@ -217,3 +217,18 @@ def test_the_command_refuses_bad_options(args, message):
     with pytest.raises(CommandError, match=message.replace("-", r"\-")):
         call_command("expire_executions", *args, stdout=StringIO())
     assert len(ids()) == 1
+
+
+def test_a_sub_workflow_started_during_a_run_is_found_by_the_next_batch():
+    """The first batch saw no sub-workflows anywhere; one created later is still deleted with its root."""
+    first, second = finished(2)
+    subworkflows = retention._SubWorkflows()
+    assert not subworkflows.seen
+    qs = retention._expired(pol(), timezone.now()).filter(id=first.id)
+    assert retention.delete_batch(qs, 10, subworkflows)[:2] == (1, 0)
+    task = TaskExecution.objects.filter(workflow_execution=second).first()
+    WorkflowExecution.objects.create(workflow_id="x", workflow_name="sub", spec={}, state="SUCCESS",
+                                     task_execution_id=task.id, root_execution_id=second.id)
+    qs = retention._expired(pol(), timezone.now()).filter(id=second.id)
+    assert retention.delete_batch(qs, 10, subworkflows)[:2] == (1, 1)
+    assert not ids()

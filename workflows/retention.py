@@ -55,6 +55,8 @@ FINISHED = (State.SUCCESS, State.ERROR, State.CANCELLED)  # Mistral's TERMINAL_S
 UNFINISHED = [s for s in State if s not in FINISHED]
 LIVE = [s for s in State if s not in TERMINAL]  # action executions still going
 MAX_BATCH_SIZE = 10_000
+PAUSE_FACTOR = 1.0  # pause after a batch, as a share of the time the batch held the write lock
+MAX_PAUSE_S = 0.5
 _ENV = {"EVALUATION_INTERVAL": "GUST_EXPIRATION_EVALUATION_INTERVAL", "OLDER_THAN": "GUST_EXPIRATION_OLDER_THAN",
         "MAX_FINISHED_EXECUTIONS": "GUST_EXPIRATION_MAX_FINISHED_EXECUTIONS", "BATCH_SIZE": "GUST_EXPIRATION_BATCH_SIZE",
         "IGNORED_STATES": "GUST_EXPIRATION_IGNORED_STATES", "SECONDS_PER_CYCLE": "GUST_EXPIRATION_SECONDS_PER_CYCLE"}
@@ -204,7 +206,24 @@ class Outcome:
                 f"{self.actions} action execution(s) in {self.batches} batch(es), {self.seconds:.1f} s")
 
 
-def delete_batch(qs, limit: int) -> tuple[int, int, int, int]:
+class _SubWorkflows:
+    """Whether a batch must look for sub-workflow executions: the lookup by
+    ``root_execution_id`` (not indexed) scans the table, so it is skipped
+    while there are none. Known once per run, then only executions created
+    since then (``created_at`` is indexed) can change the answer."""
+
+    def __init__(self):
+        self.since = timezone.now()
+        self.seen = WorkflowExecution.objects.filter(root_execution_id__isnull=False).exists()
+
+    def possible(self) -> bool:
+        if not self.seen:
+            self.seen = WorkflowExecution.objects.filter(root_execution_id__isnull=False,
+                                                         created_at__gte=self.since).exists()
+        return self.seen
+
+
+def delete_batch(qs, limit: int, subworkflows: _SubWorkflows | None = None) -> tuple[int, int, int, int]:
     """One transaction: lock up to ``limit`` candidate roots (skipping rows
     another transaction holds, e.g. a rerun starting), delete them with
     everything under them. Returns (roots, children, tasks, actions)."""
@@ -214,8 +233,10 @@ def delete_batch(qs, limit: int) -> tuple[int, int, int, int]:
         roots = list(qs.values_list("id", flat=True)[:limit])
         if not roots:
             return 0, 0, 0, 0
-        children = list(WorkflowExecution.objects.filter(root_execution_id__in=roots).exclude(id__in=roots)
-                        .values_list("id", flat=True))
+        children = []
+        if subworkflows is None or subworkflows.possible():
+            children = list(WorkflowExecution.objects.filter(root_execution_id__in=roots).exclude(id__in=roots)
+                            .values_list("id", flat=True))
         # only("id"): the cascade needs the keys, not the executions' JSON columns.
         _, deleted = WorkflowExecution.objects.filter(id__in=roots + children).only("id").delete()
     return (len(roots), len(children), deleted.get("workflows.TaskExecution", 0),
@@ -241,6 +262,7 @@ def run(pol: Policy | None = None, now=None, dry_run: bool = False, time_budget:
         return out
     start = time.monotonic()
     now = now or timezone.now()
+    subworkflows = None if dry_run else _SubWorkflows()
     for reason in ("older_than", "max_finished_executions"):
         if (reason == "older_than" and pol.older_than < 1) or (reason == "max_finished_executions"
                                                                and pol.max_finished_executions < 1):
@@ -254,8 +276,9 @@ def run(pol: Policy | None = None, now=None, dry_run: bool = False, time_budget:
             _add(out, reason, _count(qs))
             continue
         while True:
+            batch_start = time.monotonic()
             try:
-                got = delete_batch(qs, pol.batch_size)
+                got = delete_batch(qs, pol.batch_size, subworkflows)
             except Exception:  # logged; the next evaluation tries again
                 logger.exception("expiration policy: a batch failed")
                 out.errors += 1
@@ -271,6 +294,10 @@ def run(pol: Policy | None = None, now=None, dry_run: bool = False, time_budget:
             if time_budget is not None and out.seconds >= time_budget:
                 out.depleted = False
                 return out
+            # As long again without the write lock: on SQLite a writer that
+            # ends a transaction and begins the next one at once keeps the
+            # lock from everyone polling for it (the clients' requests).
+            time.sleep(min(time.monotonic() - batch_start, MAX_PAUSE_S) * PAUSE_FACTOR)
         if out.errors:
             break
     out.seconds = time.monotonic() - start

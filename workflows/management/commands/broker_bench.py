@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bench import children
 from bench import broker as bench_broker
 
 RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
@@ -48,11 +49,7 @@ class Command(BaseCommand):
                "command": "python manage.py broker_bench --runs " + opts["runs"] + f" --jobs {opts['jobs']}",
                "ok": all(r["ok"] for r in results), "results": results}
         out = opts["output"] or RESULTS_DIR / f"broker-{started:%Y%m%dT%H%M%SZ}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=2, default=str))
-        out.with_suffix(".md").write_text(markdown(doc))
-        self.stdout.write(markdown(doc))
-        self.stdout.write(f"broker_bench: wrote {out}")
+        children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError("a run lost a job or ran one twice (see the JSON)")
 

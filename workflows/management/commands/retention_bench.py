@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bench import children
 from bench import retention as bench_retention
 
 RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
@@ -47,11 +48,7 @@ class Command(BaseCommand):
                            f"--batch-size {opts['batch_size']} --phase-seconds {opts['phase_seconds']:g}"),
                **res}
         out = opts["output"] or RESULTS_DIR / f"retention-{started:%Y%m%dT%H%M%SZ}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=2, default=str))
-        out.with_suffix(".md").write_text(markdown(doc))
-        self.stdout.write(markdown(doc))
-        self.stdout.write(f"retention_bench: wrote {out}")
+        children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError(f"the check failed: {doc['checked']} errors {doc['client_errors']}")
 
