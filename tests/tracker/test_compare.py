@@ -20,7 +20,7 @@ from bench import compare, querycount
 from bench.compare import Mode
 from bench.outside import OutsideService
 from bench.queries import batch_status
-from tracker.queries import QueryError, QueryResult
+from tracker.queries import QueryError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,9 +21,10 @@ import collections.abc  # noqa: F401  yaql 3.2 uses collections.abc without impo
 import contextvars
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 import yaql
@@ -74,7 +75,7 @@ def _checked(result: Any, limits: Limits) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _yaql_engine(limit_iterators: int, memory_quota: int):
+def _yaql_engine(limit_iterators: int, memory_quota: int) -> Any:
     return factory.YaqlFactory().create(
         options={
             "yaql.convertOutputData": True,
@@ -123,7 +124,7 @@ for _fn, _name in (
 
 
 @lru_cache(maxsize=4096)
-def _yaql_parse(expr: str, limits: Limits = DEFAULT):
+def _yaql_parse(expr: str, limits: Limits = DEFAULT) -> Any:
     return _yaql_engine(limits.yaql_limit_iterators, limits.yaql_memory_quota)(expr)
 
 
@@ -137,7 +138,7 @@ def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
     context["$"] = ctx.data
     context["__gust"] = ctx
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not evaluate YAQL expression [expression={expr.strip()}, error={error}]")
 
     try:
@@ -195,16 +196,16 @@ _JINJA = _GustSandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=4096)
-def _jinja_expression(expr: str):
+def _jinja_expression(expr: str) -> Any:
     return _JINJA.compile_expression(expr.strip(), undefined_to_none=True)
 
 
 @lru_cache(maxsize=4096)
-def _jinja_template(text: str):
+def _jinja_template(text: str) -> Any:
     return _JINJA.from_string(text)
 
 
-def _capped_range(limit: int):
+def _capped_range(limit: int) -> Callable[..., Any]:
     def range_(*args):
         r = range(*args)
         if len(r) > limit:
@@ -239,7 +240,7 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
     except jinja2.TemplateSyntaxError as exc:
         raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not evaluate Jinja expression [expression={expr.strip()}, error={error}]")
 
     try:
@@ -250,7 +251,7 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
         raise fail(exc) from exc
 
 
-def _render_bounded(template, ctx: ExprContext) -> str:
+def _render_bounded(template: Any, ctx: ExprContext) -> str:
     # generate() rather than render(): a loop that emits too much text stops
     # at the size limit instead of after building all of it.
     limit = ctx.limits.field_size_bytes
@@ -269,7 +270,7 @@ def _jinja_render(text: str, ctx: ExprContext) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise ExpressionError(f"Jinja syntax error: {exc.message}") from exc
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not render Jinja template [template={text}, error={error}]")
 
     try:

@@ -101,7 +101,7 @@ class Command(BaseCommand):
         if opts["warmup"] < 0 or opts["threads"] < 1:
             raise CommandError("--warmup must be >= 0 and --threads >= 1")
         repeat = {**DEFAULT_REPEAT, **opts["repeat"]}
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         command = self._command_line(opts)
         try:
             db = isolation.create()

@@ -55,11 +55,13 @@ class Command(BaseCommand):
         parser.add_argument("--delay", type=float, default=None,
                             help=f"seconds from job start to job done (default {d.delay:g}; --quick 0.3)")
         parser.add_argument("--jitter", type=float, default=None,
-                            help="extra U(0, J) seconds per job (default: the mode's QUERY_INTERVAL; callback: delay/2)")
+                            help="extra U(0, J) seconds per job "
+                                 "(default: the mode's QUERY_INTERVAL; callback: delay/2)")
         parser.add_argument("--rate", type=float, default=None,
                             help=f"executions started per second (default {d.rate:g}; --quick 40)")
         parser.add_argument("--modes", nargs="+", default=None,
-                            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] (space or comma separated); "
+                            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] "
+                                 "(space or comma separated); "
                                  "default: " + " ".join(m.name for m in compare.DEFAULT_MODES))
         parser.add_argument("--drop-fraction", type=float, default=None,
                             help=f"hybrid: share of callbacks never sent (default {d.drop_fraction:g})")
@@ -123,7 +125,7 @@ class Command(BaseCommand):
         if opts["child"]:
             return self.handle_child(opts)
         options = self._options(opts)
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         try:
             db = isolation.create()
         except Exception as exc:
