@@ -31,6 +31,7 @@ from bench.compare import Mode, Options
 from bench.procs import ROOT, GustProcesses
 
 FLUSH_WAIT_S = 0.5  # > 2 x querycount.FLUSH_S: every process has written its counts
+PROGRESS_EVERY_S = 10.0  # a line "n/N SUCCESS after t s" while a long wait goes on
 
 
 class CompareFailure(Exception):
@@ -138,6 +139,7 @@ class Driver:
         t0 = time.monotonic()
         pending = list(ids)
         last_tick = 0.0
+        last_report = t0
         while pending:
             still = []
             for chunk in _chunks(pending):
@@ -152,6 +154,9 @@ class Driver:
             self.procs.check_alive()
             if time.monotonic() - t0 > timeout:
                 raise CompareFailure(f"{len(pending)} of {len(ids)} executions not SUCCESS after {timeout:.0f} s")
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                self.say(f"compare:   {len(ids) - len(pending)}/{len(ids)} SUCCESS after {last_report - t0:.0f} s")
             if on_tick and time.monotonic() - last_tick >= 2.0:
                 on_tick()
                 last_tick = time.monotonic()
