@@ -81,6 +81,7 @@
     }
 
     if (view && !view.fitted) apply(); else fit();
+    wrap._relayout = function () { if (view.fitted) fit(); else apply(); }; // on a window resize
 
     wrap.addEventListener("wheel", function (e) {
       e.preventDefault();
@@ -148,4 +149,15 @@
 
   setupAll(document);
   document.addEventListener("gust:live", function (e) { setupAll(e.detail); });
+  // One listener for the page (graphs come and go with live refreshes): the
+  // viewport's width follows the card, so the view box is computed again.
+  var pending = 0;
+  window.addEventListener("resize", function () {
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(function () {
+      document.querySelectorAll("[data-graph].pannable").forEach(function (wrap) {
+        if (wrap._relayout) wrap._relayout();
+      });
+    });
+  });
 })();

@@ -95,6 +95,9 @@ def test_a_large_graph_fits_pans_and_zooms_and_keeps_its_view_across_refreshes(o
     services.save_workflows(WORKFLOWS)
     ex = services.start_execution("wide", {})
     olga = open_as("olga")
+    olga.goto("/workflows/wide/")  # the workflow's own page pans and zooms too (no task panel there)
+    expect(olga.locator(".graph-tools")).to_be_visible()
+    assert float(olga.locator("[data-graph]").get_attribute("data-scale")) < 1
     olga.goto(f"/executions/{ex.id}/")
     wrap = olga.locator("[data-graph]")
     expect(olga.locator(".graph-tools")).to_be_visible()
@@ -136,6 +139,10 @@ def test_a_large_graph_fits_pans_and_zooms_and_keeps_its_view_across_refreshes(o
     wrap.focus()
     olga.keyboard.press("0")
     assert float(wrap.get_attribute("data-scale")) == pytest.approx(fitted, rel=1e-3)
+    # A narrower window fits the graph again, to the narrower card.
+    olga.set_viewport_size({"width": 1120, "height": 900})  # still two columns: a narrower graph card
+    expect(wrap).not_to_have_attribute("data-scale", f"{fitted:.3f}")
+    assert float(wrap.get_attribute("data-scale")) < fitted
 
 
 def test_a_click_on_a_node_or_a_bar_shows_that_task_and_follows_it_live(open_as, people, release):
