@@ -227,19 +227,31 @@ def _inline_value(raw: str) -> Any:
         return raw
 
 
+# The call form Mistral also reads: ``fail(msg='stopped', code=1)``.
+_CALL_FORM = re.compile(r"^([\w.-]+)\s*\((.*)\)$", re.DOTALL)
+_CALL_ARG_RE = re.compile(
+    r"""([\w-]+)=(<%.*?%>|{{.*?}}|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[.*?\]|\{.*?\}|[^\s,]+)""",
+    re.DOTALL,
+)
+
+
 def parse_action_line(line: str) -> tuple[str, dict, str | None]:
-    """Split ``name k=v k2=v2`` into (name, {k: v}, error or None)."""
+    """Split ``name k=v k2=v2`` (or ``name(k=v, k2=v2)``) into (name, {k: v}, error or None)."""
     line = line.strip()
-    name, _, rest = line.partition(" ")
+    call = _CALL_FORM.match(line)
+    if call:
+        name, rest, pattern, separators = call.group(1), call.group(2).strip(), _CALL_ARG_RE, " \t\n,"
+    else:
+        name, _, rest = line.partition(" ")
+        rest, pattern, separators = rest.strip(), _INLINE_RE, " \t\n"
     params: dict = {}
     pos = 0
-    rest = rest.strip()
     while pos < len(rest):
-        m = _INLINE_RE.match(rest, pos)
+        m = pattern.match(rest, pos)
         if not m:
             return name, params, f"can not parse action parameters near '{rest[pos:]}'"
         params[m.group(1)] = _inline_value(m.group(2))
         pos = m.end()
-        while pos < len(rest) and rest[pos].isspace():
+        while pos < len(rest) and rest[pos] in separators:
             pos += 1
     return name, params, None
