@@ -5,7 +5,7 @@ stored."""
 
 import pytest
 
-from workflows import dispatch, services
+from workflows import queue, services
 from workflows.errors import InvalidInput
 from workflows.models import TaskExecution, WorkflowExecution
 
@@ -23,7 +23,7 @@ def steps(settings):
 def continuations(monkeypatch):
     """The continuation jobs handed to the worker queue (not run)."""
     queued = []
-    monkeypatch.setattr(dispatch, "enqueue_continue", queued.append)
+    monkeypatch.setattr(queue, "continue_later", queued.append)
     return queued
 
 

@@ -45,6 +45,10 @@ class ActionDef:
     # An async action that ends itself (an approval's expiry) has no deadline
     # of its own; any other RUNNING action gets one (GUST["ASYNC_ACTION_TIMEOUT"]).
     waits_forever: bool = False
+    # Checks an evaluated input the parameter list can not (pure): the
+    # problems, each a sentence; the action then fails in the step that
+    # started it, before anything outside the engine sees it.
+    validate: Callable[[dict], list[str]] | None = None
 
     @property
     def is_sync(self) -> bool:
@@ -121,19 +125,6 @@ def _is_expression(value: Any) -> bool:
 # gust.http_job starts a job, so it POSTs unless told otherwise.
 _JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS
 
-_APPROVAL_PARAMS = (
-    ("title", REQUIRED),
-    ("description", ""),
-    ("form", None),
-    ("assignees", None),
-    ("groups", None),
-    ("quorum", 1),
-    ("reject_on_first", True),
-    ("expires_in", None),
-    ("on_expiry", "reject"),
-    ("escalate_to", None),
-    ("remind_every", None),
-)
 
 BUILTIN: dict[str, ActionDef] = {
     a.name: a
@@ -186,14 +177,6 @@ BUILTIN: dict[str, ActionDef] = {
             dispatch=True,
         ),
         ActionDef(
-            "gust.approval",
-            "async",
-            _APPROVAL_PARAMS,
-            "Asks people to approve or reject in the browser; the result is "
-            "{approved, data, responses}.",
-            waits_forever=True,  # its expiry and escalation end it
-        ),
-        ActionDef(
             "std.sleep",
             "worker",
             (("seconds", REQUIRED),),
@@ -204,8 +187,26 @@ BUILTIN: dict[str, ActionDef] = {
 }
 
 
+_REGISTERED: dict[str, ActionDef] = {}
+
+
+def register(adef: ActionDef) -> None:
+    """An app adds its own action (from its ``AppConfig.ready()``), so the
+    engine's table names no other app's action. Registering the same name
+    twice with another definition is a bug."""
+    known = BUILTIN.get(adef.name) or _REGISTERED.get(adef.name)
+    if known is not None and known != adef:
+        raise ValueError(f"action {adef.name} is already registered")
+    _REGISTERED[adef.name] = adef
+
+
 def get(name: str) -> ActionDef | None:
-    return BUILTIN.get(name)
+    return BUILTIN.get(name) or _REGISTERED.get(name)
+
+
+def every() -> dict[str, ActionDef]:
+    """The built-in and registered actions by name."""
+    return {**BUILTIN, **_REGISTERED}
 
 
 # --- inline input: ``std.echo output=<% $.x %> delay=1`` ---------------------

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, signals, trace
+from workflows import actions, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -132,7 +132,9 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
         _SPEC_CACHE[key] = spec
         if len(_SPEC_CACHE) > 512:
-            _SPEC_CACHE.popitem(last=False)
+            _SPEC_CACHE.popitem(last=False)  # the least recently used
+    else:
+        _SPEC_CACHE.move_to_end(key)
     return spec
 
 
@@ -200,8 +202,20 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
         current = ActionExecution.objects.get(id=action_id)
         if current.state != State.RUNNING:
             return _repeat_or_conflict(current, state, output)
-        _apply(execution, engine.ActionCompleted(action_id, state, output))
-    return ActionExecution.objects.get(id=action_id)
+        store = _RowStore(execution)
+        store.action_rows[current.id] = current  # read under the lock already
+        _apply(execution, engine.ActionCompleted(action_id, state, output), store=store)
+    return current  # _apply wrote the engine's changes into this row
+
+
+def superseded_by(action_id: str) -> str | None:
+    """The id of a later action execution of the same task (a retry or a
+    rerun made a new one), or None: an older attempt's callback is then gone."""
+    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at").first()
+    if row is None or row[0] is None:
+        return None
+    return (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
+            .order_by("-created_at").values_list("id", flat=True).first())
 
 
 def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:
@@ -310,6 +324,8 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
             reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
             try:
                 with transaction.atomic():
+                    if reason.startswith(_WORKER_LOST) and _rerun_safely(action_id):
+                        continue
                     complete_action(action_id, State.ERROR, reason)
                 failed += 1
             except (Conflict, NotFound):
@@ -322,6 +338,29 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     return OverdueSweep(failed, broken)
 
 
+_WORKER_LOST = "Worker lost"
+
+
+def _rerun_safely(action_id: str) -> bool:
+    """A worker died while running an action of a task with ``safe-rerun:
+    true``: queue it again for another worker instead of failing it, as
+    Mistral re-runs such actions when their executor is lost."""
+    action = ActionExecution.objects.select_for_update().filter(id=action_id, state=State.RUNNING).first()
+    if action is None or action.task_execution_id is None:
+        return False
+    execution = WorkflowExecution.objects.get(id=action.workflow_execution_id)
+    tspec = _spec_for(execution).tasks.get(action.task_name or "")
+    if tspec is None or tspec.policies.safe_rerun is not True:
+        return False
+    now = timezone.now()
+    action.worker_started_at = None
+    action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
+    action.save(update_fields=["worker_started_at", "deadline", "updated_at"])
+    transaction.on_commit(lambda: queue.run_actions([action_id]))
+    logger.warning("worker lost while running %s; safe-rerun: queued again", action_id)
+    return True
+
+
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
     adef = actions.get(name)
@@ -329,7 +368,7 @@ def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> s
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
     if waited_for_worker and started_at is not None:
-        return (f"Worker lost: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
+        return (f"{_WORKER_LOST}: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
                 f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
                 f"if it is safe")
     return f"Deadline passed at {at} without a result, callback or heartbeat; rerun the task if it is safe"
@@ -370,7 +409,7 @@ def continue_execution(execution_id: str) -> None:
     transaction (a worker job, see ``dispatch.continue_execution``). Nothing
     happens when it was paused, cancelled or deleted meanwhile."""
     with transaction.atomic():
-        execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+        execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
         if execution is None or execution.state != State.RUNNING:
             return
         _apply(execution, engine.Continue())
@@ -438,7 +477,9 @@ def delete_execution(execution_id: str) -> None:
 
 
 def _lock_execution(execution_id: str) -> WorkflowExecution:
-    execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+    # The workflow text is read only when this process has not parsed it yet
+    # (_spec_for): for a 5,000-task workflow it is most of the row.
+    execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
     if execution is None:
         raise NotFound("WorkflowExecution", execution_id)
     return execution
@@ -476,13 +517,17 @@ class _RowStore:
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
-        unread = [r.id for r in rows if r.id not in self.task_rows]
+        # Only a RUNNING task has a live action, and only one (IDLE and
+        # WAITING ones have none yet, a delayed one only finished attempts);
+        # the action that completes was read already.
+        known = {a.task_execution_id for a in self.action_rows.values()}
+        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING and r.id not in known]
         for r in rows:
             self.task_rows.setdefault(r.id, r)
         if unread:
             live = ActionExecution.objects.filter(task_execution_id__in=unread).exclude(state__in=list(TERMINAL))
             for a in live:
-                self.action_rows[a.id] = a
+                self.action_rows.setdefault(a.id, a)
         by_task: dict[str, list[ActionExecution]] = {}
         for a in self.action_rows.values():
             by_task.setdefault(a.task_execution_id, []).append(a)
@@ -493,7 +538,8 @@ class _RowStore:
         return found[0] if found else None
 
     def task_of_action(self, action_id):
-        action = ActionExecution.objects.filter(id=action_id, workflow_execution_id=self.execution.id).first()
+        action = self.action_rows.get(action_id) or ActionExecution.objects.filter(
+            id=action_id, workflow_execution_id=self.execution.id).first()
         if action is None or action.task_execution_id is None:
             return None
         self.action_rows[action.id] = action
@@ -635,11 +681,12 @@ def _store_timers(execution, decision: engine.Decision, now) -> None:
                                  due_at=now + timedelta(seconds=cmd.seconds))
 
 
-def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False) -> engine.Decision:
+def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False,
+           store: _RowStore | None = None) -> engine.Decision:
     """Ask the engine and store its decision. Must run inside a transaction
     holding the execution's row lock (``fresh``: created in it, so it has
     no rows to read)."""
-    store = None if fresh else _RowStore(execution)
+    store = None if fresh else (store or _RowStore(execution))
     snap = _snapshot_of(execution)
     try:
         decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store)
@@ -664,16 +711,12 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
-        from workflows import dispatch  # the worker module imports services
-
         ids = list(decision.dispatch)
-        transaction.on_commit(lambda: dispatch.enqueue(ids))
+        transaction.on_commit(lambda: queue.run_actions(ids))
     if decision.more:
-        from workflows import dispatch
-
         # A new transaction, in a worker: the lock is free in between, so other
         # executions progress and a cancel or pause gets in.
-        transaction.on_commit(lambda: dispatch.enqueue_continue(execution.id))
+        transaction.on_commit(lambda: queue.continue_later(execution.id))
     return decision
 
 
@@ -694,7 +737,8 @@ def fire_due_timers(now=None, limit: int = 200) -> int:
                 timer = _claim_timer(timer_id)
                 if timer is None:
                     continue  # another process fired it
-                execution = WorkflowExecution.objects.select_for_update().filter(id=timer.execution_id).first()
+                execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(
+                    id=timer.execution_id).first()
                 timer.delete()
                 if execution is not None and execution.state not in TERMINAL:
                     _apply(execution, engine.TimerFired(timer.task_execution_id, timer.kind))
