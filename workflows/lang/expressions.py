@@ -339,7 +339,7 @@ def _check_binop(operator: str, left: Any, right: Any, limit: int) -> None:
 
 # Mistral's whitespace handling: a block tag's line goes away whole, and the
 # text's last newline is dropped (keep_trailing_newline stays off).
-_JINJA = _GustSandbox(undefined=jinja2.ChainableUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+_JINJA = _GustSandbox(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
 def _jinja_filter(fn: Callable[..., Any], piped_is_data: bool = False) -> Callable[..., Any]:
@@ -361,7 +361,7 @@ for _name, _fn in FUNCTIONS.items():
 
 @lru_cache(maxsize=4096)
 def _jinja_expression(expr: str) -> Any:
-    return _JINJA.compile_expression(expr.strip(), undefined_to_none=True)
+    return _JINJA.compile_expression(expr.strip(), undefined_to_none=False)
 
 
 @lru_cache(maxsize=4096)
@@ -405,8 +405,13 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
     def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not evaluate Jinja expression [expression={expr.strip()}, error={error}]")
 
+    def run():
+        result = compiled(**_jinja_vars(ctx))
+        str(result)  # a StrictUndefined raises when used, as in Mistral: say which name is missing
+        return result
+
     try:
-        return _checked(_bounded(ctx, lambda: compiled(**_jinja_vars(ctx))), ctx.limits)
+        return _checked(_bounded(ctx, run), ctx.limits)
     except OutOfTime:
         raise fail(_out_of_time(ctx.limits)) from None
     except Exception as exc:
@@ -451,20 +456,21 @@ def has_expression(value: Any) -> bool:
 
 
 def _to_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
+    """A value inside text, as Mistral puts it there: Python's ``str()``
+    (``None``, ``{'a': 1}``)."""
+    return value if isinstance(value, str) else str(value)
 
 
 def evaluate_string(text: str, ctx: ExprContext) -> Any:
+    """One expression that is the whole string keeps its result's type;
+    anything around it, a space or a block scalar's newline included, makes
+    the result text, as in Mistral."""
     stripped = text.strip()
-    whole = YAQL_RE.fullmatch(stripped)
-    if whole and stripped.count("<%") == 1:
+    whole = YAQL_RE.fullmatch(text)
+    if whole and text.count("<%") == 1:
         return _yaql_eval(whole.group(1), ctx)
-    whole = JINJA_EXPR_RE.fullmatch(stripped)
-    if whole and stripped.count("{{") == 1 and "{%" not in stripped:
+    whole = JINJA_EXPR_RE.fullmatch(text)
+    if whole and text.count("{{") == 1 and "{%" not in text:
         return _jinja_eval(whole.group(1), ctx)
     if "<%" in text:
         text = YAQL_RE.sub(lambda m: _to_text(_yaql_eval(m.group(1), ctx)), text)
