@@ -62,7 +62,7 @@ class Mode:
         return self.tracking != "callback"
 
     @classmethod
-    def parse(cls, text: str) -> "Mode":
+    def parse(cls, text: str) -> Mode:
         """``callback``, ``poll-0.1-10`` / ``poll-0.1s-x10``, ``hybrid`` (1 s, 10) or ``hybrid-0.5-10``."""
         text = text.strip().lower()
         if text == "callback":
@@ -71,7 +71,9 @@ class Mode:
             return cls("hybrid", 1.0, 10)
         m = re.fullmatch(r"(poll|hybrid)-([0-9]*\.?[0-9]+)s?-x?([0-9]+)", text)
         if not m or float(m.group(2)) <= 0 or int(m.group(3)) < 1:
-            raise ValueError(f"bad mode {text!r}: use callback, poll-<interval s>-<pool>, hybrid or hybrid-<interval>-<pool>")
+            raise ValueError(
+                f"bad mode {text!r}: use callback, poll-<interval s>-<pool>, hybrid or hybrid-<interval>-<pool>"
+            )
         return cls(m.group(1), float(m.group(2)), int(m.group(3)))
 
 
@@ -113,7 +115,7 @@ class Options:
     quick: bool = False
 
     @classmethod
-    def quick_options(cls, **overrides) -> "Options":
+    def quick_options(cls, **overrides) -> Options:
         base = dict(n=20, delay=0.3, rate=40.0, modes=list(QUICK_MODES), idle_tracked=100, idle_seconds=3.0,
                     idle_per_item_seconds=0.0, outstanding=300, sample=10, warmup=4, idle_baseline_seconds=1.0,
                     quick=True)
@@ -185,7 +187,8 @@ def evaluate(result: dict) -> list[dict]:
     if few and many and few["latency_ms"].get("p95") is not None and many["latency_ms"].get("p95") is not None:
         interval_ms = many["query_interval"] * 1000
         limit = round(few["latency_ms"]["p95"] + 0.1 * interval_ms, 1)
-        out.append(_target(f"{many['outstanding']} outstanding: p95 not above the few-outstanding p95 + 10% of QUERY_INTERVAL",
+        goal = f"{many['outstanding']} outstanding: p95 not above the few-outstanding p95 + 10% of QUERY_INTERVAL"
+        out.append(_target(goal,
                            many["latency_ms"]["p95"], limit, many["latency_ms"]["p95"] <= limit, "ms",
                            f"few ({few['outstanding']} outstanding): p95 {few['latency_ms']['p95']} ms"))
     return out
@@ -216,13 +219,15 @@ def summary(result: dict) -> str:
         e = extras.get(key)
         if e:
             lat = e["latency_ms"]
-            rows.append(f"  poll {_num(e['query_interval'])} s, {e['outstanding']:>6} outstanding: p50 {_fmt(lat['p50'])} "
-                        f"p95 {_fmt(lat['p95'])} p99 {_fmt(lat['p99'])} ms; tracker {e['tracker_core'] * 100:.1f}% of a core, "
+            rows.append(f"  poll {_num(e['query_interval'])} s, {e['outstanding']:>6} outstanding: "
+                        f"p50 {_fmt(lat['p50'])} p95 {_fmt(lat['p95'])} p99 {_fmt(lat['p99'])} ms; "
+                        f"tracker {e['tracker_core'] * 100:.1f}% of a core, "
                         f"max lag {_fmt(e.get('max_lag_s'), 2)} s")
     idle = extras.get("idle")
     if idle:
         rows.append(f"  idle tracker, {idle['tracked']} tracked at {_num(idle['query_interval'])} s: "
-                    f"{idle['tracker_core'] * 100:.2f}% of a core ({idle['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
+                    f"{idle['tracker_core'] * 100:.2f}% of a core "
+                    f"({idle['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
                     f"{idle['polls_per_s']:.0f} polls/s")
     per_item = extras.get("idle_per_item")
     if per_item:

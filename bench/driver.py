@@ -20,9 +20,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -31,6 +31,7 @@ from bench.compare import Mode, Options
 from bench.procs import ROOT, GustProcesses
 
 FLUSH_WAIT_S = 0.5  # > 2 x querycount.FLUSH_S: every process has written its counts
+PROGRESS_EVERY_S = 10.0  # a line "n/N SUCCESS after t s" while a long wait goes on
 
 
 class CompareFailure(Exception):
@@ -138,6 +139,7 @@ class Driver:
         t0 = time.monotonic()
         pending = list(ids)
         last_tick = 0.0
+        last_report = t0
         while pending:
             still = []
             for chunk in _chunks(pending):
@@ -152,6 +154,9 @@ class Driver:
             self.procs.check_alive()
             if time.monotonic() - t0 > timeout:
                 raise CompareFailure(f"{len(pending)} of {len(ids)} executions not SUCCESS after {timeout:.0f} s")
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                self.say(f"compare:   {len(ids) - len(pending)}/{len(ids)} SUCCESS after {last_report - t0:.0f} s")
             if on_tick and time.monotonic() - last_tick >= 2.0:
                 on_tick()
                 last_tick = time.monotonic()
@@ -167,7 +172,9 @@ class Driver:
                 return
             self.procs.check_alive()
             if time.monotonic() - t0 > timeout:
-                raise CompareFailure(f"only {got} of {count} '{tag}' jobs reached the outside service in {timeout:.0f} s")
+                raise CompareFailure(
+                    f"only {got} of {count} '{tag}' jobs reached the outside service in {timeout:.0f} s"
+                )
             time.sleep(0.5)
 
     def wait_handed_over(self, timeout: float) -> None:
@@ -321,7 +328,8 @@ class Driver:
         else:
             self.procs.stop_tracker()
         time.sleep(1.0)  # the tracker's start-up CPU (imports, first empty cycle) is not the mode's
-        self.say(f"[{mode.name}] {o.n} executions at {o.rate:g}/s, job delay {o.delay:g} s + U(0, {o.jitter_for(mode):g}) s"
+        self.say(f"[{mode.name}] {o.n} executions at {o.rate:g}/s, "
+                 f"job delay {o.delay:g} s + U(0, {o.jitter_for(mode):g}) s"
                  + (f", QUERY_INTERVAL {mode.interval:g} s, THREAD_POOL_SIZE {mode.pool}" if mode.tracked else "")
                  + (f", grace {o.grace_for(mode):g} s, {o.drop_fraction:.0%} of callbacks dropped"
                     if mode.tracking == "hybrid" else ""))
@@ -337,7 +345,8 @@ class Driver:
         }
         lat = result["latency_ms"]
         self.say(f"[{mode.name}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
-                 f"CPU {result['cpu_s']['total']} s; {result['queries']['per_completion']} SQL statements per completion")
+                 f"CPU {result['cpu_s']['total']} s; "
+                 f"{result['queries']['per_completion']} SQL statements per completion")
         return result
 
     # -- extras ---------------------------------------------------------------------
@@ -384,13 +393,16 @@ class Driver:
         self.say(f"[{key}] {o.sample} finishing poll jobs among {outstanding} outstanding "
                  f"(QUERY_INTERVAL {mode.interval:g} s, batch queries); tracker lag {caught_up['lag_s']} s")
         lags = []
-        measured = self.measure(mode, f"sample-{key}", o.sample, on_tick=lambda: lags.append(self.tracker_stats()["lag_s"]))
+        measured = self.measure(
+            mode, f"sample-{key}", o.sample, on_tick=lambda: lags.append(self.tracker_stats()["lag_s"])
+        )
         end = self.tracker_stats()
         lags.append(end["lag_s"])
         self.procs.stop_tracker()
         lat = measured["latency_ms"]
         core = measured["cpu_s"]["tracker"] / measured["wall_s"] if measured["wall_s"] else 0.0
-        self.say(f"[{key}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; tracker {core * 100:.1f}% of a core")
+        self.say(f"[{key}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
+                 f"tracker {core * 100:.1f}% of a core")
         return {
             "outstanding": outstanding, "sample": o.sample, "query_interval": mode.interval,
             "thread_pool_size": mode.pool, "query_function": "bench.queries.batch_status",
@@ -440,7 +452,8 @@ class Driver:
         extras = {}
         extras["few"] = self.run_sample("few", o.sample)
         created = self.create_background(o.idle_tracked, "idle")
-        extras["idle"] = {**self.measure_idle(o.idle_tracked, o.idle_seconds, batch=True), "create_s": round(created, 1)}
+        idle = self.measure_idle(o.idle_tracked, o.idle_seconds, batch=True)
+        extras["idle"] = {**idle, "create_s": round(created, 1)}
         i = extras["idle"]
         self.say(f"[idle] {o.idle_tracked} tracked at {i['query_interval']:g} s for {i['seconds']:.0f} s: tracker "
                  f"{i['tracker_core'] * 100:.2f}% of a core ({i['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
@@ -449,7 +462,8 @@ class Driver:
             extras["idle_per_item"] = self.measure_idle(o.idle_tracked, o.idle_per_item_seconds, batch=False)
             p = extras["idle_per_item"]
             self.say(f"[idle, GET per item] tracker {p['tracker_core'] * 100:.1f}% of a core, "
-                     f"{p['polls_per_s']:.0f} polls/s of {p['polls_needed_per_s']:.0f} needed, lag {p['lag_after_s']} s")
+                     f"{p['polls_per_s']:.0f} polls/s of {p['polls_needed_per_s']:.0f} needed, "
+                     f"lag {p['lag_after_s']} s")
         more = max(0, o.outstanding - o.idle_tracked)
         created = self.create_background(more, "outstanding")
         extras["many"] = {**self.run_sample("many", o.idle_tracked + more + o.sample), "create_s": round(created, 1)}

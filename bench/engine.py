@@ -94,7 +94,7 @@ def run_loop(n: int = LOOP, window: int = WINDOW, say=print) -> dict:
     times, queries = [], []
     for i in range(n):
         action_id = _running_action(ex.id)
-        _timed(lambda: services.complete_action(action_id, "SUCCESS", {"i": i}), times, queries)
+        _timed(lambda a=action_id, i=i: services.complete_action(a, "SUCCESS", {"i": i}), times, queries)
         if (i + 1) % 1000 == 0:
             say(f"  loop: {i + 1}/{n} events, last {times[-1] * 1000:.2f} ms, {queries[-1]} queries")
     ex.refresh_from_db()
@@ -117,7 +117,7 @@ def run_fan(n: int = FAN, window: int = WINDOW, say=print) -> dict:
     say(f"  fan: {n} tasks started")
     times, queries = [], []
     for i, action_id in enumerate(ids):
-        _timed(lambda: services.complete_action(action_id, "SUCCESS", {"i": i}), times, queries)
+        _timed(lambda a=action_id, i=i: services.complete_action(a, "SUCCESS", {"i": i}), times, queries)
         if (i + 1) % 1000 == 0:
             say(f"  fan: {i + 1}/{n} completions, last {times[-1] * 1000:.2f} ms, {queries[-1]} queries")
     ex.refresh_from_db()

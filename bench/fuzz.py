@@ -22,8 +22,8 @@ import json
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 import yaml
@@ -453,6 +453,7 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
                     schema_errors.append(f"{op_name} {mode}: {exc}"[:300])
                     continue
 
+                # run() is called right below, in the same iteration: the loop variables it reads are current (B023).
                 @settings(max_examples=examples, **FUZZ_SETTINGS)
                 @given(case=strategy)
                 def run(case) -> None:

@@ -115,7 +115,7 @@ class OutsideService:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "OutsideService":
+    def start(self) -> OutsideService:
         self.server = _Server(("127.0.0.1", self.port), _Handler)
         self.server.service = self
         for target, name in ((self.server.serve_forever, "outside-http"), (self._complete_loop, "outside-scheduler")):

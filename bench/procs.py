@@ -231,7 +231,7 @@ class GustProcesses:
     def queries(self) -> dict[str, dict[str, int]]:
         return querycount.read_totals(self.queries_dir)
 
-    def snapshot(self) -> "Snapshot":
+    def snapshot(self) -> Snapshot:
         others = {name: tree_cpu_s(pid) for name, pid in self.bench_pids.items()}
         me = psutil.Process().cpu_times()  # the driver alone: its children are the processes measured
         others["driver"] = me.user + me.system
@@ -254,7 +254,7 @@ class Snapshot:
     bench_cpu: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
 
-    def delta(self, later: "Snapshot") -> dict:
+    def delta(self, later: Snapshot) -> dict:
         """CPU seconds and SQL counts from this snapshot to ``later``, per role.
         A tracker that started after this snapshot counts from zero."""
         cpu = {}
@@ -269,7 +269,8 @@ class Snapshot:
         for role in sorted(roles):
             a, b = self.queries.get(role, {}), later.queries.get(role, {})
             queries[role] = {k: b.get(k, 0) - a.get(k, 0) for k in ("statements", "commits", *querycount.KINDS)}
-        queries["total"] = {k: sum(q[k] for q in queries.values()) for k in ("statements", "commits", *querycount.KINDS)}
+        kinds = ("statements", "commits", *querycount.KINDS)
+        queries["total"] = {k: sum(q[k] for q in queries.values()) for k in kinds}
         seconds = later.t - self.t
         bench = {k: round(max(0.0, later.bench_cpu.get(k, 0.0) - v), 3) for k, v in self.bench_cpu.items()}
         busy = later.machine_busy - self.machine_busy

@@ -36,11 +36,11 @@ import threading
 import time
 import traceback
 from collections import Counter
-from contextlib import contextmanager
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psutil
 import requests
@@ -92,7 +92,7 @@ class Options:
     query_interval: float = 0.5  # the tracker cycle, which runs the overdue sweep
 
     @classmethod
-    def quick_options(cls, **given) -> "Options":
+    def quick_options(cls, **given) -> Options:
         o = cls(quick=True, worker_kill_n=10, backlog_n=16, web_posts=40, sigterm_n=12, stop_all_n=10, completions=100,
                 completion_actions=20, completion_procs=2, parser_examples=150, api_examples=3, action_s=0.5,
                 q_timeout=3, q_retry=4, worker_lease=2.0, worker_redispatch_after=6.0,

@@ -46,7 +46,8 @@ def _details(name: str, out: dict) -> list[str]:
     if name in ("worker_kill9", "queue_backlog", "worker_sigterm", "stop_all", "web_kill9"):
         lines.append(f"States at the bound: {out.get('by_state')}; outside calls {out.get('calls_total')}; "
                      f"never ran {out.get('never_ran')}, result lost {out.get('result_lost')}, "
-                     f"failed 'Worker lost' with the reason (killed mid-call, by design) {out.get('failed_worker_lost', 0)}.")
+                     "failed 'Worker lost' with the reason (killed mid-call, by design) "
+                     f"{out.get('failed_worker_lost', 0)}.")
         if out.get("error_reasons"):
             lines.append("Why actions failed: " + "; ".join(f"{v} x `{k}`" for k, v in out["error_reasons"].items()))
         if out.get("duplicate_calls"):
@@ -87,9 +88,11 @@ def _details(name: str, out: dict) -> list[str]:
             lines.append(f"- crash **{k}** x{v['count']}: `{_short(v['message'], 200)}`; input: "
                          f"`{_short(v['input'], 200)!r}`")
         for c in out.get("over_http") or []:
-            lines.append(f"- the same input over HTTP: `{c['request']}` -> {c['status']}: `{_short(c.get('answer'), 160)}`")
+            lines.append(f"- the same input over HTTP: `{c['request']}` -> {c['status']}: "
+                         f"`{_short(c.get('answer'), 160)}`")
         for f in out.get("http_findings") or []:
-            lines.append(f"- validate answered {f['status']}: `{_short(f['answer'], 200)}` for `{_short(f['input'], 150)!r}`")
+            lines.append(f"- validate answered {f['status']}: `{_short(f['answer'], 200)}` "
+                         f"for `{_short(f['input'], 150)!r}`")
     if name == "fuzz_api":
         lines.append(f"{len(out.get('operations') or {})} operations; "
                      f"{out.get('findings_total')} findings; 5xx by operation {out.get('five_xx_by_operation')}.")

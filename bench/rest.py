@@ -66,7 +66,7 @@ class Counts:
     conc_rounds: int = 3
 
     @classmethod
-    def quick(cls) -> "Counts":
+    def quick(cls) -> Counts:
         return cls(get=20, noop1=3, big=1, async_=2, conc=4, conc_rounds=1)
 
     def as_json(self) -> dict:

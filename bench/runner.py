@@ -18,8 +18,8 @@ import math
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from django.db import connection, connections
 from django.db.models import Count, Q
@@ -252,7 +252,8 @@ def run_conc(opts: Options) -> dict:
         results: list[tuple[str, float] | None] = [None] * threads
         errors: list[str] = []
 
-        def worker(i: int) -> None:
+        # Bound per round: each round joins its threads before the next one makes new lists.
+        def worker(i: int, barrier=barrier, results=results, errors=errors) -> None:
             try:
                 run = make_runner(opts.http)
                 if not opts.http:
@@ -285,7 +286,7 @@ def run_conc(opts: Options) -> dict:
             ids.append(ex_id)
             lat.append(ms)
         say(f"[{name}]   round {r + 1}/{rounds}: {threads} executions in {wall:.3f} s "
-            f"({threads * shape.tasks / wall:.0f} tasks/s), slowest {max(l for _, l in results):.1f} ms")  # type: ignore[misc]
+            f"({threads * shape.tasks / wall:.0f} tasks/s), slowest {max(ms for _, ms in results):.1f} ms")  # type: ignore[misc]
     result = summarize(lat, sum(round_walls), shape.tasks)
     result.update(
         warmup=opts.warmup,

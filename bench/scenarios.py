@@ -17,8 +17,21 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.reliability import (
-    V2_SCHEMA, Ctx, ScenarioFailure, _code_counts, http_outcome, kill9_tree, post_execution, records, running,
-    spawn_worker, states, submit, wait_calls, wait_started, wait_terminal,
+    V2_SCHEMA,
+    Ctx,
+    ScenarioFailure,
+    _code_counts,
+    http_outcome,
+    kill9_tree,
+    post_execution,
+    records,
+    running,
+    spawn_worker,
+    states,
+    submit,
+    wait_calls,
+    wait_started,
+    wait_terminal,
 )
 
 
@@ -33,7 +46,8 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
     (``queue_backlog`` shows what a deeper queue does)."""
     o, say, name = ctx.opts, ctx.say, "worker_kill9"
     with running(ctx, name, pool_workers=4) as procs:
-        say(f"[{name}] {o.worker_kill_n} executions, each call held {o.action_s:g} s; one worker process with 4 pool workers")
+        say(f"[{name}] {o.worker_kill_n} executions, each call held {o.action_s:g} s; "
+            "one worker process with 4 pool workers")
         ids, codes = submit(ctx, procs.url, o.worker_kill_n, {"sleep": o.action_s}, name)
         in_flight = wait_calls(ctx, ids, max(2, o.worker_kill_n // 5), 60)
         killed_at = time.monotonic()
@@ -162,7 +176,7 @@ def scenario_worker_sigterm(ctx: Ctx) -> dict:
     """Three worker processes (2 pool workers each) under load; SIGTERM to one
     while calls are in flight. It should finish those, hand back what it
     prefetched, and exit within WORKER_STOP_TIMEOUT; the other two carry on."""
-    o, say, name = ctx.opts, ctx.say, "worker_sigterm"
+    o, name = ctx.opts, "worker_sigterm"
     with running(ctx, name) as procs:
         extra = [spawn_worker(procs, 2), spawn_worker(procs, 3)]
         try:

@@ -7,7 +7,6 @@ from django.http import HttpResponse, JsonResponse
 from workflows.middleware import API_PREFIXES
 
 
-
 def locked_out(request, original_response=None, credentials=None):
     """429 after too many failed logins for one user name from one address:
     JSON ``{"faultstring"}`` on the API and the Keystone stand-in, a short

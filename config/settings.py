@@ -288,8 +288,8 @@ TRACKER = {
     "PERIODIC": ["approvals.services.sweep", "workflows.retention.periodic"],
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
-if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
-if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F401 -- action runs for broker_bench
+if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401,I001 -- SQL counts for compare_completion
+if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F401,I001 -- action runs for broker_bench
 
 # Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
 # tracker's status queries, webhooks), read at call time by workflows.egress.
@@ -300,7 +300,9 @@ if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F4
 # allows loopback for the samples. Add private ranges (10.0.0.0/8, ...) to the
 # denied ones when workflow authors must not reach the internal network.
 EGRESS = {
-    "DENIED_CIDRS": env_list("GUST_EGRESS_DENIED_CIDRS", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128"),
+    "DENIED_CIDRS": env_list(
+        "GUST_EGRESS_DENIED_CIDRS", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128"
+    ),
     # Allowed even inside a denied range, e.g. 127.0.0.1/32 for a local service.
     "ALLOWED_CIDRS": env_list("GUST_EGRESS_ALLOWED_CIDRS", ""),
     # Host names allowed whatever they resolve to; ".example.com" includes subdomains.

@@ -55,7 +55,9 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     re_path(r"^identity/v3/?$", identity.Version.as_view()),
     path("identity/v3/auth/tokens", identity.Tokens.as_view()),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),
+    path(
+        "accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("approvals/", include("approvals.urls")),
     path("ops/", include("approvals.ops.urls")),

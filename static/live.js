@@ -7,14 +7,24 @@
  * event stream says "change". Without an event stream, when the browser has
  * no EventSource, or when the server says it is busy or the stream keeps
  * failing, the region is refreshed every data-live-poll milliseconds instead.
- * Open <details> stay open across a refresh.
+ * Open <details> stay open across a refresh (those inside an element marked
+ * data-live-skip are copies and do not count). After a swap the event
+ * "gust:live" (detail: the region) lets graph.js, fold.js and execution.js
+ * set up the new HTML.
  */
 (function () {
   "use strict";
 
+  function regionDetails(region) {
+    // Copies shown elsewhere on the page (the task panel, marked data-live-skip) are left out.
+    return Array.prototype.filter.call(region.querySelectorAll("details"), function (d) {
+      return !d.closest("[data-live-skip]");
+    });
+  }
+
   function detailsKeys(region) {
     var keys = [];
-    region.querySelectorAll("details").forEach(function (d, i) {
+    regionDetails(region).forEach(function (d, i) {
       if (d.open) keys.push(d.dataset.key || String(i));
     });
     return keys;
@@ -23,7 +33,7 @@
   function swap(region, html) {
     var open = detailsKeys(region);
     region.innerHTML = html;
-    region.querySelectorAll("details").forEach(function (d, i) {
+    regionDetails(region).forEach(function (d, i) {
       if (open.indexOf(d.dataset.key || String(i)) !== -1) d.open = true;
     });
     region.dataset.liveRefreshes = String((+region.dataset.liveRefreshes || 0) + 1);

@@ -6,6 +6,7 @@ so these tests need no pytest database except the one that checks ``verify``.
 """
 
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -51,6 +52,14 @@ def test_bench_direct_all_scenarios(tmp_path):
     check_result(data, "direct")
     assert "Applying workflows.0001_initial" in out  # migrated its own database
     assert "[fan100] n=2" in out and "bench OK" in out
+    # Progress: each migration numbered and timed, then a line as each scenario starts and ends.
+    steps = re.findall(r"Applying \S+\.\.\. \[(\d+)/(\d+)\] OK \([\d.]+ s, [\d.]+ s in all\)", out)
+    assert steps and [int(i) for i, _ in steps] == list(range(1, len(steps) + 1))
+    assert {int(n) for _, n in steps} == {len(steps)}
+    assert f"Applied {len(steps)} migrations in" in out
+    for i, name in enumerate(ALL, 1):
+        assert f"bench: scenario {i}/{len(ALL)} {name} (2 {'rounds' if name == 'conc' else 'executions'})" in out
+        assert re.search(rf"bench: scenario {i}/{len(ALL)} {name} done in [\d.]+ s \([\d.]+ s since the first\)", out)
 
 
 def test_bench_http_all_scenarios(tmp_path):

@@ -137,13 +137,52 @@ def test_execution_page_shows_tasks_states_and_graph(client, workflows):
     tasks = dict(re.findall(r"<strong>(\w+)</strong>.*?badge badge-(\w+)", html, re.S))
     assert tasks == {"prepare": "success", "wait_here": "running"}
     # Graph nodes take the state of the task's latest execution; 'after' has none yet.
-    assert re.search(r'class="node state-success">\s*<title>prepare', html)
-    assert re.search(r'class="node state-running">\s*<title>wait_here', html)
-    assert re.search(r'class="node state-none">\s*<title>after', html)
+    assert re.search(r'class="node state-success" data-task="prepare">\s*<title>prepare', html)
+    assert re.search(r'class="node state-running" data-task="wait_here">\s*<title>wait_here', html)
+    assert re.search(r'class="node state-none" data-task="after">\s*<title>after', html)
     assert "std.async_noop" in html and "&quot;prepared&quot;: &quot;alice&quot;" in html
     assert "&quot;who&quot;: &quot;alice&quot;" in html  # input, pretty printed
     # Anonymous visitors see the state but no operator buttons.
     assert 'name="state"' not in html and "Log in to operate" in html
+
+
+def timeline_bars(html: str) -> list[dict]:
+    """The timeline's bars in page order: kind (task/action), label, classes, left and width (per cent)."""
+    rows = re.findall(
+        r'<div class="tl-row tl-(task|action)" data-task="([^"]+)">\s*<div class="tl-label" title="([^"]*)">.*?'
+        r'<a class="tl-bar ([^"]+)"[^>]*style="left:([\d.]+)%;width:([\d.]+)%"',
+        html,
+        re.S,
+    )
+    return [{"kind": k, "task": t, "label": lb, "classes": c.split(), "left": float(x), "width": float(w)}
+            for k, t, lb, c, x, w in rows]
+
+
+def test_the_timeline_draws_each_task_and_action_and_a_running_one_up_to_now(client, workflows):
+    ex = running()
+    html = client.get(f"/executions/{ex.id}/").content.decode()
+    bars = timeline_bars(html)
+    assert [(b["kind"], b["task"], b["label"]) for b in bars] == [
+        ("task", "prepare", "prepare"), ("action", "prepare", "std.echo"),
+        ("task", "wait_here", "wait_here"), ("action", "wait_here", "std.async_noop"),
+    ]
+    by_label = {b["label"]: b for b in bars}
+    assert "state-success" in by_label["prepare"]["classes"] and "tl-running" not in by_label["prepare"]["classes"]
+    # Still running: drawn to the moment of the page, which is the chart's right-hand end.
+    waiting = by_label["std.async_noop"]
+    assert "state-running" in waiting["classes"] and "tl-running" in waiting["classes"]
+    assert waiting["left"] + waiting["width"] == pytest.approx(100, abs=0.01)
+    assert all(0 <= b["left"] and b["left"] + b["width"] <= 100.001 for b in bars)
+    assert "so far" in html.split('id="timeline"')[0].rsplit("<h2>", 1)[1]
+
+
+def test_a_finished_execution_has_a_closed_timeline(client, workflows):
+    ex = finished()
+    html = client.get(f"/executions/{ex.id}/").content.decode()
+    bars = timeline_bars(html)
+    assert bars and not any("tl-running" in b["classes"] for b in bars)
+    assert all("state-success" in b["classes"] for b in bars)
+    assert 'class="tl-tick"' in html and ">0</span>" in html  # the axis starts at the execution's start
 
 
 def test_an_operator_sees_the_moves_that_apply(operator, workflows):

@@ -20,7 +20,9 @@ class WebhookForm(forms.ModelForm):
     def clean_events(self):
         events = self.cleaned_data["events"] or []
         if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
-            raise forms.ValidationError('A JSON list of event names, e.g. ["WORKFLOW_SUCCEEDED", "TASK_FAILED"]; [] = all.')
+            raise forms.ValidationError(
+                'A JSON list of event names, e.g. ["WORKFLOW_SUCCEEDED", "TASK_FAILED"]; [] = all.'
+            )
         return events
 
 

@@ -20,7 +20,11 @@ class TrackerConfig(AppConfig):
         signals.action_finished.connect(services.on_action_finished, dispatch_uid="tracker.untrack_finished_action")
 
         # The webhook notifier: trace events become outbox rows in the same transaction.
-        signals.execution_events.connect(receivers.on_execution_events, dispatch_uid="tracker.notifier.execution_events")
+        signals.execution_events.connect(
+            receivers.on_execution_events, dispatch_uid="tracker.notifier.execution_events"
+        )
         # A webhook added or removed in this process counts at once (see notifier._active_webhooks).
         post_save.connect(receivers.on_webhook_changed, sender=Webhook, dispatch_uid="tracker.notifier.webhook_saved")
-        post_delete.connect(receivers.on_webhook_changed, sender=Webhook, dispatch_uid="tracker.notifier.webhook_deleted")
+        post_delete.connect(
+            receivers.on_webhook_changed, sender=Webhook, dispatch_uid="tracker.notifier.webhook_deleted"
+        )

@@ -62,7 +62,8 @@ class TrackerProcess(models.Model):
     completions = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
     periodic_errors = models.PositiveBigIntegerField(
-        default=0, help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
+        default=0,
+        help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

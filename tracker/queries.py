@@ -8,8 +8,9 @@ mapping to the Tracker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -30,7 +31,7 @@ class QueryResult:
     output: Any = None
 
     @classmethod
-    def running(cls) -> "QueryResult":
+    def running(cls) -> QueryResult:
         return cls(False)
 
 

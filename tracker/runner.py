@@ -20,9 +20,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Callable
 
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Min, Q
@@ -171,7 +171,9 @@ class Tracker:
             claimed_by=None, claimed_until=None, last_query_at=now, queries=F("queries") + 1,
             next_query_at=now + timedelta(seconds=backoff), errors=errors, last_error=str(error)[:2000],
         )
-        logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, errors, backoff, error)
+        logger.warning(
+            "query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, errors, backoff, error
+        )
         return "errors"
 
     def _run_periodic(self) -> None:

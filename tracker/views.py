@@ -60,7 +60,8 @@ def compare(request):
         latency_chart=latency_chart(modes),
         cpu_chart=stacked_chart(modes, lambda m, role: (m.get("cpu_s") or {}).get(role, 0.0), "CPU seconds", "s"),
         sql_chart=stacked_chart(
-            modes, lambda m, role: ((m.get("queries") or {}).get("by_role") or {}).get(role, {}).get("per_completion", 0.0),
+            modes,
+            lambda m, role: ((m.get("queries") or {}).get("by_role") or {}).get(role, {}).get("per_completion", 0.0),
             "SQL statements per completion", ""),
         extras=_percentages(result.get("extras") or {}),
         targets=result.get("targets") or [],
@@ -176,7 +177,8 @@ def stacked_chart(modes: list[dict], value, title: str, unit: str) -> dict:
                 continue
             h = v * scale
             base -= h
-            segments.append({"y": round(base, 1), "h": round(h, 1), "color": color, "label": f"{m['name']} {role}: {v:g}{unit}"})
+            label = f"{m['name']} {role}: {v:g}{unit}"
+            segments.append({"y": round(base, 1), "h": round(h, 1), "color": color, "label": label})
         bars.append({"x": round(x, 1), "w": bar_w, "segments": segments, "label_x": round(x + bar_w / 2, 1),
                      "name": m["name"], "total": round(totals[i], 2), "total_y": round(base - 4, 1)})
     return {"empty": False, "title": title, "width": width, "height": CHART_H, "left": LEFT, "right": width - RIGHT,

@@ -21,6 +21,10 @@ coordinate and SVG path is computed here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workflows.lang.spec import WorkflowSpec
 
 NODE_W = 136
 NODE_H = 34
@@ -96,7 +100,7 @@ class Layout:
         return replace(self, nodes=nodes)
 
 
-def _collect(spec) -> tuple[list[str], dict[str, str], list[tuple[str, str, str, list[str]]]]:
+def _collect(spec: WorkflowSpec) -> tuple[list[str], dict[str, str], list[tuple[str, str, str, list[str]]]]:
     """Node ids in definition order, their display names, and the deduplicated edges."""
     order = list(spec.tasks)
     names = {n: n for n in order}
@@ -164,7 +168,7 @@ def _layers(order: list[str], succ: dict[str, list[str]], back: set) -> dict[str
     return layer
 
 
-def _order_layers(order, layer, preds) -> list[list[str]]:
+def _order_layers(order: list[str], layer: dict[str, int], preds: dict[str, list[str]]) -> list[list[str]]:
     """Group by layer and sort each by the mean position of its predecessors."""
     index = {n: i for i, n in enumerate(order)}
     rows: list[list[str]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
@@ -187,7 +191,7 @@ def _fmt(x: float, y: float) -> str:
     return f"{round(x, 1):g},{round(y, 1):g}"
 
 
-def _curve(p0, p1) -> str:
+def _curve(p0: tuple[float, float], p1: tuple[float, float]) -> str:
     """A vertical S-curve from p0 down to p1 (the usual layer-to-layer edge)."""
     dy = max((p1[1] - p0[1]) / 2, 16)
     return f"C{_fmt(p0[0], p0[1] + dy)} {_fmt(p1[0], p1[1] - dy)} {_fmt(*p1)}"
@@ -232,7 +236,7 @@ def _edge_path(a: Node, b: Node, back: bool, offset: int, bands: list[_Band]) ->
     return " ".join(parts)
 
 
-def layout(spec, max_per_row: int = MAX_PER_ROW) -> Layout:
+def layout(spec: WorkflowSpec, max_per_row: int = MAX_PER_ROW) -> Layout:
     """Compute node positions and edge paths for a ``WorkflowSpec``."""
     order, names, raw_edges = _collect(spec)
     succ: dict[str, list[str]] = {n: [] for n in order}

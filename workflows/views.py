@@ -27,7 +27,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import graph, live, services
+from workflows import graph, live, services, timeline
 from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
@@ -183,6 +183,35 @@ def _task_rows(execution: WorkflowExecution) -> list[dict]:
     return rows
 
 
+def _task_spans(rows: list[dict]) -> list[timeline.Span]:
+    """Timeline bars: each task execution, then its action executions under it.
+
+    A task's bar starts when it started (when it was created, for one that
+    waits on a join and has not started); an action's when it was created
+    (dispatched). An action has no finish stamp: a finished one ended at its
+    last update. Anything not finished is drawn to now.
+    """
+    spans = []
+    for row in rows:
+        t = row["task"]
+        done = t.finished_at or (t.updated_at if t.state in TERMINAL else None)
+        spans.append(timeline.Span(t.id, t.name, t.name, t.state, t.started_at or t.created_at, done))
+        for a in row["actions"]:
+            act = a["action"]
+            end = act.updated_at if act.state in TERMINAL else None
+            spans.append(timeline.Span(act.id, t.name, act.name, act.state, act.created_at, end, kind="action"))
+    return spans
+
+
+def _timeline_for(execution: WorkflowExecution, rows: list[dict]) -> dict:
+    """The chart and, per bar, its duration as the task table writes it (for the tooltip)."""
+    end = execution.updated_at if execution.state in TERMINAL else None
+    chart = timeline.build(_task_spans(rows), timezone.now(), start=execution.created_at, end=end)
+    bars = [{"row": r, "duration": format_duration(timedelta(seconds=r.seconds))} for r in chart.rows]
+    total = format_duration(timedelta(seconds=chart.seconds)) if chart.rows else ""
+    return {"chart": chart, "bars": bars, "total": total, "running": end is None}
+
+
 def _available_moves(state: str) -> list[tuple[str, str]]:
     """(target state, button label) for the moves the engine accepts now."""
     moves = []
@@ -222,6 +251,7 @@ def execution_detail(request, execution_id: str):
         "params": pretty_json(execution.params),
         "tasks": tasks,
         "layout": layout,
+        "timeline": _timeline_for(execution, tasks),
         "workflow_exists": WorkflowDefinition.objects.filter(
             name=execution.workflow_name, namespace=execution.workflow_namespace
         ).exists(),

@@ -11,7 +11,6 @@ from approvals.params import InvalidParams, parse
 
 from .conftest import FORM
 
-
 # --- inputs of gust.approval -------------------------------------------------------
 
 

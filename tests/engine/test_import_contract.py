@@ -1,4 +1,4 @@
-"""The pure core (language, engine, states, action table, graph layout) has
+"""The pure core (language, engine, states, action table, graph and timeline layout) has
 no Django in it, so its tests run in milliseconds and it can be reasoned
 about alone. This test is the contract: a new import of Django, of the ORM
 or of a Django-side Gust module into the core fails CI."""
@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ["workflows/engine.py", "workflows/policies.py", "workflows/states.py", "workflows/actions.py", "workflows/graph.py",
+        "workflows/timeline.py",
         *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "workflows/lang").glob("*.py"))]
 PURE_MODULES = {p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in PURE}
 FORBIDDEN_TOP = {"django", "rest_framework", "django_q", "drf_spectacular", "tracker", "approvals", "bench", "config"}

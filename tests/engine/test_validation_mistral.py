@@ -156,7 +156,7 @@ def test_names_mistral_accepts(name):
 def test_task_names_with_punctuation_are_accepted():
     # Mistral's test_task_name
     names = ["task1", "t2-task", "t3.task", "t4,task", "t5+task", "t6$task", "t7%task", "t8^task"]
-    tasks = {n: {"action": "std.noop", "on-success": [after]} for n, after in zip(names, names[1:])}
+    tasks = {n: {"action": "std.noop", "on-success": [after]} for n, after in zip(names, names[1:], strict=False)}
     tasks[names[-1]] = {"action": "std.noop"}
     assert accepted({"version": "2.0", "workflowname": {"type": "direct", "tasks": tasks}})
 

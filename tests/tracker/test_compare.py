@@ -5,6 +5,7 @@ and one ``--quick`` run end to end with real processes. No timing assertions.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from bench import compare, querycount
 from bench.compare import Mode
 from bench.outside import OutsideService
 from bench.queries import batch_status
-from tracker.queries import QueryError, QueryResult
+from tracker.queries import QueryError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -324,4 +325,11 @@ def test_a_quick_run_measures_every_mode_with_real_processes(tmp_path):
     assert extras["few"]["completed"] == extras["many"]["completed"] == 10
     assert extras["many"]["outstanding"] == 310
     assert {t["met"] for t in data["targets"]} <= {True, False} and len(data["targets"]) >= 4
-    assert "compare_completion (" in stdout.read_text()
+    text = stdout.read_text()
+    assert "compare_completion (" in text
+    # Progress: the throwaway database's migrations numbered, then one line per mode and for the extras.
+    assert re.search(r"Applying \S+\.\.\. \[1/\d+\] OK \(", text) and re.search(r"Applied \d+ migrations in", text)
+    for i, name in enumerate(["callback", "poll-0.1s-x10", "hybrid-0.2s-x10"], 1):
+        assert f"compare: mode {i}/3 {name} (20 executions)" in text
+        assert re.search(rf"compare: mode {i}/3 {re.escape(name)} done in [\d.]+ s \([\d.]+ s since the first\)", text)
+    assert re.search(r"compare: extras done in [\d.]+ s", text)

@@ -9,7 +9,7 @@ import json
 import logging
 import socket
 import threading
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -264,7 +264,7 @@ def test_publish_sends_an_event_of_another_app(webhook_server, caplog, django_ca
         ex = services.start_execution("waiting")
     assert webhook_server.requests == []  # no subscription to trace events
 
-    due = datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt_timezone.utc)
+    due = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         with transaction.atomic():
             (delivery_id,) = notifier.publish("APPROVAL_CREATED", {"approval_id": 7, "due": due}, execution_id=ex.id)

@@ -11,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from tracker import services as tracker_services
 from tracker.models import TrackedAction, TrackerProcess
 from tracker.queries import QueryResult, http_status
 from tracker.runner import Tracker
@@ -281,7 +280,7 @@ def test_an_overdue_action_whose_failing_raises_does_not_stop_the_sweep(
     services.save_workflows("version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n")
     with django_capture_on_commit_callbacks(execute=False):  # their worker jobs are lost
         actions = [ActionExecution.objects.get(workflow_execution=services.start_execution("lost")) for _ in range(3)]
-    for minutes, action in zip((30, 20, 10), actions):  # the broken one is the oldest, swept first
+    for minutes, action in zip((30, 20, 10), actions, strict=True):  # the broken one is the oldest, swept first
         ActionExecution.objects.filter(id=action.id).update(deadline=timezone.now() - timedelta(minutes=minutes))
     broken = actions[0]
     real_complete = services.complete_action

@@ -80,6 +80,7 @@ class Tokens(APIView):
         user, method = _user_from(request._request, auth.get("identity") or {})
         token, _ = Token.objects.get_or_create(user=user)
         now = timezone.now()
+        role = "admin" if user.is_superuser else "member"
         body = {
             "methods": [method],
             "user": {"id": str(user.pk), "name": user.get_username(), "domain": PROJECT["domain"],
@@ -87,7 +88,7 @@ class Tokens(APIView):
             "audit_ids": [token.key[:8]],
             "issued_at": now.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "expires_at": (now + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-            "roles": [{"id": "admin" if user.is_superuser else "member", "name": "admin" if user.is_superuser else "member"}],
+            "roles": [{"id": role, "name": role}],
         }
         if auth.get("scope"):
             v2 = request.build_absolute_uri("/v2")

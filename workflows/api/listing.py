@@ -117,7 +117,7 @@ def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[
         if extra not in keys:
             keys.append(extra)
             dirs.append(dirs[0] if dirs else "asc")
-    qs = qs.order_by(*[_order(qs.model, k, d == "desc") for k, d in zip(keys, dirs)])
+    qs = qs.order_by(*[_order(qs.model, k, d == "desc") for k, d in zip(keys, dirs, strict=True)])
 
     marker = params.get("marker")
     if marker:
@@ -126,7 +126,7 @@ def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[
             raise NotFound(qs.model.__name__, marker, key="marker")
         after = Q(pk__in=[])
         equal_so_far = Q()
-        for k, d in zip(keys, dirs):
+        for k, d in zip(keys, dirs, strict=True):
             step_after, step_equal = _after(k, d == "desc", row[k])
             after |= equal_so_far & step_after
             equal_so_far &= step_equal

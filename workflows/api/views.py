@@ -238,7 +238,10 @@ class TaskDetail(APIView):
         target = data.get("state")
         if target == State.RUNNING and data.get("reset") is False:
             raise InvalidInput("Only with-items task has the option to not reset.")
-        fixes = {State.RUNNING: (ops.rerun_task, services.rerun_task), State.SKIPPED: (ops.skip_task, services.skip_task)}
+        fixes = {
+            State.RUNNING: (ops.rerun_task, services.rerun_task),
+            State.SKIPPED: (ops.skip_task, services.skip_task),
+        }
         if target not in fixes:
             raise InvalidInput("Invalid task state. Only updating task to rerun or skip is supported.")
         audited, plain = fixes[target]

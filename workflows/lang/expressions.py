@@ -31,9 +31,10 @@ import functools
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 import yaml
@@ -156,11 +157,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _task(ctx: ExprContext, task_name: str | None = None):
+def _task(ctx: ExprContext, task_name: str | None = None) -> Any:
     return ctx.task_lookup(task_name)
 
 
-def _tasks(ctx: ExprContext, workflow_execution_id=None, recursive=False, state=None, flat=False):
+def _tasks(ctx: ExprContext, workflow_execution_id: Any = None, recursive: Any = False, state: Any = None,
+           flat: Any = False) -> Any:
     # Gust reads the tasks of the execution being evaluated; another id (Mistral
     # would query it) has none here. ``recursive`` adds nothing until
     # sub-workflows exist.
@@ -169,46 +171,46 @@ def _tasks(ctx: ExprContext, workflow_execution_id=None, recursive=False, state=
     return ctx.tasks_lookup(state, bool(flat))
 
 
-def _execution(ctx: ExprContext):
+def _execution(ctx: ExprContext) -> Any:
     return ctx.execution
 
 
-def _executions(ctx: ExprContext, *args, **kwargs):
+def _executions(ctx: ExprContext, *args: Any, **kwargs: Any) -> Any:
     raise ExpressionError("executions() is not available in Gust: an execution reads only its own data")
 
 
-def _env(ctx: ExprContext):
+def _env(ctx: ExprContext) -> Any:
     return ctx.env
 
 
-def _uuid(ctx: ExprContext = None):
+def _uuid(ctx: ExprContext | None = None) -> str:
     return str(uuid.uuid4())
 
 
-def _global(ctx: ExprContext, var_name: str):
-    return ctx.global_data.get(var_name)
+def _global(ctx: ExprContext, var_name: str) -> Any:
+    return (ctx.global_data or {}).get(var_name)  # never None after __post_init__
 
 
-def _json_dump(ctx: ExprContext, data):
+def _json_dump(ctx: ExprContext, data: Any) -> str:
     return json.dumps(_plain(data), indent=4)
 
 
-def _json_pp(ctx: ExprContext, data=None):
+def _json_pp(ctx: ExprContext, data: Any = None) -> str:
     """Mistral's json_pp (removed from Mistral in 2026, kept here for older
     workflows): json_dump with newlines inside strings shown as newlines."""
     shown = ctx.data if data is None else data
     return json.dumps(_plain(shown), indent=4).replace("\\n", "\n").replace(" \n", "\n")
 
 
-def _json_parse(ctx: ExprContext, data):
+def _json_parse(ctx: ExprContext, data: Any) -> Any:
     return json.loads(data)
 
 
-def _yaml_dump(ctx: ExprContext, data):
+def _yaml_dump(ctx: ExprContext, data: Any) -> str:
     return yaml.dump(_plain(data), Dumper=_YamlDumper, default_flow_style=False)
 
 
-def _yaml_parse(ctx: ExprContext, data):
+def _yaml_parse(ctx: ExprContext, data: Any) -> Any:
     return yaml.load(data, Loader=_YamlLoader)
 
 
@@ -232,7 +234,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 @lru_cache(maxsize=8)
-def _yaql_engine(limit_iterators: int, memory_quota: int):
+def _yaql_engine(limit_iterators: int, memory_quota: int) -> Any:
     return factory.YaqlFactory().create(
         options={
             "yaql.convertOutputData": True,
@@ -254,7 +256,7 @@ class _GustContext(yaqltypes.Context):
         return context["__gust"]
 
 
-def _yaql_definition(name: str, fn: Callable[..., Any]):
+def _yaql_definition(name: str, fn: Callable[..., Any]) -> Any:
     return specs.get_function_definition(
         fn, name=name, parameter_type_func=lambda arg: _GustContext() if arg == "ctx" else None
     )
@@ -265,7 +267,7 @@ for _name, _fn in FUNCTIONS.items():
 
 
 @lru_cache(maxsize=4096)
-def _yaql_parse(expr: str, limits: Limits = DEFAULT):
+def _yaql_parse(expr: str, limits: Limits = DEFAULT) -> Any:
     return _yaql_engine(limits.yaql_limit_iterators, limits.yaql_memory_quota)(expr)
 
 
@@ -279,7 +281,7 @@ def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
     context["$"] = ctx.data
     context["__gust"] = ctx
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not evaluate YAQL expression [expression={expr.strip()}, error={error}]")
 
     try:
@@ -296,7 +298,8 @@ def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
 
 # The context of the evaluation in progress, for the sandbox's operator checks
 # and for the filters, which belong to the environment and not to a render.
-_CURRENT: contextvars.ContextVar[ExprContext] = contextvars.ContextVar("gust_expr_ctx", default=ExprContext(data={}))
+# The default is never changed in place (every evaluation sets its own context), so sharing it is safe (B039).
+_CURRENT: contextvars.ContextVar[ExprContext] = contextvars.ContextVar("gust_expr_ctx", default=ExprContext(data={}))  # noqa: B039
 _PRINTF_WIDTH = re.compile(r"%[-+ #0]*(\d+)(?:\.(\d+))?")
 
 
@@ -357,16 +360,16 @@ for _name, _fn in FUNCTIONS.items():
 
 
 @lru_cache(maxsize=4096)
-def _jinja_expression(expr: str):
+def _jinja_expression(expr: str) -> Any:
     return _JINJA.compile_expression(expr.strip(), undefined_to_none=False)
 
 
 @lru_cache(maxsize=4096)
-def _jinja_template(text: str):
+def _jinja_template(text: str) -> Any:
     return _JINJA.from_string(text)
 
 
-def _capped_range(limit: int):
+def _capped_range(limit: int) -> Callable[..., Any]:
     def range_(*args):
         r = range(*args)
         if len(r) > limit:
@@ -399,7 +402,7 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
     except (jinja2.TemplateSyntaxError, *_PARSE_FAILURES) as exc:
         raise ExpressionError(_jinja_parse_failure(exc)) from exc
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not evaluate Jinja expression [expression={expr.strip()}, error={error}]")
 
     def run():
@@ -415,7 +418,7 @@ def _jinja_eval(expr: str, ctx: ExprContext) -> Any:
         raise fail(exc) from exc
 
 
-def _render_bounded(template, ctx: ExprContext) -> str:
+def _render_bounded(template: Any, ctx: ExprContext) -> str:
     # generate() rather than render(): a loop that emits too much text stops
     # at the size limit instead of after building all of it.
     limit = ctx.limits.field_size_bytes
@@ -434,7 +437,7 @@ def _jinja_render(text: str, ctx: ExprContext) -> str:
     except (jinja2.TemplateSyntaxError, *_PARSE_FAILURES) as exc:
         raise ExpressionError(_jinja_parse_failure(exc)) from exc
 
-    def fail(error) -> ExpressionError:
+    def fail(error: Exception | str) -> ExpressionError:
         return ExpressionError(f"Can not render Jinja template [template={text}, error={error}]")
 
     try:
@@ -501,7 +504,7 @@ def _key(key: Any, written: Any) -> Any:
     return key
 
 
-def _yaql_children(node) -> list:
+def _yaql_children(node: Any) -> list:
     if isinstance(node, yaql_nodes.MappingRuleExpression):
         return [node.source, node.destination]
     return list(getattr(node, "args", None) or ())
@@ -524,7 +527,7 @@ def _yaql_unknown(expr: str) -> list[str]:
     return [f"unknown YAQL function '{n}'" for n in dict.fromkeys(reversed(unknown))]
 
 
-def _jinja_unknown(template) -> list[str]:
+def _jinja_unknown(template: Any) -> list[str]:
     """The filters, tests and functions a template uses that exist nowhere:
     Jinja would say so only when it renders, or compiles, that part."""
     errors = [f"unknown Jinja filter '{n.name}'" for n in template.find_all(jinja_nodes.Filter)

@@ -41,7 +41,7 @@ def to_json(value: Any, *, max_depth: int = 100, max_bytes: int | None = None, r
     JSON has no type for, nesting deeper than ``max_depth``, or (TooLarge) an
     approximate JSON size over ``max_bytes``. Messages start with the path
     from ``root`` (``input.items[3]: ...``)."""
-    left = [max_bytes]
+    left = [max_bytes or 0]  # bytes still allowed; unused (spend returns at once) without a limit
 
     def spend(n: int, path: str) -> None:
         if max_bytes is None:

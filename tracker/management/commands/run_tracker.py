@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand
 
 from tracker.runner import Tracker
 from workflows import lifecycle
-from workflows.timers import TimerLoop
 from workflows.startup import ensure_migrated, settle_after_start_up
+from workflows.timers import TimerLoop
 
 logger = logging.getLogger("gust.tracker")
 

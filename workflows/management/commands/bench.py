@@ -101,7 +101,7 @@ class Command(BaseCommand):
         if opts["warmup"] < 0 or opts["threads"] < 1:
             raise CommandError("--warmup must be >= 0 and --threads >= 1")
         repeat = {**DEFAULT_REPEAT, **opts["repeat"]}
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         command = self._command_line(opts)
         try:
             db = isolation.create()
@@ -238,11 +238,7 @@ class Command(BaseCommand):
             "failures": failures,
         }
         try:
-            say(f"bench: migrating {connection.vendor} database {db_name}")
-            t0 = time.perf_counter()
-            # The raw streams: a second OutputWrapper would end "Applying x..." with a newline.
-            call_command("migrate", interactive=False, verbosity=1, stdout=self.stdout._out, stderr=self.stderr._out)
-            say(f"bench: migrated in {time.perf_counter() - t0:.1f} s")
+            migrate_throwaway(self, "bench", connection.vendor, db_name)
             result["machine"] = _machine_info(connection)
             result["database"].update(_db_info(connection))
             result["settings"] = _settings_info(connection)
@@ -257,7 +253,11 @@ class Command(BaseCommand):
                 import cProfile
 
                 profiler = cProfile.Profile()
-            for name in opts["scenarios"]:
+            started = time.perf_counter()
+            for i, name in enumerate(opts["scenarios"], 1):
+                say(f"bench: scenario {i}/{len(opts['scenarios'])} {name} "
+                    f"({options.repeat[name]} {'rounds' if name == 'conc' else 'executions'})")
+                t0 = time.perf_counter()
                 try:
                     if profiler:
                         profiler.enable()
@@ -268,6 +268,7 @@ class Command(BaseCommand):
                 finally:
                     if profiler:
                         profiler.disable()
+                    say(step_done("bench", f"scenario {i}/{len(opts['scenarios'])} {name}", t0, started))
             if profiler:
                 profiler.dump_stats(str(opts["profile"]))
                 say(f"bench: cProfile written to {opts['profile']}")
@@ -280,6 +281,21 @@ class Command(BaseCommand):
             opts["child"].write_text(json.dumps(result, indent=2) + "\n")
         if failures:
             raise CommandError("; ".join(failures))
+
+
+def migrate_throwaway(command: BaseCommand, prefix: str, vendor: str, db_name: str) -> None:
+    """Migrate the throwaway database, with the migrate command's numbered, timed steps in the output."""
+    command.stdout.write(f"{prefix}: migrating {vendor} database {db_name}")
+    t0 = time.perf_counter()
+    # The raw streams: a second OutputWrapper would end "Applying x..." with a newline.
+    call_command("migrate", interactive=False, verbosity=1, stdout=command.stdout._out, stderr=command.stderr._out)
+    command.stdout.write(f"{prefix}: migrated in {time.perf_counter() - t0:.1f} s")
+
+
+def step_done(prefix: str, what: str, t0: float, started: float) -> str:
+    """``bench: scenario 2/4 seq50 done in 12.3 s (40.1 s since the first)``: one line per long step."""
+    now = time.perf_counter()
+    return f"{prefix}: {what} done in {now - t0:.1f} s ({now - started:.1f} s since the first)"
 
 
 def _machine_info(connection) -> dict:

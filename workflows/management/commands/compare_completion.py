@@ -20,10 +20,10 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import compare, isolation
@@ -55,11 +55,13 @@ class Command(BaseCommand):
         parser.add_argument("--delay", type=float, default=None,
                             help=f"seconds from job start to job done (default {d.delay:g}; --quick 0.3)")
         parser.add_argument("--jitter", type=float, default=None,
-                            help="extra U(0, J) seconds per job (default: the mode's QUERY_INTERVAL; callback: delay/2)")
+                            help="extra U(0, J) seconds per job "
+                                 "(default: the mode's QUERY_INTERVAL; callback: delay/2)")
         parser.add_argument("--rate", type=float, default=None,
                             help=f"executions started per second (default {d.rate:g}; --quick 40)")
         parser.add_argument("--modes", nargs="+", default=None,
-                            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] (space or comma separated); "
+                            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] "
+                                 "(space or comma separated); "
                                  "default: " + " ".join(m.name for m in compare.DEFAULT_MODES))
         parser.add_argument("--drop-fraction", type=float, default=None,
                             help=f"hybrid: share of callbacks never sent (default {d.drop_fraction:g})")
@@ -123,7 +125,7 @@ class Command(BaseCommand):
         if opts["child"]:
             return self.handle_child(opts)
         options = self._options(opts)
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         try:
             db = isolation.create()
         except Exception as exc:
@@ -204,7 +206,13 @@ class Command(BaseCommand):
         from bench.driver import CompareFailure, Driver, Outside
         from bench.procs import WEB_THREADS, WEB_WORKERS, GustProcesses
         from workflows import services
-        from workflows.management.commands.bench import _db_info, _machine_info, _settings_info
+        from workflows.management.commands.bench import (
+            _db_info,
+            _machine_info,
+            _settings_info,
+            migrate_throwaway,
+            step_done,
+        )
 
         say = lambda msg: self.stdout.write(msg)  # noqa: E731
         try:
@@ -224,8 +232,7 @@ class Command(BaseCommand):
         scratch = Path(opts["child"]).parent  # the run's temporary directory: logs and SQL counts
         procs = outside = None
         try:
-            say(f"compare: migrating {connection.vendor} database {db_name}")
-            call_command("migrate", interactive=False, verbosity=0)
+            migrate_throwaway(self, "compare", connection.vendor, db_name)
             result["machine"] = _machine_info(connection)
             result["database"].update(_db_info(connection))
             result["settings"] = _settings_info(connection)
@@ -247,19 +254,26 @@ class Command(BaseCommand):
             driver = Driver(o, procs, outside, say)
             driver.warm_up()
             result["idle_baseline"] = driver.idle_baseline()
-            for mode in o.modes:
+            started = time.perf_counter()
+            for i, mode in enumerate(o.modes, 1):
+                say(f"compare: mode {i}/{len(o.modes)} {mode.name} ({o.n} executions)")
+                t0 = time.perf_counter()
                 try:
                     result["modes"].append(driver.run_mode(mode))
                 except CompareFailure as exc:
                     failures.append(f"{mode.name}: {exc}")
                     say(f"[{mode.name}] FAILED: {exc}")
                     procs.stop_tracker()
+                say(step_done("compare", f"mode {i}/{len(o.modes)} {mode.name}", t0, started))
             if o.extras:
+                say(f"compare: extras (idle tracker with {o.idle_tracked} tracked, {o.outstanding} outstanding)")
+                t0 = time.perf_counter()
                 try:
                     result["extras"] = driver.run_extras()
                 except CompareFailure as exc:
                     failures.append(f"extras: {exc}")
                     say(f"[extras] FAILED: {exc}")
+                say(step_done("compare", "extras", t0, started))
         except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             raise

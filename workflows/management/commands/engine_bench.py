@@ -77,7 +77,7 @@ class Command(BaseCommand):
         return f"Engine per-event cost ({result.get('database', '?')})\n\n" + "\n".join(rows) + "\n"
 
     def _write(self, result: dict, output: Path | None) -> list[Path]:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
         target = output or RESULTS_DIR / f"engine-{stamp}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(result, indent=2))

@@ -72,7 +72,7 @@ class Command(BaseCommand):
             raise CommandError(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
         o = Options.quick_options() if opts["quick"] else Options()
         o.scenarios, o.broker = scenarios, broker
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         try:
             result, rc, tail = reliability.run_parent(o, database, url if url.startswith("postgres") else None,
                                                       opts["keep"], say)

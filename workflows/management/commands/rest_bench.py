@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown scenarios: {', '.join(sorted(unknown))}")
         counts = rest.Counts.quick() if opts["quick"] else rest.Counts()
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         db = isolation.create()
         say = lambda msg: self.stdout.write(msg)  # noqa: E731
         say(f"rest_bench: {db.describe()}")
