@@ -70,8 +70,8 @@ def inner(cases_path: str, out_path: str, only: list[str]) -> int:
     from mistral.tests.unit.engine import base  # isort: skip
     import sqlalchemy
     import yaml
-    from mistral.db.sqlalchemy import base as db_base
     from mistral import exceptions as exc
+    from mistral.db.sqlalchemy import base as db_base
     from mistral.db.v2 import api as db_api
     from mistral.lang import parser as spec_parser
     from mistral.services import workflows as wf_service
@@ -117,7 +117,8 @@ def inner(cases_path: str, out_path: str, only: list[str]) -> int:
                 with db_api.transaction():
                     wf_ex = db_api.get_workflow_execution(wf_ex_id)
                     state = wf_ex.state
-                    busy = [t.name for t in wf_ex.task_executions if t.state in ("RUNNING", "RUNNING_DELAYED", "WAITING")]
+                    active = ("RUNNING", "RUNNING_DELAYED", "WAITING")
+                    busy = [t.name for t in wf_ex.task_executions if t.state in active]
                 if state in FINAL and not (state == "PAUSED" and busy):
                     time.sleep(0.3)  # let anything still scheduled land
                     return

@@ -9,7 +9,6 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health, metrics
-
 from workflows import views as dashboard_views
 from workflows.api import identity
 from workflows.api import views as api_views

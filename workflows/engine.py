@@ -817,7 +817,8 @@ class _Run:
                     raise ExpressionError(problem)
             except ExpressionError as exc:
                 state = State.ERROR
-                info = f"Failed to check and complete [wf_ex_id={self.snap.id}, wf_name={self.snap.workflow_name}]: {exc}"
+                info = (f"Failed to check and complete [wf_ex_id={self.snap.id}, "
+                        f"wf_name={self.snap.workflow_name}]: {exc}")
                 output = {"result": info}
         self.snap.output = output
         self.set_wf_state(state, info)

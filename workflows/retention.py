@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 from django.conf import settings
 from django.core import checks
@@ -57,9 +57,9 @@ LIVE = [s for s in State if s not in TERMINAL]  # action executions still going
 MAX_BATCH_SIZE = 10_000
 PAUSE_FACTOR = 1.0  # pause after a batch, as a share of the time the batch held the write lock
 MAX_PAUSE_S = 0.5
-_ENV = {"EVALUATION_INTERVAL": "GUST_EXPIRATION_EVALUATION_INTERVAL", "OLDER_THAN": "GUST_EXPIRATION_OLDER_THAN",
-        "MAX_FINISHED_EXECUTIONS": "GUST_EXPIRATION_MAX_FINISHED_EXECUTIONS", "BATCH_SIZE": "GUST_EXPIRATION_BATCH_SIZE",
-        "IGNORED_STATES": "GUST_EXPIRATION_IGNORED_STATES", "SECONDS_PER_CYCLE": "GUST_EXPIRATION_SECONDS_PER_CYCLE"}
+_ENV = {name: f"GUST_EXPIRATION_{name}" for name in (
+    "EVALUATION_INTERVAL", "OLDER_THAN", "MAX_FINISHED_EXECUTIONS", "BATCH_SIZE", "IGNORED_STATES",
+    "SECONDS_PER_CYCLE")}
 
 
 @dataclass(frozen=True)

@@ -289,7 +289,7 @@ def _yaql_eval(expr: str, ctx: ExprContext) -> Any:
     except OutOfTime:
         raise fail(_out_of_time(limits)) from None
     except KeyError as exc:
-        raise fail(exc) from exc  # Mistral's text: error='p' 
+        raise fail(exc) from exc  # Mistral's text: error='p'
     except Exception as exc:  # yaql raises many kinds; all mean "this expression failed"
         raise fail(exc) from exc
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import children
 from bench import broker as bench_broker
+from bench import children
 
 RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
 TARGETS = {"orm": 300.0, "redis": 1000.0}
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if not 1 <= opts["jobs"] <= 100_000:
             raise CommandError("--jobs must be from 1 to 100000")
         runs = [self._parse(r) for r in opts["runs"].split(",") if r.strip()]
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         results = []
         for brk, clusters, workers in runs:
             self.stdout.write(f"broker_bench: {brk} broker, {clusters} worker process(es) x {workers} workers")

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if not (1 <= opts["old"] <= 1_000_000 and 1 <= opts["clients"] <= 100 and 1 <= opts["batch_size"] <= 10_000
                 and 1 <= opts["phase_seconds"] <= 600):
             raise CommandError("--old 1..1000000, --clients 1..100, --batch-size 1..10000, --phase-seconds 1..600")
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         self.stdout.write(f"retention_bench: {opts['old']} old executions, {opts['clients']} clients, "
                           f"batches of {opts['batch_size']}")
         res = bench_retention.run(opts["old"], opts["clients"], opts["phase_seconds"], opts["batch_size"],
