@@ -16,6 +16,11 @@ class TrackedAction(models.Model):
     mode = models.CharField(max_length=10, choices=MODES, default="poll")
     query_interval = models.FloatField(null=True, blank=True, help_text="Seconds; empty = TRACKER['QUERY_INTERVAL'].")
     next_query_at = models.DateTimeField(db_index=True)
+    scheduled = models.BooleanField(
+        default=True, help_text="False until a tracker sets the first query time, from its own QUERY_INTERVAL "
+                                "or HYBRID_GRACE (so those need setting only where the tracker runs).")
+    grace = models.FloatField(null=True, blank=True, help_text="Hybrid: seconds before polling starts; "
+                                                               "empty = TRACKER['HYBRID_GRACE'].")
     claimed_by = models.CharField(max_length=100, null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     queries = models.PositiveIntegerField(default=0)

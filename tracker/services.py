@@ -43,11 +43,15 @@ class TooBusy(GustError):
 # --- tracking rows -----------------------------------------------------------
 
 
-def _first_query_at(mode: str, action: ActionExecution, now):
-    interval = action.input.get("query_interval") or conf.get("QUERY_INTERVAL")
-    if mode == "hybrid":
-        return now + timedelta(seconds=float(action.input.get("grace") or conf.get("HYBRID_GRACE")))
-    return now + timedelta(seconds=float(interval))
+def seconds_or_none(value, low: float = 0.01, high: float = 7 * 24 * 3600.0) -> float | None:
+    """A per-action ``query_interval`` or ``grace`` as a number of seconds
+    within [low, high]; anything else (an expression that gave text, a
+    negative number) means "the tracker's setting" rather than a broken row."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if low <= seconds <= high else None
 
 
 def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_interval: float | None = None):
@@ -78,7 +82,7 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(
             action=action,
-            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, added_by=added_by,
+            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, scheduled=True, added_by=added_by,
                           errors=0, last_error=None, claimed_by=None, claimed_until=None),
         )
     return row
@@ -97,11 +101,15 @@ def on_async_action_started(sender, action, **kwargs):
     mode = action.input.get("tracking") or "callback"
     if mode not in ("poll", "hybrid") or query_for(action.name) is None:
         return
+    # Due at once but not scheduled: the tracker that claims it sets the
+    # first query time from its own QUERY_INTERVAL / HYBRID_GRACE.
     TrackedAction.objects.create(
         action_id=action.id,
         mode=mode,
-        query_interval=action.input.get("query_interval"),
-        next_query_at=_first_query_at(mode, action, timezone.now()),
+        query_interval=seconds_or_none(action.input.get("query_interval")),
+        grace=seconds_or_none(action.input.get("grace"), low=0.0),
+        next_query_at=timezone.now(),
+        scheduled=False,
     )
 
 
