@@ -90,17 +90,24 @@ def close_all() -> None:
     _local.conns = {}
 
 
-def _proxied(url: str) -> bool:
-    proxies = urllib.request.getproxies()
-    host = urlsplit(url).hostname or ""
-    return bool(proxies.get(urlsplit(url).scheme)) and not urllib.request.proxy_bypass(host)
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether an HTTP proxy applies (the environment's, as requests reads it),
+    remembered per thread and host: reading it costs more than a kept-alive GET."""
+    seen = getattr(_local, "proxied", None)
+    if seen is None:
+        seen = _local.proxied = {}
+    key = (scheme, host)
+    if key not in seen:
+        seen[key] = bool(urllib.request.getproxies().get(scheme)) and not urllib.request.proxy_bypass(host)
+    return seen[key]
 
 
 def get_json(url: str, timeout: float = 10.0):
     """GET ``url`` and decode its JSON answer. Raises egress.EgressRefused when
     the policy refuses the address, StatusError for anything else that went wrong."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or _proxied(url):
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username
+            or _proxied(parts.scheme, parts.hostname)):
         return _get_with_requests(url, timeout)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

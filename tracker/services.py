@@ -233,7 +233,10 @@ def process_inbox(now=None) -> int:
 
 def stats(now=None) -> dict:
     now = now or timezone.now()
-    due = TrackedAction.objects.filter(next_query_at__lte=now)
+    # Due and nobody working on it: a claimed row keeps its old due time until
+    # its tracker writes the result with its next claim.
+    due = TrackedAction.objects.filter(next_query_at__lte=now).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
     alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
     processes = []

@@ -325,3 +325,42 @@ def test_a_quick_run_measures_every_mode_with_real_processes(tmp_path):
     assert extras["many"]["outstanding"] == 310
     assert {t["met"] for t in data["targets"]} <= {True, False} and len(data["targets"]) >= 4
     assert "compare_completion (" in stdout.read_text()
+
+
+def test_early_polls_count_jobs_asked_twice_within_half_an_interval():
+    from bench import scale
+
+    jobs = [{"min_query_gap": 0.98}, {"min_query_gap": 0.2}, {"min_query_gap": None}, {}]
+    assert scale.early_polls(jobs, 1.0) == {"jobs_polled_more_than_once": 2, "limit_s": 0.5,
+                                           "polled_twice_in_one_interval": 1, "min_gap_s": 0.2}
+
+
+def test_the_outside_service_records_the_shortest_gap_between_status_queries():
+    from bench.outside import Job
+
+    job = Job("j", "a", None, None, created=0.0, due=None, callback=False, dropped=False)
+    for t in (10.0, 11.0, 11.3, 12.5):
+        job.queried(t)
+    assert job.status_queries == 4 and job.min_query_gap == pytest.approx(0.3)
+    assert job.status()["finished_at"] is None
+
+
+def test_a_quick_scale_run_measures_every_part(tmp_path):
+    """About 90 s: the floor, per-item polling with one and two trackers, batch polling, 0.1 s."""
+    out = tmp_path / "scale.json"
+    call_command("compare_completion", "--scale", "--quick", "--output", str(out), stdout=(tmp_path / "o").open("w"))
+    data = json.loads(out.read_text())
+    assert data["ok"] is True, data["failures"]
+    s = data["scale"]
+    assert s["floor"]["http_client_cpu_ms"] > 0 and s["floor"]["tracker_http_cpu_ms"] > 0
+    assert [(p["outstanding"], p["trackers"]) for p in s["per_item"]] == [(40, 1), (80, 2)]
+    for p in s["per_item"]:
+        assert p["polls"] > 0 and p["tracker_cpu_ms_per_poll"] > 0
+        assert p["sample"]["latency_ms"]["n"] == 10
+        assert p["early"]["jobs_polled_more_than_once"] > 0
+    assert s["batch_idle"]["tracked"] == 100 and s["batch_idle"]["polls_per_s"] > 0
+    assert [b["outstanding"] for b in s["batch"]] == [10, 300]
+    assert all(f["latency_ms"]["n"] == 10 for f in s["fast"])
+    assert len(s["targets"]) == 11 and {t["met"] for t in s["targets"]} <= {True, False}
+    report = out.with_suffix(".md").read_text()
+    assert "| target | value | limit | met | note |" in report and "Floor (CPU per GET" in report
