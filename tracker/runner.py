@@ -256,9 +256,8 @@ class Tracker:
 
     def _settle(self, item: Item, result: QueryResult) -> None:
         """Apply one result the moment its query returned."""
-        mode = "hybrid-poll" if item.mode == "hybrid" else "poll"
         try:
-            with latency.completing(mode, detected_at=timezone.now(), polls=item.queries + 1,
+            with latency.completing("poll", detected_at=timezone.now(), polls=item.queries + 1,
                                     outside_done_at=result.finished_at):
                 # Its action_finished receiver deletes the tracking row in the same transaction.
                 wf_services.complete_action(item.action_id, result.state, result.output)
@@ -379,11 +378,14 @@ class Tracker:
             "workflows.services.continue_stalled",
             "workflows.dispatch.redispatch_unclaimed",
             "tracker.notifier.retry_due",
+            "tracker.latency.roll_up",
             *conf.get("PERIODIC"),
         ]
         for path in hooks:
             try:
-                outcome = import_string(path)()
+                # A result a sweep sets (an overdue action failed) did not come back from outside.
+                with latency.completing("timeout", detected_at=timezone.now()):
+                    outcome = import_string(path)()
             except Exception:  # one broken hook must not stop polling
                 logger.exception("periodic hook %s failed", path)
                 self.counters["periodic_errors"] += 1

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from tracker import conf
+from tracker import conf, latency
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
 from tracker.queries import http_status, query_for
 from workflows import callbacks
@@ -169,9 +169,10 @@ def _store_early(action_id: str, attempt: int, state: str, output) -> None:
     if CallbackInbox.objects.filter(applied_at__isnull=True).count() >= conf.get("INBOX_MAX"):
         raise TooBusy("Too many early callbacks are waiting for their actions; try again shortly")
     CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
+    # (Its finished_at is not kept: the inbox's received_at is when Gust got it.)
 
 
-def apply_callback(token: str, state: str, output) -> CallbackOutcome:
+def apply_callback(token: str, state: str, output, finished_at=None, received_at=None) -> CallbackOutcome:
     """Complete an action through its signed URL.
 
     200 with the action when applied, or when the same result was already
@@ -179,7 +180,9 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
     transaction has not committed): the result waits in the inbox and is
     applied exactly once. Raises Forbidden (403), Gone (410: expired, or an
     older attempt), Conflict (409: a different result is stored),
-    InvalidInput (400). None of these changes anything.
+    InvalidInput (400). None of these changes anything. ``finished_at``: when
+    the outside system says the job ended; ``received_at``: when the request
+    arrived (both for tracker.latency).
     """
     if state not in (State.SUCCESS, State.ERROR):
         raise InvalidInput(f"state must be SUCCESS or ERROR, not {state!r}")
@@ -188,7 +191,8 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
         _store_early(action_id, attempt, state, output)
         logger.info("callback for %s arrived before its action is visible; stored", action_id)
         return CallbackOutcome(202)
-    return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
+    with latency.completing("callback", detected_at=received_at or timezone.now(), outside_done_at=finished_at):
+        return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
 
 
 def heartbeat(token: str) -> ActionExecution:
@@ -218,7 +222,8 @@ def process_inbox(now=None) -> int:
                 item.outcome = f"ignored: attempt {item.attempt} is older than {action.attempt}"
             else:
                 try:
-                    wf_services.complete_action(item.action_id, item.state, item.output)
+                    with latency.completing("callback", detected_at=item.received_at):
+                        wf_services.complete_action(item.action_id, item.state, item.output)
                     item.outcome = "applied"
                 except GustError as exc:
                     item.outcome = f"refused: {exc.message}"
