@@ -40,7 +40,7 @@ from datetime import timezone as dt_timezone
 from typing import Callable
 
 from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Func, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -81,6 +81,27 @@ class Outcome:
     completed: int = 0
     running: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # (item, exception)
+
+
+class _PlusSeconds(Func):
+    """``column + seconds``. On SQLite natively (``strftime``, millisecond
+    precision) rather than through Django's Python date function, which costs
+    about 20 µs per row, a fifth of the tracker's own work per poll."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, expression, seconds: float):
+        super().__init__(expression)
+        self.seconds = float(seconds)
+
+    def as_sql(self, compiler, connection, **extra):
+        plus = ExpressionWrapper(self.source_expressions[0] + timedelta(seconds=self.seconds),
+                                 output_field=DateTimeField())
+        return compiler.compile(plus)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {sql}, %s)", [*params, f"{self.seconds:+.6f} seconds"]
 
 
 def _aware(value) -> datetime:
@@ -233,7 +254,7 @@ class Tracker:
         late): then one interval from this poll, so no item is asked twice in
         one interval and a late tracker does not poll everything twice to catch up."""
         step = timedelta(seconds=interval)
-        return Case(When(next_query_at__gte=claimed_at - step / 2, then=F("next_query_at") + step),
+        return Case(When(next_query_at__gte=claimed_at - step / 2, then=_PlusSeconds(F("next_query_at"), interval)),
                     default=Value(claimed_at + step, output_field=DateTimeField()))
 
     @staticmethod
@@ -314,22 +335,29 @@ class Tracker:
                     out.errors.append((item, exc))
         return out
 
-    def _run_job_in_temporary_pool(self, job) -> Outcome:
+    def _run_group(self, jobs) -> list[Outcome]:
+        """A pool thread's share of the cycle's jobs, one after another (one
+        future per thread, not per item: handing over costs about what a poll does)."""
+        return [self._run_job(job) for job in jobs]
+
+    def _run_group_in_temporary_pool(self, jobs) -> list[Outcome]:
         try:
-            return self._run_job(job)
+            return self._run_group(jobs)
         finally:
             connections.close_all()  # this short-lived thread's own connections
             http.close_all()
 
     def _run_jobs(self, jobs) -> list[Outcome]:
+        """Each job's results are applied in its thread as soon as its query returned."""
         if self.pool_size <= 1 or len(jobs) <= 1:
-            return [self._run_job(job) for job in jobs]
+            return self._run_group(jobs)
+        groups = [jobs[k::self.pool_size] for k in range(min(self.pool_size, len(jobs)))]
         if self._pool is not None:
-            futures = [self._pool.submit(self._run_job, job) for job in jobs]
-            return [f.result() for f in as_completed(futures)]
+            futures = [self._pool.submit(self._run_group, group) for group in groups]
+            return [o for f in as_completed(futures) for o in f.result()]
         with ThreadPoolExecutor(self.pool_size, thread_name_prefix="gust-tracker") as pool:
-            futures = [pool.submit(self._run_job_in_temporary_pool, job) for job in jobs]
-            return [f.result() for f in as_completed(futures)]
+            futures = [pool.submit(self._run_group_in_temporary_pool, group) for group in groups]
+            return [o for f in as_completed(futures) for o in f.result()]
 
     # -- one cycle --
 
