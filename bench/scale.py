@@ -163,10 +163,14 @@ def synthetic_count() -> int:
 
 
 def early_polls(jobs: list[dict], interval: float) -> dict:
-    """Jobs whose two closest status queries were less than EARLY × interval apart."""
+    """Jobs whose two closest status queries were less than EARLY × interval
+    apart; and less than a tenth of it, the mark of one item claimed twice
+    (two trackers at once), where the first also counts a query that came
+    late after a busy cycle followed by one on time."""
     gaps = [j["min_query_gap"] for j in jobs if j.get("min_query_gap") is not None]
     return {"jobs_polled_more_than_once": len(gaps), "limit_s": round(EARLY * interval, 3),
             "polled_twice_in_one_interval": sum(1 for g in gaps if g < EARLY * interval),
+            "within_a_tenth_of_an_interval": sum(1 for g in gaps if g < interval / 10),
             "min_gap_s": round(min(gaps), 4) if gaps else None}
 
 
@@ -312,7 +316,8 @@ def evaluate(scale: dict) -> list[dict]:
                           f"{p['sample']['n']} finishing jobs; outside done -> next task running"))
         early = p["early"]["polled_twice_in_one_interval"]
         out.append(_t(f"{what}: no item polled twice in one interval", early, 0, early == 0, "items",
-                      f"status queries closer than {p['early']['limit_s']} s"))
+                      f"status queries closer than {p['early']['limit_s']} s; closer than a tenth of the interval: "
+                      f"{p['early'].get('within_a_tenth_of_an_interval')}"))
     idle = scale.get("batch_idle")
     if idle:
         v = idle["tracker_core_per_1000"]

@@ -132,7 +132,7 @@ class Tracker:
         # Results of the last cycle not written yet (the loop writes them with the next claim).
         self._pending_running: list[Item] = []
         self._pending_errors: list[tuple[Item, Exception]] = []
-        self._pending_claimed_at = None
+        self._pending_claimed_at = self._pending_answered_by = None
         self._last_beat = 0.0
         self._last_periodic = 0.0
         # periodic_errors: periodic work that failed, a hook that raised or one
@@ -235,33 +235,40 @@ class Tracker:
         for item, error in self._pending_errors:
             self._back_off(item, error, now)
         if self._pending_running:
-            claimed_at = self._pending_claimed_at
+            claimed_at, answered_by = self._pending_claimed_at, self._pending_answered_by
             by_interval = {item.query_interval for item in self._pending_running}
             for key in by_interval:
                 interval = key or self.query_interval
                 mine = TrackedAction.objects.filter(claimed_by=self.name)
                 mine = mine.filter(query_interval=key) if key else mine.filter(query_interval__isnull=True)
                 mine.update(
-                    next_query_at=self._next_due(interval, claimed_at),
+                    next_query_at=self._next_due(interval, answered_by),
                     errors=0, claimed_by=None, claimed_until=None, last_query_at=claimed_at,
                     queries=F("queries") + 1)
         self._pending_running, self._pending_errors = [], []
 
-    @staticmethod
-    def _next_due(interval: float, claimed_at):
-        """On the item's grid (previous due time + interval), unless that is
-        less than half an interval after this poll (the item was claimed
-        late): then one interval from this poll, so no item is asked twice in
-        one interval and a late tracker does not poll everything twice to catch up."""
-        step = timedelta(seconds=interval)
-        return Case(When(next_query_at__gte=claimed_at - step / 2, then=_PlusSeconds(F("next_query_at"), interval)),
-                    default=Value(claimed_at + step, output_field=DateTimeField()))
+    def _grid_floor(self, interval: float, answered_by) -> datetime:
+        """The earliest previous due time that may stay on its grid: its next
+        query (claimed up to a lookahead early) must come at least half an
+        interval after the cycle's last answer."""
+        return answered_by - timedelta(seconds=interval / 2 - self.lookahead())
 
-    @staticmethod
-    def _next_due_of(item: "Item", interval: float, claimed_at):
-        """``_next_due`` for one item in memory."""
+    def _next_due(self, interval: float, answered_by):
+        """On the item's grid (previous due time + interval), unless the item
+        was polled so late (a busy cycle, a tracker behind) that this would be
+        less than half an interval after its poll: then one interval after the
+        cycle's last answer. So no item is asked twice in one interval, and a
+        late tracker does not poll everything twice to catch up."""
         step = timedelta(seconds=interval)
-        return item.next_query_at + step if item.next_query_at >= claimed_at - step / 2 else claimed_at + step
+        return Case(When(next_query_at__gte=self._grid_floor(interval, answered_by),
+                         then=_PlusSeconds(F("next_query_at"), interval)),
+                    default=Value(answered_by + step, output_field=DateTimeField()))
+
+    def _next_due_of(self, item: "Item", interval: float, answered_by):
+        """``_next_due`` for one item in memory."""
+        if item.next_query_at >= self._grid_floor(interval, answered_by):
+            return item.next_query_at + timedelta(seconds=interval)
+        return answered_by + timedelta(seconds=interval)
 
     def _back_off(self, item: Item, error: Exception, now) -> None:
         interval = item.query_interval or self.query_interval
@@ -293,9 +300,12 @@ class Tracker:
         """One job per item, except for query functions marked ``many``, which
         answer many actions of their class in one call; such a batch is split
         into about one chunk per pool thread."""
-        jobs, batches = [], {}
+        jobs, batches, fns = [], {}, {}
         for item in items:
-            fn = self.queries(item.action.name) if item.action else None
+            name = item.action.name if item.action else None
+            if name not in fns:  # looked up once per action class and cycle, not per item
+                fns[name] = self.queries(name) if name else None
+            fn = fns[name]
             if fn is not None and getattr(fn, "many", False):
                 batches.setdefault(fn, []).append(item)
             else:
@@ -375,7 +385,7 @@ class Tracker:
                 counts["errors"] += len(outcome.errors)
                 self._pending_running.extend(outcome.running)
                 self._pending_errors.extend(outcome.errors)
-            self._pending_claimed_at = now
+            self._pending_claimed_at, self._pending_answered_by = now, self.clock()
         if flush and (self._pending_running or self._pending_errors):
             with transaction.atomic():
                 self._flush(self.clock())
@@ -428,7 +438,7 @@ class Tracker:
         now = self.clock()
         nexts = []
         for item in self._pending_running:
-            nexts.append(self._next_due_of(item, item.query_interval or self.query_interval, self._pending_claimed_at))
+            nexts.append(self._next_due_of(item, item.query_interval or self.query_interval, self._pending_answered_by))
         row = (TrackedAction.objects.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
                .order_by("next_query_at").values_list("next_query_at", flat=True).first())
         if row is not None:
@@ -438,13 +448,17 @@ class Tracker:
         return max(0.0, min(self.query_interval, (min(nexts) - now).total_seconds()))
 
     def _wait(self, claimed: int) -> float:
-        """How long the loop sleeps: until the next item is due, but at least
-        the lookahead (one wake-up for items due close together) unless a
-        full batch suggests more are waiting, and at most until the next beat."""
+        """How long the loop sleeps: until the next item is due, at most until
+        the next beat; at least the lookahead (one wake-up for items due close
+        together) unless items are due already: a tracker behind catches up
+        at once."""
         if claimed >= conf.get("BATCH"):
             return 0.0
-        until_beat = BEAT_EVERY - (time.monotonic() - self._last_beat)
-        return max(self.lookahead(), min(self.next_due_in(), max(until_beat, 0.0)))
+        until_beat = max(0.0, BEAT_EVERY - (time.monotonic() - self._last_beat))
+        due_in = self.next_due_in()
+        if due_in <= 0:
+            return 0.0
+        return max(self.lookahead(), min(due_in, until_beat))
 
     def _beat(self, stopped: bool = False) -> None:
         now = self.clock()

@@ -332,7 +332,8 @@ def test_early_polls_count_jobs_asked_twice_within_half_an_interval():
 
     jobs = [{"min_query_gap": 0.98}, {"min_query_gap": 0.2}, {"min_query_gap": None}, {}]
     assert scale.early_polls(jobs, 1.0) == {"jobs_polled_more_than_once": 2, "limit_s": 0.5,
-                                           "polled_twice_in_one_interval": 1, "min_gap_s": 0.2}
+                                           "polled_twice_in_one_interval": 1, "within_a_tenth_of_an_interval": 0,
+                                           "min_gap_s": 0.2}
 
 
 def test_the_outside_service_records_the_shortest_gap_between_status_queries():
