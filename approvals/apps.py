@@ -7,7 +7,10 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self):
         from approvals import receivers
-        from workflows import signals
+        from approvals.actions import APPROVAL
+        from workflows import actions, signals
+
+        actions.register(APPROVAL)
 
         signals.async_action_started.connect(
             receivers.on_async_action_started, dispatch_uid="approvals.open_for_action"

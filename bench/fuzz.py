@@ -55,7 +55,7 @@ _JSONISH = st.recursive(_SCALAR, lambda c: st.lists(c, max_size=3) | st.dictiona
 def _actions() -> list[str]:
     from workflows import actions
 
-    return [*actions.BUILTIN, "no.such_action", "std.echo output=<% $.x %>", "std.noop x=1",
+    return [*actions.every(), "no.such_action", "std.echo output=<% $.x %>", "std.noop x=1",
             "std.http url=http://127.0.0.1:9/x", "std.fail error_data=boom", "std.echo output="]
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from workflows import dispatch, services
+from workflows import dispatch, queue, services
 from workflows.models import ActionExecution, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
@@ -63,8 +63,8 @@ def test_a_job_delivered_again_after_its_worker_was_lost_does_not_run_the_action
 def test_a_running_worker_renews_its_lease(outside_service, settings, monkeypatch):
     settings.GUST = {**settings.GUST, "WORKER_LEASE": 0.3}
     services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/slow/1\n")
-    with monkeypatch.context() as queue:
-        queue.setattr(dispatch, "enqueue", lambda ids: None)  # the job stays in the queue
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "run_actions", lambda ids: None)  # the job stays in the queue
         ex = services.start_execution("call")
     renewals = []
     real_renew = services.renew_lease
@@ -110,3 +110,19 @@ def test_an_action_whose_job_was_lost_is_queued_again_and_runs_once(queued, outs
     assert WorkflowExecution.objects.get(id=ex.id).state == "SUCCESS"
     claimed = ActionExecution.objects.get(id=action.id)
     assert dispatch.redispatch_unclaimed(now=later + timedelta(seconds=600)) == 0 and claimed.state == "SUCCESS"
+
+
+def test_a_lost_workers_action_with_safe_rerun_is_queued_again_and_runs_once(
+        outside_service, django_capture_on_commit_callbacks, settings):
+    settings.GUST = {**settings.GUST, "WORKER_QUEUE_TIMEOUT": 3600, "WORKER_LEASE": 30}
+    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
+                            "      safe-rerun: true\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        ex = services.start_execution("call")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert services.claim_for_worker(action.id)  # a worker started it, then died
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert sweep_at(31) == 0  # not failed: queued again
+    assert callbacks  # the job went back to the queue (run inline in tests)
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and len(outside_service.requests) == 1

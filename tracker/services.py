@@ -152,6 +152,9 @@ def _resolve(token: str) -> tuple[str, int, bool]:
         raise Gone(f"Action execution {action_id} does not exist (deleted, or its dispatch was rolled back)")
     if current is not None and attempt < current:
         raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current}")
+    newer = wf_services.superseded_by(action_id) if current is not None else None
+    if newer is not None:
+        raise Gone(f"This callback URL belongs to an earlier attempt of its task: action {newer} runs it now")
     return action_id, attempt, current is not None
 
 

@@ -120,19 +120,6 @@ def _is_expression(value: Any) -> bool:
 # gust.http_job starts a job, so it POSTs unless told otherwise.
 _JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS
 
-_APPROVAL_PARAMS = (
-    ("title", REQUIRED),
-    ("description", ""),
-    ("form", None),
-    ("assignees", None),
-    ("groups", None),
-    ("quorum", 1),
-    ("reject_on_first", True),
-    ("expires_in", None),
-    ("on_expiry", "reject"),
-    ("escalate_to", None),
-    ("remind_every", None),
-)
 
 BUILTIN: dict[str, ActionDef] = {
     a.name: a
@@ -185,14 +172,6 @@ BUILTIN: dict[str, ActionDef] = {
             dispatch=True,
         ),
         ActionDef(
-            "gust.approval",
-            "async",
-            _APPROVAL_PARAMS,
-            "Asks people to approve or reject in the browser; the result is "
-            "{approved, data, responses}.",
-            waits_forever=True,  # its expiry and escalation end it
-        ),
-        ActionDef(
             "std.sleep",
             "worker",
             (("seconds", REQUIRED),),
@@ -203,8 +182,26 @@ BUILTIN: dict[str, ActionDef] = {
 }
 
 
+_REGISTERED: dict[str, ActionDef] = {}
+
+
+def register(adef: ActionDef) -> None:
+    """An app adds its own action (from its ``AppConfig.ready()``), so the
+    engine's table names no other app's action. Registering the same name
+    twice with another definition is a bug."""
+    known = BUILTIN.get(adef.name) or _REGISTERED.get(adef.name)
+    if known is not None and known != adef:
+        raise ValueError(f"action {adef.name} is already registered")
+    _REGISTERED[adef.name] = adef
+
+
 def get(name: str) -> ActionDef | None:
-    return BUILTIN.get(name)
+    return BUILTIN.get(name) or _REGISTERED.get(name)
+
+
+def every() -> dict[str, ActionDef]:
+    """The built-in and registered actions by name."""
+    return {**BUILTIN, **_REGISTERED}
 
 
 # --- inline input: ``std.echo output=<% $.x %> delay=1`` ---------------------
@@ -226,19 +223,31 @@ def _inline_value(raw: str) -> Any:
         return raw
 
 
+# The call form Mistral also reads: ``fail(msg='stopped', code=1)``.
+_CALL_FORM = re.compile(r"^([\w.-]+)\s*\((.*)\)$", re.DOTALL)
+_CALL_ARG_RE = re.compile(
+    r"""([\w-]+)=(<%.*?%>|{{.*?}}|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[.*?\]|\{.*?\}|[^\s,]+)""",
+    re.DOTALL,
+)
+
+
 def parse_action_line(line: str) -> tuple[str, dict, str | None]:
-    """Split ``name k=v k2=v2`` into (name, {k: v}, error or None)."""
+    """Split ``name k=v k2=v2`` (or ``name(k=v, k2=v2)``) into (name, {k: v}, error or None)."""
     line = line.strip()
-    name, _, rest = line.partition(" ")
+    call = _CALL_FORM.match(line)
+    if call:
+        name, rest, pattern, separators = call.group(1), call.group(2).strip(), _CALL_ARG_RE, " \t\n,"
+    else:
+        name, _, rest = line.partition(" ")
+        rest, pattern, separators = rest.strip(), _INLINE_RE, " \t\n"
     params: dict = {}
     pos = 0
-    rest = rest.strip()
     while pos < len(rest):
-        m = _INLINE_RE.match(rest, pos)
+        m = pattern.match(rest, pos)
         if not m:
             return name, params, f"can not parse action parameters near '{rest[pos:]}'"
         params[m.group(1)] = _inline_value(m.group(2))
         pos = m.end()
-        while pos < len(rest) and rest[pos].isspace():
+        while pos < len(rest) and rest[pos] in separators:
             pos += 1
     return name, params, None

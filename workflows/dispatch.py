@@ -25,12 +25,8 @@ from workflows.states import State
 logger = logging.getLogger("gust.dispatch")
 
 
-def enqueue(action_ids: list[str]) -> None:
-    queue.enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
-
-
-def enqueue_continue(execution_id: str) -> None:
-    queue.enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")
+enqueue = queue.run_actions
+enqueue_continue = queue.continue_later
 
 
 def redispatch_unclaimed(now=None, limit: int = 500) -> int:
@@ -42,7 +38,7 @@ def redispatch_unclaimed(now=None, limit: int = 500) -> int:
     deep queue does nothing. Each is queued again at most once per interval.
     A tracker periodic hook; returns how many were queued."""
     now = now or timezone.now()
-    names = [a.name for a in actions.BUILTIN.values() if a.needs_worker]
+    names = [a.name for a in actions.every().values() if a.needs_worker]
     before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
     ids = list(ActionExecution.objects.filter(
         state=State.RUNNING, name__in=names, worker_started_at__isnull=True, updated_at__lt=before,

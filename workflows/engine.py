@@ -1,42 +1,54 @@
-"""The pure workflow engine: (spec, snapshot, event) -> decision.
+"""The pure workflow engine: (spec, execution, store, event) -> decision.
 
-No Django, no I/O. ``handle()`` works on a copy of the snapshot the caller
-gives it, applies one event, runs every engine-local step that follows
-(``std.noop``/``std.echo``/``std.fail`` results, transitions, joins, engine
-commands) until nothing more can happen without the outside world, and
-returns a :class:`Decision`: which task and action executions are new or
-changed, which actions a worker must run, and the trace events to log.
+No Django, no I/O. ``handle()`` applies one event to one execution, runs
+every engine-local step that follows (``std.noop``/``std.echo``/``std.fail``
+results, transitions, joins, engine commands, policies) until nothing more
+can happen without the outside world, and returns a :class:`Decision`: the
+task and action executions that are new or changed, the **commands** the
+caller carries out after it stored them (:class:`RunAction` for a worker,
+:class:`StartTimer`/:class:`CancelTimers` for durable waits), and the trace
+events to log.
+
+Its cost per event does not grow with the execution. The engine holds the
+execution's counters (tasks per active state, unhandled errors, the
+context of the tasks that ended a branch) in ``Snapshot.runtime`` and asks a
+:class:`Store` for the few task executions an event needs: the one whose
+action completed, the latest execution of a task a transition leads to, the
+IDLE ones on resume. Nothing is copied per event; the caller gives a fresh
+snapshot per call (the service builds one from rows inside the transaction
+that holds the execution's lock, and a Conflict rolls it back).
+
+Data flow is Mistral's: a task's inbound context is the outbound context
+(inbound + published) of the task that led to it, merged at joins; an
+expression sees that context first, then the execution's context (``vars``
+and ``global`` publishes), then the workflow input. A workflow without
+``output`` outputs the merged outbound contexts of the tasks that ended a
+branch.
 
 Everything a workflow controls is bounded by the :class:`Limits` the caller
 passes: after ``limits.engine_steps`` tasks started in one call (or
 ``limits.engine_seconds`` spent on them), ``handle`` stops with
-``Decision.more`` set and the caller continues with a
-:class:`Continue` event in a new transaction; a result, the published
-variables, the context or the output larger than the field size limit ends
-the task (or workflow) in ERROR with the reason.
-
-Semantics follow Mistral's direct workflows: start tasks are the tasks no
-transition leads to; every transition to a task creates a new execution of it
-(except a ``join`` task, which collects arrivals); a task in ERROR fails the
-workflow unless one of its ``on-error`` transitions fired.
+``Decision.more`` set and the caller continues with a :class:`Continue`
+event in a new transaction; a result, the published variables, the context
+or the output larger than the field size limit ends the task (or workflow)
+in ERROR with the reason.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol
 
-from workflows import actions
+from workflows import actions, policies
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.lang.limits import DEFAULT, Limits
-from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec
+from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec, merge_dicts
 from workflows.lang.values import NotJson, check_size, to_json
 from workflows.states import ACTIVE, OPERATOR_TRANSITIONS, TERMINAL, State
 
-# --- snapshot ----------------------------------------------------------------
+# --- state ---------------------------------------------------------------------
 
 
 @dataclass
@@ -59,22 +71,33 @@ class TaskView:
     state_info: str | None = None
     result: Any = None
     published: dict = field(default_factory=dict)
-    runtime_context: dict = field(default_factory=dict)  # join arrivals, error handling
+    runtime_context: dict = field(default_factory=dict)  # join arrivals, policy state, error handling
     processed: bool = False
     started: bool = False
     finished: bool = False
-    actions: list[ActionView] = field(default_factory=list)
+    in_context: dict = field(default_factory=dict)
+    actions: list[ActionView] = field(default_factory=list)  # the live ones (and those made in this call)
+    spec: dict = field(default_factory=dict, repr=False)
 
     def view(self) -> dict:
         """What ``task(name)`` returns inside an expression."""
         return {
             "id": self.id,
             "name": self.name,
+            "spec": self.spec,
             "state": self.state,
             "state_info": self.state_info,
             "result": self.result,
             "published": self.published,
         }
+
+    def outbound(self) -> dict:
+        return merge_dicts(self.in_context, self.published or {})
+
+
+def new_runtime() -> dict:
+    """The counters an execution keeps between events (``Snapshot.runtime``)."""
+    return {"seq": 0, "counts": {}, "errors": 0, "end": {}, "pending": [], "backlog": [], "fired": []}
 
 
 @dataclass
@@ -84,14 +107,62 @@ class Snapshot:
     state: str
     input: dict
     params: dict = field(default_factory=dict)
-    context: dict = field(default_factory=dict)  # input + vars + everything published
+    context: dict = field(default_factory=dict)  # vars and global publishes (Mistral's wf_ex.context)
     output: dict = field(default_factory=dict)
     state_info: str | None = None
-    # The tasks the engine may need: active or unprocessed ones, unhandled
-    # failures and the latest of each name. Not the whole history, so a long
-    # loop costs the same per step at its millionth iteration as at its first.
+    runtime: dict = field(default_factory=new_runtime)
+    created_at: str | None = None
+    # For callers without a store of their own (tests, a fresh execution):
+    # every task execution, in creation order; handle() appends new ones.
     tasks: list[TaskView] = field(default_factory=list)
-    next_seq: int | None = None  # seq of the next task; None: len(tasks)
+
+
+class Store(Protocol):
+    """Where the engine reads the task executions it needs, each with its live
+    action executions. Returned views belong to the engine for the call."""
+
+    def task(self, task_id: str) -> TaskView | None: ...
+
+    def task_of_action(self, action_id: str) -> tuple[TaskView, ActionView] | None: ...
+
+    def latest(self, name: str) -> TaskView | None: ...
+
+    def in_states(self, states: frozenset[str]) -> list[TaskView]: ...
+
+    def unhandled_errors(self) -> list[TaskView]: ...
+
+    def all_tasks(self) -> list[TaskView]: ...
+
+
+class MemoryStore:
+    """A :class:`Store` over a list of task views, for tests and for an
+    execution created in the current transaction (it has no rows yet)."""
+
+    def __init__(self, tasks: list[TaskView]):
+        self.tasks = tasks
+
+    def task(self, task_id):
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+    def task_of_action(self, action_id):
+        for t in self.tasks:
+            for a in t.actions:
+                if a.id == action_id:
+                    return t, a
+        return None
+
+    def latest(self, name):
+        found = [t for t in self.tasks if t.name == name]
+        return max(found, key=lambda t: t.seq) if found else None
+
+    def in_states(self, states):
+        return [t for t in self.tasks if t.state in states]
+
+    def unhandled_errors(self):
+        return [t for t in self.tasks if t.state == State.ERROR and t.runtime_context.get("error_handled") is False]
+
+    def all_tasks(self):
+        return list(self.tasks)
 
 
 # --- events ------------------------------------------------------------------
@@ -107,6 +178,15 @@ class ActionCompleted:
     action_id: str
     state: str  # SUCCESS or ERROR
     result: Any = None
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A durable timer of a task is due (``wait-before``, ``wait-after``,
+    ``retry``, ``timeout``). A timer of a task that finished is a no-op."""
+
+    task_id: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -139,13 +219,13 @@ class RerunTask:
 
 @dataclass(frozen=True)
 class SkipTask:
-    """An operator skips a failed task: it ends SKIPPED and its on-success
-    and on-complete transitions are followed."""
+    """An operator skips a failed task: it ends SKIPPED and its on-skip (or,
+    without one, on-success) transitions are followed."""
 
     task_id: str
 
 
-Event = Start | ActionCompleted | Pause | Resume | Cancel | RerunTask | SkipTask | Continue
+Event = Start | ActionCompleted | TimerFired | Pause | Resume | Cancel | RerunTask | SkipTask | Continue
 
 
 class Conflict(Exception):
@@ -155,6 +235,44 @@ class Conflict(Exception):
     def __init__(self, message: str, state: str):
         super().__init__(message)
         self.state = state
+
+
+class Missing(Exception):
+    """The event names a task or action execution this execution does not have."""
+
+    def __init__(self, kind: str, ident: str):
+        super().__init__(f"{kind} not found [id={ident}]")
+        self.kind, self.ident = kind, ident
+
+
+# --- commands ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """A worker must run this action execution, after the decision is stored."""
+
+    action_id: str
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Store a durable timer: send ``TimerFired(task_id, kind)`` in ``seconds``."""
+
+    task_id: str
+    kind: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimers:
+    """Drop the task's timers of these kinds (they would be no-ops)."""
+
+    task_id: str
+    kinds: tuple[str, ...]
+
+
+Command = RunAction | StartTimer | CancelTimers
 
 
 @dataclass(frozen=True)
@@ -174,14 +292,20 @@ class Decision:
     new_actions: list[tuple[TaskView, ActionView]] = field(default_factory=list)
     changed_actions: dict[str, ActionView] = field(default_factory=dict)
     workflow_changed: bool = False
-    dispatch: list[str] = field(default_factory=list)  # action ids a worker must run
+    commands: list[Command] = field(default_factory=list)
     trace: list[TraceEvent] = field(default_factory=list)
     more: bool = False  # the step limit was reached: send Continue in a new transaction
+
+    @property
+    def dispatch(self) -> list[str]:
+        """Action ids a worker must run."""
+        return [c.action_id for c in self.commands if isinstance(c, RunAction)]
 
 
 _TASK_EVENT = {
     State.WAITING: "TASK_WAITING",
     State.RUNNING: "TASK_RUNNING",
+    State.RUNNING_DELAYED: "TASK_DELAYED",
     State.SUCCESS: "TASK_SUCCEEDED",
     State.ERROR: "TASK_FAILED",
     State.CANCELLED: "TASK_CANCELLED",
@@ -193,30 +317,79 @@ _WF_EVENT = {
     State.CANCELLED: "WORKFLOW_CANCELLED",
     State.PAUSED: "WORKFLOW_PAUSED",
 }
+_STATE_COMMANDS = {"fail": State.ERROR, "succeed": State.SUCCESS, "pause": State.PAUSED}
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class _Run:
-    """One ``handle()`` call: the working copy and what changed in it."""
+@dataclass(frozen=True)
+class _Next:
+    """One transition that fired: a task to run or an engine command."""
 
-    def __init__(self, spec: WorkflowSpec, snap: Snapshot, make_id: Callable[[], str], limits: Limits = DEFAULT,
-                 clock: Callable[[], float] = time.monotonic):
+    target: str
+    params: dict
+    event: str  # on-success | on-error | on-complete | on-skip
+
+    @property
+    def is_command(self) -> bool:
+        return self.target in _STATE_COMMANDS or self.target == "noop"
+
+
+class _Run:
+    """One ``handle()`` call: the tasks it touched and what changed."""
+
+    def __init__(self, spec: WorkflowSpec, snap: Snapshot, store: Store, make_id: Callable[[], str],
+                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic):
         self.spec = spec
         self.snap = snap
+        self.store = store
         self.make_id = make_id
         self.limits = limits
         self.clock = clock
         self.started_at = clock()
         self.steps = 0
-        if snap.next_seq is None:
-            snap.next_seq = len(snap.tasks)
+        rt = snap.runtime
+        for key, value in new_runtime().items():
+            rt.setdefault(key, value)
+        self.rt = rt
         self.d = Decision(snapshot=snap)
-        self.ready: list[TaskView] = []  # IDLE tasks to start, in order
+        self.ready: list[TaskView] = []  # tasks to start, in order
+        self.tasks: dict[str, TaskView] = {}
+        self._latest: dict[str, TaskView | None] = {}
         self._new_ids: set[str] = set()
         self._new_action_ids: set[str] = set()
+
+    # -- reading tasks --
+
+    def adopt(self, task: TaskView | None) -> TaskView | None:
+        """The one view of a task in this call: a task loaded twice (by id,
+        then as the latest of its name) is the same object."""
+        if task is None:
+            return None
+        known = self.tasks.get(task.id)
+        if known is not None:
+            return known
+        task.spec = self.spec.raw.get("tasks", {}).get(task.name, {})
+        self.tasks[task.id] = task
+        return task
+
+    def latest(self, name: str) -> TaskView | None:
+        if name not in self._latest:
+            self._latest[name] = self.adopt(self.store.latest(name))
+        return self._latest[name]
+
+    def load(self, task_id: str) -> TaskView:
+        task = self.tasks.get(task_id) or self.adopt(self.store.task(task_id))
+        if task is None:
+            raise Missing("Task execution", task_id)
+        return task
+
+    def in_states(self, states: frozenset[str]) -> list[TaskView]:
+        found = {t.id: t for t in map(self.adopt, self.store.in_states(states))}
+        found.update({t.id: t for t in self.tasks.values()})
+        return sorted((t for t in found.values() if t.state in states), key=lambda t: t.seq)
 
     # -- bookkeeping --
 
@@ -228,18 +401,29 @@ class _Run:
         if action.id not in self._new_action_ids:
             self.d.changed_actions[action.id] = action
 
+    def command(self, cmd: Command) -> None:
+        self.d.commands.append(cmd)
+
     def trace(self, kind: str, task: TaskView | None = None, info: str | None = None) -> None:
         self.d.trace.append(
             TraceEvent(kind, self.snap.id, task.id if task else None, task.name if task else None, info)
         )
 
-    def set_task_state(self, task: TaskView, state: State, info: str | None = None) -> None:
+    def set_task_state(self, task: TaskView, state: State, info: str | None = None,
+                       old: str | None = None) -> None:
+        counts = self.rt["counts"]
+        before = task.state if old is None else old
+        if before in ACTIVE:
+            counts[before] = counts.get(before, 0) - 1
+            if not counts[before]:
+                del counts[before]
+        if state in ACTIVE:
+            counts[state] = counts.get(state, 0) + 1
         task.state = state
         task.state_info = info
         if state is State.RUNNING:
             task.started = True
-        if state in TERMINAL:
-            task.finished = True
+        task.finished = state in TERMINAL
         self.touch(task)
         if state in _TASK_EVENT:
             self.trace(_TASK_EVENT[state], task, info)
@@ -251,30 +435,47 @@ class _Run:
         if state in _WF_EVENT:
             self.trace(_WF_EVENT[state], info=info)
 
-    def latest(self, name: str) -> TaskView | None:
-        found = [t for t in self.snap.tasks if t.name == name]
-        return max(found, key=lambda t: t.seq) if found else None
+    def execution_view(self) -> dict:
+        return {
+            "id": self.snap.id,
+            "name": self.snap.workflow_name,
+            "spec": self.spec.raw,
+            "input": self.snap.input,
+            "params": self.snap.params,
+            "state": self.snap.state,
+            "state_info": self.snap.state_info,
+            "created_at": self.snap.created_at,
+        }
 
-    def expr_ctx(self, current: TaskView | None) -> ExprContext:
+    def expr_ctx(self, current: TaskView | None, data: dict | None = None) -> ExprContext:
+        """What an expression sees: ``data`` (a task's context) over the
+        execution's context (vars, global publishes) over the input."""
+
         def lookup(name=None):
             if name is None:
                 return current.view() if current else None
             t = self.latest(name)
             return t.view() if t else None
 
+        def tasks_lookup(state=None, flat=False):
+            every = {t.id: t for t in map(self.adopt, self.store.all_tasks())}
+            every.update(self.tasks)
+            found = sorted(every.values(), key=lambda t: t.seq)
+            return [t.view() for t in found if state is None or t.state == state]
+
+        merged = {**self.snap.input, **self.snap.context, **(data or {})}
         return ExprContext(
-            data=self.snap.context,
+            data=merged,
             task_lookup=lookup,
-            execution={
-                "id": self.snap.id,
-                "name": self.snap.workflow_name,
-                "input": self.snap.input,
-                "params": self.snap.params,
-                "state": self.snap.state,
-            },
+            tasks_lookup=tasks_lookup,
+            global_data=self.snap.context,
+            execution=self.execution_view(),
             env=self.snap.params.get("env") or {},
             limits=self.limits,
         )
+
+    def task_ctx(self, task: TaskView, outbound: bool = False) -> ExprContext:
+        return self.expr_ctx(task, task.outbound() if outbound else task.in_context)
 
     def oversized(self, value: Any, what: str) -> str | None:
         """Why ``value`` can not be stored as ``what``, or None when it can."""
@@ -286,38 +487,42 @@ class _Run:
 
     # -- tasks --
 
-    def create_task(self, name: str, state: State) -> TaskView:
-        task = TaskView(id=self.make_id(), name=name, state=State.IDLE, seq=self.snap.next_seq)
-        self.snap.next_seq += 1
-        self.snap.tasks.append(task)
+    def create_task(self, name: str, state: State, in_context: dict) -> TaskView:
+        seq = self.rt["seq"]
+        self.rt["seq"] = seq + 1
+        task = TaskView(id=self.make_id(), name=name, state="", seq=seq, in_context=dict(in_context))
+        task.spec = self.spec.raw.get("tasks", {}).get(name, {})
+        self.tasks[task.id] = task
+        self._latest[name] = task
         self._new_ids.add(task.id)
         self.d.new_tasks.append(task)
-        if state is not State.IDLE:
-            self.set_task_state(task, state, "Task is waiting." if state is State.WAITING else None)
+        self.set_task_state(task, state, "Task is waiting." if state is State.WAITING else None)
         return task
 
-    def schedule(self, name: str, from_task: str | None) -> None:
+    def schedule(self, name: str, from_task: TaskView | None) -> None:
         tspec = self.spec.tasks[name]
+        inbound = from_task.outbound() if from_task else {}
         if tspec.join is None:
-            self.ready.append(self.create_task(name, State.IDLE))
+            self.ready.append(self.create_task(name, State.IDLE, inbound))
             return
+        from_name = from_task.name if from_task else None
         join = self.latest(name)
-        if join is None or (join.state != State.WAITING and from_task in join.runtime_context.get("arrived", [])):
-            join = self.create_task(name, State.WAITING)
+        if join is None or (join.state != State.WAITING and from_name in join.runtime_context.get("arrived", [])):
+            join = self.create_task(name, State.WAITING, {})
         arrived = join.runtime_context.setdefault("arrived", [])
-        if from_task not in arrived:
-            arrived.append(from_task)
+        if from_name not in arrived:
+            arrived.append(from_name)
+            join.in_context = merge_dicts(join.in_context, inbound)
             self.touch(join)
-        already_ready = any(r is join for r in self.ready)
-        if join.state == State.WAITING and not already_ready and len(arrived) >= self.join_needed(tspec):
-            join.state_info = None
+        if self.startable(join) and not any(r is join for r in self.ready):
             self.ready.append(join)
 
     def startable(self, task: TaskView) -> bool:
         if task.state == State.IDLE:
             return True
-        tspec = self.spec.tasks[task.name]
-        return task.state == State.WAITING and len(task.runtime_context.get("arrived", [])) >= self.join_needed(tspec)
+        if task.state != State.WAITING or task.runtime_context.get("delayed"):
+            return False
+        return len(task.runtime_context.get("arrived", [])) >= self.join_needed(self.spec.tasks[task.name])
 
     def join_needed(self, tspec: TaskSpec) -> int:
         if tspec.join == "all":
@@ -327,25 +532,55 @@ class _Run:
         return int(tspec.join)
 
     def start_task(self, task: TaskView) -> None:
+        """Start a task that is ready: its policies first (which may pause
+        the workflow or delay the task on a timer), then its action."""
+        if task.state in TERMINAL:
+            return
+        if task.state == State.RUNNING_DELAYED or task.runtime_context.get(policies.DELAYED):
+            policies.fire(self, task, "retry")  # a retry without delay: no policy runs twice
+            return
+        self.set_task_state(task, State.RUNNING, None)
+        if policies.before_start(self, task):
+            self.run_action(task)
+
+    def run_action(self, task: TaskView) -> None:
+        """A new action execution for the task: its first, a retry, or a rerun."""
         tspec = self.spec.tasks[task.name]
-        adef = actions.get(tspec.action)
-        self.set_task_state(task, State.RUNNING)
+        if task.state != State.RUNNING:
+            self.set_task_state(task, State.RUNNING, None)
+        ctx = self.task_ctx(task)
         try:
+            name = evaluate(tspec.action, ctx) if tspec.action_is_expression else tspec.action
+            if not isinstance(name, str) or not name:
+                raise ExpressionError(f"the action name must be a string, got {name!r}")
+            adef = actions.get(name)
             if adef is None:
-                raise ExpressionError(f"unknown action '{tspec.action}'")
-            action_input = adef.with_defaults(evaluate(tspec.input, self.expr_ctx(task)))
+                namespace = self.snap.params.get("namespace", "")
+                self.complete_task(task, State.ERROR, None,
+                                   f"Failed to find action [action_name={name}, namespace={namespace}]")
+                return
+            given = evaluate(tspec.input, ctx)
+            if not isinstance(given, dict):
+                raise ExpressionError(
+                    f"Wrong dynamic input for task: {task.name}. Dict type is expected. "
+                    f"Actual type: {type(given).__name__}. Actual value: {given!r}"
+                )
+            problems = adef.check_input(given) if (tspec.action_is_expression or isinstance(tspec.input, str)) else []
+            if problems:
+                raise ExpressionError(f"{name}: {'; '.join(problems)}")
+            action_input = adef.with_defaults(given)
             problem = self.oversized(action_input, "the action input")
             if problem:
                 raise ExpressionError(problem)
         except ExpressionError as exc:
             self.complete_task(task, State.ERROR, None, f"Failed to evaluate the action input: {exc}")
             return
-        action = ActionView(
-            id=self.make_id(), name=adef.name, state=State.RUNNING, input=action_input, is_sync=adef.is_sync
-        )
+        action = ActionView(id=self.make_id(), name=adef.name, state=State.RUNNING, input=action_input,
+                            is_sync=adef.is_sync)
         task.actions.append(action)
         self._new_action_ids.add(action.id)
         self.d.new_actions.append((task, action))
+        self.touch(task)
         if adef.kind == "local":
             try:
                 result, state = adef.local(action_input), State.SUCCESS
@@ -353,7 +588,7 @@ class _Run:
                 result, state = exc.error, State.ERROR
             self.finish_action(task, action, state, result)
         elif adef.needs_worker:
-            self.d.dispatch.append(action.id)
+            self.command(RunAction(action.id))
 
     def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any) -> None:
         try:
@@ -367,104 +602,168 @@ class _Run:
         if state is State.ERROR:
             action.state_info = result if isinstance(result, str) else str(result)
         self.touch_action(action)
-        if self.snap.state in TERMINAL:
-            return
-        self.complete_task(task, state, result, action.state_info)
+        if task.state in TERMINAL or task.state == State.RUNNING_DELAYED:
+            return  # the task ended without it (timed out) or waits for a retry
+        info = None if state is State.SUCCESS else (action.state_info if result not in (None, "") else None)
+        self.complete_task(task, state, result, info)
 
-    def complete_task(self, task: TaskView, state: State, result: Any, info: str | None) -> None:
+    def complete_task(self, task: TaskView, state: State, result: Any, info: str | None, *,
+                      again: bool = False) -> None:
+        """The task ends in ``state``: publish, apply the policies that act
+        on completion (which may delay it: wait-after, retry), then follow
+        its transitions. ``again``: a wait-after delay is over."""
         tspec = self.spec.tasks[task.name]
-        task.result = result
-        ctx = self.expr_ctx(task)
-        publish = tspec.publish if state is State.SUCCESS else tspec.publish_on_error
+        if not again:
+            task.result = result
+        before = task.state
+        task.state = state  # task() in publish sees the state it ends in
+        published, global_vars = {}, {}
         try:
-            published = evaluate(publish, ctx) if publish else {}
+            pub = tspec.publish_for(state)
+            ctx = self.task_ctx(task)
+            published = evaluate(pub.branch, ctx) if pub.branch else {}
+            global_vars = evaluate(pub.global_, ctx) if pub.global_ else {}
             problem = self.oversized(published, "the published variables") or self.oversized(
-                {**self.snap.context, **published}, "the workflow context with them"
+                merge_dicts(self.snap.context, global_vars), "the workflow context with them"
             )
             if problem:
                 raise ExpressionError(problem)
         except ExpressionError as exc:
-            state, info, published = State.ERROR, f"Failed to evaluate 'publish': {exc}", {}
+            state, info, published, global_vars = State.ERROR, f"Failed to evaluate 'publish': {exc}", {}, {}
         try:
-            keep = evaluate(tspec.keep_result, ctx)
+            keep = evaluate(tspec.keep_result, self.task_ctx(task))
         except ExpressionError:
             keep = True
         if keep is False:
             task.result = None
         task.published = published
-        self.snap.context.update(published)
-        self.set_task_state(task, state, info)
-        self.follow_transitions(task, tspec)
+        if global_vars:
+            self.snap.context = merge_dicts(self.snap.context, global_vars)
+            self.d.workflow_changed = True
+        self.set_task_state(task, state, info, old=before)
+        if state is not State.SKIPPED and not policies.after_complete(self, task):
+            return
+        self.process(task)
 
-    def follow_transitions(self, task: TaskView, tspec: TaskSpec) -> None:
-        succeeded = task.state in (State.SUCCESS, State.SKIPPED)
-        primary = tspec.on_success if succeeded else tspec.on_error
-        ctx = self.expr_ctx(task)
-        fired_primary = False
-        for clause in (primary, tspec.on_complete):
-            for tr in clause:
-                try:
-                    fire = self.condition_holds(tr, ctx)
-                except ExpressionError as exc:
-                    task.runtime_context["error_handled"] = False
-                    self.set_task_state(task, State.ERROR, f"Failed to evaluate a transition condition: {exc}")
-                    task.processed = True
-                    return
-                if not fire:
-                    continue
-                if clause is primary:
-                    fired_primary = True
-                if tr.is_command:
-                    self.engine_command(task, tr, ctx)
-                    if self.snap.state in TERMINAL:
-                        task.processed = True
-                        return
-                else:
-                    self.schedule(tr.target, task.name)
-        if not succeeded:
-            task.runtime_context["error_handled"] = fired_primary
+    def process(self, task: TaskView) -> None:
+        """Decide what follows the ended task, as Mistral's task completion
+        does: nothing while the workflow is paused (the task stays
+        unprocessed until resume), no transitions once it ended."""
+        if task.runtime_context.get(policies.TIMEOUT):
+            self.command(CancelTimers(task.id, ("timeout",)))
+        if self.snap.state == State.PAUSED:
+            if task.id not in self.rt["pending"]:
+                self.rt["pending"].append(task.id)
+            return
+        if self.snap.state in TERMINAL:
+            task.processed = True
+            self.touch(task)
+            return
+        try:
+            fired = self.next_of(task)
+        except ExpressionError as exc:
+            self.set_task_state(task, State.ERROR, f"Failed to evaluate a transition condition: {exc}")
+            fired = []
+        if task.state == State.ERROR:
+            handled = any(n.event == "on-error" for n in fired)
+            task.runtime_context["error_handled"] = handled
+            if not handled:
+                self.rt["errors"] += 1
+        if not any(not n.is_command for n in fired):
+            self.rt["end"] = merge_dicts(self.rt["end"], task.outbound())
         task.processed = True
         self.touch(task)
+        self.follow(task, fired)
 
-    @staticmethod
-    def condition_holds(tr: Transition, ctx: ExprContext) -> bool:
-        if tr.condition is None:
-            return True
-        return bool(evaluate(tr.condition, ctx))
+    def next_of(self, task: TaskView) -> list[_Next]:
+        """The transitions that fire for the task's end state, in Mistral's
+        order: on-error, on-skip (or on-success when a skipped task has
+        none), on-success, then on-complete."""
+        tspec = self.spec.tasks[task.name]
+        ctx = self.task_ctx(task, outbound=True)
+        state = task.state
 
-    def engine_command(self, task: TaskView, tr: Transition, ctx: ExprContext) -> None:
-        params = evaluate(tr.params, ctx) if tr.params else {}
-        msg = params.get("msg")
-        if tr.target == "fail":
+        def fire(clause: Iterable[Transition], event: str) -> list[_Next]:
+            out = []
+            for tr in clause:
+                if tr.condition is None or evaluate(tr.condition, ctx):
+                    params = evaluate(tr.params, ctx) if tr.params else {}
+                    out.append(_Next(tr.target, params if isinstance(params, dict) else {}, event))
+            return out
+
+        found: list[_Next] = []
+        if state == State.ERROR:
+            found += fire(tspec.on_error, "on-error")
+        skipped_without = False
+        if state == State.SKIPPED:
+            found += fire(tspec.on_skip, "on-skip")
+            skipped_without = not found
+        if state == State.SUCCESS or skipped_without:
+            found += fire(tspec.on_success, "on-success")
+        if state in (State.SUCCESS, State.ERROR):
+            found += fire(tspec.on_complete, "on-complete")
+        return found
+
+    def follow(self, task: TaskView, fired: list[_Next]) -> None:
+        """Carry out the fired transitions as Mistral's dispatcher does: a
+        ``fail`` or ``succeed`` first drops everything after it, tasks named
+        before it still run; the transitions after a ``pause`` wait in the
+        backlog until resume."""
+        todo = [n for n in fired if n.target != "noop"]
+        first_cmd = next((i for i, n in enumerate(todo) if n.is_command), None)
+        if first_cmd is not None:
+            tail = todo[first_cmd + 1:] if todo[first_cmd].target == "pause" else []
+            todo = todo[:first_cmd + 1] + tail
+        for n in todo:
+            if self.snap.state in TERMINAL:
+                break
+            if self.snap.state == State.PAUSED:
+                self.rt["backlog"].append([n.target, task.id, n.params])
+                continue
+            if n.is_command:
+                self.engine_command(task, n)
+            else:
+                self.schedule(n.target, task)
+
+    def engine_command(self, task: TaskView, n: _Next) -> None:
+        msg = n.params.get("msg")
+        msg = msg if msg is None or isinstance(msg, str) else str(msg)
+        if n.target == "fail":
             self.finish_workflow(State.ERROR, msg or f"Failed by 'fail' command in task '{task.name}'")
-        elif tr.target == "succeed":
+        elif n.target == "succeed":
             self.finish_workflow(State.SUCCESS, msg)
-        elif tr.target == "pause":
+        elif n.target == "pause":
             self.set_wf_state(State.PAUSED, msg)
 
     # -- workflow --
 
-    def active_tasks(self) -> list[TaskView]:
-        return [t for t in self.snap.tasks if t.state in ACTIVE]
-
     def finish_workflow(self, state: State, info: str | None = None) -> None:
-        ctx = self.expr_ctx(None)
-        out_spec = self.spec.output if state is State.SUCCESS else self.spec.output_on_error
-        try:
-            self.snap.output = evaluate(out_spec, ctx) if out_spec is not None else {}
-            problem = self.oversized(self.snap.output, "the workflow output")
-            if problem:
-                raise ExpressionError(problem)
-        except ExpressionError as exc:
-            state, info, self.snap.output = State.ERROR, f"Failed to evaluate the workflow output: {exc}", {}
-        if not isinstance(self.snap.output, dict):
-            self.snap.output = {"result": self.snap.output}
-        self.cancel_active(f"Workflow ended in {state}")
-        self.ready.clear()
+        """Mistral's output: ``output`` (or ``output-on-error``) evaluated over
+        the final context, or that context itself when there is none; a failed
+        workflow's output also holds ``result`` with the failure message."""
+        final = self.rt["end"]
+        if state is State.CANCELLED:
+            output = {"result": info}
+        else:
+            out_spec = self.spec.output if state is State.SUCCESS else self.spec.output_on_error
+            try:
+                output = evaluate(out_spec, self.expr_ctx(None, final)) if out_spec else None
+                output = output or final
+                if not isinstance(output, dict):
+                    output = {"result": output}
+                if state is State.ERROR:
+                    output = merge_dicts({"result": info}, output)
+                problem = self.oversized(output, "the workflow output")
+                if problem:
+                    raise ExpressionError(problem)
+            except ExpressionError as exc:
+                state, info = State.ERROR, f"Failed to evaluate the workflow output: {exc}"
+                output = {"result": info}
+        self.snap.output = output
         self.set_wf_state(state, info)
 
     def cancel_active(self, reason: str) -> None:
-        for task in self.active_tasks():
+        for task in self.in_states(ACTIVE):
             for action in task.actions:
                 if action.state not in TERMINAL:
                     action.state = State.CANCELLED
@@ -473,27 +772,36 @@ class _Run:
             self.set_task_state(task, State.CANCELLED, reason)
 
     def run(self) -> None:
-        """Start ready tasks until quiescent, then decide whether the workflow is done."""
-        while self.snap.state == State.RUNNING:
-            while self.ready and self.snap.state == State.RUNNING:
+        """Start ready tasks until quiescent, then decide whether the workflow
+        is done. Every task made ready in this call starts, even when one
+        started before it paused or ended the workflow: in Mistral they all
+        start once the transaction that made them commits."""
+        while True:
+            while self.ready and self.snap.state not in (State.CANCELLED,):
                 if self.out_of_steps():
                     # The ready tasks are stored IDLE (or WAITING, for a join);
-                    # Continue picks them up, as Resume does.
+                    # Continue picks them up, as Resume does. A retry without
+                    # delay goes on from a timer due at once.
+                    for task in self.ready:
+                        if task.state == State.RUNNING_DELAYED or task.runtime_context.get(policies.DELAYED):
+                            self.command(StartTimer(task.id, "retry", 0))
                     self.d.more = True
                     return
                 self.steps += 1
                 self.start_task(self.ready.pop(0))
             if self.snap.state != State.RUNNING:
-                break
-            blocked = [t for t in self.active_tasks() if t.state != State.WAITING]
-            if blocked:
+                return
+            counts = self.rt["counts"]
+            if sum(n for s, n in counts.items() if s != State.WAITING) > 0:
                 return  # something runs elsewhere; a later event continues
-            waiting = [t for t in self.active_tasks() if t.state == State.WAITING]
-            if waiting:
-                for join in waiting:
+            if counts.get(State.WAITING, 0) > 0:
+                for join in self.in_states(frozenset({State.WAITING})):
                     self.complete_task(join, State.ERROR, None, "Join condition can not be satisfied: "
                                        "a task leading to it will not run")
-                continue
+                if self.ready or self.snap.state != State.RUNNING:
+                    continue
+                if sum(counts.values()) > 0:
+                    continue
             self.conclude()
             return
 
@@ -508,10 +816,7 @@ class _Run:
         )
 
     def conclude(self) -> None:
-        failed = [
-            t for t in self.snap.tasks
-            if t.state == State.ERROR and not t.runtime_context.get("error_handled", False)
-        ]
+        failed = self.unhandled() if self.rt["errors"] > 0 else []
         if failed:
             details = "\n".join(f"  {t.name} [task_ex_id={t.id}] -> {t.state_info}" for t in failed)
             names = ", ".join(t.name for t in failed)
@@ -519,36 +824,33 @@ class _Run:
         else:
             self.finish_workflow(State.SUCCESS)
 
+    def unhandled(self) -> list[TaskView]:
+        found = {t.id: t for t in map(self.adopt, self.store.unhandled_errors())}
+        found.update({t.id: t for t in self.tasks.values()})
+        return sorted((t for t in found.values()
+                       if t.state == State.ERROR and t.runtime_context.get("error_handled") is False),
+                      key=lambda t: t.seq)
+
     # -- events --
 
     def apply(self, event: Event) -> None:
         snap = self.snap
         if isinstance(event, Start):
-            if snap.state != State.IDLE:
-                raise Conflict(f"Execution {snap.id} was already started", snap.state)
-            try:
-                snap.context = {**snap.input, **evaluate(self.spec.vars, self.expr_ctx(None))}
-                problem = self.oversized(snap.context, "the workflow context (input and vars)")
-                if problem:
-                    raise ExpressionError(problem)
-            except ExpressionError as exc:
-                self.set_wf_state(State.RUNNING)
-                self.trace("WORKFLOW_LAUNCHED")
-                self.finish_workflow(State.ERROR, f"Failed to evaluate 'vars': {exc}")
-                return
-            self.set_wf_state(State.RUNNING)
-            self.trace("WORKFLOW_LAUNCHED")
-            for name in self.spec.start_tasks:
-                self.schedule(name, None)
-            self.run()
+            self.start()
         elif isinstance(event, ActionCompleted):
-            task, action = self.find_action(event.action_id)
+            found = self.store.task_of_action(event.action_id)
+            if found is None:
+                raise Missing("Action execution", event.action_id)
+            task = self.adopt(found[0])
+            action = next(a for a in task.actions if a.id == found[1].id)
             if action.state != State.RUNNING:
                 raise Conflict(f"Action execution {action.id} is not RUNNING but {action.state}", action.state)
             if event.state not in (State.SUCCESS, State.ERROR):
                 raise ValueError(f"an action completes in SUCCESS or ERROR, not {event.state}")
             self.finish_action(task, action, State(event.state), event.result)
             self.run()
+        elif isinstance(event, TimerFired):
+            self.timer_fired(event)
         elif isinstance(event, Pause):
             if snap.state != State.RUNNING:
                 raise Conflict(f"Can not pause execution {snap.id} in state {snap.state}", snap.state)
@@ -558,28 +860,77 @@ class _Run:
                 raise Conflict(f"Can not resume execution {snap.id} in state {snap.state}", snap.state)
             self.set_wf_state(State.RUNNING)
             self.trace("WORKFLOW_RESUMED")
-            self.run_scheduled()
+            self.resume()
         elif isinstance(event, Continue):
             if snap.state == State.RUNNING:
-                self.run_scheduled()
+                self.ready = [t for t in self.in_states(frozenset({State.IDLE, State.WAITING})) if self.startable(t)]
+                self.run()
         elif isinstance(event, (RerunTask, SkipTask)):
             self.operator_fix(event)
         elif isinstance(event, Cancel):
             if snap.state in TERMINAL:
                 raise Conflict(f"Execution {snap.id} is already {snap.state}", snap.state)
             self.cancel_active("Workflow was cancelled")
+            self.snap.output = {"result": event.reason}
             self.set_wf_state(State.CANCELLED, event.reason)
 
-    def run_scheduled(self) -> None:
-        # Tasks scheduled but not started (while paused, or past the step
-        # limit): IDLE ones, and joins whose arrivals suffice.
-        self.ready = [t for t in sorted(self.snap.tasks, key=lambda t: t.seq) if self.startable(t)]
+    def start(self) -> None:
+        snap = self.snap
+        if snap.state != State.IDLE:
+            raise Conflict(f"Execution {snap.id} was already started", snap.state)
+        self.set_wf_state(State.RUNNING)
+        self.trace("WORKFLOW_LAUNCHED")
+        try:
+            snap.context = dict(evaluate(self.spec.vars, self.expr_ctx(None)) or {})
+            problem = self.oversized({**snap.input, **snap.context}, "the workflow context (input and vars)")
+            if problem:
+                raise ExpressionError(problem)
+        except ExpressionError as exc:
+            snap.context = {}
+            self.finish_workflow(State.ERROR, f"Failed to evaluate 'vars': {exc}")
+            return
+        for name in self.spec.start_tasks:
+            self.schedule(name, None)
         self.run()
 
+    def resume(self) -> None:
+        """Go on where the pause stopped: tasks that ended meanwhile, the
+        transitions a ``pause`` command left in the backlog, timers that fell
+        due, then the tasks that were ready."""
+        rt = self.rt
+        pending, rt["pending"] = rt["pending"], []
+        for task_id in pending:
+            task = self.load(task_id)
+            if not task.processed:
+                self.process(task)
+        backlog, rt["backlog"] = rt["backlog"], []
+        for target, from_id, params in backlog:
+            if self.snap.state != State.RUNNING:
+                rt["backlog"].append([target, from_id, params])
+                continue
+            self.follow(self.load(from_id), [_Next(target, params, "backlog")])
+        fired, rt["fired"] = rt["fired"], []
+        for task_id, kind in fired:
+            self.fire(self.load(task_id), kind)
+        self.ready += [t for t in self.in_states(frozenset({State.IDLE, State.WAITING}))
+                       if self.startable(t) and not any(r is t for r in self.ready)]
+        self.run()
+
+    def timer_fired(self, event: TimerFired) -> None:
+        task = self.tasks.get(event.task_id) or self.adopt(self.store.task(event.task_id))
+        if task is None or task.state in TERMINAL or self.snap.state in TERMINAL:
+            return  # a timer of a task (or workflow) that already finished is a no-op
+        if self.snap.state == State.PAUSED:
+            self.rt["fired"].append([task.id, event.kind])
+            return
+        self.fire(task, event.kind)
+        self.run()
+
+    def fire(self, task: TaskView, kind: str) -> None:
+        policies.fire(self, task, kind)
+
     def operator_fix(self, event: RerunTask | SkipTask) -> None:
-        task = next((t for t in self.snap.tasks if t.id == event.task_id), None)
-        if task is None:
-            raise KeyError(event.task_id)
+        task = self.load(event.task_id)
         done = "rerun" if isinstance(event, RerunTask) else "skipped"
         if State(task.state) not in OPERATOR_TRANSITIONS:
             raise Conflict(f"Only a task in ERROR can be {done}; {task.name} is {task.state}", task.state)
@@ -588,24 +939,18 @@ class _Run:
         if self.snap.state == State.ERROR:
             self.set_wf_state(State.RUNNING)
             self.trace("WORKFLOW_RERUN")
-        task.runtime_context.pop("error_handled", None)
-        task.finished = False
+        if task.runtime_context.pop("error_handled", None) is False:
+            self.rt["errors"] = max(0, self.rt["errors"] - 1)
+        task.processed = False
         if isinstance(event, RerunTask):
+            policies.reset(task)
             self.trace("TASK_RERUN", task)
+            self.set_task_state(task, State.IDLE, None)
             self.ready.append(task)
         else:
-            task.result = None
-            self.set_task_state(task, State.SKIPPED, "Skipped by an operator")
-            self.follow_transitions(task, self.spec.tasks[task.name])
+            self.complete_task(task, State.SKIPPED, None, "Skipped by an operator")
         if self.snap.state == State.RUNNING:
             self.run()
-
-    def find_action(self, action_id: str) -> tuple[TaskView, ActionView]:
-        for task in self.snap.tasks:
-            for action in task.actions:
-                if action.id == action_id:
-                    return task, action
-        raise KeyError(action_id)
 
 
 def handle(
@@ -615,15 +960,23 @@ def handle(
     make_id: Callable[[], str] = new_id,
     limits: Limits = DEFAULT,
     clock: Callable[[], float] = time.monotonic,
+    store: Store | None = None,
 ) -> Decision:
-    """Apply ``event`` to a copy of ``snapshot`` and return what changed.
+    """Apply ``event`` to the execution and return what changed.
 
-    Raises :class:`Conflict` when the event does not apply in the current
-    state; the caller's snapshot is never modified. ``Decision.more`` asks
-    the caller to send :class:`Continue` once this decision is stored.
+    ``snapshot`` and the views the store returns are changed in place (the
+    caller builds them afresh for each call). Raises :class:`Conflict` when
+    the event does not apply in the current state, before changing
+    anything, and :class:`Missing` for an unknown task or action.
+    ``Decision.more`` asks the caller to send :class:`Continue` once this
+    decision is stored. Without a store, ``snapshot.tasks`` is the store and
+    new tasks are appended to it.
     """
-    run = _Run(spec, copy.deepcopy(snapshot), make_id, limits, clock)
+    own = store is None
+    run = _Run(spec, snapshot, MemoryStore(snapshot.tasks) if own else store, make_id, limits, clock)
     run.apply(event)
+    if own:
+        snapshot.tasks.extend(run.d.new_tasks)
     return run.d
 
 

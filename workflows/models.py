@@ -46,7 +46,12 @@ class WorkflowExecution(models.Model):
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
-    context = models.JSONField(default=dict, blank=True, help_text="Input, vars and everything published.")
+    context = models.JSONField(default=dict, blank=True, help_text="Vars and global publishes (Mistral's context).")
+    runtime = models.JSONField(
+        default=dict, blank=True,
+        help_text="The engine's counters: next task seq, tasks per active state, unhandled errors, the final "
+                  "context, what waits for a resume.",
+    )
     task_execution_id = models.CharField(max_length=36, null=True, blank=True)
     root_execution_id = models.CharField(max_length=36, null=True, blank=True)
     project_id = models.CharField(max_length=80, default="<default-project>")
@@ -71,6 +76,7 @@ class TaskExecution(models.Model):
     result = models.JSONField(null=True, blank=True)
     published = models.JSONField(default=dict, blank=True)
     runtime_context = models.JSONField(default=dict, blank=True)
+    in_context = models.JSONField(default=dict, blank=True, help_text="The outbound context of the tasks that led here.")
     processed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -79,7 +85,11 @@ class TaskExecution(models.Model):
 
     class Meta:
         ordering = ["workflow_execution", "seq"]
-        indexes = [models.Index(fields=["workflow_execution", "seq"])]
+        indexes = [
+            models.Index(fields=["workflow_execution", "seq"]),
+            models.Index(fields=["workflow_execution", "name", "seq"], name="task_latest_of_name"),
+            models.Index(fields=["workflow_execution", "state"], name="task_by_state"),
+        ]
 
     def __str__(self):
         return f"{self.name} {self.id}"
@@ -136,6 +146,24 @@ class ActionExecution(models.Model):
     @property
     def handed_over(self) -> bool:
         return HANDED_OVER in (self.runtime_context or {})
+
+
+class Timer(models.Model):
+    """A durable wait of a task (wait-before, wait-after, a retry delay, a
+    timeout): the process that runs timers claims due rows and sends the
+    engine ``TimerFired``. A restart loses none; a row is fired once."""
+
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="timers")
+    task_execution_id = models.CharField(max_length=36)
+    kind = models.CharField(max_length=20)
+    due_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+
+    def __str__(self):
+        return f"{self.kind} of {self.task_execution_id} at {self.due_at:%H:%M:%S}"
 
 
 class EngineProcess(models.Model):

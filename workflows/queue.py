@@ -36,3 +36,13 @@ def enqueue(func: str, calls: list[tuple], label: str) -> None:
     with _one_transaction_for(b):
         for args in calls:
             async_task(func, *args, broker=b, task_name=f"{label} {args[0]}")
+
+
+def run_actions(action_ids: list[str]) -> None:
+    """A worker job per action execution (``dispatch.run_action``)."""
+    enqueue("workflows.dispatch.run_action", [(a,) for a in action_ids], "action")
+
+
+def continue_later(execution_id: str) -> None:
+    """A worker job that goes on with an execution past its step limit."""
+    enqueue("workflows.dispatch.continue_execution", [(execution_id,)], "continue")

@@ -16,16 +16,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, signals, trace
+from workflows import actions, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
-from workflows.models import HANDED_OVER, ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
-from workflows.states import ACTIVE, TERMINAL, State
+from workflows.models import (
+    HANDED_OVER,
+    ActionExecution,
+    TaskExecution,
+    Timer,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
+from workflows.states import TERMINAL, State
 
 logger = logging.getLogger("gust.services")
 
@@ -193,8 +200,20 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
         current = ActionExecution.objects.get(id=action_id)
         if current.state != State.RUNNING:
             return _repeat_or_conflict(current, state, output)
-        _apply(execution, engine.ActionCompleted(action_id, state, output))
-    return ActionExecution.objects.get(id=action_id)
+        store = _RowStore(execution)
+        store.action_rows[current.id] = current  # read under the lock already
+        _apply(execution, engine.ActionCompleted(action_id, state, output), store=store)
+    return current  # _apply wrote the engine's changes into this row
+
+
+def superseded_by(action_id: str) -> str | None:
+    """The id of a later action execution of the same task (a retry or a
+    rerun made a new one), or None: an older attempt's callback is then gone."""
+    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at").first()
+    if row is None or row[0] is None:
+        return None
+    return (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
+            .order_by("-created_at").values_list("id", flat=True).first())
 
 
 def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:
@@ -303,6 +322,8 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
             reason = _overdue_reason(name, deadline, started_at, runtime_context or {})
             try:
                 with transaction.atomic():
+                    if reason.startswith(_WORKER_LOST) and _rerun_safely(action_id):
+                        continue
                     complete_action(action_id, State.ERROR, reason)
                 failed += 1
             except (Conflict, NotFound):
@@ -315,6 +336,29 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     return OverdueSweep(failed, broken)
 
 
+_WORKER_LOST = "Worker lost"
+
+
+def _rerun_safely(action_id: str) -> bool:
+    """A worker died while running an action of a task with ``safe-rerun:
+    true``: queue it again for another worker instead of failing it, as
+    Mistral re-runs such actions when their executor is lost."""
+    action = ActionExecution.objects.select_for_update().filter(id=action_id, state=State.RUNNING).first()
+    if action is None or action.task_execution_id is None:
+        return False
+    execution = WorkflowExecution.objects.get(id=action.workflow_execution_id)
+    tspec = _spec_for(execution).tasks.get(action.task_name or "")
+    if tspec is None or tspec.policies.safe_rerun is not True:
+        return False
+    now = timezone.now()
+    action.worker_started_at = None
+    action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
+    action.save(update_fields=["worker_started_at", "deadline", "updated_at"])
+    transaction.on_commit(lambda: queue.run_actions([action_id]))
+    logger.warning("worker lost while running %s; safe-rerun: queued again", action_id)
+    return True
+
+
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
     adef = actions.get(name)
@@ -322,7 +366,7 @@ def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> s
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
     if waited_for_worker and started_at is not None:
-        return (f"Worker lost: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
+        return (f"{_WORKER_LOST}: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
                 f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
                 f"if it is safe")
     return f"Deadline passed at {at} without a result, callback or heartbeat; rerun the task if it is safe"
@@ -437,64 +481,81 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
     return execution
 
 
-# --- snapshot <-> rows -------------------------------------------------------
+# --- rows <-> engine ------------------------------------------------------------
 
 
-def _snapshot(execution: WorkflowExecution, event: engine.Event,
-              fresh: bool = False) -> tuple[engine.Snapshot, dict, dict]:
-    """The rows the engine may need (see ``engine.Snapshot.tasks``), not the
-    whole history: what a step loads stays the same however long it runs.
-    ``fresh``: the execution was created in this transaction, so it has no
-    task or action rows to read."""
-    if fresh:
-        return _snapshot_of(execution, [], []), {}, {}
-    rows = TaskExecution.objects.filter(workflow_execution_id=execution.id)
-    latest_of_each_name = rows.order_by().values("name").annotate(latest=Max("seq")).values("latest")
-    needed = (
-        Q(state__in=list(ACTIVE))
-        | Q(processed=False)
-        | Q(state=State.ERROR, runtime_context__error_handled=False)
-        | Q(seq__in=latest_of_each_name)
+def _task_view(row: TaskExecution, live: list[ActionExecution]) -> engine.TaskView:
+    return engine.TaskView(
+        id=row.id, name=row.name, state=row.state, seq=row.seq, state_info=row.state_info, result=row.result,
+        published=row.published, runtime_context=row.runtime_context, processed=row.processed,
+        started=row.started_at is not None, finished=row.finished_at is not None, in_context=row.in_context,
+        actions=[
+            engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
+                              state_info=a.state_info, is_sync=a.is_sync)
+            for a in live
+        ],
     )
-    if isinstance(event, (engine.RerunTask, engine.SkipTask)):
-        needed |= Q(id=event.task_id)
-    tasks = list(rows.filter(needed).order_by("seq"))
-    live_actions = ActionExecution.objects.filter(workflow_execution_id=execution.id).exclude(
-        state__in=list(TERMINAL)
-    )
-    live_actions = list(live_actions)
-    return _snapshot_of(execution, tasks, live_actions), {t.id: t for t in tasks}, {a.id: a for a in live_actions}
 
 
-def _snapshot_of(execution: WorkflowExecution, tasks: list[TaskExecution],
-                 live_actions: list[ActionExecution]) -> engine.Snapshot:
-    actions_by_task: dict[str, list[ActionExecution]] = {}
-    for a in live_actions:
-        actions_by_task.setdefault(a.task_execution_id, []).append(a)
-    views = []
-    for t in tasks:
-        views.append(
-            engine.TaskView(
-                id=t.id,
-                name=t.name,
-                state=t.state,
-                seq=t.seq,
-                state_info=t.state_info,
-                result=t.result,
-                published=t.published,
-                runtime_context=t.runtime_context,
-                processed=t.processed,
-                started=t.started_at is not None,
-                finished=t.finished_at is not None,
-                actions=[
-                    engine.ActionView(
-                        id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
-                        state_info=a.state_info, is_sync=a.is_sync,
-                    )
-                    for a in actions_by_task.get(t.id, [])
-                ],
-            )
-        )
+class _RowStore:
+    """The engine's :class:`engine.Store` over one execution's rows: each
+    question is one indexed query for the rows it names (and their live
+    actions), so an event costs the same at the ten-thousandth task as at
+    the first. Keeps the rows it read, to write back what the engine changed."""
+
+    def __init__(self, execution: WorkflowExecution):
+        self.execution = execution
+        self.task_rows: dict[str, TaskExecution] = {}
+        self.action_rows: dict[str, ActionExecution] = {}
+
+    def _rows(self):
+        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id)
+
+    def _views(self, rows) -> list[engine.TaskView]:
+        rows = list(rows)
+        # Only a RUNNING task has a live action (IDLE and WAITING ones have
+        # none yet, a delayed one has only finished attempts).
+        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING]
+        for r in rows:
+            self.task_rows.setdefault(r.id, r)
+        if unread:
+            live = ActionExecution.objects.filter(task_execution_id__in=unread).exclude(state__in=list(TERMINAL))
+            for a in live:
+                self.action_rows.setdefault(a.id, a)
+        by_task: dict[str, list[ActionExecution]] = {}
+        for a in self.action_rows.values():
+            by_task.setdefault(a.task_execution_id, []).append(a)
+        return [_task_view(self.task_rows[r.id], by_task.get(r.id, [])) for r in rows]
+
+    def task(self, task_id):
+        found = self._views(self._rows().filter(id=task_id))
+        return found[0] if found else None
+
+    def task_of_action(self, action_id):
+        action = self.action_rows.get(action_id) or ActionExecution.objects.filter(
+            id=action_id, workflow_execution_id=self.execution.id).first()
+        if action is None or action.task_execution_id is None:
+            return None
+        self.action_rows[action.id] = action
+        task = self.task(action.task_execution_id)
+        view = next((a for a in task.actions if a.id == action_id), None) if task else None
+        return (task, view) if view else None
+
+    def latest(self, name):
+        found = self._views(self._rows().filter(name=name).order_by("-seq")[:1])
+        return found[0] if found else None
+
+    def in_states(self, states):
+        return self._views(self._rows().filter(state__in=list(states)).order_by("seq"))
+
+    def unhandled_errors(self):
+        return self._views(self._rows().filter(state=State.ERROR, runtime_context__error_handled=False).order_by("seq"))
+
+    def all_tasks(self):
+        return self._views(self._rows().order_by("seq"))
+
+
+def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
     return engine.Snapshot(
         id=execution.id,
         workflow_name=execution.workflow_name,
@@ -504,13 +565,12 @@ def _snapshot_of(execution: WorkflowExecution, tasks: list[TaskExecution],
         context=execution.context,
         output=execution.output,
         state_info=execution.state_info,
-        tasks=views,
-        # The newest task is the latest of its name, so it is always loaded.
-        next_seq=tasks[-1].seq + 1 if tasks else 0,
+        runtime=execution.runtime or engine.new_runtime(),
+        created_at=execution.created_at.isoformat() if execution.created_at else None,
     )
 
 
-_TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "processed",
+_TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
                 "started_at", "finished_at", "updated_at"]
 _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
 
@@ -526,49 +586,40 @@ def _update_rows(model, rows: list, fields: list[str]) -> None:
         model.objects.filter(pk=row.pk).update(**{f: getattr(row, f) for f in fields})
 
 
-def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False) -> engine.Decision:
-    """Ask the engine and store its decision. Must run inside a transaction
-    holding the execution's row lock (``fresh``: created in it, see _snapshot)."""
-    snap, task_rows, action_rows = _snapshot(execution, event, fresh)
-    try:
-        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits())
-    except engine.Conflict as exc:
-        raise Conflict(str(exc), exc.state) from exc
-    except KeyError as exc:
-        raise NotFound("Execution item", str(exc.args[0])) from exc
-    now = timezone.now()
+def _stamp(row, view, now) -> None:
+    if view.started and row.started_at is None:
+        row.started_at = now
+    if view.finished and row.finished_at is None:
+        row.finished_at = now
+    elif not view.finished:
+        row.finished_at = None  # a rerun task is running again
 
-    def stamp(row, view):
-        if view.started and row.started_at is None:
-            row.started_at = now
-        if view.finished and row.finished_at is None:
-            row.finished_at = now
-        elif not view.finished:
-            row.finished_at = None  # a rerun task is running again
 
+def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
     new_rows = []
     for view in decision.new_tasks:
         row = TaskExecution(
             id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
-            state=view.state, state_info=view.state_info, result=view.result,
-            published=view.published, runtime_context=view.runtime_context, processed=view.processed,
+            state=view.state, state_info=view.state_info, result=view.result, published=view.published,
+            runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
             created_at=now, updated_at=now,
         )
-        stamp(row, view)
+        _stamp(row, view, now)
         new_rows.append(row)
     TaskExecution.objects.bulk_create(new_rows)
-
     changed_rows = []
     for view in decision.changed_tasks.values():
-        row = task_rows[view.id]
-        for f in ("state", "state_info", "result", "published", "runtime_context", "processed"):
+        row = store.task_rows[view.id]
+        for f in ("state", "state_info", "result", "published", "runtime_context", "in_context", "processed"):
             setattr(row, f, getattr(view, f))
         row.updated_at = now
-        stamp(row, view)
+        _stamp(row, view, now)
         changed_rows.append(row)
     if changed_rows:
         _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
 
+
+def _store_actions(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
     dispatched = set(decision.dispatch)
     queue_deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
     waiting_deadline = async_deadline(now)
@@ -597,7 +648,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
             signals.async_action_started.send(sender=ActionExecution, action=row)
     changed_actions = []
     for view in decision.changed_actions.values():
-        row = action_rows[view.id]
+        row = store.action_rows[view.id]
         row.state, row.state_info, row.output = view.state, view.state_info, view.output
         row.accepted = view.state in (State.SUCCESS, State.ERROR)
         row.updated_at = now
@@ -608,10 +659,44 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
         if row.state in TERMINAL:
             signals.action_finished.send(sender=ActionExecution, action=row)
 
+
+def _store_timers(execution, decision: engine.Decision, now) -> None:
+    """The engine's timer commands, in the same transaction as the state
+    they belong to; an execution that ended keeps none."""
+    if execution.state in TERMINAL:
+        Timer.objects.filter(execution_id=execution.id).delete()
+        return
+    for cmd in decision.commands:
+        if isinstance(cmd, engine.CancelTimers):
+            Timer.objects.filter(task_execution_id=cmd.task_id, kind__in=list(cmd.kinds)).delete()
+        elif isinstance(cmd, engine.StartTimer):
+            Timer.objects.filter(task_execution_id=cmd.task_id, kind=cmd.kind).delete()
+            Timer.objects.create(execution_id=execution.id, task_execution_id=cmd.task_id, kind=cmd.kind,
+                                 due_at=now + timedelta(seconds=cmd.seconds))
+
+
+def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False,
+           store: _RowStore | None = None) -> engine.Decision:
+    """Ask the engine and store its decision. Must run inside a transaction
+    holding the execution's row lock (``fresh``: created in it, so it has
+    no rows to read)."""
+    store = None if fresh else (store or _RowStore(execution))
+    snap = _snapshot_of(execution)
+    try:
+        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store)
+    except engine.Conflict as exc:
+        raise Conflict(str(exc), exc.state) from exc
+    except engine.Missing as exc:
+        raise NotFound(exc.kind.replace(" ", ""), exc.ident) from exc
+    now = timezone.now()
+    _store_tasks(execution, decision, store, now)
+    _store_actions(execution, decision, store, now)
+
     final = decision.snapshot
     execution.state, execution.state_info = final.state, final.state_info
-    execution.context, execution.output = final.context, final.output
-    execution.save(update_fields=["state", "state_info", "context", "output", "updated_at"])
+    execution.context, execution.output, execution.runtime = final.context, final.output, final.runtime
+    execution.save(update_fields=["state", "state_info", "context", "output", "runtime", "updated_at"])
+    _store_timers(execution, decision, now)
 
     name = execution.workflow_name
     events = decision.trace
@@ -620,14 +705,52 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
-        from workflows import dispatch  # the worker module imports services
-
         ids = list(decision.dispatch)
-        transaction.on_commit(lambda: dispatch.enqueue(ids))
+        transaction.on_commit(lambda: queue.run_actions(ids))
     if decision.more:
-        from workflows import dispatch
-
         # A new transaction, in a worker: the lock is free in between, so other
         # executions progress and a cancel or pause gets in.
-        transaction.on_commit(lambda: dispatch.enqueue_continue(execution.id))
+        transaction.on_commit(lambda: queue.continue_later(execution.id))
     return decision
+
+
+# --- timers --------------------------------------------------------------------
+
+
+def fire_due_timers(now=None, limit: int = 200) -> int:
+    """Send ``TimerFired`` for each due timer, oldest first, each in its own
+    transaction with the timer row deleted in it: two processes never fire
+    one twice (PostgreSQL skips rows another claimed; SQLite has one writer),
+    a crash before commit leaves it due. Returns how many fired."""
+    now = now or timezone.now()
+    fired = 0
+    due = list(Timer.objects.filter(due_at__lte=now).order_by("due_at", "id").values_list("id", flat=True)[:limit])
+    for timer_id in due:
+        try:
+            with transaction.atomic():
+                timer = _claim_timer(timer_id)
+                if timer is None:
+                    continue  # another process fired it
+                execution = WorkflowExecution.objects.select_for_update().filter(id=timer.execution_id).first()
+                timer.delete()
+                if execution is not None and execution.state not in TERMINAL:
+                    _apply(execution, engine.TimerFired(timer.task_execution_id, timer.kind))
+                fired += 1
+        except Exception:
+            logger.exception("timer %s could not be fired; it stays due", timer_id)
+    return fired
+
+
+def _claim_timer(timer_id: int) -> Timer | None:
+    rows = Timer.objects.filter(id=timer_id)
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return rows.first()
+
+
+def next_timer_in(now=None, most: float = 1.0) -> float:
+    """Seconds until the next timer is due, at most ``most``."""
+    nxt = Timer.objects.order_by("due_at").values_list("due_at", flat=True).first()
+    if nxt is None:
+        return most
+    return max(0.0, min(most, (nxt - (now or timezone.now())).total_seconds()))

@@ -32,7 +32,7 @@ from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
 from workflows.states import TERMINAL, State
 
 PER_PAGE = 25
@@ -120,9 +120,37 @@ def execution_list(request):
     return render(request, template, context)
 
 
+def timer_label(kind: str, due, retry_no: int | None = None, count=None) -> str:
+    """How a page says what a task waits for: "retry 2 of 5 at 12:04:00"."""
+    at = f"{timezone.localtime(due):%H:%M:%S}"
+    if kind == "retry":
+        of = f" of {count}" if isinstance(count, int) else ""
+        return f"retry {retry_no or 1}{of} at {at}"
+    if kind == "timeout":
+        return f"times out at {at}"
+    return f"waiting until {at} ({kind})"
+
+
+def _waits(execution: WorkflowExecution) -> dict[str, list[str]]:
+    """Task execution id -> what its timers say, soonest first."""
+    retry_counts = {name: (t.get("retry") or {}).get("count") if isinstance(t.get("retry"), dict) else None
+                    for name, t in (execution.spec.get("tasks") or {}).items()}
+    found: dict[str, list[str]] = {}
+    timers = Timer.objects.filter(execution=execution).order_by("due_at")
+    by_task = {t.id: t for t in TaskExecution.objects.filter(id__in={tm.task_execution_id for tm in timers})}
+    for tm in timers:
+        task = by_task.get(tm.task_execution_id)
+        if task is None:
+            continue
+        found.setdefault(tm.task_execution_id, []).append(
+            timer_label(tm.kind, tm.due_at, task.runtime_context.get("retry_no"), retry_counts.get(task.name)))
+    return found
+
+
 def _task_rows(execution: WorkflowExecution) -> list[dict]:
     actions = Prefetch("action_executions", queryset=ActionExecution.objects.order_by("created_at", "id"))
     rows = []
+    waits = _waits(execution)
     for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq").prefetch_related(actions):
         running = t.finished_at is None and t.state not in TERMINAL
         rows.append(
@@ -145,6 +173,7 @@ def _task_rows(execution: WorkflowExecution) -> list[dict]:
                     for a in t.action_executions.all()
                 ],
                 "anchor": False,
+                "waits": waits.get(t.id, []),
             }
         )
     # The graph links each node to the latest execution of its task.

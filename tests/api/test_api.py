@@ -147,8 +147,8 @@ def test_graph_errors_are_all_reported_with_paths(api):
     lines = [f"{e['path']}: {e['message']}" for e in body["errors"]]
     assert "wf.tasks.t1.on-success[1]: unknown task 'nope'" in lines
     assert "wf.tasks.t2.join: join: 3 but only 1 task(s) lead to 't2'" in lines
-    assert "wf.tasks.t2.action: unknown action 'std.nope'" in lines
-    assert len(lines) == 3
+    assert not any(line.startswith("wf.tasks.t2.action") for line in lines)  # Mistral: checked when it runs
+    assert len(lines) == 2
     assert all(line in body["faultstring"] for line in lines)
     assert not WorkflowDefinition.objects.exists()
 
@@ -158,7 +158,7 @@ def test_errors_of_every_workflow_in_a_file_are_reported(api):
     status, body = api.post_yaml("/v2/workflows", text)
     assert status == 400
     paths = {e["path"] for e in body["errors"]}
-    assert {"wf.tasks.t1.bogus", "wf.tasks.t2.join", "wf2.tasks.t1.on-success[1]", "wf2.tasks.t2.action"} <= paths
+    assert {"wf.tasks.t1.bogus", "wf.tasks.t2.join", "wf2.tasks.t1.on-success[1]"} <= paths
     assert not WorkflowDefinition.objects.exists()
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from django.test import Client
 
-from workflows import dispatch, services
+from workflows import queue, services
 from workflows.models import ActionExecution, WorkflowDefinition, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
@@ -167,7 +167,7 @@ def test_a_tight_loop_answers_at_the_step_limit_and_can_be_cancelled(
         api, settings, monkeypatch, django_capture_on_commit_callbacks):
     settings.GUST = {**settings.GUST, "ENGINE_STEPS_PER_TRANSACTION": 30}
     queued = []
-    monkeypatch.setattr(dispatch, "enqueue_continue", queued.append)
+    monkeypatch.setattr(queue, "continue_later", queued.append)
     api.create_workflow("""\
 version: '2.0'
 spin:

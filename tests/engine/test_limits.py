@@ -61,7 +61,7 @@ def test_an_endless_local_loop_stops_after_the_step_limit_and_continues_on_reque
 
     second = run(h, engine.Continue(), limits)
     assert second.more and len(second.new_actions) == 25
-    assert h.snap.tasks[-1].seq == 50 and h.snap.next_seq == 51
+    assert h.snap.tasks[-1].seq == 50 and h.snap.runtime["seq"] == 51
 
 
 def test_a_slow_loop_stops_after_the_time_budget_of_one_call_but_always_makes_a_step():

@@ -20,6 +20,7 @@ from workflows.api.listing import paginate
 from workflows.api.parsers import loads
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
+from workflows.states import State
 
 EXECUTION_FIELDS = {
     "id", "workflow_id", "workflow_name", "workflow_namespace", "description", "state", "state_info",
@@ -224,10 +225,35 @@ class ExecutionTasks(APIView):
 
 class TaskDetail(APIView):
     def get(self, request, task_id):
-        t = TaskExecution.objects.select_related("workflow_execution").filter(id=task_id).first()
-        if t is None:
-            raise NotFound("TaskExecution", task_id)
-        return Response(resources.task(t))
+        return Response(resources.task(_task(task_id)))
+
+    def put(self, request, task_id):
+        """Mistral's task update: ``state: RUNNING`` reruns a failed task
+        (``mistral task-rerun``), ``state: SKIPPED`` skips it and follows its
+        on-skip (or on-success) transitions; nothing else is accepted."""
+        data = request.data if isinstance(request.data, dict) else {}
+        task = _task(task_id)
+        if data.get("name") and data["name"] != task.name:
+            raise InvalidInput("Task name does not match.")
+        target = data.get("state")
+        if target == State.RUNNING and data.get("reset") is False:
+            raise InvalidInput("Only with-items task has the option to not reset.")
+        fixes = {State.RUNNING: (ops.rerun_task, services.rerun_task), State.SKIPPED: (ops.skip_task, services.skip_task)}
+        if target not in fixes:
+            raise InvalidInput("Invalid task state. Only updating task to rerun or skip is supported.")
+        audited, plain = fixes[target]
+        if perms.enforced():  # checks approvals.fix_tasks and writes the audit row
+            audited(request.user, task_id)
+        else:
+            plain(task_id)
+        return Response(resources.task(_task(task_id)))
+
+
+def _task(task_id: str) -> TaskExecution:
+    t = TaskExecution.objects.select_related("workflow_execution").filter(id=task_id).first()
+    if t is None:
+        raise NotFound("TaskExecution", task_id)
+    return t
 
 
 # --- action executions -------------------------------------------------------
@@ -303,7 +329,7 @@ class ActionExecutionDetail(APIView):
 
 class Actions(APIView):
     def get(self, request):
-        items = [resources.action_definition(a) for a in actions.BUILTIN.values()]
+        items = [resources.action_definition(a) for a in actions.every().values()]
         return Response({"actions": items})
 
 

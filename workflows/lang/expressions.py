@@ -59,6 +59,10 @@ class ExprContext:
     execution: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
     limits: Limits = DEFAULT
+    # tasks(state=None, flat=False): the task views of the execution.
+    tasks_lookup: Callable[..., list] = lambda state=None, flat=False: []
+    # What global(name) reads: the execution's context (vars, global publishes).
+    global_data: dict | None = None
 
 
 def _out_of_time(limits: Limits) -> str:

@@ -29,18 +29,11 @@ ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
 # Mistral keywords Gust does not run yet: refused with a clear message rather
 # than silently ignored.
 UNSUPPORTED_TASK_KEYS = (
-    "retry",
-    "wait-before",
-    "wait-after",
-    "timeout",
-    "pause-before",
     "with-items",
-    "concurrency",
     "workflow",
     "target",
-    "safe-rerun",
-    "fail-on",
 )
+CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
 
 
 class DefinitionError(Exception):
@@ -69,22 +62,85 @@ _TRANSITION_ITEM = {
         {"type": "object", "minProperties": 1, "maxProperties": 1},
     ]
 }
-_TRANSITIONS = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": _TRANSITION_ITEM}]}
+_SIMPLE_TRANSITIONS = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": _TRANSITION_ITEM}]}
+_NONEMPTY_DICT = {"type": "object", "minProperties": 1}
+_PUBLISH_SCOPES = {
+    "type": "object",
+    "properties": {"branch": _NONEMPTY_DICT, "global": _NONEMPTY_DICT, "atomic": _NONEMPTY_DICT},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+# Mistral's advanced clause form: ``on-success: {publish: {branch: .., global: ..}, next: [...]}``.
+_TRANSITIONS = {
+    "anyOf": [
+        _SIMPLE_TRANSITIONS,
+        {
+            "type": "object",
+            "properties": {"publish": _PUBLISH_SCOPES, "next": _SIMPLE_TRANSITIONS},
+            "additionalProperties": False,
+        },
+    ]
+}
+_EXPR = {"type": "string", "pattern": r"^\s*(<%.*%>|{{.*}})\s*$"}
+_EXPR_OR_COUNT = {"anyOf": [_EXPR, {"type": "integer", "minimum": 0}]}
+_EXPR_OR_SECONDS = {"anyOf": [_EXPR, {"type": "number", "minimum": 0}]}
+_EXPR_OR_BOOL = {"anyOf": [_EXPR, {"type": "boolean"}]}
+RETRY_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "count": _EXPR_OR_COUNT,
+                "delay": _EXPR_OR_SECONDS,
+                "break-on": {"type": "string"},
+                "continue-on": {"type": "string"},
+                # Gust extensions: each delay is the previous one times
+                # ``backoff``, at most ``max-delay``, plus up to ``jitter``
+                # (a fraction of it) at random.
+                "backoff": {"type": "number", "minimum": 1},
+                "max-delay": _EXPR_OR_SECONDS,
+                "jitter": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": ["count", "delay"],
+            "additionalProperties": False,
+        },
+        {"type": "string", "minLength": 1},  # the one-line form: "count=3 delay=1"
+    ]
+}
+POLICY_SCHEMA = {
+    "retry": RETRY_SCHEMA,
+    "wait-before": _EXPR_OR_SECONDS,
+    "wait-after": _EXPR_OR_SECONDS,
+    "timeout": _EXPR_OR_SECONDS,
+    "pause-before": _EXPR_OR_BOOL,
+    "concurrency": _EXPR_OR_COUNT,
+    "fail-on": _EXPR_OR_BOOL,
+    "safe-rerun": _EXPR_OR_BOOL,
+}
+TASK_DEFAULTS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **POLICY_SCHEMA,
+        **{clause: _TRANSITIONS for clause in CLAUSES},
+        "requires": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    },
+    "additionalProperties": False,
+}
 
 TASK_SCHEMA = {
     "type": "object",
     "properties": {
         "description": {"type": "string"},
         "action": {"type": "string", "minLength": 1},
-        "input": {"type": "object"},
+        "input": _EXPR_OR({"type": "object"}),
         "publish": {"type": "object"},
         "publish-on-error": {"type": "object"},
-        "on-success": _TRANSITIONS,
-        "on-error": _TRANSITIONS,
-        "on-complete": _TRANSITIONS,
+        "publish-on-skip": {"type": "object"},
+        **{clause: _TRANSITIONS for clause in CLAUSES},
         "join": {"anyOf": [{"enum": ["all", "one"]}, {"type": "integer", "minimum": 1}]},
         "keep-result": _EXPR_OR({"type": "boolean"}),
         "tags": {"type": "array", "items": {"type": "string"}},
+        **POLICY_SCHEMA,
         **{k: {} for k in UNSUPPORTED_TASK_KEYS},
     },
     "additionalProperties": False,
@@ -108,7 +164,7 @@ WORKFLOW_SCHEMA = {
         "output": {},
         "output-on-error": {},
         "vars": {"type": "object"},
-        "task-defaults": {"type": "object"},
+        "task-defaults": TASK_DEFAULTS_SCHEMA,
         "tasks": {"type": "object", "minProperties": 1, "additionalProperties": TASK_SCHEMA},
         "name": {"type": "string"},
         "version": {},
@@ -159,10 +215,54 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """``retry``: each value a number or an expression (break-on and
+    continue-on are always expressions); evaluated when the task ends."""
+
+    count: Any
+    delay: Any
+    break_on: Any = None
+    continue_on: Any = None
+    backoff: float = 1.0
+    max_delay: Any = None
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class Policies:
+    """A task's policies after ``task-defaults`` were applied: each one is
+    the task's own when it sets it, else the default, as Mistral builds them."""
+
+    retry: Retry | None = None
+    wait_before: Any = 0
+    wait_after: Any = 0
+    timeout: Any = 0
+    pause_before: Any = False
+    concurrency: Any = 0
+    fail_on: Any = False
+    safe_rerun: Any = False
+
+
+@dataclass(frozen=True)
+class Publish:
+    """What a task publishes when it ends in one state: ``branch`` variables
+    go to the task's outbound context, ``global`` ones to the execution's
+    context. ``atomic`` is accepted as Mistral 23 accepts it (and, like it,
+    not applied)."""
+
+    branch: dict = field(default_factory=dict)
+    global_: dict = field(default_factory=dict)
+    atomic: dict = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.branch or self.global_ or self.atomic)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
-    action: str
-    input: dict
+    action: str  # a name, or an expression that gives one
+    input: Any  # a mapping, or an expression that gives one
     publish: dict
     publish_on_error: dict
     on_success: tuple[Transition, ...]
@@ -171,6 +271,15 @@ class TaskSpec:
     join: int | str | None
     keep_result: Any
     description: str = ""
+    on_skip: tuple[Transition, ...] = ()
+    publish_on_skip: dict = field(default_factory=dict)
+    clause_publish: dict = field(default_factory=dict)  # clause -> Publish, the advanced form
+    policies: Policies = Policies()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def action_is_expression(self) -> bool:
+        return expressions.has_expression(self.action)
 
     def transitions(self) -> list[tuple[str, int, Transition]]:
         return [
@@ -179,9 +288,48 @@ class TaskSpec:
                 ("on-success", self.on_success),
                 ("on-error", self.on_error),
                 ("on-complete", self.on_complete),
+                ("on-skip", self.on_skip),
             )
             for i, t in enumerate(ts)
         ]
+
+    def publish_for(self, state: str) -> Publish:
+        """What to publish when the task ends in ``state``, merged as
+        Mistral's DirectWorkflowTaskSpec.get_publish does: the task's
+        ``publish``/``publish-on-error``/``publish-on-skip`` as branch
+        variables, then ``on-complete``'s publish over it, then that merged
+        into the publish of the clause of the state (the merged values win)."""
+        base = {"SUCCESS": self.publish, "ERROR": self.publish_on_error, "SKIPPED": self.publish_on_skip}.get(state)
+        spec = Publish(branch=dict(base)) if base else None
+        complete = self.clause_publish.get("on-complete")
+        if complete:
+            spec = _merge_publish(spec, complete) if spec else complete
+        clause = {"SUCCESS": "on-success", "ERROR": "on-error", "SKIPPED": "on-skip"}.get(state)
+        own = self.clause_publish.get(clause) if clause else None
+        if own:
+            return _merge_publish(own, spec) if spec else own
+        return spec or Publish()
+
+
+def _merge_publish(left: Publish, right: Publish) -> Publish:
+    return Publish(
+        branch=merge_dicts(left.branch, right.branch),
+        global_=merge_dicts(left.global_, right.global_),
+        atomic=merge_dicts(left.atomic, right.atomic),
+    )
+
+
+def merge_dicts(left: dict, right: dict) -> dict:
+    """A new dict: ``right`` merged into ``left`` recursively, ``right``
+    winning where both hold a value that is not a mapping (Mistral's
+    utils.merge_dicts with overwrite)."""
+    out = dict(left)
+    for key, value in right.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -224,7 +372,23 @@ class WorkflowSpec:
         }
 
 
+def _clause_next(value):
+    """The transitions of a clause in either form: a name, a list, or the
+    advanced ``{publish: ..., next: ...}`` mapping."""
+    if isinstance(value, dict):
+        return value.get("next")
+    return value
+
+
+def _clause_publish(value) -> Publish | None:
+    if not isinstance(value, dict) or not value.get("publish"):
+        return None
+    pub = value["publish"]
+    return Publish(branch=pub.get("branch") or {}, global_=pub.get("global") or {}, atomic=pub.get("atomic") or {})
+
+
 def _parse_transitions(value) -> tuple[Transition, ...]:
+    value = _clause_next(value)
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
@@ -250,32 +414,92 @@ def _parse_input_params(items) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def _task_action(raw: dict) -> tuple[str, dict, str | None]:
+def _task_action(raw: dict) -> tuple[str, Any, str | None]:
     line = raw.get("action") or "std.noop"
+    given = raw.get("input")
+    if expressions.has_expression(line.split(" ", 1)[0]) or expressions.ANY_EXPR_RE.fullmatch(line.strip()):
+        # ``action: <% $.name %>``: the name is known when the task runs.
+        return line.strip(), given if given is not None else {}, None
     name, inline, err = actions.parse_action_line(line)
+    if isinstance(given, str):  # ``input: <% $.params %>``
+        return name, given, err
     params = dict(inline)
-    params.update(raw.get("input") or {})
+    params.update(given or {})
     return name, params, err
+
+
+def _retry(value) -> Retry | None:
+    if not value:
+        return None
+    if isinstance(value, str):
+        _, value, _ = actions.parse_action_line("retry " + value)
+    return Retry(
+        count=value.get("count", 0),
+        delay=value.get("delay", 0),
+        break_on=value.get("break-on"),
+        continue_on=value.get("continue-on"),
+        backoff=value.get("backoff", 1.0),
+        max_delay=value.get("max-delay"),
+        jitter=value.get("jitter", 0.0),
+    )
+
+
+_POLICY_FIELDS = {
+    "wait-before": "wait_before",
+    "wait-after": "wait_after",
+    "timeout": "timeout",
+    "pause-before": "pause_before",
+    "concurrency": "concurrency",
+    "fail-on": "fail_on",
+}
+
+
+def _policies(task: dict, defaults: dict) -> Policies:
+    """Each policy from the task when it sets one (an expression, or a value
+    that turns it on), else from ``task-defaults``, as Mistral's
+    construct_policies_list does; ``safe-rerun`` from the task unless unset."""
+    values = {}
+    for key, attr in _POLICY_FIELDS.items():
+        own = task.get(key)
+        values[attr] = own if own not in (None, 0, False) else defaults.get(key, getattr(Policies, attr))
+    retry = _retry(task.get("retry")) or _retry(defaults.get("retry"))
+    safe = task.get("safe-rerun")
+    values["safe_rerun"] = safe if safe is not None else defaults.get("safe-rerun", False)
+    return Policies(retry=retry, **values)
+
+
+def _clause(task_name: str, task: dict, defaults: dict, clause: str) -> tuple[Transition, ...]:
+    """The task's own transitions of ``clause``, or when it has none those of
+    ``task-defaults`` without the ones that lead to the task itself."""
+    own = _parse_transitions(task.get(clause))
+    if own:
+        return own
+    return tuple(t for t in _parse_transitions(defaults.get(clause)) if t.target != task_name)
 
 
 def build_workflow(name: str, raw: dict) -> WorkflowSpec:
     """Build a spec from an already validated workflow mapping."""
     tasks = {}
+    defaults = raw.get("task-defaults") or {}
     for tname, traw in raw["tasks"].items():
         action, params, _ = _task_action(traw)
-        join = traw.get("join")
         tasks[tname] = TaskSpec(
             name=tname,
             action=action,
             input=params,
             publish=traw.get("publish") or {},
             publish_on_error=traw.get("publish-on-error") or {},
-            on_success=_parse_transitions(traw.get("on-success")),
-            on_error=_parse_transitions(traw.get("on-error")),
-            on_complete=_parse_transitions(traw.get("on-complete")),
-            join=join,
+            publish_on_skip=traw.get("publish-on-skip") or {},
+            on_success=_clause(tname, traw, defaults, "on-success"),
+            on_error=_clause(tname, traw, defaults, "on-error"),
+            on_complete=_clause(tname, traw, defaults, "on-complete"),
+            on_skip=_clause(tname, traw, defaults, "on-skip"),
+            clause_publish={c: p for c in CLAUSES if (p := _clause_publish(traw.get(c)))},
+            join=traw.get("join"),
             keep_result=traw.get("keep-result", True),
             description=traw.get("description", ""),
+            policies=_policies(traw, defaults),
+            raw=traw,
         )
     return WorkflowSpec(
         name=name,
@@ -313,29 +537,15 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
         for key in UNSUPPORTED_TASK_KEYS:
             if key in traw:
                 errors.append((f"{tpath}.{key}", "not supported by Gust yet"))
-        action_name, params, err = _task_action(traw)
-        if err:
-            errors.append((f"{tpath}.action", err))
-        adef = actions.get(action_name)
-        if adef is None:
-            errors.append((f"{tpath}.action", f"unknown action '{action_name}'"))
-        else:
-            for msg in adef.check_input(params):
-                errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
-        for msg in expressions.syntax_errors(params):
-            errors.append((f"{tpath}.input", msg))
-        for key in ("publish", "publish-on-error", "keep-result"):
+        errors += _action_errors(tpath, traw)
+        for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", *POLICY_SCHEMA):
             for msg in expressions.syntax_errors(traw.get(key)):
                 errors.append((f"{tpath}.{key}", msg))
-        for clause in ("on-success", "on-error", "on-complete"):
-            for i, tr in enumerate(_parse_transitions(traw.get(clause))):
-                where = f"{tpath}.{clause}[{i}]"
-                if not tr.is_command and tr.target not in task_names:
-                    errors.append((where, f"unknown task '{tr.target}'"))
-                if tr.params and not tr.is_command:
-                    errors.append((where, "only engine commands take parameters"))
-                for msg in expressions.syntax_errors(tr.condition) + expressions.syntax_errors(tr.params):
-                    errors.append((where, msg))
+        errors += _clause_errors(tpath, traw, task_names)
+    errors += _clause_errors(f"{name}.task-defaults", raw.get("task-defaults") or {}, task_names)
+    for key in POLICY_SCHEMA:
+        for msg in expressions.syntax_errors((raw.get("task-defaults") or {}).get(key)):
+            errors.append((f"{name}.task-defaults.{key}", msg))
     if raw["tasks"]:
         spec = build_workflow(name, raw)
         if not spec.start_tasks:
@@ -349,6 +559,40 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
                         f"join: {t.join} but only {len(inbound[tname])} task(s) lead to '{tname}'",
                     )
                 )
+    return errors
+
+
+def _action_errors(tpath: str, traw: dict) -> list[tuple[str, str]]:
+    """An action named in the text must take the input given; a name Gust
+    does not know is accepted, as Mistral accepts it, and fails the task
+    when it runs ("Failed to find action")."""
+    errors = []
+    action_name, params, err = _task_action(traw)
+    if err:
+        errors.append((f"{tpath}.action", err))
+    adef = actions.get(action_name)
+    if adef is not None and isinstance(params, dict):
+        for msg in adef.check_input(params):
+            errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
+    errors += [(f"{tpath}.action", msg) for msg in expressions.syntax_errors(action_name)]
+    errors += [(f"{tpath}.input", msg) for msg in expressions.syntax_errors(params)]
+    return errors
+
+
+def _clause_errors(tpath: str, traw: dict, task_names: set) -> list[tuple[str, str]]:
+    errors = []
+    for clause in CLAUSES:
+        value = traw.get(clause)
+        for i, tr in enumerate(_parse_transitions(value)):
+            where = f"{tpath}.{clause}[{i}]"
+            if not tr.is_command and tr.target not in task_names:
+                errors.append((where, f"unknown task '{tr.target}'"))
+            if tr.params and not tr.is_command:
+                errors.append((where, "only engine commands take parameters"))
+            for msg in expressions.syntax_errors(tr.condition) + expressions.syntax_errors(tr.params):
+                errors.append((where, msg))
+        for msg in expressions.syntax_errors((value or {}).get("publish") if isinstance(value, dict) else None):
+            errors.append((f"{tpath}.{clause}.publish", msg))
     return errors
 
 

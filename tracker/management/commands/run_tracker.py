@@ -1,7 +1,8 @@
 """``manage.py run_tracker``: the results tracker process.
 
 Polls due tracked actions every QUERY_INTERVAL with THREAD_POOL_SIZE
-threads, applies early callbacks, runs the periodic hooks, and stops
+threads, applies early callbacks, runs the periodic hooks, fires the
+engine's timers (wait-before, retry delays, timeouts), and stops
 gracefully on SIGTERM/SIGINT (in-flight queries finish, claims are released).
 """
 
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand
 
 from tracker.runner import Tracker
 from workflows import lifecycle
+from workflows.timers import TimerLoop
 from workflows.startup import ensure_migrated, settle_after_start_up
 
 logger = logging.getLogger("gust.tracker")
@@ -39,7 +41,9 @@ class Command(BaseCommand):
         name = lifecycle.register("tracker", tracker.name)
         heartbeat = lifecycle.Heartbeat(name).start()
         tracker.start()
+        timers = TimerLoop().start()  # this process also fires the engine's durable timers
         stop.wait()
+        timers.stop()
         tracker.stop()  # in-flight queries finish, claims are released
         heartbeat.stop()
         lifecycle.unregister(name)

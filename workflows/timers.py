@@ -1,0 +1,52 @@
+"""The loop that fires durable timers (wait-before, wait-after, retry
+delays, timeouts), run by the tracker process: it sleeps until the next
+timer is due (at most ``TIMER_POLL`` seconds, so timers stored by other
+processes are seen) and sends each due one to the engine through
+``services.fire_due_timers``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import close_old_connections, connections
+
+from workflows import services
+
+logger = logging.getLogger("gust.timers")
+POLL = 0.5  # seconds between looks at the timer table when none is due sooner
+
+
+class TimerLoop:
+    def __init__(self, poll: float = POLL):
+        self.poll = poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fired = 0
+
+    def run_once(self) -> int:
+        fired = services.fire_due_timers()
+        self.fired += fired
+        return fired
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                wait = services.next_timer_in(most=self.poll)
+            except Exception:
+                logger.exception("timer cycle failed; retrying")
+                close_old_connections()
+                wait = self.poll
+            self._stop.wait(max(0.01, wait))
+        connections.close_all()
+
+    def start(self) -> TimerLoop:
+        self._thread = threading.Thread(target=self._loop, name="gust-timers", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
