@@ -284,8 +284,8 @@ class Scale:
         sz = self.sizes
         out = {"sizes": sz, "floor": floor(self.d.outside.url, sz["floor_requests"])}
         f = out["floor"]
-        self.say(f"[floor] http.client {f['http_client_cpu_ms']} ms CPU per GET, requests {f['requests_session_cpu_ms']} "
-                 f"ms, tracker.http {f['tracker_http_cpu_ms']} ms")
+        self.say(f"[floor] http.client {f['http_client_cpu_ms']} ms CPU per GET, "
+                 f"requests {f['requests_session_cpu_ms']} ms, tracker.http {f['tracker_http_cpu_ms']} ms")
         out["per_item"] = [self.per_item(count, trackers) for count, trackers in sz["per_item"]]
         out["batch_idle"] = self.batch_idle()
         out["batch"] = [self.batch(n) for n in sz["batch_outstanding"]]
@@ -357,8 +357,8 @@ def markdown(result: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in scale.get("per_item", []):
         lat, br = p["sample"]["latency_ms"], p["sample"]["latency_breakdown"]["until_noticed_ms"]
-        lines.append(f"| per item, {p['outstanding']} outstanding, {p['trackers']} tracker(s), 1 s | {p['polls_per_s']} "
-                     f"({p['polls_needed_per_s']}) | {p['tracker_cpu_ms_per_poll']} | {p['tracker_core'] * 100:.1f} "
+        lines.append(f"| per item, {p['outstanding']} outstanding, {p['trackers']} tracker(s), 1 s "
+                     f"| {p['polls_per_s']} ({p['polls_needed_per_s']}) | {p['tracker_cpu_ms_per_poll']} | {p['tracker_core'] * 100:.1f} "
                      f"| {p['tracker_statements_per_poll']} | {lat['p50']} / {lat['p95']} / {lat['p99']} "
                      f"| {br['p95']} | {p['machine']['other_cores']} |")
     idle = scale.get("batch_idle")

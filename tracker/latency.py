@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -238,7 +237,8 @@ def _prune(now: datetime) -> None:
     from tracker.models import Completion, CompletionBucket
 
     raw_before = now - timedelta(days=conf("RAW_DAYS"))
-    old = list(Completion.objects.filter(rolled_up=True, detected_at__lt=raw_before).values_list("id", flat=True)[:5000])
+    old = list(Completion.objects.filter(rolled_up=True, detected_at__lt=raw_before)
+               .values_list("id", flat=True)[:5000])
     if old:
         Completion.objects.filter(id__in=old).delete()
     CompletionBucket.objects.filter(minute__lt=now - timedelta(days=conf("BUCKET_DAYS"))).delete()

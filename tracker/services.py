@@ -82,7 +82,8 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(
             action=action,
-            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, scheduled=True, added_by=added_by,
+            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, scheduled=True,
+                          added_by=added_by,
                           errors=0, last_error=None, claimed_by=None, claimed_until=None),
         )
     return row

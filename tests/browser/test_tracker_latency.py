@@ -63,7 +63,8 @@ def completed(transactional_db, outside):
     TrackedAction.objects.update(next_query_at=timezone.now() - timedelta(hours=1), scheduled=True)
 
     def query(action):
-        return QueryResult(True, "SUCCESS", {"ok": 2}, (timezone.now() - timedelta(seconds=rng.uniform(0.1, 4))).timestamp())
+        finished = timezone.now() - timedelta(seconds=rng.uniform(0.1, 4))
+        return QueryResult(True, "SUCCESS", {"ok": 2}, finished.timestamp())
 
     Tracker(queries=lambda name: query, thread_pool_size=1).run_once()
     for action in started("callback", 3, outside):
