@@ -60,11 +60,12 @@ def test_a_job_runs_then_succeeds_and_its_status_url_says_so(service):
     assert set(answer) >= {"job_id", "status_url"}
     assert answer["status_url"] == f"{service.url}/jobs/{answer['job_id']}"
     first = requests.get(answer["status_url"], timeout=5).json()
-    assert first == {"job_id": answer["job_id"], "state": "RUNNING", "output": None}
+    assert first == {"job_id": answer["job_id"], "state": "RUNNING", "output": None, "finished_at": None}
 
     done = wait_for(lambda: (s := requests.get(answer["status_url"], timeout=5).json())["state"] == "SUCCESS" and s)
     assert done["output"]["job_id"] == answer["job_id"]
     [record] = service.records()
+    assert done["finished_at"] == record["t_done"]  # the outside completion time, for Gust's live latency
     assert record["action_id"] == "act-1" and record["t_done"] >= record["created"] + 0.2
     assert record["seen_done_at"] >= record["t_done"]  # the first SUCCESS answer is remembered
     # The action execution id finds the same job; an unknown id is a 404.
@@ -93,7 +94,8 @@ def test_the_result_is_put_to_the_gust_callback_url(outside_service):
         assert put["path"] == "/api/callbacks/signed-token"
         assert put["headers"]["Content-Type"] == "application/json"
         body = json.loads(put["body"])
-        assert body == {"state": "SUCCESS", "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]}}
+        assert body == {"state": "SUCCESS", "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]},
+                        "finished_at": body["output"]["done_at"]}
         record = wait_for(lambda: (r := svc.records("cb")[0])["callback_status"] and r)
         assert record["callback_status"] == 200 and record["callback_attempts"] == 1
         assert record["headers"]["Gust-Callback-URL"] == url
@@ -123,7 +125,7 @@ def test_the_batch_endpoint_answers_many_jobs_at_once(service):
     resp = requests.post(f"{service.url}/jobs/status", json={"ids": [done["job_id"], "act-running", "nope"]}, timeout=5)
     body = resp.json()
     assert body["jobs"][done["job_id"]]["state"] == "SUCCESS"
-    assert body["jobs"]["act-running"] == {"state": "RUNNING", "output": None}
+    assert body["jobs"]["act-running"] == {"state": "RUNNING", "output": None, "finished_at": None}
     assert body["unknown"] == ["nope"]
     assert requests.post(f"{service.url}/jobs/status", json={"ids": "x"}, timeout=5).status_code == 400
     assert service.summary()["batch_queries"] == 1
