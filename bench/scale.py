@@ -341,8 +341,9 @@ def markdown(result: dict) -> str:
     scale, db = result["scale"], result["database"]
     m = result.get("machine") or {}
     lines = [f"# Tracker at scale — {db.get('vendor')} ({result.get('timestamp', '')})", "",
-             f"`{result.get('command', '')}`; commit {m.get('git_commit', '?')}"
-             f"{' (dirty tree)' if m.get('git_dirty') else ''}; load average before: {m.get('load_average')}; "
+             f"`{result.get('command', '')}`; commit {str((m.get('git') or {}).get('commit', '?'))[:7]}"
+             f"{' (dirty tree)' if (m.get('git') or {}).get('dirty') else ''}; "
+             f"load average before: {m.get('loadavg_at_start')}; "
              f"load average after: {result.get('load_after')}.", "",
              "| target | value | limit | met | note |", "| --- | --- | --- | --- | --- |"]
     for t in scale.get("targets", []):
