@@ -1,5 +1,6 @@
 """``gust.approval``: the action this app adds to the engine's table."""
 
+from approvals.params import InvalidParams, parse
 from workflows.actions import REQUIRED, ActionDef
 
 PARAMS = (
@@ -22,4 +23,13 @@ APPROVAL = ActionDef(
     PARAMS,
     "Asks people to approve or reject in the browser; the result is {approved, data, responses}.",
     waits_forever=True,  # its expiry and escalation end it
+    validate=lambda given: _problems(given),
 )
+
+
+def _problems(given: dict) -> list[str]:
+    try:
+        parse(given)
+    except InvalidParams as exc:
+        return exc.errors
+    return []

@@ -32,7 +32,7 @@ from approvals import access, notify, schema
 from approvals.decision import APPROVED, decide
 from approvals.errors import Forbidden, InvalidData
 from approvals.models import Approval, ApprovalResponse, Assignment
-from approvals.params import InvalidParams, parse
+from approvals.params import parse
 from workflows import services as wf_services
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import WorkflowExecution
@@ -50,18 +50,14 @@ SWEEP_BATCH = 200  # approvals handled per sweep call; the rest are due next tim
 def open_for_action(action) -> Approval | None:
     """Store the approval of a ``gust.approval`` action that just started.
 
-    Runs inside the engine's transaction. Invalid inputs store nothing; the
-    action is failed with every problem listed, after commit (the engine is
-    still in the middle of its own change here).
+    Runs inside the engine's transaction, so the approval commits or rolls
+    back with the action. Its input was checked by the engine already
+    (``approvals.actions``): an invalid one failed the action in the step
+    that started it, and this is never called for it.
     """
     if action.name != ACTION_NAME:
         return None
-    try:
-        p = parse(action.input or {})
-    except InvalidParams as exc:
-        message = f"gust.approval: {exc}"
-        transaction.on_commit(lambda: _fail_action(action.id, message))
-        return None
+    p = parse(action.input or {})
     now = timezone.now()
     approval = Approval.objects.create(
         action_id=action.id, execution_id=action.workflow_execution_id, workflow_name=action.workflow_name or "",
@@ -77,13 +73,6 @@ def open_for_action(action) -> Approval | None:
     )
     notify.publish(notify.CREATED, approval)
     return approval
-
-
-def _fail_action(action_id: str, message: str) -> None:
-    try:
-        wf_services.complete_action(action_id, State.ERROR, message)
-    except (Conflict, NotFound) as exc:  # cancelled meanwhile: nothing left to fail
-        logger.info("invalid approval action %s not failed: %s", action_id, exc)
 
 
 def close_for_action(action) -> None:

@@ -6,7 +6,8 @@ DATABASE_URL   e.g. postgres://postgres@127.0.0.1:5432/test (default: SQLite fil
 GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
 GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
-GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL
+GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL, GUST_METRICS_TOKEN,
+GUST_EXPIRATION_* (the execution expiration policy, below)
 GUST_EGRESS_DENIED_CIDRS, GUST_EGRESS_ALLOWED_CIDRS, GUST_EGRESS_ALLOWED_HOSTS (comma-separated)
 """
 
@@ -111,6 +112,11 @@ if env_bool("GUST_TLS", False):
     SECURE_HSTS_SECONDS = int(os.environ.get("GUST_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GUST_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("GUST_HSTS_PRELOAD", True)
+    # A load balancer probes the processes themselves over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# /metrics (config/metrics.py): a login, an API token, or this bearer token.
+METRICS_TOKEN = os.environ.get("GUST_METRICS_TOKEN", "").strip()
 
 ROOT_URLCONF = "config.urls"
 APPEND_SLASH = False  # /v2/workflows and /v2/workflows/ are both routed explicitly
@@ -196,7 +202,12 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successful jobs are not stored (Gust keeps every result in its own rows);
+    # storing them cost the monitor a SELECT ... FOR UPDATE of up to save_limit
+    # rows per job (bench/README.md, "Broker throughput"). Failures are stored.
+    "save_limit": int(os.environ.get("GUST_Q_SAVE_LIMIT", "-1")),
+    # Jobs the ORM broker takes per dequeue (one write for all of them).
+    "bulk": int(os.environ.get("GUST_Q_BULK", "5")),
     "poll": 0.1,
     "label": "Gust worker queue",
 }
@@ -204,6 +215,7 @@ if _broker == "redis":
     Q_CLUSTER["redis"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 else:
     Q_CLUSTER["orm"] = "default"
+Q_CLUSTER["broker_class"] = "workflows.queue.gust_broker"  # the ORM broker taking several jobs per write
 if env_bool("GUST_SYNC_WORKER", False):
     Q_CLUSTER["sync"] = True  # tests: run worker jobs inline
 
@@ -256,16 +268,28 @@ GUST.update({
     "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
     "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
 })
+# Retention: the execution expiration policy (workflows/retention.py), as
+# Mistral's [execution_expiration_policy]; evaluated by the tracker process.
+# Minutes for the interval and the age; 0 turns that part off (the default: nothing is deleted).
+GUST["EXPIRATION"] = {
+    "EVALUATION_INTERVAL": os.environ.get("GUST_EXPIRATION_EVALUATION_INTERVAL", "0"),
+    "OLDER_THAN": os.environ.get("GUST_EXPIRATION_OLDER_THAN", "0"),
+    "MAX_FINISHED_EXECUTIONS": os.environ.get("GUST_EXPIRATION_MAX_FINISHED_EXECUTIONS", "0"),
+    "BATCH_SIZE": os.environ.get("GUST_EXPIRATION_BATCH_SIZE", "100"),
+    "IGNORED_STATES": os.environ.get("GUST_EXPIRATION_IGNORED_STATES", ""),
+    "SECONDS_PER_CYCLE": os.environ.get("GUST_EXPIRATION_SECONDS_PER_CYCLE", "1"),
+}
 # The results tracker (seed 001's query_interval and thread_pool_size), read at
 # call time through tracker.conf so override_settings works.
 TRACKER = {
     "QUERY_INTERVAL": float(os.environ.get("GUST_QUERY_INTERVAL", "5.0")),
     "THREAD_POOL_SIZE": int(os.environ.get("GUST_THREAD_POOL_SIZE", "10")),
     # Called once per tracker cycle: approval reminders, escalation and expiry.
-    "PERIODIC": ["approvals.services.sweep"],
+    "PERIODIC": ["approvals.services.sweep", "workflows.retention.periodic"],
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
 if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401 -- SQL counts for compare_completion
+if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F401 -- action runs for broker_bench
 
 # Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
 # tracker's status queries, webhooks), read at call time by workflows.egress.

@@ -8,6 +8,8 @@ from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health, metrics
+
 from workflows import views as dashboard_views
 from workflows.api import identity
 from workflows.api import views as api_views
@@ -48,6 +50,9 @@ urlpatterns = [
     path("tracker/", include("tracker.urls_pages")),
     path("versions", api_views.Versions.as_view()),
     path("favicon.ico", favicon),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     re_path(r"^identity/v3/?$", identity.Version.as_view()),
     path("identity/v3/auth/tokens", identity.Tokens.as_view()),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="/"), name="login"),

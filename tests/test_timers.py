@@ -83,3 +83,91 @@ def test_the_execution_page_says_what_a_task_waits_for(client):
     services.save_workflows(TIMEOUT)
     ex = services.start_execution("slow")
     assert "times out at " in client.get(f"/executions/{ex.id}/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_firing_at_once_fire_each_timer_once():
+    import threading
+
+    from django.db import connection
+
+    services.save_workflows(RETRY)
+    executions = [services.start_execution("retrying") for _ in range(6)]
+    assert Timer.objects.count() == 6
+    fired, errors = [], []
+
+    def sweep():
+        try:
+            fired.append(services.fire_due_timers(now=later(31)))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and sum(fired) == 6
+    for ex in executions:
+        ex.refresh_from_db()
+        assert ex.state == "ERROR"
+        assert ActionExecution.objects.filter(workflow_execution=ex).count() == 2  # one retry each, not two
+
+
+def test_the_timer_loop_of_a_new_process_fires_timers_stored_before_it_started(settings):
+    from workflows.timers import TimerLoop
+
+    services.save_workflows(RETRY.replace("delay: 30", "delay: 0.01"))
+    ex = services.start_execution("retrying")
+    assert Timer.objects.filter(execution=ex).exists()
+    import time
+
+    time.sleep(0.05)
+    assert TimerLoop().run_once() == 1
+    ex.refresh_from_db()
+    assert ex.state == "ERROR"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tracker_process_fires_wait_before_and_retry_timers():
+    """The real process that runs timers: manage.py run_tracker."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_worker_process import ROOT, database_url
+
+    services.save_workflows("""
+version: '2.0'
+timed:
+  tasks:
+    w:
+      action: std.echo output=hi
+      wait-before: 0.5
+      on-success: [r]
+    r:
+      action: std.fail
+      retry: {count: 2, delay: 0.5}
+      on-error: [done]
+    done: {}
+""")
+    env = dict(os.environ, DATABASE_URL=database_url())
+    env.pop("GUST_SYNC_WORKER", None)
+    proc = subprocess.Popen([sys.executable, "manage.py", "run_tracker"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ex = services.start_execution("timed")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ex.refresh_from_db()
+            if ex.state != "RUNNING":
+                break
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert ex.state == "SUCCESS", out[-3000:]
+    assert ActionExecution.objects.filter(workflow_execution=ex, task_name="r").count() == 3

@@ -8,9 +8,11 @@ class TrackerConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
-        from tracker import latency, receivers, services
+        from tracker import actions, latency, receivers, services
         from tracker.models import Webhook
         from workflows import signals
+
+        actions.register()
 
         signals.async_action_started.connect(
             services.on_async_action_started, dispatch_uid="tracker.track_async_action"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 REQUIRED = object()
@@ -44,6 +44,10 @@ class ActionDef:
     # An async action that ends itself (an approval's expiry) has no deadline
     # of its own; any other RUNNING action gets one (GUST["ASYNC_ACTION_TIMEOUT"]).
     waits_forever: bool = False
+    # Checks an evaluated input the parameter list can not (pure): the
+    # problems, each a sentence; the action then fails in the step that
+    # started it, before anything outside the engine sees it.
+    validate: Callable[[dict], list[str]] | None = None
 
     @property
     def is_sync(self) -> bool:
@@ -80,8 +84,19 @@ class ActionDef:
         return out
 
 
+class ActionRaised(Exception):
+    """An action raised an error rather than returning one: Mistral's
+    executor reports it with the action's class label and execution id."""
+
+    def __init__(self, label: str, msg: str):
+        super().__init__(msg)
+        self.label, self.msg = label, msg
+
+
 def _fail(inp: dict) -> Any:
-    raise ActionFailed(inp.get("error_data") or "Fail action expected exception.")
+    if inp.get("error_data"):
+        raise ActionFailed(inp["error_data"])
+    raise ActionRaised("Fail action", "Fail action expected exception.")
 
 
 _HTTP_PARAMS = (
@@ -99,18 +114,9 @@ _HTTP_PARAMS = (
     ("verify", None),
 )
 
-# How an async action's result comes back: "callback" (the outside system calls
-# the API), "poll" (the results tracker queries status_url), or "hybrid"
-# (callback, with polling after `grace` seconds).
-_TRACKING_PARAMS = (
-    ("tracking", "callback"),
-    ("status_url", None),
-    ("query_interval", None),
-    ("grace", None),
-)
-
-# Parameters with a fixed set of values, checked at upload when written literally.
-CHOICES = {"tracking": ("callback", "poll", "hybrid")}
+# Parameters with a fixed set of values, checked at upload when written
+# literally; apps add theirs with add_params (the tracker: ``tracking``).
+CHOICES: dict[str, tuple[str, ...]] = {}
 
 
 def _is_expression(value: Any) -> bool:
@@ -118,7 +124,7 @@ def _is_expression(value: Any) -> bool:
 
 
 # gust.http_job starts a job, so it POSTs unless told otherwise.
-_JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS) + _TRACKING_PARAMS
+_JOB_PARAMS = tuple((n, "POST" if n == "method" else d) for n, d in _HTTP_PARAMS)
 
 
 BUILTIN: dict[str, ActionDef] = {
@@ -155,7 +161,7 @@ BUILTIN: dict[str, ActionDef] = {
         ActionDef(
             "std.mistral_http",
             "async",
-            _HTTP_PARAMS + _TRACKING_PARAMS,
+            _HTTP_PARAMS,
             "Sends an HTTP request with the Mistral-* headers and waits for the "
             "receiver to complete the action through the API.",
             impl="workflows.action_impl.mistral_http",
@@ -193,6 +199,19 @@ def register(adef: ActionDef) -> None:
     if known is not None and known != adef:
         raise ValueError(f"action {adef.name} is already registered")
     _REGISTERED[adef.name] = adef
+
+
+def add_params(names: tuple[str, ...], params: tuple[tuple[str, Any], ...],
+               choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """An app adds parameters to actions it serves (the tracker adds
+    ``tracking``, ``status_url``, ... to the async HTTP actions it polls).
+    Adding the same ones again is a no-op."""
+    for name in names:
+        table = BUILTIN if name in BUILTIN else _REGISTERED
+        adef = table[name]
+        new = tuple(p for p in params if p[0] not in {n for n, _ in adef.params})
+        table[name] = replace(adef, params=adef.params + new)
+    CHOICES.update(choices or {})
 
 
 def get(name: str) -> ActionDef | None:

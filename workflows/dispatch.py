@@ -13,7 +13,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -56,15 +56,14 @@ def continue_execution(execution_id: str) -> None:
 
 
 def run_action(action_id: str) -> None:
-    action = (
-        ActionExecution.objects.select_related("task_execution", "workflow_execution")
-        .filter(id=action_id)
-        .first()
-    )
+    # Not select_related: the workflow execution's spec and context (JSON, often
+    # large) were parsed for every job and no implementation reads them; the
+    # async ones read the task's id, fetched when they ask.
+    action = ActionExecution.objects.filter(id=action_id).first()
     if action is None or action.state != State.RUNNING:
         logger.info("action %s is gone or no longer RUNNING; nothing to run", action_id)
         return
-    if not services.claim_for_worker(action_id):
+    if not _claim(action_id):
         logger.warning("action %s was already started by a worker (this job was delivered again); not run twice",
                        action_id)
         return
@@ -83,6 +82,14 @@ def run_action(action_id: str) -> None:
             _report(action_id, State.SUCCESS, result)
         else:  # handed to the outside system: from now on it answers, or heartbeats
             services.record_action_info(action_id, result or {}, started=True)
+
+
+def _claim(action_id: str) -> bool:
+    """The claim as a write transaction of its own, so on SQLite it queues
+    for the write lock with the other processes' transactions instead of
+    sleeping in the busy handler (config/sqlite3/base.py)."""
+    with transaction.atomic():
+        return services.claim_for_worker(action_id)
 
 
 def _report(action_id: str, state: str, result) -> None:

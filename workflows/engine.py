@@ -112,6 +112,7 @@ class Snapshot:
     state_info: str | None = None
     runtime: dict = field(default_factory=new_runtime)
     created_at: str | None = None
+    updated_at: str | None = None
     # For callers without a store of their own (tests, a fresh execution):
     # every task execution, in creation order; handle() appends new ones.
     tasks: list[TaskView] = field(default_factory=list)
@@ -132,6 +133,10 @@ class Store(Protocol):
     def unhandled_errors(self) -> list[TaskView]: ...
 
     def all_tasks(self) -> list[TaskView]: ...
+
+    def actions_of(self, task_id: str) -> list[ActionView]:
+        """Every action execution of the task (attempts included), oldest first."""
+        ...
 
 
 class MemoryStore:
@@ -163,6 +168,10 @@ class MemoryStore:
 
     def all_tasks(self):
         return list(self.tasks)
+
+    def actions_of(self, task_id):
+        task = self.task(task_id)
+        return list(task.actions) if task else []
 
 
 # --- events ------------------------------------------------------------------
@@ -318,6 +327,15 @@ _WF_EVENT = {
     State.PAUSED: "WORKFLOW_PAUSED",
 }
 _STATE_COMMANDS = {"fail": State.ERROR, "succeed": State.SUCCESS, "pause": State.PAUSED}
+ARRIVALS = "arrivals"  # a join's runtime_context: which inbound tasks arrived, a hex bit mask
+
+
+def _arrived(join: TaskView) -> int:
+    rc = join.runtime_context
+    if "arrived" in rc and "inbound" in rc:  # a join stored before the mask: names
+        rc[ARRIVALS] = format(sum(1 << rc["inbound"].index(n) for n in rc.pop("arrived") if n in rc["inbound"]), "x")
+        rc.pop("inbound")
+    return int(rc.get(ARRIVALS) or "0", 16)
 
 
 def new_id() -> str:
@@ -360,6 +378,7 @@ class _Run:
         self._latest: dict[str, TaskView | None] = {}
         self._new_ids: set[str] = set()
         self._new_action_ids: set[str] = set()
+        self._inbound_index: dict[str, dict[str, int]] = {}
 
     # -- reading tasks --
 
@@ -442,9 +461,9 @@ class _Run:
             "spec": self.spec.raw,
             "input": self.snap.input,
             "params": self.snap.params,
-            "state": self.snap.state,
-            "state_info": self.snap.state_info,
+            "root_execution_id": None,
             "created_at": self.snap.created_at,
+            "updated_at": self.snap.updated_at,
         }
 
     def expr_ctx(self, current: TaskView | None, data: dict | None = None) -> ExprContext:
@@ -490,7 +509,8 @@ class _Run:
     def create_task(self, name: str, state: State, in_context: dict) -> TaskView:
         seq = self.rt["seq"]
         self.rt["seq"] = seq + 1
-        task = TaskView(id=self.make_id(), name=name, state="", seq=seq, in_context=dict(in_context))
+        # result []: Mistral's result of a task with no action execution yet
+        task = TaskView(id=self.make_id(), name=name, state="", seq=seq, result=[], in_context=dict(in_context))
         task.spec = self.spec.raw.get("tasks", {}).get(name, {})
         self.tasks[task.id] = task
         self._latest[name] = task
@@ -505,24 +525,34 @@ class _Run:
         if tspec.join is None:
             self.ready.append(self.create_task(name, State.IDLE, inbound))
             return
-        from_name = from_task.name if from_task else None
+        bit = self.inbound_bit(name, from_task.name if from_task else None)
         join = self.latest(name)
-        if join is None or (join.state != State.WAITING and from_name in join.runtime_context.get("arrived", [])):
+        if join is not None and "arrived" in join.runtime_context:
+            join.runtime_context["inbound"] = list(self.spec.inbound[name])
+        if join is None or (join.state != State.WAITING and _arrived(join) & bit):
             join = self.create_task(name, State.WAITING, {})
-        arrived = join.runtime_context.setdefault("arrived", [])
-        if from_name not in arrived:
-            arrived.append(from_name)
+        arrived = _arrived(join)
+        if not arrived & bit:
+            # One bit per inbound task name, in the order of spec.inbound: a
+            # join of 5,000 branches stores 1,250 hex digits, not 5,000 names.
+            join.runtime_context[ARRIVALS] = format(arrived | bit, "x")
             join.in_context = merge_dicts(join.in_context, inbound)
             self.touch(join)
         if self.startable(join) and not any(r is join for r in self.ready):
             self.ready.append(join)
+
+    def inbound_bit(self, name: str, from_name: str | None) -> int:
+        index = self._inbound_index.get(name)
+        if index is None:
+            index = self._inbound_index[name] = {n: i for i, n in enumerate(self.spec.inbound[name])}
+        return 1 << index.get(from_name, len(index))
 
     def startable(self, task: TaskView) -> bool:
         if task.state == State.IDLE:
             return True
         if task.state != State.WAITING or task.runtime_context.get("delayed"):
             return False
-        return len(task.runtime_context.get("arrived", [])) >= self.join_needed(self.spec.tasks[task.name])
+        return _arrived(task).bit_count() >= self.join_needed(self.spec.tasks[task.name])
 
     def join_needed(self, tspec: TaskSpec) -> int:
         if tspec.join == "all":
@@ -556,9 +586,7 @@ class _Run:
             adef = actions.get(name)
             if adef is None:
                 namespace = self.snap.params.get("namespace", "")
-                self.complete_task(task, State.ERROR, None,
-                                   f"Failed to find action [action_name={name}, namespace={namespace}]")
-                return
+                raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
             given = evaluate(tspec.input, ctx)
             if not isinstance(given, dict):
                 raise ExpressionError(
@@ -567,13 +595,13 @@ class _Run:
                 )
             problems = adef.check_input(given) if (tspec.action_is_expression or isinstance(tspec.input, str)) else []
             if problems:
-                raise ExpressionError(f"{name}: {'; '.join(problems)}")
+                raise ExpressionError(f"Invalid input [name={name}, errors: {'; '.join(problems)}]")
             action_input = adef.with_defaults(given)
             problem = self.oversized(action_input, "the action input")
             if problem:
                 raise ExpressionError(problem)
         except ExpressionError as exc:
-            self.complete_task(task, State.ERROR, None, f"Failed to evaluate the action input: {exc}")
+            self.force_fail(task, self.run_failure(task, exc))
             return
         action = ActionView(id=self.make_id(), name=adef.name, state=State.RUNNING, input=action_input,
                             is_sync=adef.is_sync)
@@ -581,11 +609,17 @@ class _Run:
         self._new_action_ids.add(action.id)
         self.d.new_actions.append((task, action))
         self.touch(task)
-        if adef.kind == "local":
+        problems = adef.validate(action_input) if adef.validate else []
+        if problems:
+            self.finish_action(task, action, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
+        elif adef.kind == "local":
             try:
                 result, state = adef.local(action_input), State.SUCCESS
             except actions.ActionFailed as exc:
                 result, state = exc.error, State.ERROR
+            except actions.ActionRaised as exc:
+                result, state = (f"The action raised an exception [action={exc.label}, action_ex_id={action.id}, "
+                                 f"msg='{exc.msg}']"), State.ERROR
             self.finish_action(task, action, state, result)
         elif adef.needs_worker:
             self.command(RunAction(action.id))
@@ -607,6 +641,29 @@ class _Run:
         info = None if state is State.SUCCESS else (action.state_info if result not in (None, "") else None)
         self.complete_task(task, state, result, info)
 
+    def run_failure(self, task: TaskView, error: Any) -> str:
+        """Mistral's text for an error while starting a task (its action's
+        name or input, a policy): the task and the workflow fail with it."""
+        return f"Failed to run task [error={error}, wf={self.snap.workflow_name}, task={task.name}]:"
+
+    def completion_failure(self, task: TaskView, error: Any) -> str:
+        """Mistral's text for an error while handling a task's end (publish, a
+        transition condition, a policy)."""
+        action = task.actions[-1].name if task.actions else self.spec.tasks[task.name].action
+        return (f"Failed to handle action completion [error={error}, wf={self.snap.workflow_name}, "
+                f"task={task.name}, action={action}]:")
+
+    def force_fail(self, task: TaskView, msg: str) -> None:
+        """An error in the workflow's own text, not in an action: the task
+        fails and so does the workflow, with no on-error, as Mistral's
+        force_fail_task (unless the workflow is paused or ended)."""
+        self.set_task_state(task, State.ERROR, msg)
+        task.processed = True
+        task.runtime_context["error_handled"] = False
+        self.rt["errors"] += 1
+        if self.snap.state == State.RUNNING:
+            self.finish_workflow(State.ERROR, msg)
+
     def complete_task(self, task: TaskView, state: State, result: Any, info: str | None, *,
                       again: bool = False) -> None:
         """The task ends in ``state``: publish, apply the policies that act
@@ -616,7 +673,7 @@ class _Run:
         if not again:
             task.result = result
         before = task.state
-        task.state = state  # task() in publish sees the state it ends in
+        task.state, task.state_info = state, info  # task() in publish sees how it ends
         published, global_vars = {}, {}
         try:
             pub = tspec.publish_for(state)
@@ -629,7 +686,9 @@ class _Run:
             if problem:
                 raise ExpressionError(problem)
         except ExpressionError as exc:
-            state, info, published, global_vars = State.ERROR, f"Failed to evaluate 'publish': {exc}", {}, {}
+            task.state = before
+            self.force_fail(task, self.completion_failure(task, exc))
+            return
         try:
             keep = evaluate(tspec.keep_result, self.task_ctx(task))
         except ExpressionError:
@@ -662,8 +721,8 @@ class _Run:
         try:
             fired = self.next_of(task)
         except ExpressionError as exc:
-            self.set_task_state(task, State.ERROR, f"Failed to evaluate a transition condition: {exc}")
-            fired = []
+            self.force_fail(task, self.completion_failure(task, exc))
+            return
         if task.state == State.ERROR:
             handled = any(n.event == "on-error" for n in fired)
             task.runtime_context["error_handled"] = handled
@@ -729,7 +788,7 @@ class _Run:
         msg = n.params.get("msg")
         msg = msg if msg is None or isinstance(msg, str) else str(msg)
         if n.target == "fail":
-            self.finish_workflow(State.ERROR, msg or f"Failed by 'fail' command in task '{task.name}'")
+            self.finish_workflow(State.ERROR, msg)
         elif n.target == "succeed":
             self.finish_workflow(State.SUCCESS, msg)
         elif n.target == "pause":
@@ -757,7 +816,8 @@ class _Run:
                 if problem:
                     raise ExpressionError(problem)
             except ExpressionError as exc:
-                state, info = State.ERROR, f"Failed to evaluate the workflow output: {exc}"
+                state = State.ERROR
+                info = f"Failed to check and complete [wf_ex_id={self.snap.id}, wf_name={self.snap.workflow_name}]: {exc}"
                 output = {"result": info}
         self.snap.output = output
         self.set_wf_state(state, info)
@@ -796,8 +856,9 @@ class _Run:
                 return  # something runs elsewhere; a later event continues
             if counts.get(State.WAITING, 0) > 0:
                 for join in self.in_states(frozenset({State.WAITING})):
-                    self.complete_task(join, State.ERROR, None, "Join condition can not be satisfied: "
-                                       "a task leading to it will not run")
+                    arrived = _arrived(join)
+                    missing = [n for i, n in enumerate(self.spec.inbound[join.name]) if not arrived & (1 << i)]
+                    self.complete_task(join, State.ERROR, [], f"Failed by tasks: {missing!r}")
                 if self.ready or self.snap.state != State.RUNNING:
                     continue
                 if sum(counts.values()) > 0:
@@ -818,11 +879,22 @@ class _Run:
     def conclude(self) -> None:
         failed = self.unhandled() if self.rt["errors"] > 0 else []
         if failed:
-            details = "\n".join(f"  {t.name} [task_ex_id={t.id}] -> {t.state_info}" for t in failed)
-            names = ", ".join(t.name for t in failed)
-            self.finish_workflow(State.ERROR, f"Failure caused by error in tasks: {names}\n\n{details}")
+            self.finish_workflow(State.ERROR, self.failure_message(sorted(failed, key=lambda t: t.name)))
         else:
             self.finish_workflow(State.SUCCESS)
+
+    def failure_message(self, failed: list[TaskView]) -> str:
+        """Mistral's _build_fail_info_message: each failed task, and under it
+        each of its action executions that failed (every attempt)."""
+        msg = f"Failure caused by error in tasks: {', '.join(t.name for t in failed)}\n"
+        for t in failed:
+            msg += f"\n  {t.name} [task_ex_id={t.id}] -> {t.state_info}\n"
+            stored = {a.id: a for a in self.store.actions_of(t.id)}
+            stored.update({a.id: a for a in t.actions})
+            for i, a in enumerate(stored.values()):
+                if a.state == State.ERROR:
+                    msg += f"    [action_ex_id={a.id}, idx={i}]: {(a.output or {}).get('result', 'Unknown')}\n"
+        return msg
 
     def unhandled(self) -> list[TaskView]:
         found = {t.id: t for t in map(self.adopt, self.store.unhandled_errors())}
@@ -948,7 +1020,7 @@ class _Run:
             self.set_task_state(task, State.IDLE, None)
             self.ready.append(task)
         else:
-            self.complete_task(task, State.SKIPPED, None, "Skipped by an operator")
+            self.complete_task(task, State.SKIPPED, task.result, "Task was skipped.")
         if self.snap.state == State.RUNNING:
             self.run()
 

@@ -1,8 +1,9 @@
 """Dashboard pages ask for a login when the installation does (API_AUTH on),
 and every request carries an id that unexpected errors are logged under.
 
-The REST API answers 401 itself (DRF); signed callbacks, discovery, the
-login page, the admin, static files and the favicon are reachable without a session.
+The REST API answers 401 itself (DRF), and so does /metrics; signed callbacks,
+discovery, the login page, the admin, static files, the favicon and the load
+balancer's probes (/healthz, /readyz) are reachable without a session.
 """
 
 import logging
@@ -13,7 +14,8 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 
-OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/favicon.ico", "/v2", "/api/", "/identity/", "/versions")
+OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/favicon.ico", "/v2", "/api/", "/identity/", "/versions",
+                 "/healthz", "/readyz", "/metrics")  # probes; /metrics answers 401 itself
 
 
 class DashboardLoginRequired:

@@ -132,7 +132,9 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
         _SPEC_CACHE[key] = spec
         if len(_SPEC_CACHE) > 512:
-            _SPEC_CACHE.popitem(last=False)
+            _SPEC_CACHE.popitem(last=False)  # the least recently used
+    else:
+        _SPEC_CACHE.move_to_end(key)
     return spec
 
 
@@ -407,7 +409,7 @@ def continue_execution(execution_id: str) -> None:
     transaction (a worker job, see ``dispatch.continue_execution``). Nothing
     happens when it was paused, cancelled or deleted meanwhile."""
     with transaction.atomic():
-        execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+        execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
         if execution is None or execution.state != State.RUNNING:
             return
         _apply(execution, engine.Continue())
@@ -475,7 +477,9 @@ def delete_execution(execution_id: str) -> None:
 
 
 def _lock_execution(execution_id: str) -> WorkflowExecution:
-    execution = WorkflowExecution.objects.select_for_update().filter(id=execution_id).first()
+    # The workflow text is read only when this process has not parsed it yet
+    # (_spec_for): for a 5,000-task workflow it is most of the row.
+    execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
     if execution is None:
         raise NotFound("WorkflowExecution", execution_id)
     return execution
@@ -513,9 +517,11 @@ class _RowStore:
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
-        # Only a RUNNING task has a live action (IDLE and WAITING ones have
-        # none yet, a delayed one has only finished attempts).
-        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING]
+        # Only a RUNNING task has a live action, and only one (IDLE and
+        # WAITING ones have none yet, a delayed one only finished attempts);
+        # the action that completes was read already.
+        known = {a.task_execution_id for a in self.action_rows.values()}
+        unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING and r.id not in known]
         for r in rows:
             self.task_rows.setdefault(r.id, r)
         if unread:
@@ -554,6 +560,12 @@ class _RowStore:
     def all_tasks(self):
         return self._views(self._rows().order_by("seq"))
 
+    def actions_of(self, task_id):
+        rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
+        return [engine.ActionView(id=a.id, name=a.name, state=a.state, output=a.output, state_info=a.state_info,
+                                  is_sync=a.is_sync) for a in rows.only("id", "name", "state", "output", "state_info",
+                                                                       "is_sync")]
+
 
 def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
     return engine.Snapshot(
@@ -566,8 +578,14 @@ def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
         output=execution.output,
         state_info=execution.state_info,
         runtime=execution.runtime or engine.new_runtime(),
-        created_at=execution.created_at.isoformat() if execution.created_at else None,
+        created_at=_mistral_time(execution.created_at),
+        updated_at=_mistral_time(execution.updated_at),
     )
+
+
+def _mistral_time(value) -> str | None:
+    """As Mistral's execution() shows times: ``2026-12-01 12:00:00``."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else None
 
 
 _TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
@@ -731,7 +749,8 @@ def fire_due_timers(now=None, limit: int = 200) -> int:
                 timer = _claim_timer(timer_id)
                 if timer is None:
                     continue  # another process fired it
-                execution = WorkflowExecution.objects.select_for_update().filter(id=timer.execution_id).first()
+                execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(
+                    id=timer.execution_id).first()
                 timer.delete()
                 if execution is not None and execution.state not in TERMINAL:
                     _apply(execution, engine.TimerFired(timer.task_execution_id, timer.kind))

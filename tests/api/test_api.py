@@ -126,7 +126,7 @@ def test_yaql_syntax_error_is_400(api, cli_bad_yaml):
     status, body = api.post_yaml("/v2/workflows", cli_bad_yaml)
     assert status == 400
     assert "Parse error: unexpected end of statement" in body["faultstring"]
-    assert [e["path"] for e in body["errors"]] == ["cli_bad.tasks.t1.input"]
+    assert [e["path"] for e in body["errors"]] == ["cli_bad.tasks.t1.input.output"]
     assert not WorkflowDefinition.objects.exists()
 
 
@@ -191,7 +191,7 @@ def test_validate_endpoint(api, cli_demo_yaml, cli_bad_yaml):
     assert status == 200
     assert body["valid"] is False
     assert "Parse error: unexpected end of statement" in body["error"]
-    assert body["errors"][0]["path"] == "cli_bad.tasks.t1.input"
+    assert body["errors"][0]["path"] == "cli_bad.tasks.t1.input.output"
     status, body = api.post_yaml("/v2/workflows/validate", BROKEN_YAML)
     assert status == 200 and body["valid"] is False and "line 7, column 6" in body["error"]
     assert not WorkflowDefinition.objects.exists()

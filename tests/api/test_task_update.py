@@ -52,3 +52,27 @@ def test_other_updates_are_refused_and_change_nothing(api, body, message):
     assert status == 400 and message in answer["faultstring"]
     _, again = api.get(f"/v2/tasks/{task['id']}")
     assert again["state"] == "ERROR"
+
+
+def test_a_result_put_while_paused_is_stored_and_the_next_task_starts_only_at_resume(api):
+    api.create_workflow("""
+version: '2.0'
+waits:
+  tasks:
+    w:
+      action: std.async_noop
+      on-success: [after]
+    after: {}
+""")
+    ex = api.start("waits")
+    _, body = api.get(f"/v2/executions/{ex['id']}/tasks")
+    _, actions = api.get(f"/v2/tasks/{body['tasks'][0]['id']}/action_executions")
+    action_id = actions["action_executions"][0]["id"]
+    assert api.put(f"/v2/executions/{ex['id']}", {"state": "PAUSED"})[0] == 200
+    status, done = api.put(f"/v2/action_executions/{action_id}", {"state": "SUCCESS", "output": {"x": 1}})
+    assert status == 200 and done["state"] == "SUCCESS"
+    _, tasks = api.get(f"/v2/executions/{ex['id']}/tasks")
+    assert [t["name"] for t in tasks["tasks"]] == ["w"]  # nothing follows while paused
+    assert api.put(f"/v2/executions/{ex['id']}", {"state": "RUNNING"})[0] == 200
+    _, execution = api.get(f"/v2/executions/{ex['id']}")
+    assert execution["state"] == "SUCCESS"

@@ -90,7 +90,7 @@ wf:
 
 def test_no_start_task_and_missing_version():
     errs = errors_of("wf:\n  tasks:\n    a: {on-success: [b]}\n    b: {on-success: [a]}\n")
-    assert ("version", "must be '2.0', got None") in errs
+    assert ("version", "'version' is a required property; use '2.0'") in errs
     assert ("wf.tasks", "no start task: every task is the target of a transition") in errs
 
 
@@ -107,9 +107,33 @@ def test_unsupported_mistral_keywords_are_refused_not_ignored():
 
 def test_jinja_syntax_errors_are_found():
     errs = errors_of("version: '2.0'\nwf:\n  output: {a: '{{ _.x + }}'}\n  tasks:\n    t: {action: std.noop}\n")
-    assert errs[0][0] == "wf.output" and "Jinja syntax error" in errs[0][1]
+    assert errs[0][0] == "wf.output.a" and "Jinja syntax error" in errs[0][1]
 
 
 def test_schema_errors_do_not_hide_the_graph_errors_of_the_same_workflow():
     errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n")
     assert set(errs) == {("wf.tasks.t1.bogus", "unknown keyword"), ("wf.tasks.t1.on-success[0]", "unknown task 'nope'")}
+
+
+@pytest.mark.parametrize("policy,path", [
+    ("retry: {count: -1, delay: 1}", "wf.tasks.t.retry"),
+    ("retry: {count: 3, delay: 1, backof: 2}", "wf.tasks.t.retry"),
+    ("retry: {count: 3}", "wf.tasks.t.retry"),
+    ("timeout: soon", "wf.tasks.t.timeout"),
+    ("wait-before: -5", "wf.tasks.t.wait-before"),
+    ("pause-before: 3", "wf.tasks.t.pause-before"),
+])
+def test_an_invalid_policy_is_refused_at_upload_with_its_path(policy, path):
+    errs = errors_of(f"version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      {policy}\n")
+    assert any(p == path for p, _ in errs), errs
+
+
+def test_task_defaults_are_checked_too():
+    errs = errors_of("version: '2.0'\nwf:\n  task-defaults:\n    timeout: -1\n    on-error: [ghost]\n"
+                     "  tasks:\n    t: {action: std.noop}\n")
+    assert any(p == "wf.task-defaults.timeout" for p, _ in errs), errs
+
+
+def test_policies_as_expressions_are_accepted():
+    parse_definition("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n"
+                     "      timeout: <% $.t %>\n      retry: {count: <% $.n %>, delay: 1, break-on: <% $.x %>}\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -146,14 +147,17 @@ TASK_SCHEMA = {
     "additionalProperties": False,
 }
 
+# The workflow level as Mistral's WorkflowSpec has it: sections that are
+# present must not be empty, output and vars are mappings.
 WORKFLOW_SCHEMA = {
     "type": "object",
     "properties": {
         "type": {"enum": ["direct", "reverse"]},
-        "description": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "description": {"type": "string", "minLength": 1},
+        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
         "input": {
             "type": "array",
+            "minItems": 1,
             "items": {
                 "anyOf": [
                     {"type": "string", "minLength": 1},
@@ -161,9 +165,9 @@ WORKFLOW_SCHEMA = {
                 ]
             },
         },
-        "output": {},
-        "output-on-error": {},
-        "vars": {"type": "object"},
+        "output": _NONEMPTY_DICT,
+        "output-on-error": _NONEMPTY_DICT,
+        "vars": _NONEMPTY_DICT,
         "task-defaults": TASK_DEFAULTS_SCHEMA,
         "tasks": {"type": "object", "minProperties": 1, "additionalProperties": TASK_SCHEMA},
         "name": {"type": "string"},
@@ -194,6 +198,8 @@ def _schema_errors(base: str, wf: Any) -> list[tuple[str, str]]:
         if err.validator == "anyOf" and err.context:
             best = jsonschema.exceptions.best_match(err.context)
             msg = best.message
+        elif err.validator in ("minProperties", "minItems") and not err.instance:
+            msg = "must not be empty"
         else:
             msg = err.message
         errors.append((_path(base, err.absolute_path), msg))
@@ -528,8 +534,7 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
             errors.append((f"{name}.input[{i}]", f"input '{pname}' is declared twice"))
         seen_inputs.add(pname)
     for key in ("output", "output-on-error", "vars"):
-        for msg in expressions.syntax_errors(raw.get(key)):
-            errors.append((f"{name}.{key}", msg))
+        errors += expressions.expression_errors(raw.get(key), f"{name}.{key}")
 
     task_names = set(raw["tasks"])
     for tname, traw in raw["tasks"].items():
@@ -539,26 +544,32 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
                 errors.append((f"{tpath}.{key}", "not supported by Gust yet"))
         errors += _action_errors(tpath, traw)
         for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", *POLICY_SCHEMA):
-            for msg in expressions.syntax_errors(traw.get(key)):
-                errors.append((f"{tpath}.{key}", msg))
+            errors += expressions.expression_errors(traw.get(key), f"{tpath}.{key}")
         errors += _clause_errors(tpath, traw, task_names)
     errors += _clause_errors(f"{name}.task-defaults", raw.get("task-defaults") or {}, task_names)
+    defaults = raw.get("task-defaults") or {}
     for key in POLICY_SCHEMA:
-        for msg in expressions.syntax_errors((raw.get("task-defaults") or {}).get(key)):
-            errors.append((f"{name}.task-defaults.{key}", msg))
+        errors += expressions.expression_errors(defaults.get(key), f"{name}.task-defaults.{key}")
     if raw["tasks"]:
         spec = build_workflow(name, raw)
         if not spec.start_tasks:
             errors.append((base, "no start task: every task is the target of a transition"))
-        inbound = spec.inbound
-        for tname, t in spec.tasks.items():
-            if isinstance(t.join, int) and t.join > len(inbound[tname]):
-                errors.append(
-                    (
-                        f"{base}.{tname}.join",
-                        f"join: {t.join} but only {len(inbound[tname])} task(s) lead to '{tname}'",
-                    )
-                )
+        errors += _join_errors(base, spec)
+    return errors
+
+
+def _join_errors(base: str, spec: WorkflowSpec) -> list[tuple[str, str]]:
+    """Mistral's check of ``join``: a task that joins needs that many
+    inbound tasks, and ``all`` or ``one`` at least one."""
+    errors = []
+    for tname, t in spec.tasks.items():
+        if t.join is None:
+            continue
+        leading = len(spec.inbound[tname])
+        if leading == 0:
+            errors.append((f"{base}.{tname}.join", f"join: {t.join} but no task leads to '{tname}'"))
+        elif isinstance(t.join, int) and t.join > leading:
+            errors.append((f"{base}.{tname}.join", f"join: {t.join} but only {leading} task(s) lead to '{tname}'"))
     return errors
 
 
@@ -574,8 +585,8 @@ def _action_errors(tpath: str, traw: dict) -> list[tuple[str, str]]:
     if adef is not None and isinstance(params, dict):
         for msg in adef.check_input(params):
             errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
-    errors += [(f"{tpath}.action", msg) for msg in expressions.syntax_errors(action_name)]
-    errors += [(f"{tpath}.input", msg) for msg in expressions.syntax_errors(params)]
+    errors += expressions.expression_errors(action_name, f"{tpath}.action")
+    errors += expressions.expression_errors(params, f"{tpath}.input")
     return errors
 
 
@@ -589,10 +600,10 @@ def _clause_errors(tpath: str, traw: dict, task_names: set) -> list[tuple[str, s
                 errors.append((where, f"unknown task '{tr.target}'"))
             if tr.params and not tr.is_command:
                 errors.append((where, "only engine commands take parameters"))
-            for msg in expressions.syntax_errors(tr.condition) + expressions.syntax_errors(tr.params):
-                errors.append((where, msg))
-        for msg in expressions.syntax_errors((value or {}).get("publish") if isinstance(value, dict) else None):
-            errors.append((f"{tpath}.{clause}.publish", msg))
+            errors += expressions.expression_errors(tr.condition, where)
+            errors += expressions.expression_errors(tr.params, where)
+        if isinstance(value, dict):
+            errors += expressions.expression_errors(value.get("publish"), f"{tpath}.{clause}.publish")
     return errors
 
 
@@ -611,9 +622,10 @@ def _without_schema_errors(name: str, raw: Any, schema_errors) -> dict | None:
     clean["tasks"] = {t: dict(body) for t, body in raw["tasks"].items()}
     for path, _ in schema_errors:
         if not path.startswith(prefix):
-            if path != f"{name}.input" and not path.startswith(f"{name}.input["):
-                return None  # a workflow-level shape error: report it alone
-            clean.pop("input", None)
+            section = path[len(name) + 1:].split("[")[0].split(".")[0] if path.startswith(f"{name}.") else ""
+            if section in ("", "tasks"):
+                return None  # the tasks themselves are broken: report that alone
+            clean.pop(section, None)  # a broken workflow-level section the graph pass does not need
             continue
         task, _, key = path[len(prefix):].partition(".")
         key = key.split("[")[0].split(".")[0]
@@ -732,13 +744,52 @@ def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
         raise DefinitionError([(exc.path.lstrip("."), exc.reason)], prefix="Definition could not be parsed") from exc
 
 
+_MAX_NAME = 255  # the stored name's column
+
+
+def _version_errors(doc: dict) -> list[tuple[str, str]]:
+    """Mistral's version check: required, and 2.0 written any way a number
+    can be (``2``, ``2.0``, ``'2.0'``)."""
+    if "version" not in doc:
+        return [("version", "'version' is a required property; use '2.0'")]
+    version = doc["version"]
+    try:
+        supported = not isinstance(version, bool) and str(float(version)) == "2.0"
+    except (TypeError, ValueError):
+        supported = False
+    return [] if supported else [("version", f"must be '2.0', got {version!r}")]
+
+
+def _name_errors(name: Any) -> list[tuple[str, str]]:
+    """The workflow names Mistral refuses (spaces, the shape of a UUID, which
+    the API would read as an id), and those too long to be stored."""
+    if not isinstance(name, str):
+        return [(str(name), "a workflow name must be a string")]
+    if not name:
+        return [("", "a workflow name must not be empty")]
+    if len(name) > _MAX_NAME:
+        return [(name[:40] + "…", f"a workflow name is at most {_MAX_NAME} characters, this one has {len(name)}")]
+    if " " in name:
+        return [(name, f"Name '{name}' must not contain spaces")]
+    if _uuid_like(name):
+        return [(name, "a workflow name cannot be in the format of a UUID")]
+    return []
+
+
+def _uuid_like(text: str) -> bool:
+    """oslo's is_uuid_like, which Mistral uses: any spelling uuid.UUID reads
+    back to the same hex digits (with or without dashes, braces, urn:uuid:)."""
+    try:
+        digits = text.lower().replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+        return uuid.UUID(text).hex == digits
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 def _split_file(doc: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     if not isinstance(doc, dict):
         return {}, [("", "a workflow file must be a mapping with 'version' and workflows")]
-    errors = []
-    version = doc.get("version")
-    if str(version) not in ("2.0", "2"):
-        errors.append(("version", f"must be '2.0', got {version!r}"))
+    errors = _version_errors(doc)
     if "tasks" in doc:  # the single-workflow short form: name, tasks, ... at the top
         name = doc.get("name")
         if not isinstance(name, str) or not name:
@@ -756,8 +807,9 @@ def parse_definition(text: str, limits: Limits = DEFAULT) -> dict[str, WorkflowS
     doc = load_yaml(text, limits)
     workflows, errors = _split_file(doc)
     for name, raw in workflows.items():
-        if not isinstance(name, str):
-            errors.append((str(name), "a workflow name must be a string"))
+        name_errors = _name_errors(name)
+        errors += name_errors
+        if name_errors:
             continue
         schema_errors = _schema_errors(name, raw)
         errors += schema_errors
