@@ -113,6 +113,7 @@ class Options:
     idle_baseline_seconds: float = 5.0
     query_shapes: bool = False  # record the most frequent SQL statements per process role
     quick: bool = False
+    scale: bool = False  # the tracker-at-scale measurements (bench.scale) instead of modes and extras
 
     @classmethod
     def quick_options(cls, **overrides) -> Options:

@@ -60,6 +60,9 @@ class Outside:
         params = {"tag": tag} if tag else {}
         return self.http.get(f"{self.url}/_bench/jobs", params=params, timeout=60).json()["jobs"]
 
+    def reset_gaps(self) -> None:
+        self.http.post(f"{self.url}/_bench/reset-gaps", timeout=10).raise_for_status()
+
     def counters(self) -> dict:
         return self.http.get(f"{self.url}/_bench/health", timeout=10).json()
 

@@ -14,6 +14,7 @@ process (``python -m bench.outside``) and tests run it in a thread.
                          {"jobs": {id: {"state", "output"}}, "unknown": [ids]}
     GET  /_bench/jobs    every job record (optionally ?tag=...), for the benchmark
     POST /_bench/reset   forget every job
+    POST /_bench/reset-gaps  forget each job's shortest gap between status queries
     GET  /_bench/health  {"ok": true, "jobs": n, "by_tag": {tag: n}, ...counters}
     ANY  /record/<key>   a side effect to count (``manage.py reliability``): every
                          call is counted per key, *before* the answer, so a call
@@ -69,6 +70,8 @@ class Job:
     output: dict | None = None
     status_queries: int = 0  # GET /jobs/<id> and batch lookups that named this job
     seen_done_at: float | None = None  # the first status answer that said SUCCESS (a poll found it)
+    last_query_at: float | None = None
+    min_query_gap: float | None = None  # shortest time between two status queries of this job (polled twice?)
     callback_attempts: int = 0
     callback_status: int | None = None
     callback_error: str | None = None
@@ -77,7 +80,16 @@ class Job:
     headers: dict = field(default_factory=dict)
 
     def status(self) -> dict:
-        return {"job_id": self.job_id, "state": self.state, "output": self.output}
+        return {"job_id": self.job_id, "state": self.state, "output": self.output, "finished_at": self.t_done}
+
+    def queried(self, now: float) -> None:
+        self.status_queries += 1
+        if self.last_query_at is not None:
+            gap = now - self.last_query_at
+            self.min_query_gap = gap if self.min_query_gap is None else min(self.min_query_gap, gap)
+        self.last_query_at = now
+        if self.state != "RUNNING" and self.seen_done_at is None:
+            self.seen_done_at = now
 
 
 class OutsideService:
@@ -180,14 +192,13 @@ class OutsideService:
             job = self._find(ident)
             if job is None:
                 return None
-            job.status_queries += 1
+            job.queried(time.time())
             self.counters["status_queries"] += 1
-            if job.state != "RUNNING" and job.seen_done_at is None:
-                job.seen_done_at = time.time()
             return job.status()
 
     def batch_status(self, ids: list[str]) -> tuple[dict, list[str]]:
         found, unknown = {}, []
+        now = time.time()
         with self._lock:
             self.counters["batch_queries"] += 1
             self.counters["batch_ids"] += len(ids)
@@ -196,10 +207,8 @@ class OutsideService:
                 if job is None:
                     unknown.append(ident)
                     continue
-                job.status_queries += 1
-                if job.state != "RUNNING" and job.seen_done_at is None:
-                    job.seen_done_at = time.time()
-                found[ident] = {"state": job.state, "output": job.output}
+                job.queried(now)
+                found[ident] = {"state": job.state, "output": job.output, "finished_at": job.t_done}
         return found, unknown
 
     def records(self, tag: str | None = None) -> list[dict]:
@@ -223,6 +232,12 @@ class OutsideService:
     def recorded(self) -> dict[str, int]:
         with self._lock:
             return dict(self._records)
+
+    def reset_gaps(self) -> None:
+        """Forget the shortest gaps between status queries (a new measurement starts)."""
+        with self._lock:
+            for job in self._jobs.values():
+                job.min_query_gap = job.last_query_at = None
 
     def reset(self) -> None:
         with self._lock:
@@ -263,7 +278,7 @@ class OutsideService:
         return s
 
     def _send_callback(self, job: Job) -> None:
-        body = {"state": "SUCCESS", "output": job.output}
+        body = {"state": "SUCCESS", "output": job.output, "finished_at": job.t_done}
         job.callback_sent_at = time.time()
         for attempt in range(1, CALLBACK_RETRIES + 1):
             job.callback_attempts = attempt
@@ -359,6 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"jobs": found, "unknown": unknown})
         if path == "/_bench/reset":
             svc.reset()
+            return self._send(200, {"ok": True})
+        if path == "/_bench/reset-gaps":
+            svc.reset_gaps()
             return self._send(200, {"ok": True})
         return self._send(404, {"error": f"no such endpoint: POST {path}"})
 

@@ -141,6 +141,7 @@ class GustProcesses:
         self.web: Proc | None = None
         self.worker: Proc | None = None
         self.tracker: Proc | None = None
+        self.more_trackers: list[Proc] = []  # a second (third...) tracker sharing the work
         self._tracker_runs = 0
         # The benchmark's own processes (outside service, driver): measured so
         # the rest of the machine's load can be told apart (see machine_busy_s).
@@ -184,29 +185,34 @@ class GustProcesses:
             time.sleep(0.1)
 
     def start_tracker(self, query_interval: float, pool_size: int, batch_queries: bool,
-                      timeout: float = 60.0) -> Proc:
-        """(Re)start the tracker; returns once it logged that it started."""
+                      timeout: float = 60.0, count: int = 1) -> Proc:
+        """(Re)start the tracker (``count`` processes sharing the work); returns
+        once each logged that it started."""
         self.stop_tracker()
-        self._tracker_runs += 1
         extra = {"GUST_QUERY_INTERVAL": str(query_interval), "GUST_THREAD_POOL_SIZE": str(pool_size)}
         if batch_queries:
             extra["GUST_TRACKER_QUERIES"] = "gust.http_job=bench.queries.batch_status"
-        self.tracker = self._spawn("tracker", [sys.executable, "manage.py", "run_tracker"], extra,
-                                   log_name=f"tracker-{self._tracker_runs}")
+        started = []
+        for _ in range(count):
+            self._tracker_runs += 1
+            started.append(self._spawn("tracker", [sys.executable, "manage.py", "run_tracker"], extra,
+                                       log_name=f"tracker-{self._tracker_runs}"))
+        self.tracker, self.more_trackers = started[0], started[1:]
         deadline = time.monotonic() + timeout
-        while True:
-            if not self.tracker.alive():
-                raise RuntimeError(f"the tracker exited ({self.tracker.popen.returncode}):\n{self.tracker.log_tail()}")
-            if " started: " in self.tracker.log.read_text(errors="replace"):
-                return self.tracker
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the tracker did not start within {timeout:.0f} s:\n{self.tracker.log_tail()}")
-            time.sleep(0.05)
+        for proc in started:
+            while " started: " not in proc.log.read_text(errors="replace"):
+                if not proc.alive():
+                    raise RuntimeError(f"the tracker exited ({proc.popen.returncode}):\n{proc.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the tracker did not start within {timeout:.0f} s:\n{proc.log_tail()}")
+                time.sleep(0.05)
+        return self.tracker
 
     def stop_tracker(self) -> None:
-        if self.tracker is not None:
-            self.tracker.stop()
-            self.tracker = None
+        for proc in [self.tracker, *self.more_trackers]:
+            if proc is not None:
+                proc.stop()
+        self.tracker, self.more_trackers = None, []
 
     def stop_all(self, timeout: float = 20.0) -> dict[str, int | None]:
         codes = {}
@@ -218,15 +224,16 @@ class GustProcesses:
         return codes
 
     def check_alive(self) -> None:
-        for p in (self.web, self.worker, self.tracker):
+        for p in (self.web, self.worker, self.tracker, *self.more_trackers):
             if p is not None and not p.alive():
                 raise RuntimeError(f"the {p.role} process exited ({p.popen.returncode}):\n{p.log_tail()}")
 
     # -- measuring --
 
     def cpu(self) -> dict[str, float]:
-        return {role: (p.cpu_s() if p else 0.0)
-                for role, p in (("web", self.web), ("worker", self.worker), ("tracker", self.tracker))}
+        cpu = {role: (p.cpu_s() if p else 0.0) for role, p in (("web", self.web), ("worker", self.worker))}
+        cpu["tracker"] = sum(p.cpu_s() for p in (self.tracker, *self.more_trackers) if p is not None)
+        return cpu
 
     def queries(self) -> dict[str, dict[str, int]]:
         return querycount.read_totals(self.queries_dir)

@@ -52,7 +52,7 @@ def batch_status(actions) -> dict:
             job = jobs.get(action.id)
             if job is None or job.get("state") not in ("SUCCESS", "ERROR"):
                 continue
-            out[action.id] = QueryResult(True, job["state"], job.get("output"))
+            out[action.id] = QueryResult(True, job["state"], job.get("output"), job.get("finished_at"))
     return out
 
 

@@ -8,7 +8,15 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 
 from tracker import notifier
-from tracker.models import CallbackInbox, TrackedAction, TrackerProcess, Webhook, WebhookDelivery
+from tracker.models import (
+    CallbackInbox,
+    Completion,
+    CompletionBucket,
+    TrackedAction,
+    TrackerProcess,
+    Webhook,
+    WebhookDelivery,
+)
 from workflows.admin import ReadOnlyAdmin
 
 
@@ -76,8 +84,8 @@ class TrackedActionAdmin(admin.ModelAdmin):
     list_filter = ("mode", "added_by")
     search_fields = ("=action__id", "action__workflow_execution__id", "action__name")
     raw_id_fields = ("action",)
-    fields = ("action", "mode", "query_interval", "next_query_at", "claimed_by", "claimed_until", "queries",
-              "errors", "last_error", "last_query_at", "added_by", "created_at")
+    fields = ("action", "mode", "query_interval", "grace", "next_query_at", "scheduled", "claimed_by",
+              "claimed_until", "queries", "errors", "last_error", "last_query_at", "added_by", "created_at")
     readonly_fields = tuple(f for f in fields if f != "query_interval")
 
     def has_add_permission(self, request):
@@ -100,3 +108,20 @@ class TrackerProcessAdmin(ReadOnlyAdmin):
                     "queries", "completions", "errors")
     list_filter = (("stopped_at", admin.EmptyFieldListFilter),)
     search_fields = ("name",)
+
+
+@admin.register(Completion)
+class CompletionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "mode", "action_name", "action_id", "outside_done_at", "detected_at", "recorded_at",
+                    "polls", "rolled_up")
+    list_filter = ("mode", "rolled_up")
+    search_fields = ("=action_id", "=execution_id", "action_name")
+    date_hierarchy = "detected_at"
+
+
+@admin.register(CompletionBucket)
+class CompletionBucketAdmin(ReadOnlyAdmin):
+    list_display = ("minute", "mode", "action_name", "count", "polls", "polled")
+    list_filter = ("mode",)
+    search_fields = ("action_name",)
+    date_hierarchy = "minute"

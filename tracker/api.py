@@ -1,5 +1,6 @@
 """``/api/``: signed callbacks and tracker figures (what Mistral's API lacks)."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,6 +16,8 @@ from workflows.errors import InvalidInput
 class CallbackBody(serializers.Serializer):
     state = serializers.ChoiceField(choices=["SUCCESS", "ERROR"])
     output = serializers.JSONField(required=False, allow_null=True)
+    finished_at = serializers.CharField(required=False, help_text="When the job ended (ISO 8601 or epoch seconds); "
+                                                                  "for the tracker page's latency figures")
 
 
 class Callback(APIView):
@@ -27,9 +30,11 @@ class Callback(APIView):
         summary="Complete an async action through its signed per-attempt URL",
     )
     def put(self, request, token):
+        received_at = timezone.now()
         if not isinstance(request.data, dict) or "state" not in request.data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
-        outcome = services.apply_callback(token, request.data["state"], _output_arg(request.data.get("output")))
+        outcome = services.apply_callback(token, request.data["state"], _output_arg(request.data.get("output")),
+                                          finished_at=request.data.get("finished_at"), received_at=received_at)
         if outcome.status == 202:
             return Response({"stored": True, "detail": "the action is not visible yet; "
                              "the result will be applied once"}, status=status.HTTP_202_ACCEPTED)

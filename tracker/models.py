@@ -16,6 +16,11 @@ class TrackedAction(models.Model):
     mode = models.CharField(max_length=10, choices=MODES, default="poll")
     query_interval = models.FloatField(null=True, blank=True, help_text="Seconds; empty = TRACKER['QUERY_INTERVAL'].")
     next_query_at = models.DateTimeField(db_index=True)
+    scheduled = models.BooleanField(
+        default=True, help_text="False until a tracker sets the first query time, from its own QUERY_INTERVAL "
+                                "or HYBRID_GRACE (so those need setting only where the tracker runs).")
+    grace = models.FloatField(null=True, blank=True, help_text="Hybrid: seconds before polling starts; "
+                                                               "empty = TRACKER['HYBRID_GRACE'].")
     claimed_by = models.CharField(max_length=100, null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     queries = models.PositiveIntegerField(default=0)
@@ -107,3 +112,49 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+
+
+class Completion(models.Model):
+    """One async action's result coming back: how (``mode``) and when. Raw
+    rows are rolled up into CompletionBucket by the tracker's periodic hook and
+    kept COMPLETIONS['RAW_DAYS'] for inspection; the pages read the buckets."""
+
+    action_id = models.CharField(max_length=36)
+    action_name = models.CharField(max_length=255)
+    execution_id = models.CharField(max_length=36, null=True, blank=True)
+    mode = models.CharField(max_length=20, help_text="callback, poll, hybrid-callback, hybrid-poll, by hand, "
+                                                     "approval or timeout")
+    outside_done_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="When the outside system says it finished, if it says.")
+    detected_at = models.DateTimeField(db_index=True, help_text="When Gust received the callback or poll answer.")
+    recorded_at = models.DateTimeField(help_text="The completing transaction, in which the next task starts.")
+    polls = models.PositiveIntegerField(null=True, blank=True)
+    rolled_up = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["rolled_up", "id"], name="tracker_completion_pending")]
+
+    def __str__(self):
+        return f"{self.mode} {self.action_name} {self.action_id}"
+
+
+class CompletionBucket(models.Model):
+    """Completions of one minute, mode and action name: counts and
+    log-scale histograms (tracker.latency.BINS_PER_DECADE), so the live
+    figures stay fast with millions of completions."""
+
+    minute = models.DateTimeField(db_index=True)
+    mode = models.CharField(max_length=20)
+    action_name = models.CharField(max_length=255)
+    count = models.PositiveIntegerField(default=0)
+    polls = models.PositiveBigIntegerField(default=0)
+    polled = models.PositiveIntegerField(default=0, help_text="Completions whose poll count is known.")
+    detect_hist = models.JSONField(default=dict, help_text='"outside done -> detected" ms: {bin: count}')
+    next_hist = models.JSONField(default=dict, help_text='"detected -> next task running" ms: {bin: count}')
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["minute", "mode", "action_name"],
+                                               name="tracker_completionbucket_key")]
+
+    def __str__(self):
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.mode} {self.action_name}: {self.count}"

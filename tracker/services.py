@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from tracker import conf
+from tracker import conf, latency
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
 from tracker.queries import http_status, query_for
 from workflows import callbacks
@@ -43,11 +43,15 @@ class TooBusy(GustError):
 # --- tracking rows -----------------------------------------------------------
 
 
-def _first_query_at(mode: str, action: ActionExecution, now):
-    interval = action.input.get("query_interval") or conf.get("QUERY_INTERVAL")
-    if mode == "hybrid":
-        return now + timedelta(seconds=float(action.input.get("grace") or conf.get("HYBRID_GRACE")))
-    return now + timedelta(seconds=float(interval))
+def seconds_or_none(value, low: float = 0.01, high: float = 7 * 24 * 3600.0) -> float | None:
+    """A per-action ``query_interval`` or ``grace`` as a number of seconds
+    within [low, high]; anything else (an expression that gave text, a
+    negative number) means "the tracker's setting" rather than a broken row."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if low <= seconds <= high else None
 
 
 def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_interval: float | None = None):
@@ -78,7 +82,8 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(
             action=action,
-            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, added_by=added_by,
+            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, scheduled=True,
+                          added_by=added_by,
                           errors=0, last_error=None, claimed_by=None, claimed_until=None),
         )
     return row
@@ -97,11 +102,15 @@ def on_async_action_started(sender, action, **kwargs):
     mode = action.input.get("tracking") or "callback"
     if mode not in ("poll", "hybrid") or query_for(action.name) is None:
         return
+    # Due at once but not scheduled: the tracker that claims it sets the
+    # first query time from its own QUERY_INTERVAL / HYBRID_GRACE.
     TrackedAction.objects.create(
         action_id=action.id,
         mode=mode,
-        query_interval=action.input.get("query_interval"),
-        next_query_at=_first_query_at(mode, action, timezone.now()),
+        query_interval=seconds_or_none(action.input.get("query_interval")),
+        grace=seconds_or_none(action.input.get("grace"), low=0.0),
+        next_query_at=timezone.now(),
+        scheduled=False,
     )
 
 
@@ -164,9 +173,10 @@ def _store_early(action_id: str, attempt: int, state: str, output) -> None:
     if CallbackInbox.objects.filter(applied_at__isnull=True).count() >= conf.get("INBOX_MAX"):
         raise TooBusy("Too many early callbacks are waiting for their actions; try again shortly")
     CallbackInbox.objects.create(action_id=action_id, attempt=attempt, state=state, output=output)
+    # (Its finished_at is not kept: the inbox's received_at is when Gust got it.)
 
 
-def apply_callback(token: str, state: str, output) -> CallbackOutcome:
+def apply_callback(token: str, state: str, output, finished_at=None, received_at=None) -> CallbackOutcome:
     """Complete an action through its signed URL.
 
     200 with the action when applied, or when the same result was already
@@ -174,7 +184,9 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
     transaction has not committed): the result waits in the inbox and is
     applied exactly once. Raises Forbidden (403), Gone (410: expired, or an
     older attempt), Conflict (409: a different result is stored),
-    InvalidInput (400). None of these changes anything.
+    InvalidInput (400). None of these changes anything. ``finished_at``: when
+    the outside system says the job ended; ``received_at``: when the request
+    arrived (both for tracker.latency).
     """
     if state not in (State.SUCCESS, State.ERROR):
         raise InvalidInput(f"state must be SUCCESS or ERROR, not {state!r}")
@@ -183,7 +195,8 @@ def apply_callback(token: str, state: str, output) -> CallbackOutcome:
         _store_early(action_id, attempt, state, output)
         logger.info("callback for %s arrived before its action is visible; stored", action_id)
         return CallbackOutcome(202)
-    return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
+    with latency.completing("callback", detected_at=received_at or timezone.now(), outside_done_at=finished_at):
+        return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
 
 
 def heartbeat(token: str) -> ActionExecution:
@@ -213,7 +226,8 @@ def process_inbox(now=None) -> int:
                 item.outcome = f"ignored: attempt {item.attempt} is older than {action.attempt}"
             else:
                 try:
-                    wf_services.complete_action(item.action_id, item.state, item.output)
+                    with latency.completing("callback", detected_at=item.received_at):
+                        wf_services.complete_action(item.action_id, item.state, item.output)
                     item.outcome = "applied"
                 except GustError as exc:
                     item.outcome = f"refused: {exc.message}"
@@ -228,7 +242,10 @@ def process_inbox(now=None) -> int:
 
 def stats(now=None) -> dict:
     now = now or timezone.now()
-    due = TrackedAction.objects.filter(next_query_at__lte=now)
+    # Due and nobody working on it: a claimed row keeps its old due time until
+    # its tracker writes the result with its next claim.
+    due = TrackedAction.objects.filter(next_query_at__lte=now).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
     alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
     processes = []

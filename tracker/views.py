@@ -17,7 +17,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from tracker import services
+from tracker import latency, services
 
 RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
 LATEST = "compare-latest.json"
@@ -27,11 +27,17 @@ PERCENTILES = (("p50", "#54aeff"), ("p95", "#0969da"), ("p99", "#0a3069"))
 ROLES = (("web", "#2da44e"), ("worker", "#bf8700"), ("tracker", "#8250df"))
 
 
+def _live(request) -> dict:
+    """The live completion figures of ``?window=`` (an unknown one: the last 24 h)."""
+    return {"live": latency.by_mode_for_page(request.GET.get("window", "24h")), "windows": list(latency.WINDOWS)}
+
+
 @require_GET
 def overview(request):
     """Live figures of the results tracker (the page refreshes itself)."""
     return render(request, "tracker/overview.html", {"nav": "tracker", "stats": services.stats(),
-                                                     "has_comparison": (RESULTS_DIR / LATEST).exists()})
+                                                     "has_comparison": (RESULTS_DIR / LATEST).exists(),
+                                                     **_live(request)})
 
 
 @require_GET
@@ -43,7 +49,7 @@ def compare(request):
     path = RESULTS_DIR / name
     runs = sorted((p.name for p in RESULTS_DIR.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST),
                   reverse=True)[:30]
-    context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None}
+    context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None, **_live(request)}
     if not path.exists():
         if name != LATEST:
             raise Http404("No such comparison run")

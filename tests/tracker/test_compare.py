@@ -61,11 +61,12 @@ def test_a_job_runs_then_succeeds_and_its_status_url_says_so(service):
     assert set(answer) >= {"job_id", "status_url"}
     assert answer["status_url"] == f"{service.url}/jobs/{answer['job_id']}"
     first = requests.get(answer["status_url"], timeout=5).json()
-    assert first == {"job_id": answer["job_id"], "state": "RUNNING", "output": None}
+    assert first == {"job_id": answer["job_id"], "state": "RUNNING", "output": None, "finished_at": None}
 
     done = wait_for(lambda: (s := requests.get(answer["status_url"], timeout=5).json())["state"] == "SUCCESS" and s)
     assert done["output"]["job_id"] == answer["job_id"]
     [record] = service.records()
+    assert done["finished_at"] == record["t_done"]  # the outside completion time, for Gust's live latency
     assert record["action_id"] == "act-1" and record["t_done"] >= record["created"] + 0.2
     assert record["seen_done_at"] >= record["t_done"]  # the first SUCCESS answer is remembered
     # The action execution id finds the same job; an unknown id is a 404.
@@ -94,7 +95,8 @@ def test_the_result_is_put_to_the_gust_callback_url(outside_service):
         assert put["path"] == "/api/callbacks/signed-token"
         assert put["headers"]["Content-Type"] == "application/json"
         body = json.loads(put["body"])
-        assert body == {"state": "SUCCESS", "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]}}
+        assert body == {"state": "SUCCESS", "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]},
+                        "finished_at": body["output"]["done_at"]}
         record = wait_for(lambda: (r := svc.records("cb")[0])["callback_status"] and r)
         assert record["callback_status"] == 200 and record["callback_attempts"] == 1
         assert record["headers"]["Gust-Callback-URL"] == url
@@ -124,7 +126,7 @@ def test_the_batch_endpoint_answers_many_jobs_at_once(service):
     resp = requests.post(f"{service.url}/jobs/status", json={"ids": [done["job_id"], "act-running", "nope"]}, timeout=5)
     body = resp.json()
     assert body["jobs"][done["job_id"]]["state"] == "SUCCESS"
-    assert body["jobs"]["act-running"] == {"state": "RUNNING", "output": None}
+    assert body["jobs"]["act-running"] == {"state": "RUNNING", "output": None, "finished_at": None}
     assert body["unknown"] == ["nope"]
     assert requests.post(f"{service.url}/jobs/status", json={"ids": "x"}, timeout=5).status_code == 400
     assert service.summary()["batch_queries"] == 1
@@ -333,3 +335,43 @@ def test_a_quick_run_measures_every_mode_with_real_processes(tmp_path):
         assert f"compare: mode {i}/3 {name} (20 executions)" in text
         assert re.search(rf"compare: mode {i}/3 {re.escape(name)} done in [\d.]+ s \([\d.]+ s since the first\)", text)
     assert re.search(r"compare: extras done in [\d.]+ s", text)
+
+
+def test_early_polls_count_jobs_asked_twice_within_half_an_interval():
+    from bench import scale
+
+    jobs = [{"min_query_gap": 0.98}, {"min_query_gap": 0.2}, {"min_query_gap": None}, {}]
+    assert scale.early_polls(jobs, 1.0) == {"jobs_polled_more_than_once": 2, "limit_s": 0.5,
+                                           "polled_twice_in_one_interval": 1, "within_a_tenth_of_an_interval": 0,
+                                           "min_gap_s": 0.2}
+
+
+def test_the_outside_service_records_the_shortest_gap_between_status_queries():
+    from bench.outside import Job
+
+    job = Job("j", "a", None, None, created=0.0, due=None, callback=False, dropped=False)
+    for t in (10.0, 11.0, 11.3, 12.5):
+        job.queried(t)
+    assert job.status_queries == 4 and job.min_query_gap == pytest.approx(0.3)
+    assert job.status()["finished_at"] is None
+
+
+def test_a_quick_scale_run_measures_every_part(tmp_path):
+    """About 90 s: the floor, per-item polling with one and two trackers, batch polling, 0.1 s."""
+    out = tmp_path / "scale.json"
+    call_command("compare_completion", "--scale", "--quick", "--output", str(out), stdout=(tmp_path / "o").open("w"))
+    data = json.loads(out.read_text())
+    assert data["ok"] is True, data["failures"]
+    s = data["scale"]
+    assert s["floor"]["http_client_cpu_ms"] > 0 and s["floor"]["tracker_http_cpu_ms"] > 0
+    assert [(p["outstanding"], p["trackers"]) for p in s["per_item"]] == [(40, 1), (80, 2)]
+    for p in s["per_item"]:
+        assert p["polls"] > 0 and p["tracker_cpu_ms_per_poll"] > 0
+        assert p["sample"]["latency_ms"]["n"] == 10
+        assert p["early"]["jobs_polled_more_than_once"] > 0
+    assert s["batch_idle"]["tracked"] == 100 and s["batch_idle"]["polls_per_s"] > 0
+    assert [b["outstanding"] for b in s["batch"]] == [10, 300]
+    assert all(f["latency_ms"]["n"] == 10 for f in s["fast"])
+    assert len(s["targets"]) == 11 and {t["met"] for t in s["targets"]} <= {True, False}
+    report = out.with_suffix(".md").read_text()
+    assert "| target | value | limit | met | note |" in report and "Floor (CPU per GET" in report

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tracker.models import TrackedAction, TrackerProcess
-from tracker.queries import QueryResult, http_status
+from tracker.queries import ActionInfo, QueryResult, http_status
 from tracker.runner import Tracker
 from workflows import services
 from workflows.models import ActionExecution
@@ -79,12 +79,16 @@ def test_a_poll_mode_action_is_tracked_from_the_start_and_completed_by_the_track
     clock = Clock()
     fake = FakeQueries(QueryResult.running(), QueryResult(True, "SUCCESS", {"n": 7}))
     tracker = Tracker(queries=fake, clock=clock, thread_pool_size=1)
-    assert tracker.run_once()["claimed"] == 0  # not due yet
+    assert tracker.run_once()["claimed"] == 0  # not due yet: the tracker only set its first query time
+    row.refresh_from_db()
+    assert row.scheduled and row.next_query_at == row.created_at + timedelta(seconds=2)
     clock.advance(2.1)
     assert tracker.run_once() == {"claimed": 1, "completed": 0, "running": 1, "errors": 0}
     row.refresh_from_db()
     assert row.queries == 1 and row.claimed_by is None
-    assert row.next_query_at == clock.now + timedelta(seconds=2)
+    # On the item's grid: the previous due time + the interval, not "now + interval"
+    # (to the millisecond: SQLite computes it with strftime).
+    assert abs(row.next_query_at - (row.created_at + timedelta(seconds=4))) < timedelta(milliseconds=1)
     clock.advance(2.0)
     assert tracker.run_once()["completed"] == 1
     ex.refresh_from_db()
@@ -100,8 +104,70 @@ def test_callback_mode_actions_are_not_polled_and_hybrid_waits_for_its_grace(set
     before = timezone.now()
     ex, action = start("hybrid")
     row = TrackedAction.objects.get(action=action)
-    assert row.mode == "hybrid"
-    assert row.next_query_at >= before + timedelta(seconds=30)
+    assert row.mode == "hybrid" and not row.scheduled
+    assert Tracker(queries=FakeQueries(QueryResult.running())).run_once()["claimed"] == 0
+    row.refresh_from_db()
+    assert row.scheduled and row.next_query_at >= before + timedelta(seconds=30)
+
+
+def test_the_first_query_time_comes_from_the_tracker_that_claims_the_item(settings):
+    """The web process's QUERY_INTERVAL (here 5 s) does not matter: the
+    tracker's (1 s) does; a per-action query_interval wins over both."""
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 5.0}
+    ex, action = start()
+    ex2, own = start(extra="query_interval: 3")
+    clock = Clock()
+    tracker = Tracker(queries=FakeQueries(QueryResult.running()), clock=clock, query_interval=1.0,
+                      thread_pool_size=1)
+    tracker.run_once()
+    rows = {r.action_id: r for r in TrackedAction.objects.all()}
+    assert rows[action.id].next_query_at == rows[action.id].created_at + timedelta(seconds=1)
+    assert rows[own.id].next_query_at == rows[own.id].created_at + timedelta(seconds=3)
+    assert rows[own.id].query_interval == 3.0
+    clock.advance(1.5)
+    assert tracker.run_once()["claimed"] == 1  # the 1 s one only
+
+
+def test_an_item_already_older_than_its_first_interval_is_queried_in_the_same_cycle():
+    ex, action = start()
+    clock = Clock()
+    clock.advance(3600)
+    fake = FakeQueries(QueryResult.running())
+    assert Tracker(queries=fake, clock=clock, thread_pool_size=1).run_once()["claimed"] == 1
+    assert fake.calls == [action.id]
+
+
+def test_the_loop_writes_still_running_items_with_its_next_claim():
+    """run_once(flush=False), as the loop runs it, keeps the cycle's
+    still-running items claimed; the next claim's transaction reschedules
+    them (one write transaction per cycle instead of two)."""
+    ex, action = start()
+    clock = Clock()
+    clock.advance(3600)
+    tracker = Tracker(queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
+    assert tracker.run_once(flush=False)["running"] == 1
+    row = TrackedAction.objects.get(action=action)
+    assert row.claimed_by == tracker.name and row.queries == 0
+    assert tracker.next_due_in() > 0  # its own pending item is not due again at once
+    tracker.claim(clock.now)
+    row.refresh_from_db()
+    assert row.claimed_by is None and row.queries == 1 and row.next_query_at > clock.now
+
+
+def test_a_many_batch_is_split_across_the_pool():
+    from tracker.runner import MIN_CHUNK, Item
+
+    def many(actions):
+        return {}
+
+    many.many = True
+    tracker = Tracker(queries=lambda name: many, thread_pool_size=4)
+    info = ActionInfo("a", "x.y", {}, {})
+    items = [Item(n, f"a{n}", None, 0, 0, "poll", timezone.now(), info) for n in range(4 * MIN_CHUNK + 1)]
+    jobs = tracker._jobs(items)
+    assert [len(batch) for _, batch in jobs] == [51, 51, 51, 48]
+    assert sorted(i.id for _, batch in jobs for i in batch) == list(range(4 * MIN_CHUNK + 1))
+    assert [len(b) for _, b in tracker._jobs(items[:30])] == [30]  # small batches stay one request
 
 
 def test_a_callback_first_removes_the_tracking_row():

@@ -80,6 +80,9 @@ class Command(BaseCommand):
                             help=f"finishing jobs measured among few / many outstanding (default {d.sample})")
         parser.add_argument("--query-shapes", action="store_true",
                             help="also record the most frequent SQL statements per process and mode")
+        parser.add_argument("--scale", action="store_true",
+                            help="the tracker at scale (bench/scale.py: the floor, per-item and batch polling at "
+                                 "500 to 100,000 outstanding, 0.1 s) instead of the modes; with --quick, tiny sizes")
         parser.add_argument("--quick", action="store_true",
                             help="smoke test: n=20, delay 0.3 s, modes callback, poll-0.1s-x10, hybrid-0.2s-x10, "
                                  "small extras; under a minute")
@@ -113,9 +116,14 @@ class Command(BaseCommand):
         o.broker = opts["broker"]
         o.extras = not opts["no_extras"]
         o.query_shapes = opts["query_shapes"]
+        o.scale = opts["scale"]
+        if o.scale:
+            o.extras = False
+            if not opts["modes"]:
+                o.modes = []
         if o.n < 1 or o.rate <= 0 or o.delay < 0 or not (0 <= o.drop_fraction <= 1) or o.sample < 1:
             raise CommandError("--n and --sample must be >= 1, --rate > 0, --delay >= 0, --drop-fraction in [0, 1]")
-        if not o.modes:
+        if not o.modes and not o.scale:
             raise CommandError("no modes to run")
         return o
 
@@ -160,12 +168,18 @@ class Command(BaseCommand):
         result["command"] = self._command_line(opts)
         result["database"]["configured"] = isolation.mask_url(os.environ.get("DATABASE_URL", "")) or "(default SQLite)"
         result["targets"] = compare.evaluate(result)
+        result["load_after"] = [round(x, 2) for x in os.getloadavg()]
         for p in self._write(result, started, opts["output"]):
             self.stdout.write(f"compare: wrote {p}")
         if rc != 0 or not result.get("ok"):
             raise CommandError("comparison FAILED: " + "; ".join(result.get("failures") or [f"child exit {rc}"])
                                + (f"\n--- child log tail ---\n{log_tail}" if log_tail else ""))
-        self.stdout.write(self.style.SUCCESS(compare.summary(result)))
+        if "scale" in result:
+            from bench import scale
+
+            self.stdout.write(self.style.SUCCESS(scale.markdown(result)))
+        else:
+            self.stdout.write(self.style.SUCCESS(compare.summary(result)))
 
     @staticmethod
     def _command_line(opts) -> str:
@@ -176,7 +190,7 @@ class Command(BaseCommand):
                 parts += [f"--{key.replace('_', '-')}", str(opts[key])]
         if opts["modes"]:
             parts += ["--modes", *opts["modes"]]
-        for flag in ("batch_queries", "no_extras", "query_shapes", "quick", "keep"):
+        for flag in ("batch_queries", "no_extras", "query_shapes", "scale", "quick", "keep"):
             if opts[flag]:
                 parts.append(f"--{flag.replace('_', '-')}")
         if opts["broker"] != "orm":
@@ -192,10 +206,23 @@ class Command(BaseCommand):
             targets = [output]
         else:
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            targets = [RESULTS_DIR / f"compare-{stamp}.json", RESULTS_DIR / "compare-latest.json"]
+            if "scale" in result:  # not a comparison of modes: the compare page keeps showing the last one
+                vendor = result["database"]["vendor"]
+                targets = [RESULTS_DIR / f"tracker-scale-{stamp}-{vendor}.json",
+                           RESULTS_DIR / f"tracker-scale-latest-{vendor}.json"]
+            else:
+                targets = [RESULTS_DIR / f"compare-{stamp}.json", RESULTS_DIR / "compare-latest.json"]
         for p in targets:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
+        if "scale" in result:
+            from bench import scale
+
+            report = scale.markdown(result)
+            more = [p.with_suffix(".md") for p in targets]
+            for p in more:
+                p.write_text(report)
+            targets += more
         return targets
 
     # --- child (runs on the throwaway database) ------------------------------
@@ -265,6 +292,16 @@ class Command(BaseCommand):
                     say(f"[{mode.name}] FAILED: {exc}")
                     procs.stop_tracker()
                 say(step_done("compare", f"mode {i}/{len(o.modes)} {mode.name}", t0, started))
+            if o.scale:
+                from bench import scale
+
+                try:
+                    sizes = scale.quick_sizes() if o.quick else scale.full_sizes()
+                    result["scale"] = scale.Scale(driver, sizes).run()
+                    result["scale"]["targets"] = scale.evaluate(result["scale"])
+                except CompareFailure as exc:
+                    failures.append(f"scale: {exc}")
+                    say(f"[scale] FAILED: {exc}")
             if o.extras:
                 say(f"compare: extras (idle tracker with {o.idle_tracked} tracked, {o.outstanding} outstanding)")
                 t0 = time.perf_counter()

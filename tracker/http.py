@@ -1,0 +1,167 @@
+"""Keep-alive status GETs for the tracker, on ``http.client``.
+
+A poll is one small GET with a JSON answer, thousands a second at scale, so
+its cost is the tracker's cost: through ``requests`` a GET costs about three
+times the CPU of a bare ``http.client`` request on a kept connection
+(bench/README.md, "the floor"). Each tracker pool thread keeps one
+connection per (scheme, host, port) and reuses it.
+
+The egress policy holds as for every outgoing request (``workflows.egress``):
+a connection dials only addresses ``egress.checked_addresses`` allowed. What
+this client does not handle itself goes through the checked ``requests``
+session instead: a URL an HTTP proxy applies to, and redirects (each hop is
+checked there).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+import urllib.request
+from urllib.parse import urlsplit
+
+from workflows import egress
+
+MAX_BODY = 10 * 1024 * 1024  # a status answer larger than this is an error, not a memory spike
+_STALE = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError)
+_local = threading.local()
+
+
+class StatusError(Exception):
+    """The status URL did not answer with JSON (network error, HTTP error, too large)."""
+
+
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = _checked_socket(self.host, self.port, self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        sock = _checked_socket(self.host, self.port, self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _checked_socket(host: str, port: int, timeout) -> socket.socket:
+    error = None
+    for family, kind, proto, _, sockaddr in egress.checked_addresses(host, port):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"{host} resolves to no address")
+
+
+def _connection(scheme: str, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    key = (scheme, host, port)
+    conn = conns.get(key)
+    if conn is None:
+        if scheme == "https":
+            conn = _CheckedHTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = _CheckedHTTPConnection(host, port, timeout=timeout)
+        conns[key] = conn
+    conn.timeout = timeout
+    return conn
+
+
+def _forget(scheme: str, host: str, port: int) -> None:
+    conn = getattr(_local, "conns", {}).pop((scheme, host, port), None)
+    if conn is not None:
+        conn.close()
+
+
+def close_all() -> None:
+    """Close this thread's kept connections (a tracker thread that stops)."""
+    for conn in getattr(_local, "conns", {}).values():
+        conn.close()
+    _local.conns = {}
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether an HTTP proxy applies (the environment's, as requests reads it),
+    remembered per thread and host: reading it costs more than a kept-alive GET."""
+    seen = getattr(_local, "proxied", None)
+    if seen is None:
+        seen = _local.proxied = {}
+    key = (scheme, host)
+    if key not in seen:
+        seen[key] = bool(urllib.request.getproxies().get(scheme)) and not urllib.request.proxy_bypass(host)
+    return seen[key]
+
+
+def get_json(url: str, timeout: float = 10.0):
+    """GET ``url`` and decode its JSON answer. Raises egress.EgressRefused when
+    the policy refuses the address, StatusError for anything else that went wrong."""
+    parts = urlsplit(url)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username
+            or _proxied(parts.scheme, parts.hostname)):
+        return _get_with_requests(url, timeout)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    for attempt in (1, 2):  # a kept connection the server closed meanwhile: once more on a new one
+        conn = _connection(parts.scheme, parts.hostname, port, timeout)
+        reused = conn.sock is not None
+        try:
+            conn.request("GET", target, headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read(MAX_BODY + 1)
+        except egress.EgressRefused as exc:
+            _forget(parts.scheme, parts.hostname, port)
+            exc.url = exc.url or url
+            raise
+        except _STALE as exc:
+            _forget(parts.scheme, parts.hostname, port)
+            if reused and attempt == 1:
+                continue
+            raise StatusError(f"status query to {egress.shown(url)} failed: {exc!r}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            _forget(parts.scheme, parts.hostname, port)
+            raise StatusError(f"status query to {egress.shown(url)} failed: {exc!r}") from exc
+        if resp.will_close:
+            _forget(parts.scheme, parts.hostname, port)
+        if 300 <= resp.status < 400:
+            return _get_with_requests(url, timeout)  # redirects: each hop checked by the requests session
+        return _decode(url, resp.status, body)
+    raise AssertionError("unreachable")
+
+
+def _decode(url: str, status: int, body: bytes):
+    if len(body) > MAX_BODY:
+        raise StatusError(f"status answer of {egress.shown(url)} is larger than {MAX_BODY} bytes")
+    if status >= 400:
+        raise StatusError(f"status query to {egress.shown(url)} answered HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise StatusError(f"status answer of {egress.shown(url)} is not JSON: {exc}") from exc
+
+
+def _session():
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = egress.session()
+    return s
+
+
+def _get_with_requests(url: str, timeout: float):
+    import requests
+
+    try:
+        with _session().get(url, timeout=timeout, stream=True) as resp:
+            body = resp.raw.read(MAX_BODY + 1, decode_content=True)
+            return _decode(url, resp.status_code, body)
+    except requests.RequestException as exc:
+        raise StatusError(f"status query to {egress.shown(url)} failed: {exc}") from exc

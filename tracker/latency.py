@@ -1,0 +1,327 @@
+"""How each async action's result came back, and how long it took — on live
+traffic, not only in a benchmark.
+
+- The code that hands a result to ``workflows.services.complete_action``
+  says how it got it with ``completing(mode, detected_at, ...)``: the
+  tracker's poll, the signed callback, the early-callback inbox, the
+  periodic sweeps (``timeout``). The ``action_finished`` receiver
+  (``record``) writes one ``Completion`` row in the completing transaction;
+  a result with no such context came through the API or the operator pages
+  (``by hand``), or is an approval's.
+- ``roll_up()`` (a periodic hook of the tracker) folds raw rows into
+  per-minute ``CompletionBucket`` rows with log-scale histograms of
+  "outside done → detected" and "detected → next task running"; the next
+  task's start is read then, from its ``started_at``, off the hot path.
+- ``figures(since)`` merges the buckets of a time window (and the rows not
+  rolled up yet) into p50/p95/p99 per mode and per action name. Percentiles
+  come from the histograms: within a bin's width (about 12%, 20 bins per
+  decade) of the exact value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min, OuterRef, Subquery
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from workflows.states import State
+
+BINS_PER_DECADE = 20
+MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
+DEFAULTS = {"RAW_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000, "LIVE_RAW_MAX": 20_000}
+MODES = ("callback", "hybrid-callback", "poll", "hybrid-poll", "by hand", "approval", "timeout")
+APPROVAL_ACTIONS = ("gust.approval",)
+OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
+
+
+def conf(name: str):
+    return {**DEFAULTS, **getattr(settings, "COMPLETIONS", {})}[name]
+
+
+# --- where a result came from --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    mode: str  # callback, poll or timeout (hybrid- is added from the action's tracking)
+    detected_at: datetime  # when Gust received the callback or the poll answer
+    polls: int | None = None
+    outside_done_at: Any = None  # as the outside system reported it: ISO 8601 text or epoch seconds
+
+
+_current: contextvars.ContextVar[Source | None] = contextvars.ContextVar("gust_completion_source", default=None)
+
+
+@contextlib.contextmanager
+def completing(mode: str, detected_at: datetime, polls: int | None = None, outside_done_at: Any = None):
+    token = _current.set(Source(mode, detected_at, polls, outside_done_at))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current() -> Source | None:
+    return _current.get()
+
+
+def outside_time(value, detected_at: datetime) -> datetime | None:
+    """The outside system's ``finished_at``: ISO 8601 (naive = UTC) or epoch
+    seconds; None when absent, unreadable or implausibly far from ``detected_at``."""
+    when = None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        try:
+            when = datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            when = parse_datetime(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when is not None and timezone.is_naive(when):
+            when = when.replace(tzinfo=UTC)
+    if when is None or abs(when - detected_at) > OUTSIDE_SKEW:
+        return None
+    return when
+
+
+def mode_of(action, source: Source | None) -> str:
+    if action.name in APPROVAL_ACTIONS:
+        return "approval"
+    if source is None:
+        return "by hand"
+    if source.mode in ("callback", "poll") and (action.input or {}).get("tracking") == "hybrid":
+        return f"hybrid-{source.mode}"
+    return source.mode
+
+
+def record(sender, action, **kwargs):
+    """Receiver of ``action_finished``: one Completion row per async action
+    that completed (a cancelled one did not come back)."""
+    if action.is_sync or action.state == State.CANCELLED:
+        return
+    from tracker.models import Completion
+
+    source = current()
+    now = timezone.now()
+    detected = source.detected_at if source else now
+    Completion.objects.create(
+        action_id=action.id, action_name=action.name[:255], execution_id=action.workflow_execution_id,
+        mode=mode_of(action, source), detected_at=detected, recorded_at=now,
+        outside_done_at=outside_time(source.outside_done_at, detected) if source else None,
+        polls=source.polls if source else None,
+    )
+
+
+# --- histograms -----------------------------------------------------------------
+
+
+def bin_of(ms: float) -> int:
+    return math.floor(math.log10(max(ms, MIN_MS)) * BINS_PER_DECADE)
+
+
+def bin_edges(b: int) -> tuple[float, float]:
+    return 10 ** (b / BINS_PER_DECADE), 10 ** ((b + 1) / BINS_PER_DECADE)
+
+
+def add(hist: dict, ms: float | None, n: int = 1) -> None:
+    if ms is not None:
+        key = str(bin_of(ms))
+        hist[key] = hist.get(key, 0) + n
+
+
+def merge(into: dict, other: dict) -> None:
+    for k, n in other.items():
+        into[k] = into.get(k, 0) + n
+
+
+def percentile(hist: dict, q: float) -> float | None:
+    """The q-th percentile (0-100) of a histogram, interpolated geometrically in its bin."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    rank = q / 100 * total
+    seen = 0
+    for b in sorted(int(k) for k in hist):
+        n = hist[str(b)]
+        if seen + n >= rank:
+            lo, hi = bin_edges(b)
+            frac = (rank - seen) / n if n else 0.0
+            return round(lo * (hi / lo) ** frac, 3)
+        seen += n
+    return round(bin_edges(max(int(k) for k in hist))[1], 3)
+
+
+def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return (later - earlier).total_seconds() * 1000.0
+
+
+# --- rolling up -----------------------------------------------------------------
+
+
+def _with_next_start(qs):
+    """Annotate each Completion with the first task of its execution that
+    started in its completing transaction (between detection and recording)."""
+    from workflows.models import TaskExecution
+
+    first = (TaskExecution.objects.filter(workflow_execution_id=OuterRef("execution_id"),
+                                          started_at__gte=OuterRef("detected_at"),
+                                          started_at__lte=OuterRef("recorded_at"))
+             .order_by().values("workflow_execution_id").annotate(m=Min("started_at")).values("m")[:1])
+    return qs.annotate(next_started_at=Subquery(first))
+
+
+def _fold(rows, into: dict) -> None:
+    """Add completion rows (with next_started_at) to {(minute, mode, name): figures}."""
+    for c in rows:
+        key = (c.detected_at.replace(second=0, microsecond=0), c.mode, c.action_name)
+        agg = into.get(key)
+        if agg is None:
+            agg = into[key] = {"count": 0, "polls": 0, "polled": 0, "detect_hist": {}, "next_hist": {}}
+        agg["count"] += 1
+        if c.polls is not None:
+            agg["polls"] += c.polls
+            agg["polled"] += 1
+        add(agg["detect_hist"], _ms(c.detected_at, c.outside_done_at))
+        add(agg["next_hist"], _ms(c.next_started_at, c.detected_at))
+
+
+def roll_up(now: datetime | None = None) -> int:
+    """Fold up to ROLL_UP_BATCH raw completions into their minute buckets and
+    drop rows past their retention. Returns how many rows were folded."""
+    from tracker.models import Completion, CompletionBucket
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        # A second's margin: the completing transaction of a row may still be
+        # open. Locked, so two trackers never fold the same rows.
+        pending = Completion.objects.filter(rolled_up=False, recorded_at__lt=now - timedelta(seconds=1))
+        if not pending.exists():
+            rows = []
+        else:
+            rows = list(_with_next_start(pending.order_by("id").select_for_update(skip_locked=True, of=("self",)))
+                        [:conf("ROLL_UP_BATCH")])
+        if rows:
+            folded: dict = {}
+            _fold(rows, folded)
+            for (minute, mode, name), agg in folded.items():
+                bucket, _ = CompletionBucket.objects.select_for_update().get_or_create(
+                    minute=minute, mode=mode, action_name=name)
+                bucket.count += agg["count"]
+                bucket.polls += agg["polls"]
+                bucket.polled += agg["polled"]
+                merge(bucket.detect_hist, agg["detect_hist"])
+                merge(bucket.next_hist, agg["next_hist"])
+                bucket.save()
+            Completion.objects.filter(id__in=[c.id for c in rows]).update(rolled_up=True)
+    _prune(now)
+    return len(rows)
+
+
+def _prune(now: datetime) -> None:
+    from tracker.models import Completion, CompletionBucket
+
+    raw_before = now - timedelta(days=conf("RAW_DAYS"))
+    old = list(Completion.objects.filter(rolled_up=True, detected_at__lt=raw_before)
+               .values_list("id", flat=True)[:5000])
+    if old:
+        Completion.objects.filter(id__in=old).delete()
+    CompletionBucket.objects.filter(minute__lt=now - timedelta(days=conf("BUCKET_DAYS"))).delete()
+
+
+# --- the live figures -------------------------------------------------------------
+
+
+WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
+           "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def figures(window: str = "24h", now: datetime | None = None) -> dict:
+    """p50/p95/p99 of "outside done → detected" and "detected → next task
+    running", polls per completion, per mode and per (mode, action name),
+    and each mode's histogram, over the last ``window``."""
+    from tracker.models import Completion, CompletionBucket
+
+    now = now or timezone.now()
+    since = now - WINDOWS[window]
+    groups: dict = {}
+    for b in CompletionBucket.objects.filter(minute__gte=since.replace(second=0, microsecond=0)).iterator():
+        _merge_group(groups, (b.mode, b.action_name), b.count, b.polls, b.polled, b.detect_hist, b.next_hist)
+    fresh: dict = {}
+    raw = _with_next_start(Completion.objects.filter(rolled_up=False, detected_at__gte=since)
+                           .order_by("-id"))[:conf("LIVE_RAW_MAX")]
+    _fold(raw, fresh)
+    for (_, mode, name), agg in fresh.items():
+        _merge_group(groups, (mode, name), agg["count"], agg["polls"], agg["polled"], agg["detect_hist"],
+                     agg["next_hist"])
+    by_mode: dict = {}
+    for (mode, _), g in groups.items():
+        _merge_group(by_mode, mode, g["count"], g["polls"], g["polled"], g["detect_hist"], g["next_hist"])
+    order = {m: i for i, m in enumerate(MODES)}
+    modes = [_row(mode, None, g) for mode, g in sorted(by_mode.items(), key=lambda kv: order.get(kv[0], 99))]
+    actions = [_row(mode, name, g) for (mode, name), g in
+               sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))]
+    return {"window": window, "since": since, "now": now, "total": sum(g["count"] for g in by_mode.values()),
+            "modes": modes, "actions": actions, "histograms": _histograms(by_mode, order)}
+
+
+def _merge_group(groups: dict, key, count, polls, polled, detect, nxt) -> None:
+    g = groups.get(key)
+    if g is None:
+        g = groups[key] = {"count": 0, "polls": 0, "polled": 0, "detect_hist": {}, "next_hist": {}}
+    g["count"] += count
+    g["polls"] += polls
+    g["polled"] += polled
+    merge(g["detect_hist"], detect)
+    merge(g["next_hist"], nxt)
+
+
+def _shown(ms: float | None) -> float | None:
+    """As many digits as a bin's ~12% width makes meaningful."""
+    if ms is None:
+        return None
+    return round(ms) if ms >= 100 else round(ms, 1) if ms >= 1 else round(ms, 3)
+
+
+def _row(mode: str, name: str | None, g: dict) -> dict:
+    def pcts(h):
+        return {"n": sum(h.values()), **{f"p{q}": _shown(percentile(h, q)) for q in (50, 95, 99)}}
+
+    return {"mode": mode, "action_name": name, "count": g["count"],
+            "polls_per_completion": round(g["polls"] / g["polled"], 2) if g["polled"] else None,
+            "detect": pcts(g["detect_hist"]), "next": pcts(g["next_hist"])}
+
+
+def _histograms(by_mode: dict, order: dict) -> dict:
+    """Per mode, counts per bin of both durations over the bins any mode uses
+    (the chart's x axis), for the static script that draws them."""
+    keys = sorted({int(k) for g in by_mode.values() for h in (g["detect_hist"], g["next_hist"]) for k in h})
+    if not keys:
+        return {"bins": [], "modes": []}
+    bins = list(range(keys[0], keys[-1] + 1))
+    return {
+        "bins": [round(bin_edges(b)[0], 4) for b in bins] + [round(bin_edges(bins[-1])[1], 4)],
+        "modes": [{"mode": mode,
+                   "detect": [g["detect_hist"].get(str(b), 0) for b in bins],
+                   "next": [g["next_hist"].get(str(b), 0) for b in bins]}
+                  for mode, g in sorted(by_mode.items(), key=lambda kv: order.get(kv[0], 99))],
+    }
+
+
+def by_mode_for_page(window: str) -> dict:
+    """figures() with default_window fallback for a page's ?window= value."""
+    return figures(window if window in WINDOWS else "24h")
