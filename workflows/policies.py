@@ -62,11 +62,10 @@ def _value(run: _Run, task: TaskView, raw: Any, name: str, kind: str, outbound: 
 
 
 def _fail(run: _Run, task: TaskView, exc: PolicyError) -> None:
-    for action in task.actions:
-        if action.state == State.RUNNING:
-            action.state, action.state_info = State.ERROR, str(exc)
-            run.touch_action(action)
-    run.complete_task(task, State.ERROR, None, str(exc))
+    """A policy value that can not be used is an error in the workflow's
+    text: the task and the workflow fail, as Mistral's InvalidModelException
+    in before_task_start does ("Failed to run task [...]")."""
+    run.force_fail(task, run.run_failure(task, exc))
 
 
 def _timer(run: _Run, task: TaskView, kind: str, seconds: float) -> None:
@@ -127,8 +126,8 @@ def after_complete(run: _Run, task: TaskView) -> bool:
             run.set_task_state(task, State.ERROR, "Failed by 'fail-on' policy")
         return not (p.retry and _retry(run, task, tspec))
     except PolicyError as exc:
-        run.set_task_state(task, State.ERROR, str(exc))
-        return True
+        run.force_fail(task, run.completion_failure(task, exc))
+        return False
 
 
 def _retry(run: _Run, task: TaskView, tspec) -> bool:

@@ -172,8 +172,10 @@ def test_a_policy_value_of_the_wrong_type_fails_the_task_with_the_reason():
       timeout: <% $.d %>
 """, ), {"d": "soon"})
     h.start()
-    assert h.task("t").state == "ERROR"
-    assert h.task("t").state_info == "Invalid value of the 'timeout' policy: 'soon' is not a number of seconds >= 0"
+    assert h.task("t").state == "ERROR" and h.state == "ERROR"
+    assert h.task("t").state_info == ("Failed to run task [error=Invalid value of the 'timeout' policy: 'soon' is "
+                                      "not a number of seconds >= 0, wf=wf, task=t]:")
+    assert h.snap.state_info == h.task("t").state_info
 
 
 def test_commands_after_fail_are_dropped_tasks_before_it_still_run():
