@@ -83,6 +83,11 @@ def test_the_execution_page_says_what_a_task_waits_for(client):
     services.save_workflows(TIMEOUT)
     ex = services.start_execution("slow")
     assert "times out at " in client.get(f"/executions/{ex.id}/").content.decode()
+    # The count comes from the parsed policies: the one-line form and task-defaults say "of N" too.
+    services.save_workflows("version: '2.0'\ndefaulted:\n  task-defaults:\n    retry: count=3 delay=30\n"
+                            "  tasks:\n    t: {action: std.fail}\n")
+    ex = services.start_execution("defaulted")
+    assert "retry 1 of 3 at " in client.get(f"/executions/{ex.id}/").content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -330,14 +330,6 @@ _STATE_COMMANDS = {"fail": State.ERROR, "succeed": State.SUCCESS, "pause": State
 ARRIVALS = "arrivals"  # a join's runtime_context: which inbound tasks arrived, a hex bit mask
 
 
-def _arrived(join: TaskView) -> int:
-    rc = join.runtime_context
-    if "arrived" in rc and "inbound" in rc:  # a join stored before the mask: names
-        rc[ARRIVALS] = format(sum(1 << rc["inbound"].index(n) for n in rc.pop("arrived") if n in rc["inbound"]), "x")
-        rc.pop("inbound")
-    return int(rc.get(ARRIVALS) or "0", 16)
-
-
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -378,7 +370,6 @@ class _Run:
         self._latest: dict[str, TaskView | None] = {}
         self._new_ids: set[str] = set()
         self._new_action_ids: set[str] = set()
-        self._inbound_index: dict[str, dict[str, int]] = {}
 
     # -- reading tasks --
 
@@ -527,11 +518,9 @@ class _Run:
             return
         bit = self.inbound_bit(name, from_task.name if from_task else None)
         join = self.latest(name)
-        if join is not None and "arrived" in join.runtime_context:
-            join.runtime_context["inbound"] = list(self.spec.inbound[name])
-        if join is None or (join.state != State.WAITING and _arrived(join) & bit):
+        if join is None or (join.state != State.WAITING and self.arrived(join) & bit):
             join = self.create_task(name, State.WAITING, {})
-        arrived = _arrived(join)
+        arrived = self.arrived(join)
         if not arrived & bit:
             # One bit per inbound task name, in the order of spec.inbound: a
             # join of 5,000 branches stores 1,250 hex digits, not 5,000 names.
@@ -542,17 +531,24 @@ class _Run:
             self.ready.append(join)
 
     def inbound_bit(self, name: str, from_name: str | None) -> int:
-        index = self._inbound_index.get(name)
-        if index is None:
-            index = self._inbound_index[name] = {n: i for i, n in enumerate(self.spec.inbound[name])}
+        index = self.spec.inbound_index[name]
         return 1 << index.get(from_name, len(index))
+
+    def arrived(self, join: TaskView) -> int:
+        """The join's arrivals as a bit mask; a join stored before the mask
+        (a list of names) is converted on the way."""
+        rc = join.runtime_context
+        if "arrived" in rc:
+            index = self.spec.inbound_index[join.name]
+            rc[ARRIVALS] = format(sum(1 << index[n] for n in rc.pop("arrived") if n in index), "x")
+        return int(rc.get(ARRIVALS) or "0", 16)
 
     def startable(self, task: TaskView) -> bool:
         if task.state == State.IDLE:
             return True
-        if task.state != State.WAITING or task.runtime_context.get("delayed"):
+        if task.state != State.WAITING or task.runtime_context.get(policies.DELAYED):
             return False
-        return _arrived(task).bit_count() >= self.join_needed(self.spec.tasks[task.name])
+        return self.arrived(task).bit_count() >= self.join_needed(self.spec.tasks[task.name])
 
     def join_needed(self, tspec: TaskSpec) -> int:
         if tspec.join == "all":
@@ -675,9 +671,9 @@ class _Run:
         before = task.state
         task.state, task.state_info = state, info  # task() in publish sees how it ends
         published, global_vars = {}, {}
+        ctx = self.task_ctx(task)
         try:
             pub = tspec.publish_for(state)
-            ctx = self.task_ctx(task)
             published = evaluate(pub.branch, ctx) if pub.branch else {}
             global_vars = evaluate(pub.global_, ctx) if pub.global_ else {}
             problem = self.oversized(published, "the published variables") or self.oversized(
@@ -690,7 +686,7 @@ class _Run:
             self.force_fail(task, self.completion_failure(task, exc))
             return
         try:
-            keep = evaluate(tspec.keep_result, self.task_ctx(task))
+            keep = evaluate(tspec.keep_result, ctx)
         except ExpressionError:
             keep = True
         if keep is False:
@@ -823,13 +819,19 @@ class _Run:
         self.snap.output = output
         self.set_wf_state(state, info)
 
+    def end_live_actions(self, task: TaskView, state: State, reason: str, output: Any = None) -> None:
+        """The task's actions that still run end in ``state`` with ``reason``
+        (the workflow was cancelled, the task timed out)."""
+        for action in task.actions:
+            if action.state not in TERMINAL:
+                action.state, action.state_info = state, reason
+                if output is not None:
+                    action.output = output
+                self.touch_action(action)
+
     def cancel_active(self, reason: str) -> None:
         for task in self.in_states(ACTIVE):
-            for action in task.actions:
-                if action.state not in TERMINAL:
-                    action.state = State.CANCELLED
-                    action.state_info = reason
-                    self.touch_action(action)
+            self.end_live_actions(task, State.CANCELLED, reason)
             self.set_task_state(task, State.CANCELLED, reason)
 
     def run(self) -> None:
@@ -857,7 +859,7 @@ class _Run:
                 return  # something runs elsewhere; a later event continues
             if counts.get(State.WAITING, 0) > 0:
                 for join in self.in_states(frozenset({State.WAITING})):
-                    arrived = _arrived(join)
+                    arrived = self.arrived(join)
                     missing = [n for i, n in enumerate(self.spec.inbound[join.name]) if not arrived & (1 << i)]
                     self.complete_task(join, State.ERROR, [], f"Failed by tasks: {missing!r}")
                 if self.ready or self.snap.state != State.RUNNING:

@@ -61,13 +61,6 @@ def _value(run: _Run, task: TaskView, raw: Any, name: str, kind: str, outbound: 
     return value
 
 
-def _fail(run: _Run, task: TaskView, exc: PolicyError) -> None:
-    """A policy value that can not be used is an error in the workflow's
-    text: the task and the workflow fail, as Mistral's InvalidModelException
-    in before_task_start does ("Failed to run task [...]")."""
-    run.force_fail(task, run.run_failure(task, exc))
-
-
 def _timer(run: _Run, task: TaskView, kind: str, seconds: float) -> None:
     from workflows.engine import StartTimer
 
@@ -94,7 +87,10 @@ def before_start(run: _Run, task: TaskView) -> bool:
         wait = _value(run, task, p.wait_before, "wait-before", "seconds")
         _value(run, task, p.concurrency, "concurrency", "count")
     except PolicyError as exc:
-        _fail(run, task, exc)
+        # An unusable policy value is an error in the workflow's text: the
+        # task and the workflow fail, as Mistral's InvalidModelException in
+        # before_task_start does ("Failed to run task [...]").
+        run.force_fail(task, run.run_failure(task, exc))
         return False
     if timeout > 0:
         rc[TIMEOUT] = timeout
@@ -191,11 +187,7 @@ def fire(run: _Run, task: TaskView, kind: str) -> None:
 
         seconds = rc.get(TIMEOUT, 0)
         msg = f"Task timed out [timeout(s)={_seconds(seconds)}]."
-        for action in task.actions:
-            if action.state == State.RUNNING:
-                action.state, action.state_info = State.ERROR, msg
-                action.output = {"result": msg}
-                run.touch_action(action)
+        run.end_live_actions(task, State.ERROR, msg, output={"result": msg})
         run.command(CancelTimers(task.id, ("wait-before", "wait-after", "retry")))
         rc.pop(AFTER_STATE, None)
         rc.pop(TIMEOUT, None)

@@ -348,7 +348,7 @@ def _rerun_safely(action_id: str) -> bool:
     action = ActionExecution.objects.select_for_update().filter(id=action_id, state=State.RUNNING).first()
     if action is None or action.task_execution_id is None:
         return False
-    execution = WorkflowExecution.objects.get(id=action.workflow_execution_id)
+    execution = WorkflowExecution.objects.defer("spec").get(id=action.workflow_execution_id)
     tspec = _spec_for(execution).tasks.get(action.task_name or "")
     if tspec is None or tspec.policies.safe_rerun is not True:
         return False

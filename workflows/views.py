@@ -27,7 +27,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import graph, live, services, timeline
+from workflows import graph, live, policies, services, timeline
 from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
@@ -131,26 +131,21 @@ def timer_label(kind: str, due, retry_no: int | None = None, count=None) -> str:
     return f"waiting until {at} ({kind})"
 
 
-def _waits(execution: WorkflowExecution) -> dict[str, list[str]]:
-    """Task execution id -> what its timers say, soonest first."""
-    retry_counts = {name: (t.get("retry") or {}).get("count") if isinstance(t.get("retry"), dict) else None
-                    for name, t in (execution.spec.get("tasks") or {}).items()}
-    found: dict[str, list[str]] = {}
-    timers = Timer.objects.filter(execution=execution).order_by("due_at")
-    by_task = {t.id: t for t in TaskExecution.objects.filter(id__in={tm.task_execution_id for tm in timers})}
-    for tm in timers:
-        task = by_task.get(tm.task_execution_id)
-        if task is None:
-            continue
-        found.setdefault(tm.task_execution_id, []).append(
-            timer_label(tm.kind, tm.due_at, task.runtime_context.get("retry_no"), retry_counts.get(task.name)))
-    return found
+def _waits(task: TaskExecution, timers: list[Timer], spec) -> list[str]:
+    """What the task's timers say, soonest first; the retry count comes from
+    the parsed spec, so task-defaults and the one-line form count too."""
+    retry = spec.tasks[task.name].policies.retry if task.name in spec.tasks else None
+    count = retry.count if retry else None
+    return [timer_label(tm.kind, tm.due_at, task.runtime_context.get(policies.RETRY_NO), count) for tm in timers]
 
 
 def _task_rows(execution: WorkflowExecution) -> list[dict]:
     actions = Prefetch("action_executions", queryset=ActionExecution.objects.order_by("created_at", "id"))
     rows = []
-    waits = _waits(execution)
+    timers: dict[str, list[Timer]] = {}
+    for tm in Timer.objects.filter(execution=execution).order_by("due_at"):
+        timers.setdefault(tm.task_execution_id, []).append(tm)
+    spec = build_workflow(execution.workflow_name, execution.spec) if timers else None
     for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq").prefetch_related(actions):
         running = t.finished_at is None and t.state not in TERMINAL
         rows.append(
@@ -173,7 +168,7 @@ def _task_rows(execution: WorkflowExecution) -> list[dict]:
                     for a in t.action_executions.all()
                 ],
                 "anchor": False,
-                "waits": waits.get(t.id, []),
+                "waits": _waits(t, timers[t.id], spec) if t.id in timers else [],
             }
         )
     # The graph links each node to the latest execution of its task.

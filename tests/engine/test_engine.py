@@ -446,3 +446,24 @@ def test_only_failed_tasks_can_be_rerun_or_skipped():
         with pytest.raises(engine.Conflict) as err:
             h.send(event)
         assert err.value.state == "SUCCESS"
+
+
+def test_a_join_stored_with_the_names_of_its_arrivals_goes_on_as_before():
+    """Rows written before the arrivals bit mask hold a list of names."""
+    h = Harness("""
+version: '2.0'
+wf:
+  tasks:
+    a:
+      on-success: [j]
+    b:
+      action: std.async_noop
+      on-success: [j]
+    j:
+      join: all
+""")
+    h.start()
+    j = h.task("j")
+    j.runtime_context = {"arrived": ["a"]}  # as an older Gust stored it
+    h.complete("b", {})
+    assert h.task("j").state == "SUCCESS" and len(h.tasks("j")) == 1 and h.state == "SUCCESS"

@@ -361,6 +361,12 @@ class WorkflowSpec:
         return result
 
     @cached_property
+    def inbound_index(self) -> dict[str, dict[str, int]]:
+        """Task name -> {inbound task name: its position in ``inbound``}: a
+        join's bit for each task that leads to it."""
+        return {name: {n: i for i, n in enumerate(names)} for name, names in self.inbound.items()}
+
+    @cached_property
     def start_tasks(self) -> list[str]:
         inbound = self.inbound
         return [n for n in self.tasks if not inbound[n]]
