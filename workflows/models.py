@@ -52,8 +52,14 @@ class WorkflowExecution(models.Model):
         help_text="The engine's counters: next task seq, tasks per active state, unhandled errors, the final "
                   "context, what waits for a resume.",
     )
-    task_execution_id = models.CharField(max_length=36, null=True, blank=True)
-    root_execution_id = models.CharField(max_length=36, null=True, blank=True)
+    # A sub-workflow's parent task and root execution, as Mistral's.
+    task_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    root_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    accepted = models.BooleanField(
+        null=True, blank=True,
+        help_text="A sub-workflow: null until its parent task took its end; false once a retry or rerun "
+                  "of that task made it no longer count.",
+    )
     project_id = models.CharField(max_length=80, default="<default-project>")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,11 +30,9 @@ from workflows.lang.values import NotJson, to_json
 ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
 # Mistral keywords Gust does not run yet: refused with a clear message rather
 # than silently ignored.
-UNSUPPORTED_TASK_KEYS = (
-    "with-items",
-    "workflow",
-    "target",
-)
+UNSUPPORTED_TASK_KEYS = ("target",)
+# ``var in <% $.list %>`` or ``var in [1, 2]``, as Mistral's WITH_ITEMS_PTRN.
+WITH_ITEMS_RE = re.compile(r"\s*([\w\-]+)\s*in\s*(\[.+\]|<%.*%>|\{\{.*\}\}|\{%.*%\})", re.S)
 CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
 
 
@@ -133,6 +132,11 @@ TASK_SCHEMA = {
     "properties": {
         "description": {"type": "string"},
         "action": {"type": "string", "minLength": 1},
+        "workflow": {"type": "string", "minLength": 1},
+        "with-items": {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+        ]},
         "input": _EXPR_OR({"type": "object"}),
         "publish": {"type": "object"},
         "publish-on-error": {"type": "object"},
@@ -281,6 +285,10 @@ class TaskSpec:
     publish_on_skip: dict = field(default_factory=dict)
     clause_publish: dict = field(default_factory=dict)  # clause -> Publish, the advanced form
     policies: Policies = Policies()
+    # ``workflow:`` instead of ``action:``: a sub-workflow's name, or an expression giving one
+    workflow: str | None = None
+    # ``with-items``: (variable, list or expression) pairs, zipped
+    with_items: tuple[tuple[str, Any], ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -371,6 +379,11 @@ class WorkflowSpec:
         inbound = self.inbound
         return [n for n in self.tasks if not inbound[n]]
 
+    @property
+    def kind_name(self) -> str:
+        """Mistral's class name for the workflow's type, as its messages show it."""
+        return "ReverseWorkflowSpec" if self.raw.get("type") == "reverse" else "DirectWorkflowSpec"
+
     def input_signature(self) -> str:
         """Mistral's ``input`` string: ``name="world", count``."""
         return ", ".join(
@@ -427,7 +440,8 @@ def _parse_input_params(items) -> tuple[tuple[str, Any], ...]:
 
 
 def _task_action(raw: dict) -> tuple[str, Any, str | None]:
-    line = raw.get("action") or "std.noop"
+    """The action (or sub-workflow) name, its input, and what is wrong with its line."""
+    line = raw.get("action") or raw.get("workflow") or "std.noop"
     given = raw.get("input")
     if expressions.has_expression(line.split(" ", 1)[0]) or expressions.ANY_EXPR_RE.fullmatch(line.strip()):
         # ``action: <% $.name %>``: the name is known when the task runs.
@@ -438,6 +452,29 @@ def _task_action(raw: dict) -> tuple[str, Any, str | None]:
     params = dict(inline)
     params.update(given or {})
     return name, params, err
+
+
+def with_items_of(raw) -> tuple[tuple[tuple[str, Any], ...], list[str]]:
+    """``with-items`` as (variable, list or expression) pairs, and the
+    problems of its text, as Mistral's TaskSpec reads it."""
+    if raw is None:
+        return (), []
+    out, problems = [], []
+    for item in [raw] if isinstance(raw, str) else raw:
+        m = WITH_ITEMS_RE.match(item) if isinstance(item, str) else None
+        if not m:
+            problems.append(f"Wrong format of 'with-items' property. Please use format "
+                            f"'var in {{[some, list] | <% $.array %> }}': {item!r}")
+            continue
+        var, array = m.group(1), m.group(2).strip()
+        if array.startswith("["):
+            try:
+                array = json.loads(array)
+            except ValueError as exc:
+                problems.append(f"Invalid array in 'with-items' clause: {array}, error: {exc}")
+                continue
+        out.append((var, array))
+    return tuple(out), problems
 
 
 def _retry(value) -> Retry | None:
@@ -511,6 +548,8 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
             keep_result=traw.get("keep-result", True),
             description=traw.get("description", ""),
             policies=_policies(traw, defaults),
+            workflow=action if "workflow" in traw else None,
+            with_items=with_items_of(traw.get("with-items"))[0],
             raw=traw,
         )
     return WorkflowSpec(
@@ -584,14 +623,20 @@ def _action_errors(tpath: str, traw: dict) -> list[tuple[str, str]]:
     does not know is accepted, as Mistral accepts it, and fails the task
     when it runs ("Failed to find action")."""
     errors = []
+    if "action" in traw and "workflow" in traw:
+        errors.append((tpath, "a task has either 'action' or 'workflow', not both"))
+    key = "workflow" if "workflow" in traw and "action" not in traw else "action"
     action_name, params, err = _task_action(traw)
     if err:
-        errors.append((f"{tpath}.action", err))
-    adef = actions.get(action_name)
+        errors.append((f"{tpath}.{key}", err))
+    items, problems = with_items_of(traw.get("with-items"))
+    errors += [(f"{tpath}.with-items", p) for p in problems]
+    errors += [e for var, array in items for e in expressions.expression_errors(array, f"{tpath}.with-items.{var}")]
+    adef = actions.get(action_name) if key == "action" else None
     if adef is not None and isinstance(params, dict):
         for msg in adef.check_input(params):
             errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
-    errors += expressions.expression_errors(action_name, f"{tpath}.action")
+    errors += expressions.expression_errors(action_name, f"{tpath}.{key}")
     errors += expressions.expression_errors(params, f"{tpath}.input")
     return errors
 
