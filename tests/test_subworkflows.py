@@ -301,3 +301,52 @@ wf:
     task = TaskExecution.objects.get(workflow_execution=execution, name="task1")
     rows = ActionExecution.objects.filter(task_execution=task)
     assert rows.count() == 4 and rows.filter(accepted=True).count() == 2
+
+
+REVERSE = """
+version: '2.0'
+rev:
+  type: reverse
+  input: [param1, param2]
+  output:
+    final_result: <% $.final_result %>
+  tasks:
+    task1:
+      action: std.echo output=<% $.param1 %>
+      publish:
+        result1: <% task(task1).result %>
+    task2:
+      action: std.echo output="'<% $.param1 %> & <% $.param2 %>'"
+      publish:
+        final_result: <% task(task2).result %>
+      requires: [task1]
+    other:
+      action: std.noop
+caller:
+  output:
+    slogan: <% $.slogan %>
+  tasks:
+    task1:
+      workflow: rev param1='Bonnie' param2='Clyde' task_name='task2'
+      publish:
+        slogan: "<% task(task1).result.final_result %> is a cool movie!"
+"""
+
+
+def test_a_reverse_workflow_runs_for_params_task_name_also_as_a_sub_workflow():
+    """test_subworkflows.py WB1: the reverse child gets task_name through
+    its input (a key it does not declare, so a param)."""
+    from workflows.errors import InvalidInput
+
+    services.save_workflows(REVERSE)
+    direct = ex(services.start_execution("rev", {"param1": "a", "param2": "b"}, {"task_name": "task2"}).id)
+    assert direct.state == "SUCCESS" and direct.output == {"final_result": "'a & b'"}
+    assert sorted(direct.tasks.values_list("name", flat=True)) == ["task1", "task2"]
+    with pytest.raises(InvalidInput, match=r"Invalid task name \[wf_spec=rev, task_name=nope\]"):
+        services.start_execution("rev", {"param1": "a", "param2": "b"}, {"task_name": "nope"})
+    parent = ex(services.start_execution("caller", {}).id)
+    assert parent.state == "SUCCESS", parent.state_info
+    assert parent.output == {"slogan": "'Bonnie & Clyde' is a cool movie!"}
+    child = WorkflowExecution.objects.get(root_execution_id=parent.id)
+    assert child.params["task_name"] == "task2"
+    assert sorted(child.tasks.values_list("name", flat=True)) == ["task1", "task2"]

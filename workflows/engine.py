@@ -576,6 +576,9 @@ class _Run:
 
     def schedule(self, name: str, from_task: TaskView | None) -> None:
         tspec = self.spec.tasks[name]
+        if self.spec.reverse:
+            self.schedule_required(tspec)
+            return
         inbound = from_task.outbound() if from_task else {}
         if tspec.join is None:
             self.ready.append(self.create_task(name, State.IDLE, inbound))
@@ -593,6 +596,19 @@ class _Run:
             self.touch(join)
         if self.startable(join) and not any(r is join for r in self.ready):
             self.ready.append(join)
+
+    def schedule_required(self, tspec: TaskSpec) -> None:
+        """A reverse workflow's task starts once, when every task it
+        requires succeeded, with their outbound contexts merged."""
+        if self.latest(tspec.name) is not None:
+            return
+        required = [self.latest(r) for r in tspec.requires]
+        if any(t is None or t.state != State.SUCCESS for t in required):
+            return
+        inbound: dict = {}
+        for t in required:
+            inbound = merge_dicts(inbound, t.outbound())  # type: ignore[union-attr]
+        self.ready.append(self.create_task(tspec.name, State.IDLE, inbound))
 
     def inbound_bit(self, name: str, from_name: str | None) -> int:
         index = self.spec.inbound_index[name]
@@ -702,6 +718,9 @@ class _Run:
         if missing:
             return _Unit("workflow", name, given, problem=(
                 f"Invalid input [name={child.name}, class={child.kind_name}, missing={missing!r}]"))
+        if child.reverse and params.get("task_name") not in child.tasks:
+            return _Unit("workflow", name, given, problem=(
+                f"Invalid task name [wf_spec={child.name}, task_name={params.get('task_name')}]"))
         values, _ = check_input(child, wf_input)
         params.setdefault("namespace", namespace)
         params["env"] = self.env()

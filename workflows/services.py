@@ -133,6 +133,8 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
     spec = _SPEC_CACHE.get(key)
     if spec is None:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
+        if spec.reverse:
+            spec = lang.for_target(spec, (execution.params or {}).get("task_name"))
         _SPEC_CACHE[key] = spec
         if len(_SPEC_CACHE) > 512:
             _SPEC_CACHE.popitem(last=False)  # the least recently used
@@ -170,6 +172,11 @@ def start_execution(
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
+        if spec.reverse:
+            try:
+                spec = lang.for_target(spec, params.get("task_name"))
+            except lang.DefinitionError as exc:
+                raise InvalidInput(exc.errors[0][1]) from exc
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,
@@ -850,7 +857,6 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
         task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
         runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1},
     )
-    _SPEC_CACHE[(child.id, child.workflow_name)] = store.specs[cmd.workflow_name]
     _apply(child, engine.Start(), fresh=True)
 
 

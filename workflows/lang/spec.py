@@ -11,6 +11,7 @@ No Django import: the API, the dashboard and the engine all use this module.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -143,6 +144,7 @@ TASK_SCHEMA = {
         "publish-on-skip": {"type": "object"},
         **{clause: _TRANSITIONS for clause in CLAUSES},
         "join": {"anyOf": [{"enum": ["all", "one"]}, {"type": "integer", "minimum": 1}]},
+        "requires": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "keep-result": _EXPR_OR({"type": "boolean"}),
         "tags": {"type": "array", "items": {"type": "string"}},
         **POLICY_SCHEMA,
@@ -289,6 +291,7 @@ class TaskSpec:
     workflow: str | None = None
     # ``with-items``: (variable, list or expression) pairs, zipped
     with_items: tuple[tuple[str, Any], ...] = ()
+    requires: tuple[str, ...] = ()  # a reverse workflow's: the tasks that must succeed first
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -380,6 +383,10 @@ class WorkflowSpec:
         return [n for n in self.tasks if not inbound[n]]
 
     @property
+    def reverse(self) -> bool:
+        return self.raw.get("type") == "reverse"
+
+    @property
     def kind_name(self) -> str:
         """Mistral's class name for the workflow's type, as its messages show it."""
         return "ReverseWorkflowSpec" if self.raw.get("type") == "reverse" else "DirectWorkflowSpec"
@@ -452,6 +459,33 @@ def _task_action(raw: dict) -> tuple[str, Any, str | None]:
     params = dict(inline)
     params.update(given or {})
     return name, params, err
+
+
+def _names(value) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def for_target(spec: WorkflowSpec, task_name: Any) -> WorkflowSpec:
+    """A reverse workflow as the engine runs it for ``params.task_name``:
+    the target and the tasks it requires (transitively), each required task
+    leading to the tasks that require it (they start once all their
+    required tasks succeeded), as Mistral's ReverseWorkflowController."""
+    if not isinstance(task_name, str) or task_name not in spec.tasks:
+        raise DefinitionError([("params.task_name", f"Invalid task name [wf_spec={spec.name}, task_name={task_name}]")])
+    needed: list[str] = []
+    todo = [task_name]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.append(name)
+            todo += [r for r in spec.tasks[name].requires if r in spec.tasks]
+    order = [n for n in spec.tasks if n in needed]
+    leads = {n: tuple(Transition(t) for t in order if n in spec.tasks[t].requires) for n in order}
+    tasks = {n: dataclasses.replace(spec.tasks[n], on_success=leads[n], on_error=(), on_complete=(), on_skip=())
+             for n in order}
+    return dataclasses.replace(spec, tasks=tasks)
 
 
 def with_items_of(raw) -> tuple[tuple[tuple[str, Any], ...], list[str]]:
@@ -549,6 +583,8 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
             description=traw.get("description", ""),
             policies=_policies(traw, defaults),
             workflow=action if "workflow" in traw else None,
+            requires=tuple(r for r in _names(traw["requires"] if "requires" in traw else defaults.get("requires"))
+                           if r != tname or "requires" in traw),
             with_items=with_items_of(traw.get("with-items"))[0],
             raw=traw,
         )
@@ -571,8 +607,9 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
 def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     base = f"{name}.tasks"
-    if raw.get("type") == "reverse":
-        errors.append((f"{name}.type", "reverse workflows are not supported by Gust; use 'direct'"))
+    reverse = raw.get("type") == "reverse"
+    if reverse:
+        errors += _reverse_errors(base, raw)
     seen_inputs = set()
     for i, (pname, _) in enumerate(_parse_input_params(raw.get("input"))):
         if pname in seen_inputs:
@@ -595,11 +632,47 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     defaults = raw.get("task-defaults") or {}
     for key in POLICY_SCHEMA:
         errors += expressions.expression_errors(defaults.get(key), f"{name}.task-defaults.{key}")
-    if raw["tasks"]:
+    if raw["tasks"] and not reverse:
+        for tname, traw in raw["tasks"].items():
+            if "requires" in traw:
+                errors.append((f"{base}.{tname}.requires", "only a reverse workflow has 'requires'"))
         spec = build_workflow(name, raw)
         if not spec.start_tasks:
             errors.append((base, "no start task: every task is the target of a transition"))
         errors += _join_errors(base, spec)
+    return errors
+
+
+def _reverse_errors(base: str, raw: dict) -> list[tuple[str, str]]:
+    """A reverse workflow's ``requires``: known tasks and no cycle; its tasks
+    have no transitions (Mistral's reverse task schema has none)."""
+    errors = []
+    defaults = raw.get("task-defaults") or {}
+    requires = {}
+    for tname, traw in raw["tasks"].items():
+        value = traw["requires"] if "requires" in traw else defaults.get("requires")
+        requires[tname] = [r for r in _names(value) if r != tname or "requires" in traw]
+        for r in requires[tname]:
+            if r not in raw["tasks"]:
+                errors.append((f"{base}.{tname}.requires", f"unknown task '{r}'"))
+        for clause in (*CLAUSES, "join"):
+            if clause in traw:
+                errors.append((f"{base}.{tname}.{clause}", "not allowed in a reverse workflow (use 'requires')"))
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        state[n] = 1
+        for r in requires.get(n, []):
+            if state.get(r) == 1:
+                cycle = path[path.index(r):] + [r] if r in path else [n, r]
+                errors.append((f"{base}.{n}.requires", f"a cycle in 'requires': {' -> '.join(cycle)}"))
+            elif r in requires and not state.get(r):
+                visit(r, path + [r])
+        state[n] = 2
+
+    for n in requires:
+        if not state.get(n):
+            visit(n, [n])
     return errors
 
 
