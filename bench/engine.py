@@ -20,7 +20,18 @@ import time
 
 LOOP = 10_000
 FAN = 5_000
+ITEMS = 10_000
 WINDOW = 100
+
+ITEMS_WF = """
+version: '2.0'
+bench_items:
+  input: [n]
+  tasks:
+    each:
+      with-items: i in <% range(0, $.n) %>
+      action: std.async_noop
+"""
 
 LOOP_WF = """
 version: '2.0'
@@ -125,6 +136,31 @@ def run_fan(n: int = FAN, window: int = WINDOW, say=print) -> dict:
     # The last completion also runs the join and ends the workflow: left out.
     start, end = slice(0, window), slice(-window - 1, -1)
     return {"tasks": n + 1, "start": _summary(times[start], queries[start]), "end": _summary(times[end], queries[end])}
+
+
+def run_items(n: int = ITEMS, window: int = WINDOW, say=print) -> dict:
+    """One with-items task over ``n`` std.async_noop items, all started at
+    once (no concurrency); each completion is one event."""
+    from workflows import services
+    from workflows.models import ActionExecution
+
+    services.save_workflows(ITEMS_WF, update=True)
+    ex = services.start_execution("bench_items", {"n": n})
+    ids = list(ActionExecution.objects.filter(workflow_execution_id=ex.id, state="RUNNING")
+               .order_by("created_at", "id").values_list("id", flat=True))
+    assert len(ids) == n, len(ids)
+    say(f"  items: {n} items started")
+    times, queries = [], []
+    for i, action_id in enumerate(ids):
+        _timed(lambda a=action_id, i=i: services.complete_action(a, "SUCCESS", i), times, queries)
+        if (i + 1) % 1000 == 0:
+            say(f"  items: {i + 1}/{n} completions, last {times[-1] * 1000:.2f} ms, {queries[-1]} queries")
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS", ex.state_info
+    # The last completion also gathers the n results and ends the workflow: left out.
+    start, end = slice(0, window), slice(-window - 1, -1)
+    return {"tasks": 1, "items": n, "start": _summary(times[start], queries[start]),
+            "end": _summary(times[end], queries[end]), "last_ms": round(times[-1] * 1000, 2)}
 
 
 def verdict(result: dict) -> dict:
