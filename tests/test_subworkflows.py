@@ -57,7 +57,7 @@ def test_a_sub_workflow_runs_and_its_output_is_the_task_result():
     assert child.input == {"param1": "Bonnie", "param2": "Clyde"}
     assert child.params["namespace"] == "" and child.params["env"] == {"k": "v"}
     assert child.description == "sub-workflow execution" and child.accepted is True
-    assert task.result == {"final_result": "'Bonnie & Clyde'"}
+    assert task.result == {"final_result": "'Bonnie & Clyde'"} and task.type == "WORKFLOW"
     assert ActionExecution.objects.filter(task_execution=task).count() == 0
 
 

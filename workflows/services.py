@@ -686,9 +686,11 @@ def _stamp(row, view, now) -> None:
 
 def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
     new_rows = []
+    specs = _spec_for(execution).tasks
     for view in decision.new_tasks:
         row = TaskExecution(
             id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
+            type="WORKFLOW" if specs[view.name].workflow is not None else "ACTION",
             state=view.state, state_info=view.state_info, result=view.result, published=view.published,
             runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
             created_at=now, updated_at=now,
