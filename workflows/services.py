@@ -501,8 +501,8 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
 # --- rows <-> engine ------------------------------------------------------------
 
 
-def _action_view(a: ActionExecution) -> engine.ActionView:
-    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
+def _action_view(a: ActionExecution, with_input: bool = True) -> engine.ActionView:
+    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input if with_input else {}, output=a.output,
                              state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
                              index=(a.runtime_context or {}).get("index"))
 
@@ -607,8 +607,8 @@ class _RowStore:
         if self.fresh:
             return []
         rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
-        found = [_action_view(a) for a in rows.only("id", "name", "state", "output", "state_info", "is_sync",
-                                                    "accepted", "runtime_context")]
+        found = [_action_view(a, with_input=False) for a in rows.only(
+            "id", "name", "state", "output", "state_info", "is_sync", "accepted", "runtime_context")]
         if self.subworkflows:
             children = WorkflowExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
             found += [_child_view(c) for c in children.only("id", "workflow_name", "state", "output", "state_info",
