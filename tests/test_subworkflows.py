@@ -280,6 +280,7 @@ wf:
     execution = ex(execution.id)
     task = TaskExecution.objects.get(workflow_execution=execution)
     assert execution.state == "SUCCESS" and task.result == [0, 10, 20, 30, 40]
+    assert task.items == {"i": [1, 2, 3, 4, 5]}  # evaluated once, read back when more items start
     assert task.published == {"all": [0, 10, 20, 30, 40]}
 
 

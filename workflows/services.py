@@ -545,7 +545,7 @@ class _RowStore:
     def _rows(self):
         if self.fresh:
             return TaskExecution.objects.none()
-        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id)
+        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id).defer("items")
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
@@ -614,6 +614,11 @@ class _RowStore:
             found += [_child_view(c) for c in children.only("id", "workflow_name", "state", "output", "state_info",
                                                              "accepted", "params", "input")]
         return found
+
+    def items(self, task_id):
+        if self.fresh:
+            return None
+        return TaskExecution.objects.filter(id=task_id).values_list("items", flat=True).first()
 
     def workflow(self, name):
         """As Mistral's resolve_workflow_definition: inside a workbook
@@ -693,7 +698,7 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
             type="WORKFLOW" if specs[view.name].workflow is not None else "ACTION",
             state=view.state, state_info=view.state_info, result=view.result, published=view.published,
             runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, items=view.items,
         )
         _stamp(row, view, now)
         new_rows.append(row)
@@ -708,6 +713,9 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         changed_rows.append(row)
     if changed_rows:
         _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
+    for view in decision.changed_tasks.values():
+        if view.items_new:  # written once per round of items, not with every change of the task
+            TaskExecution.objects.filter(id=view.id).update(items=view.items)
 
 
 def _store_actions(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
