@@ -79,7 +79,9 @@ def _settle(h: Harness, decision) -> None:
 
 
 def run_on_gust(case: dict) -> dict:
-    params = {"env": case["env"]} if case.get("env") else None
+    params = dict(case.get("params") or {})
+    if case.get("env"):
+        params["env"] = case["env"]
     try:
         h = Harness(case["workflow"], case.get("input") or {}, params=params)
         _settle(h, h.start())
@@ -128,8 +130,12 @@ def comparable(outcome: dict) -> dict:
     return mask(outcome)
 
 
-def _params():
+def _params(db: bool = False):
+    """The cases the pure engine runs (db: those with sub-workflows, run
+    through the services in tests/test_mistral_cases_db.py)."""
     for case in CASES:
+        if bool(case.get("db")) != db:
+            continue
         marks = []
         if case["name"] in XFAIL:
             marks.append(pytest.mark.xfail(strict=True, reason=XFAIL[case["name"]]))
