@@ -148,7 +148,8 @@ def start_execution(
     """Create an execution and run it as far as it goes without the outside world.
 
     Raises NotFound (unknown workflow) or InvalidInput (missing or unexpected
-    input); in both cases nothing is stored.
+    input, an unknown environment name, an env that is not a mapping or whose
+    expressions fail); in every case nothing is stored.
     """
     if workflow_input is not None and not isinstance(workflow_input, dict):
         raise InvalidInput(f"Workflow input must be a JSON object, got {type(workflow_input).__name__}")
@@ -157,16 +158,16 @@ def start_execution(
     params = checked_json(dict(params or {}), "params")
     workflow_input = checked_json(workflow_input, "input")
     description = checked_json(description or "", "description")
-    if "env" in params and not isinstance(params["env"], dict):
-        raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
     params.setdefault("namespace", namespace)
-    params.setdefault("env", {})
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
         spec = lang.build_workflow(wf.name, wf.spec)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
+        from workflows import environments  # it writes through this module
+
+        params = environments.resolve(params)  # a named env is copied: the execution keeps it
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,

@@ -1,0 +1,52 @@
+"""The real ``mistral`` command for environments, cron triggers and
+run-action against a live Gust (python-mistralclient 6.3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.api.test_environments import FAILING_WF, PAUSING_WF
+from workflows.models import Environment, TaskExecution, WorkflowExecution
+
+pytestmark = [pytest.mark.cli, pytest.mark.django_db(transaction=True)]
+
+
+def test_environment_commands_and_env_on_start_resume_and_rerun(mistral):
+    path = mistral.file("env.yaml", "name: people\ndescription: who is who\nvariables:\n  who: alice\n"
+                                    "  greeting: hello <% env().who %>\n")
+    created = mistral.json("environment-create", path)
+    assert created["Name"] == "people" and created["Scope"] == "private"
+    assert json.loads(created["Variables"]) == {"who": "alice", "greeting": "hello <% env().who %>"}
+    assert [e["Name"] for e in mistral.json("environment-list")] == ["people"]
+    assert mistral.json("environment-get", "people")["Description"] == "who is who"
+
+    path = mistral.file("env2.json", json.dumps({"name": "people", "variables": {"who": "bob"}}))
+    updated = mistral.json("environment-update", path)
+    assert json.loads(updated["Variables"]) == {"who": "bob"}
+    assert Environment.objects.get(name="people").variables == {"who": "bob"}
+
+    # A name as params.env, then a new env on resume.
+    mistral("workflow-create", mistral.file("pausing.yaml", PAUSING_WF))
+    ex = mistral.json("execution-create", "pausing", "{}", json.dumps({"env": "people"}))
+    assert ex["State"] == "PAUSED"
+    mistral("execution-update", ex["ID"], "-s", "RUNNING", "--env", json.dumps({"who": "carol"}))
+    done = WorkflowExecution.objects.get(id=ex["ID"])
+    assert done.state == "SUCCESS" and done.output == {"who": "carol"}
+
+    # A new env on task rerun.
+    mistral("workflow-create", mistral.file("failing.yaml", FAILING_WF))
+    ex = mistral.json("execution-create", "failing", "{}", json.dumps({"env": {"divisor": 0}}))
+    assert ex["State"] == "ERROR"
+    task = TaskExecution.objects.get(workflow_execution_id=ex["ID"])
+    mistral("task-rerun", task.id, "--env", json.dumps({"divisor": 5}))
+    done = WorkflowExecution.objects.get(id=ex["ID"])
+    assert done.state == "SUCCESS" and done.output == {"got": 2}
+
+    mistral("environment-delete", "people")
+    assert not Environment.objects.exists()
+    failed = mistral("environment-get", "people", fail=True)
+    assert "Environment not found [name=people]" in failed.stderr
+    failed = mistral("execution-create", "pausing", "{}", json.dumps({"env": "people"}), fail=True)
+    assert "Environment is not found: people" in failed.stderr
