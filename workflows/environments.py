@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from workflows import conf, services
 from workflows.errors import Conflict, InvalidInput, NotFound
-from workflows.lang.expressions import ExpressionError, ExprContext, evaluate
+from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.models import Environment, WorkflowExecution
 from workflows.states import State
 

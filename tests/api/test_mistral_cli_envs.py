@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.api.test_environments import FAILING_WF, PAUSING_WF
-from workflows.models import Environment, TaskExecution, WorkflowExecution
+from workflows.models import ActionExecution, Environment, TaskExecution, WorkflowExecution
 
 pytestmark = [pytest.mark.cli, pytest.mark.django_db(transaction=True)]
 
@@ -50,3 +50,25 @@ def test_environment_commands_and_env_on_start_resume_and_rerun(mistral):
     assert "Environment not found [name=people]" in failed.stderr
     failed = mistral("execution-create", "pausing", "{}", json.dumps({"env": "people"}), fail=True)
     assert "Environment is not found: people" in failed.stderr
+
+
+def test_run_action_commands(mistral):
+    """mistral run-action: without flags it prints the output; -s shows the
+    stored action execution; --run-sync of an async action is refused."""
+    out = mistral("run-action", "std.echo", json.dumps({"output": "Hi"}))
+    assert json.loads(out.stdout) == {"result": "Hi"}
+    assert not ActionExecution.objects.exists()
+
+    shown = mistral.json("run-action", "std.async_noop", "-s")
+    assert shown["State"] == "RUNNING" and shown["Name"] == "std.async_noop"
+    mistral("action-execution-update", shown["ID"], "--state", "SUCCESS", "--output", json.dumps({"done": 1}))
+    assert ActionExecution.objects.get(id=shown["ID"]).output == {"result": {"done": 1}}
+
+    out = mistral("run-action", "std.echo", json.dumps({"output": 3}), "--run-sync", "-s", "-t", "any")
+    assert json.loads(out.stdout) == {"result": 3}
+    assert ActionExecution.objects.filter(name="std.echo", state="SUCCESS").count() == 1
+
+    failed = mistral("run-action", "std.async_noop", "--run-sync", fail=True)
+    assert "Action does not support synchronous execution." in failed.stderr
+    failed = mistral("run-action", "std.echo", json.dumps({"outptu": 1}), fail=True)
+    assert "std.echo" in failed.stderr

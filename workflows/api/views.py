@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import actions, environments, services
+from workflows import action_runs, actions, environments, services
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import paginate
@@ -297,8 +297,26 @@ def _output_arg(value):
 
 
 class ActionExecutions(APIView):
+    required = {"POST": (perms.RUN_ACTION,)}
+
     def get(self, request):
         return Response(_action_executions(ActionExecution.objects.all(), request))
+
+    def post(self, request):
+        """``mistral run-action``: run one action outside any workflow
+        (``workflows.action_runs``). 201 with the action execution (no id
+        when it ran synchronously without ``save_result``)."""
+        data = request.data if isinstance(request.data, dict) else None
+        if data is None:
+            raise InvalidInput("Send a JSON object with the action's name, input and params")
+        action = action_runs.start_action(
+            data.get("name"),
+            _json_arg(data.get("input"), "input"),
+            _json_arg(data.get("params"), "params"),
+            description=data.get("description") or "",
+            namespace=data.get("workflow_namespace") or "",
+        )
+        return Response(resources.action_execution(action), status=status.HTTP_201_CREATED)
 
 
 class TaskActionExecutions(APIView):
