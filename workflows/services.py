@@ -27,6 +27,7 @@ from workflows.lang.values import NotJson, to_json
 from workflows.models import (
     HANDED_OVER,
     ActionExecution,
+    CronTrigger,
     TaskExecution,
     Timer,
     WorkflowDefinition,
@@ -116,7 +117,15 @@ def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
 
 @transaction.atomic
 def delete_workflow(identifier: str, namespace: str = "") -> None:
-    find_workflow(identifier, namespace).delete()
+    """Raises NotFound, or InvalidInput while a cron trigger starts it (as Mistral)."""
+    wf = find_workflow(identifier, namespace)
+    triggers = list(CronTrigger.objects.filter(workflow_id=wf.id).values_list("id", flat=True))
+    if triggers:
+        raise InvalidInput(
+            f"Can't delete workflow that has cron triggers associated. [workflow_identifier={identifier}, "
+            f"namespace={namespace}], [cron_trigger_id(s)={', '.join(triggers)}]"
+        )
+    wf.delete()
 
 
 # --- executions --------------------------------------------------------------

@@ -72,3 +72,22 @@ def test_run_action_commands(mistral):
     assert "Action does not support synchronous execution." in failed.stderr
     failed = mistral("run-action", "std.echo", json.dumps({"outptu": 1}), fail=True)
     assert "std.echo" in failed.stderr
+
+
+def test_cron_trigger_commands(mistral):
+    mistral("workflow-create", mistral.file("wf.yaml", "version: '2.0'\ncron_wf:\n  input:\n    - who\n"
+                                                        "  tasks:\n    t: {action: std.echo output=<% $.who %>}\n"))
+    created = mistral.json("cron-trigger-create", "every5", "cron_wf", json.dumps({"who": "cron"}),
+                           "--pattern", "*/5 * * * *", "--count", "3")
+    assert created["Name"] == "every5" and created["Workflow"] == "cron_wf" and created["Pattern"] == "*/5 * * * *"
+    assert created["Remaining executions"] == 3 and created["Next execution time"]
+    once = mistral.json("cron-trigger-create", "once", "cron_wf", json.dumps({"who": "x"}),
+                        "--first-time", "4242-12-25 13:37", "--utc")
+    assert once["Next execution time"] == "4242-12-25 13:37:00" and once["Remaining executions"] == 1
+    assert sorted(t["Name"] for t in mistral.json("cron-trigger-list")) == ["every5", "once"]
+    assert mistral.json("cron-trigger-get", "every5")["Pattern"] == "*/5 * * * *"
+    mistral("cron-trigger-delete", "every5")
+    failed = mistral("cron-trigger-get", "every5", fail=True)
+    assert "Cron trigger not found [identifier=every5]" in failed.stderr
+    failed = mistral("cron-trigger-create", "bad", "cron_wf", json.dumps({"who": "x"}), "--pattern", "nope", fail=True)
+    assert "The specified pattern is not valid: nope" in failed.stderr
