@@ -22,6 +22,7 @@ groups, and a worker's lease bounds a running action.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,7 +50,7 @@ def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, o
     """Run a sync action in this process: (state, result), as the engine and
     the worker report them."""
     try:
-        if adef.kind == "local":
+        if adef.local is not None:
             return State.SUCCESS, adef.local(action.input)
         return State.SUCCESS, import_string(adef.impl)(action.input, action)
     except actions.ActionFailed as exc:
@@ -61,7 +62,7 @@ def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, o
         return State.ERROR, f"{type(exc).__name__}: {exc}"
 
 
-def start_action(name, action_input=None, params: dict | None = None, description: str = "",
+def start_action(name: Any, action_input: Any = None, params: dict | None = None, description: str = "",
                  namespace: str = "") -> ActionExecution:
     """Run or start ``name`` with ``action_input``; returns the stored row, or
     an unsaved one (``id`` None) for a sync run without ``save_result``.

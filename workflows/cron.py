@@ -32,8 +32,10 @@ def next_time(pattern: str, start: dt.datetime) -> dt.datetime:
 
 def parse_first_time(value: str | dt.datetime | None) -> dt.datetime | None:
     """``first_execution_time`` as the CLI sends it (``YYYY-MM-DD HH:MM``, UTC)."""
-    if value is None or value == "" or isinstance(value, dt.datetime):
-        return value or None
+    if isinstance(value, dt.datetime):
+        return value
+    if value is None or value == "":
+        return None
     if not isinstance(value, str):
         raise CronError(f"first_execution_time must be a string 'YYYY-MM-DD HH:MM', got {value!r}")
     try:

@@ -16,6 +16,13 @@ from workflows.models import CronTrigger, Environment, WorkflowExecution
 from workflows.views import PER_PAGE, pretty_json
 
 
+def _or_404(find, identifier: str):
+    try:
+        return find(identifier)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
 @require_GET
 def environment_list(request):
     envs = Environment.objects.order_by("name")
@@ -24,10 +31,7 @@ def environment_list(request):
 
 @require_GET
 def environment_detail(request, name: str):
-    try:
-        env = environments.find(name)
-    except NotFound:
-        raise Http404(f"No environment named {name}") from None
+    env = _or_404(environments.find, name)
     return render(request, "workflows/environment_detail.html", {
         "env": env, "variables": pretty_json(env.variables), "nav": "environments",
     })
@@ -42,10 +46,7 @@ def cron_trigger_list(request):
 
 @require_GET
 def cron_trigger_detail(request, identifier: str):
-    try:
-        trigger = triggers.find(identifier)
-    except NotFound:
-        raise Http404(f"No cron trigger {identifier}") from None
+    trigger = _or_404(triggers.find, identifier)
     # The executions it started carry its id in their description (Mistral's triggered_by).
     started = (WorkflowExecution.objects.filter(description__contains=json.dumps(trigger.id))
                .only("id", "workflow_name", "state", "created_at").order_by("-created_at")[:PER_PAGE])
