@@ -163,7 +163,7 @@ def resolve(params: dict) -> dict:
             f"params.env: Unexpected value type for environment [env={env!r}, type={type(env).__name__}]; "
             f"send a mapping or the name of an environment"
         )
-    if params.get("evaluate_env", True) is not False:
+    if "evaluate_env" not in params or params["evaluate_env"]:  # Mistral: any false value turns it off
         limits = conf.limits()
         try:
             env = evaluate(env, ExprContext(data={"__env": env}, env=env, limits=limits))
