@@ -7,7 +7,14 @@ dashboard page that has those buttons."""
 from django.contrib import admin
 from django.urls import reverse
 
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import (
+    ActionExecution,
+    CronTrigger,
+    Environment,
+    TaskExecution,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -97,3 +104,19 @@ class ActionExecutionAdmin(EngineRowAdmin):
 
     def dashboard_url(self, obj):
         return _execution_page(obj.workflow_execution_id, obj.task_name)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(ReadOnlyAdmin):
+    """Changed through /v2/environments (``mistral environment-update``), which checks the variables."""
+
+    list_display = ("name", "description", "scope", "created_at", "updated_at")
+    search_fields = ("name", "id")
+
+
+@admin.register(CronTrigger)
+class CronTriggerAdmin(ReadOnlyAdmin):
+    """Created and deleted through /v2/cron_triggers; only the timer loop moves ``next_execution_time``."""
+
+    list_display = ("name", "workflow_name", "pattern", "next_execution_time", "remaining_executions", "created_at")
+    search_fields = ("name", "id", "workflow_name")

@@ -199,3 +199,49 @@ class ShutdownLock(models.Model):
     """One row, locked while deciding to pause on shutdown or resume on start."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+
+
+
+class NamedResource(models.Model):
+    """What Mistral's named resources share (``MistralSecureModelBase``)."""
+
+    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    scope = models.CharField(max_length=16, default="private")
+    project_id = models.CharField(max_length=80, default="<default-project>")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Environment(NamedResource):
+    """Mistral's named environment: ``variables`` an execution started with
+    ``params.env: <name>`` copies (so deleting or changing it later does not
+    touch executions that hold the copy)."""
+
+    description = models.TextField(default="", blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+
+
+class CronTrigger(NamedResource):
+    """Starts ``workflow_name`` at each time of ``pattern`` (and/or once at
+    ``first_execution_time``). ``next_execution_time`` is the next due time;
+    the process that fires it moves it on with a compare-and-set UPDATE in
+    the transaction that starts the execution, so each due time starts one
+    execution however many processes look."""
+
+    pattern = models.CharField(max_length=100, null=True, blank=True)
+    first_execution_time = models.DateTimeField(null=True, blank=True)
+    next_execution_time = models.DateTimeField(db_index=True)
+    remaining_executions = models.IntegerField(null=True, blank=True)
+    workflow_name = models.CharField(max_length=255)
+    workflow_id = models.CharField(max_length=36)
+    workflow_namespace = models.CharField(max_length=255, default="", blank=True)
+    workflow_input = models.JSONField(default=dict, blank=True)
+    workflow_params = models.JSONField(default=dict, blank=True)

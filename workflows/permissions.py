@@ -22,6 +22,12 @@ EDIT_EXECUTION = "workflows.change_workflowexecution"  # its description
 ADD_WORKFLOW = "workflows.add_workflowdefinition"
 CHANGE_WORKFLOW = "workflows.change_workflowdefinition"
 DELETE_WORKFLOW = "workflows.delete_workflowdefinition"
+ADD_ENVIRONMENT = "workflows.add_environment"
+CHANGE_ENVIRONMENT = "workflows.change_environment"
+DELETE_ENVIRONMENT = "workflows.delete_environment"
+ADD_CRON_TRIGGER = "workflows.add_crontrigger"
+DELETE_CRON_TRIGGER = "workflows.delete_crontrigger"
+RUN_ACTION = "workflows.add_actionexecution"
 
 WHAT = {
     START: "start executions",
@@ -30,6 +36,12 @@ WHAT = {
     ADD_WORKFLOW: "create workflows",
     CHANGE_WORKFLOW: "change workflows",
     DELETE_WORKFLOW: "delete workflows",
+    ADD_ENVIRONMENT: "create environments",
+    CHANGE_ENVIRONMENT: "change environments",
+    DELETE_ENVIRONMENT: "delete environments",
+    ADD_CRON_TRIGGER: "create cron triggers",
+    DELETE_CRON_TRIGGER: "delete cron triggers",
+    RUN_ACTION: "run actions",
 }
 
 

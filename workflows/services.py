@@ -30,6 +30,7 @@ from workflows.lang.values import NotJson, to_json
 from workflows.models import (
     HANDED_OVER,
     ActionExecution,
+    CronTrigger,
     TaskExecution,
     Timer,
     WorkflowDefinition,
@@ -119,7 +120,15 @@ def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
 
 @transaction.atomic
 def delete_workflow(identifier: str, namespace: str = "") -> None:
-    find_workflow(identifier, namespace).delete()
+    """Raises NotFound, or InvalidInput while a cron trigger starts it (as Mistral)."""
+    wf = find_workflow(identifier, namespace)
+    triggers = list(CronTrigger.objects.filter(workflow_id=wf.id).values_list("id", flat=True))
+    if triggers:
+        raise InvalidInput(
+            f"Can't delete workflow that has cron triggers associated. [workflow_identifier={identifier}, "
+            f"namespace={namespace}], [cron_trigger_id(s)={', '.join(triggers)}]"
+        )
+    wf.delete()
 
 
 # --- executions --------------------------------------------------------------
@@ -153,7 +162,8 @@ def start_execution(
     """Create an execution and run it as far as it goes without the outside world.
 
     Raises NotFound (unknown workflow) or InvalidInput (missing or unexpected
-    input); in both cases nothing is stored.
+    input, an unknown environment name, an env that is not a mapping or whose
+    expressions fail); in every case nothing is stored.
     """
     if workflow_input is not None and not isinstance(workflow_input, dict):
         raise InvalidInput(f"Workflow input must be a JSON object, got {type(workflow_input).__name__}")
@@ -162,10 +172,7 @@ def start_execution(
     params = checked_json(dict(params or {}), "params")
     workflow_input = checked_json(workflow_input, "input")
     description = checked_json(description or "", "description")
-    if "env" in params and not isinstance(params["env"], dict):
-        raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
     params.setdefault("namespace", namespace)
-    params.setdefault("env", {})
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
         spec = lang.build_workflow(wf.name, wf.spec)
@@ -177,6 +184,9 @@ def start_execution(
                 spec = lang.for_target(spec, params.get("task_name"))
             except lang.DefinitionError as exc:
                 raise InvalidInput(exc.errors[0][1]) from exc
+        from workflows import environments  # it writes through this module
+
+        params = environments.resolve(params)  # a named env is copied: the execution keeps it
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,

@@ -1,8 +1,10 @@
 """The loop that fires durable timers (wait-before, wait-after, retry
-delays, timeouts), run by the tracker process: it sleeps until the next
-timer is due (at most ``TIMER_POLL`` seconds, so timers stored by other
-processes are seen) and sends each due one to the engine through
-``services.fire_due_timers``."""
+delays, timeouts) and cron triggers, run by the tracker process: it sleeps
+until the next timer or trigger is due (at most ``TIMER_POLL`` seconds, so
+ones stored by other processes are seen) and sends each due timer to the
+engine through ``services.fire_due_timers``, each due trigger to
+``triggers.fire_due`` (one execution per due time, however many processes
+run this loop)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import threading
 
 from django.db import close_old_connections, connections
 
-from workflows import services
+from workflows import services, triggers
 
 logger = logging.getLogger("gust.timers")
 POLL = 0.5  # seconds between looks at the timer table when none is due sooner
@@ -23,17 +25,19 @@ class TimerLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fired = 0
+        self.triggered = 0  # executions started by cron triggers
 
     def run_once(self) -> int:
         fired = services.fire_due_timers()
         self.fired += fired
+        self.triggered += triggers.fire_due()
         return fired
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.run_once()
-                wait = services.next_timer_in(most=self.poll)
+                wait = min(services.next_timer_in(most=self.poll), triggers.next_due_in(most=self.poll))
             except Exception:
                 logger.exception("timer cycle failed; retrying")
                 close_old_connections()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from workflows import live, views
+from workflows import live, resource_views, views
 
 app_name = "dashboard"
 
@@ -15,4 +15,8 @@ urlpatterns = [
     # Before <name>: "new" is the upload page, not a workflow called "new".
     path("workflows/new/", views.workflow_new, name="workflow_new"),
     path("workflows/<str:name>/", views.workflow_detail, name="workflow"),
+    path("environments/", resource_views.environment_list, name="environments"),
+    path("environments/<str:name>/", resource_views.environment_detail, name="environment"),
+    path("cron-triggers/", resource_views.cron_trigger_list, name="cron_triggers"),
+    path("cron-triggers/<str:identifier>/", resource_views.cron_trigger_detail, name="cron_trigger"),
 ]

@@ -109,6 +109,41 @@ def action_execution(a: ActionExecution) -> dict:
     }
 
 
+def environment(env) -> dict:
+    """Mistral's Environment resource: ``variables`` JSON-encoded (``jsontype``)."""
+    return {
+        "id": env.id,
+        "name": env.name,
+        "description": env.description,
+        "variables": js(env.variables),
+        "scope": env.scope,
+        "project_id": env.project_id,
+        "created_at": ts(env.created_at),
+        "updated_at": ts(env.updated_at),
+    }
+
+
+def cron_trigger(t) -> dict:
+    """Mistral's CronTrigger resource: ``workflow_input`` and
+    ``workflow_params`` JSON-encoded, times as ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return {
+        "id": t.id,
+        "name": t.name,
+        "workflow_name": t.workflow_name,
+        "workflow_id": t.workflow_id,
+        "workflow_input": js(t.workflow_input),
+        "workflow_params": js(t.workflow_params),
+        "scope": t.scope,
+        "pattern": t.pattern,
+        "remaining_executions": t.remaining_executions,
+        "first_execution_time": ts(t.first_execution_time),
+        "next_execution_time": ts(t.next_execution_time),
+        "project_id": t.project_id,
+        "created_at": ts(t.created_at),
+        "updated_at": ts(t.updated_at),
+    }
+
+
 def action_definition(adef) -> dict:
     return {
         "id": adef.name,

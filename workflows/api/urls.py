@@ -1,5 +1,7 @@
 from django.urls import re_path
 
+from workflows.api import cron_triggers as crons
+from workflows.api import environments as envs
 from workflows.api import views as v
 
 ID = r"(?P<{}>[^/]+)"
@@ -21,4 +23,8 @@ urlpatterns = [
     re_path(rf"^action-executions/{ID.format('action_id')}/?$", v.ActionExecutionDetail.as_view()),
     re_path(r"^actions/?$", v.Actions.as_view()),
     re_path(rf"^actions/{ID.format('name')}(?:/{ID.format('namespace')})?/?$", v.ActionDetail.as_view()),
+    re_path(r"^environments/?$", envs.Environments.as_view()),
+    re_path(rf"^environments/{ID.format('name')}/?$", envs.EnvironmentDetail.as_view()),
+    re_path(r"^cron_triggers/?$", crons.CronTriggers.as_view()),
+    re_path(rf"^cron_triggers/{ID.format('identifier')}/?$", crons.CronTriggerDetail.as_view()),
 ]

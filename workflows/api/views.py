@@ -4,6 +4,7 @@ through ``workflows.api.errors``."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import actions, services
+from workflows import action_runs, actions, environments, services
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import paginate
@@ -169,20 +170,33 @@ class ExecutionDetail(APIView):
         return Response(resources.execution(_execution(execution_id), detail=True))
 
     def put(self, request, execution_id):
+        """Pause, resume or cancel (``state``), change ``description``, or
+        merge a new ``params.env`` (``mistral execution-update -s RUNNING
+        --env``), with Mistral's rules: env only alone or on resume, and only
+        while the execution is IDLE, PAUSED or ERROR (else 403)."""
         data = request.data if isinstance(request.data, dict) else {}
-        if not data:
-            raise InvalidInput("Send a JSON object with 'state' and/or 'description'")
+        env = environments.json_object(data.get("params"), "params").get("env")
+        if not data or not (data.get("state") or "description" in data or env):
+            raise InvalidInput("The property state, description, or env is not provided for update.")
+        if env and data.get("state") and data["state"] != State.RUNNING:
+            raise InvalidInput(
+                "The property env can only be updated when workflow execution is not running or on resume from pause.")
         ex = _execution(execution_id)
         if "description" in data:
             perms.require(request.user, perms.EDIT_EXECUTION)
-        if data.get("state") and data["state"] != ex.state:
-            info = data.get("state_info")
-            if info is not None and not isinstance(info, str):
-                raise InvalidInput("state_info must be a string")
-            if perms.enforced():  # checks approvals.operate_executions and writes the audit row
-                ops.change_execution_state(request.user, execution_id, data["state"], info)
-            else:
-                services.change_execution_state(execution_id, data["state"], reason=info)
+        with transaction.atomic():  # a refused resume leaves the env as it was
+            if env:
+                if not data.get("state"):
+                    perms.require(request.user, perms.EDIT_EXECUTION)
+                environments.update_execution_env(execution_id, env)
+            if data.get("state") and (data["state"] != ex.state or env):
+                info = data.get("state_info")
+                if info is not None and not isinstance(info, str):
+                    raise InvalidInput("state_info must be a string")
+                if perms.enforced():  # checks approvals.operate_executions and writes the audit row
+                    ops.change_execution_state(request.user, execution_id, data["state"], info)
+                else:
+                    services.change_execution_state(execution_id, data["state"], reason=info)
         if "description" in data:
             ex = services.update_execution_fields(execution_id, description=data["description"])
         ex.refresh_from_db()
@@ -245,10 +259,14 @@ class TaskDetail(APIView):
         if target not in fixes:
             raise InvalidInput("Invalid task state. Only updating task to rerun or skip is supported.")
         audited, plain = fixes[target]
-        if perms.enforced():  # checks approvals.fix_tasks and writes the audit row
-            audited(request.user, task_id)
-        else:
-            plain(task_id)
+        env = data.get("env")
+        with transaction.atomic():  # a refused rerun leaves the env as it was
+            if env:  # ``mistral task-rerun --env``: merged into the execution's env first, as Mistral
+                environments.update_execution_env(task.workflow_execution_id, env)
+            if perms.enforced():  # checks approvals.fix_tasks and writes the audit row
+                audited(request.user, task_id)
+            else:
+                plain(task_id)
         return Response(resources.task(_task(task_id)))
 
 
@@ -279,8 +297,26 @@ def _output_arg(value):
 
 
 class ActionExecutions(APIView):
+    required = {"POST": (perms.RUN_ACTION,)}
+
     def get(self, request):
         return Response(_action_executions(ActionExecution.objects.all(), request))
+
+    def post(self, request):
+        """``mistral run-action``: run one action outside any workflow
+        (``workflows.action_runs``). 201 with the action execution (no id
+        when it ran synchronously without ``save_result``)."""
+        data = request.data if isinstance(request.data, dict) else None
+        if data is None:
+            raise InvalidInput("Send a JSON object with the action's name, input and params")
+        action = action_runs.start_action(
+            data.get("name"),
+            _json_arg(data.get("input"), "input"),
+            _json_arg(data.get("params"), "params"),
+            description=data.get("description") or "",
+            namespace=data.get("workflow_namespace") or "",
+        )
+        return Response(resources.action_execution(action), status=status.HTTP_201_CREATED)
 
 
 class TaskActionExecutions(APIView):

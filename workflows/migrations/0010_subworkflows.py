@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0007_engine_v2'),
+        ('workflows', '0008_environments_cron_triggers'),
     ]
 
     operations = [

@@ -1,0 +1,123 @@
+"""Running one action outside any workflow: ``POST /v2/action_executions``
+(``mistral run-action``), as Mistral 23's ``DefaultEngine.start_action``.
+
+``params`` decide, as there:
+
+- ``run_sync`` on an async action (``std.async_noop``): refused, "Action does
+  not support synchronous execution.".
+- An async action without ``run_sync``: stored RUNNING, completed later with
+  ``PUT /v2/action_executions/<id>`` (or its worker, for ``std.mistral_http``).
+- A sync action with ``save_result`` and without ``run_sync``: stored; a
+  worker action (``std.http``, ``std.sleep``) is RUNNING until a worker ran
+  it. Gust runs an engine-local one (``std.echo``) at once and stores it
+  finished (Mistral hands it to an executor and answers RUNNING).
+- Otherwise (``run_sync``, or no flag on a sync action) it runs now, in this
+  request, and the answer holds its output; it is stored only with
+  ``save_result`` (unsaved, the answer has no id).
+
+``target`` and ``timeout`` are accepted and not used: Gust has no executor
+groups, and a worker's lease bounds a running action.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from workflows import actions, conf, queue, services, signals
+from workflows.errors import InvalidInput
+from workflows.models import ActionExecution
+from workflows.states import State
+
+NAME_MAX = 255
+
+
+def find_action(name: str, namespace: str = "") -> actions.ActionDef:
+    """The one lookup of an action by name for run-action: built-in and
+    registered actions (``workflows.actions.get``); ad-hoc actions plug in
+    here. Raises InvalidInput with Mistral's message when there is none."""
+    adef = actions.get(name)
+    if adef is None:
+        raise InvalidInput(f"Failed to find action [action_name={name}, namespace={namespace}]")
+    return adef
+
+
+def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, object]:
+    """Run a sync action in this process: (state, result), as the engine and
+    the worker report them."""
+    try:
+        if adef.local is not None:
+            return State.SUCCESS, adef.local(action.input)
+        return State.SUCCESS, import_string(adef.impl)(action.input, action)
+    except actions.ActionFailed as exc:
+        return State.ERROR, exc.error
+    except actions.ActionRaised as exc:
+        return State.ERROR, (f"The action raised an exception [action={exc.label}, action_ex_id={action.id}, "
+                             f"msg='{exc.msg}']")
+    except Exception as exc:  # any failure of the action itself ends it in ERROR
+        return State.ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def start_action(name: Any, action_input: Any = None, params: dict | None = None, description: str = "",
+                 namespace: str = "") -> ActionExecution:
+    """Run or start ``name`` with ``action_input``; returns the stored row, or
+    an unsaved one (``id`` None) for a sync run without ``save_result``.
+
+    Raises InvalidInput before anything is stored or run: no name, an
+    unknown action, input that is not a mapping or does not match the
+    action's parameters, ``run_sync`` on an async action.
+    """
+    if not name:
+        raise InvalidInput("Please provide at least action name to run action.")
+    if not isinstance(name, str) or len(name) > NAME_MAX:
+        raise InvalidInput(f"Invalid action name: a string of at most {NAME_MAX} characters")
+    params = params or {}
+    run_sync, save = bool(params.get("run_sync")), bool(params.get("save_result"))
+    if action_input is not None and not isinstance(action_input, dict):
+        raise InvalidInput(f"Invalid input: the action input must be a JSON object, got {type(action_input).__name__}")
+    given = services.checked_json(action_input or {}, "input")
+    adef = find_action(name, namespace)
+    problems = adef.check_input(given) + (adef.validate(adef.with_defaults(given)) if adef.validate else [])
+    if problems:
+        raise InvalidInput(f"Invalid input [name={adef.name}, errors: {'; '.join(problems)}]")
+    if run_sync and not adef.is_sync:
+        raise InvalidInput("Action does not support synchronous execution.")
+    description = services.checked_json(description or "", "description")
+    action = ActionExecution(name=adef.name, input=adef.with_defaults(given), description=description,
+                             state=State.RUNNING, is_sync=adef.is_sync)
+    if not run_sync and (save or not adef.is_sync) and adef.kind != "local":
+        return _store_started(adef, action)
+    state, result = _run_now(adef, action)
+    action.output = services.checked_json({"result": result}, "output")
+    action.state, action.accepted = state, True
+    if state == State.ERROR:
+        action.state_info = result if isinstance(result, str) else str(result)
+    if not save:
+        action.id = None  # Mistral answers with an action execution it did not store
+        return action
+    action.created_at = action.updated_at = timezone.now()
+    with transaction.atomic():
+        action.save(force_insert=True)
+        signals.action_finished.send(sender=ActionExecution, action=action)
+    return action
+
+
+def _store_started(adef: actions.ActionDef, action: ActionExecution) -> ActionExecution:
+    """Store a RUNNING action: a worker runs it after commit, or (async) the
+    outside world completes it through the API."""
+    now = timezone.now()
+    if adef.needs_worker:
+        action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
+    elif not adef.waits_forever:
+        action.deadline = services.async_deadline(now)
+    with transaction.atomic():
+        action.save(force_insert=True)
+        if not adef.is_sync:
+            signals.async_action_started.send(sender=ActionExecution, action=action)
+        if adef.needs_worker:
+            transaction.on_commit(lambda: queue.run_actions([action.id]))
+    return action
