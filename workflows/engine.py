@@ -1181,7 +1181,9 @@ class _Run:
                 units = [a for a in stored.values() if a.kind == kind]
                 for i, a in enumerate(units):
                     if a.state == State.ERROR:
-                        msg += f"    [{label}={a.id}, idx={i}]: {(a.output or {}).get('result', 'Unknown')}\n"
+                        out = (a.output or {}).get("result", "Unknown") if kind == "action" else (
+                            ((a.output or {}).get("result") or {}).get("result", "Unknown"))  # the child's output
+                        msg += f"    [{label}={a.id}, idx={i}]: {out}\n"
         return msg
 
     def unhandled(self) -> list[TaskView]:
