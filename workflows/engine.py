@@ -734,6 +734,9 @@ class _Run:
             return _Unit("workflow", name, given, problem=(
                 f"Invalid task name [wf_spec={child.name}, task_name={params.get('task_name')}]"))
         values, _ = check_input(child, wf_input)
+        problem = self.oversized(values, "the sub-workflow input")
+        if problem:
+            raise ExpressionError(problem)
         params.setdefault("namespace", namespace)
         params["env"] = self.env()
         return _Unit("workflow", name, values, params=params)

@@ -420,10 +420,10 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
     event = engine.Resume() if state == State.RUNNING else _STATE_EVENTS[State(state)](reason)
     with transaction.atomic():
         execution = _lock_execution(execution_id)
-        decision = _apply(execution, event)
-        if state in (State.PAUSED, State.RUNNING) and _RowStore(execution).subworkflows:
+        _apply(execution, event)
+        if state in (State.PAUSED, State.RUNNING) and any(
+                t.workflow is not None for t in _spec_for(execution).tasks.values()):
             transaction.on_commit(lambda: _cascade(execution_id, state))
-        del decision
     return execution
 
 

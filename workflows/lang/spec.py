@@ -29,9 +29,6 @@ from workflows.lang.limits import DEFAULT, Limits
 from workflows.lang.values import NotJson, to_json
 
 ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
-# Mistral keywords Gust does not run yet: refused with a clear message rather
-# than silently ignored.
-UNSUPPORTED_TASK_KEYS = ("target",)
 # ``var in <% $.list %>`` or ``var in [1, 2]``, as Mistral's WITH_ITEMS_PTRN.
 WITH_ITEMS_RE = re.compile(r"\s*([\w\-]+)\s*in\s*(\[.+\]|<%.*%>|\{\{.*\}\}|\{%.*%\})", re.S)
 CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
@@ -139,6 +136,9 @@ TASK_SCHEMA = {
         "description": {"type": "string"},
         "action": {"type": "string", "minLength": 1},
         "workflow": {"type": "string", "minLength": 1},
+        # Mistral's executor routing; Gust's workers form one pool, so it is
+        # checked (an expression's syntax) and otherwise has no effect.
+        "target": {"type": "string", "minLength": 1},
         "with-items": {"anyOf": [
             {"type": "string", "minLength": 1},
             {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
@@ -153,7 +153,6 @@ TASK_SCHEMA = {
         "keep-result": _EXPR_OR({"type": "boolean"}),
         "tags": {"type": "array", "items": {"type": "string"}},
         **POLICY_SCHEMA,
-        **{k: {} for k in UNSUPPORTED_TASK_KEYS},
     },
     "additionalProperties": False,
 }
@@ -626,11 +625,8 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     task_names = set(raw["tasks"])
     for tname, traw in raw["tasks"].items():
         tpath = f"{base}.{tname}"
-        for key in UNSUPPORTED_TASK_KEYS:
-            if key in traw:
-                errors.append((f"{tpath}.{key}", "not supported by Gust yet"))
         errors += _action_errors(tpath, traw)
-        for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", *POLICY_SCHEMA):
+        for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", "target", *POLICY_SCHEMA):
             errors += expressions.expression_errors(traw.get(key), f"{tpath}.{key}")
         errors += _clause_errors(tpath, traw, task_names)
     errors += _clause_errors(f"{name}.task-defaults", raw.get("task-defaults") or {}, task_names)
