@@ -346,3 +346,27 @@ def test_a_reverse_workflow_runs_for_params_task_name_also_as_a_sub_workflow():
     child = WorkflowExecution.objects.get(root_execution_id=parent.id)
     assert child.params["task_name"] == "task2"
     assert sorted(child.tasks.values_list("name", flat=True)) == ["task1", "task2"]
+
+
+def test_tasks_recursive_sees_the_tasks_of_sub_workflows():
+    """Mistral's tasks(execution().id, true): the tasks of the children too."""
+    services.save_workflows("""
+version: '2.0'
+parent:
+  output:
+    names: <% tasks(execution().id, true).name %>
+    failed: <% tasks(execution().id, true, ERROR).len() %>
+  tasks:
+    call:
+      workflow: child
+      on-success: [last]
+    last:
+      action: std.noop
+child:
+  tasks:
+    c1: {action: std.noop, on-success: [c2]}
+    c2: {action: std.noop}
+""")
+    parent = ex(services.start_execution("parent", {}).id)
+    assert parent.state == "SUCCESS", parent.state_info
+    assert parent.output == {"names": ["call", "last", "c1", "c2"], "failed": 0}

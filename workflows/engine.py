@@ -152,6 +152,11 @@ class Store(Protocol):
         """A with-items task's lists as stored when its items started."""
         ...
 
+    def descendant_tasks(self) -> list[dict]:
+        """``task()`` views of the task executions of every sub-workflow
+        under this execution (for ``tasks(..., recursive => true)``)."""
+        ...
+
     def actions_of(self, task_id: str) -> list[ActionView]:
         """Every action execution of the task (attempts included), oldest first."""
         ...
@@ -171,6 +176,9 @@ class MemoryStore:
     def items(self, task_id):
         task = self.task(task_id)
         return task.items if task else None
+
+    def descendant_tasks(self):
+        return []
 
     def task(self, task_id):
         return next((t for t in self.tasks if t.id == task_id), None)
@@ -543,11 +551,13 @@ class _Run:
             t = self.latest(name)
             return t.view() if t else None
 
-        def tasks_lookup(state=None, flat=False):
+        def tasks_lookup(state=None, flat=False, recursive=False):
             every = {t.id: t for t in map(self.adopt, self.store.all_tasks())}
             every.update(self.tasks)
-            found = sorted(every.values(), key=lambda t: t.seq)
-            return [t.view() for t in found if state is None or t.state == state]
+            found = [t.view() for t in sorted(every.values(), key=lambda t: t.seq)]
+            if recursive:  # Mistral's: the tasks of its sub-workflows too, depth first
+                found += self.store.descendant_tasks()
+            return [t for t in found if state is None or t["state"] == state]
 
         merged = {**self.snap.input, **self.snap.context, **(data or {})}
         return ExprContext(

@@ -630,6 +630,25 @@ class _RowStore:
             return None
         return TaskExecution.objects.filter(id=task_id).values_list("items", flat=True).first()
 
+    def descendant_tasks(self):
+        """Breadth first over the children of WORKFLOW tasks, at most
+        MAX_DESCENDANT_TASKS rows (a bound on what an expression reads)."""
+        found: list[dict] = []
+        parents = [self.execution.id]
+        while parents and len(found) < MAX_DESCENDANT_TASKS:
+            children = list(WorkflowExecution.objects.filter(
+                task_execution_id__in=TaskExecution.objects.filter(workflow_execution_id__in=parents, type="WORKFLOW")
+                .values("id")).order_by("created_at").only("id", "spec"))
+            specs = {c.id: (c.spec or {}).get("tasks", {}) for c in children}
+            rows = TaskExecution.objects.filter(workflow_execution_id__in=list(specs)).order_by(
+                "workflow_execution_id", "seq").defer("items", "in_context")[:MAX_DESCENDANT_TASKS - len(found)]
+            for t in rows:
+                found.append({"id": t.id, "name": t.name, "spec": specs[t.workflow_execution_id].get(t.name, {}),
+                              "state": t.state, "state_info": t.state_info, "result": t.result,
+                              "published": t.published})
+            parents = list(specs)
+        return found
+
     def workflow(self, name):
         """As Mistral's resolve_workflow_definition: inside a workbook
         (``wb.parent``) its own ``wb.name`` first, then the name itself, in
@@ -830,6 +849,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
 # --- sub-workflows -------------------------------------------------------------
 
 _later = threading.local()
+MAX_DESCENDANT_TASKS = 10_000
 
 
 def _after_decision(execution, decision: engine.Decision, store: _RowStore, before: str) -> None:

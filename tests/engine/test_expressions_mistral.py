@@ -35,7 +35,7 @@ def make_ctx(data=None, current="task2", **kwargs):
     def task_lookup(name):
         return TASKS.get(name or current)
 
-    def tasks_lookup(state, flat):
+    def tasks_lookup(state, flat, recursive=False):
         asked.append((state, flat))
         return [t for t in TASKS.values() if state is None or t["state"] == state]
 

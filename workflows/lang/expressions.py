@@ -90,7 +90,7 @@ class ExprContext:
 
     data: dict
     task_lookup: Callable[[str | None], dict | None] = lambda name: None
-    tasks_lookup: Callable[[str | None, bool], list[dict]] = lambda state, flat: []
+    tasks_lookup: Callable[[str | None, bool, bool], list[dict]] = lambda state, flat, recursive: []
     execution: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
     global_data: dict | None = None
@@ -163,12 +163,12 @@ def _task(ctx: ExprContext, task_name: str | None = None) -> Any:
 
 def _tasks(ctx: ExprContext, workflow_execution_id: Any = None, recursive: Any = False, state: Any = None,
            flat: Any = False) -> Any:
-    # Gust reads the tasks of the execution being evaluated; another id (Mistral
-    # would query it) has none here. ``recursive`` adds nothing until
-    # sub-workflows exist.
+    # Gust reads the tasks of the execution being evaluated (and with
+    # ``recursive`` those of its sub-workflows); another id (Mistral would
+    # query it, or every execution without one) has none here.
     if workflow_execution_id is not None and workflow_execution_id != ctx.execution.get("id"):
         return []
-    return ctx.tasks_lookup(state, bool(flat))
+    return ctx.tasks_lookup(state, bool(flat), bool(recursive))
 
 
 def _execution(ctx: ExprContext) -> Any:
