@@ -41,7 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from workflows import actions, policies
+from workflows import actions, adhoc, policies
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.lang.limits import DEFAULT, Limits
 from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec, merge_dicts
@@ -60,6 +60,7 @@ class ActionView:
     output: Any = None
     state_info: str | None = None
     is_sync: bool = True
+    runtime_context: dict = field(default_factory=dict)  # an ad-hoc action's base and outputs (adhoc.KEY)
 
 
 @dataclass
@@ -351,8 +352,10 @@ class _Run:
     """One ``handle()`` call: the tasks it touched and what changed."""
 
     def __init__(self, spec: WorkflowSpec, snap: Snapshot, store: Store, make_id: Callable[[], str],
-                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic):
+                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic,
+                 lookup: adhoc.Lookup | None = None):
         self.spec = spec
+        self.lookup = lookup
         self.snap = snap
         self.store = store
         self.make_id = make_id
@@ -579,9 +582,9 @@ class _Run:
             name = evaluate(tspec.action, ctx) if tspec.action_is_expression else tspec.action
             if not isinstance(name, str) or not name:
                 raise ExpressionError(f"the action name must be a string, got {name!r}")
-            adef = actions.get(name)
+            namespace = self.snap.params.get("namespace", "")
+            adef = adhoc.find(name, namespace, self.rt.get("wb_name"), self.lookup)
             if adef is None:
-                namespace = self.snap.params.get("namespace", "")
                 raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
             given = evaluate(tspec.input, ctx)
             if not isinstance(given, dict):
@@ -589,28 +592,27 @@ class _Run:
                     f"Wrong dynamic input for task: {task.name}. Dict type is expected. "
                     f"Actual type: {type(given).__name__}. Actual value: {given!r}"
                 )
-            problems = adef.check_input(given) if (tspec.action_is_expression or isinstance(tspec.input, str)) else []
-            if problems:
-                raise ExpressionError(f"Invalid input [name={name}, errors: {'; '.join(problems)}]")
-            action_input = adef.with_defaults(given)
-            problem = self.oversized(action_input, "the action input")
+            plan = adhoc.plan(adef, given, namespace, self.lookup, ctx,
+                              check=tspec.action_is_expression or isinstance(tspec.input, str))
+            problem = self.oversized(plan.input, "the action input") or self.oversized(plan.run_input, "the input")
             if problem:
                 raise ExpressionError(problem)
         except ExpressionError as exc:
             self.force_fail(task, self.run_failure(task, exc))
             return
-        action = ActionView(id=self.make_id(), name=adef.name, state=State.RUNNING, input=action_input,
-                            is_sync=adef.is_sync)
+        adef, run_input = plan.action, plan.run_input
+        action = ActionView(id=self.make_id(), name=plan.name, state=State.RUNNING, input=plan.input,
+                            is_sync=adef.is_sync, runtime_context=plan.runtime_context)
         task.actions.append(action)
         self._new_action_ids.add(action.id)
         self.d.new_actions.append((task, action))
         self.touch(task)
-        problems = adef.validate(action_input) if adef.validate else []
+        problems = adef.validate(run_input) if adef.validate else []
         if problems:
             self.finish_action(task, action, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
         elif adef.kind == "local":
             try:
-                result, state = adef.local(action_input), State.SUCCESS
+                result, state = adef.local(run_input), State.SUCCESS
             except actions.ActionFailed as exc:
                 result, state = exc.error, State.ERROR
             except actions.ActionRaised as exc:
@@ -621,6 +623,11 @@ class _Run:
             self.command(RunAction(action.id))
 
     def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any) -> None:
+        try:
+            if state is State.SUCCESS and adhoc.KEY in action.runtime_context:
+                result = adhoc.transform(action.runtime_context[adhoc.KEY], result, self.limits)
+        except ExpressionError as exc:
+            state, result = State.ERROR, f"Failed to transform the result of {action.name}: {exc}"
         try:
             result = to_json(result, max_depth=self.limits.max_depth, max_bytes=self.limits.field_size_bytes,
                              root="the result")
@@ -1036,6 +1043,7 @@ def handle(
     limits: Limits = DEFAULT,
     clock: Callable[[], float] = time.monotonic,
     store: Store | None = None,
+    lookup: adhoc.Lookup | None = None,
 ) -> Decision:
     """Apply ``event`` to the execution and return what changed.
 
@@ -1045,10 +1053,11 @@ def handle(
     anything, and :class:`Missing` for an unknown task or action.
     ``Decision.more`` asks the caller to send :class:`Continue` once this
     decision is stored. Without a store, ``snapshot.tasks`` is the store and
-    new tasks are appended to it.
+    new tasks are appended to it. ``lookup`` finds ad-hoc actions by name
+    and namespace (:mod:`workflows.adhoc`); without it only built-ins run.
     """
     own = store is None
-    run = _Run(spec, snapshot, MemoryStore(snapshot.tasks) if own else store, make_id, limits, clock)
+    run = _Run(spec, snapshot, MemoryStore(snapshot.tasks) if own else store, make_id, limits, clock, lookup)
     run.apply(event)
     if own:
         snapshot.tasks.extend(run.d.new_tasks)
