@@ -7,7 +7,14 @@ dashboard page that has those buttons."""
 from django.contrib import admin
 from django.urls import reverse
 
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import (
+    ActionDefinition,
+    ActionExecution,
+    TaskExecution,
+    Workbook,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,6 +58,21 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_display = ("name", "namespace", "input", "created_at", "updated_at")
     search_fields = ("name", "id")
     readonly_fields = ("id", "spec", "checksum", "input", "created_at", "updated_at", "definition")
+
+
+@admin.register(Workbook)
+class WorkbookAdmin(ReadOnlyAdmin):
+    """Read-only: a workbook's text is its workflows and actions, which only
+    ``workflows.books`` keeps in step (the API, the CLI)."""
+
+    list_display = ("name", "namespace", "created_at", "updated_at")
+    search_fields = ("name", "id")
+
+
+@admin.register(ActionDefinition)
+class ActionDefinitionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "namespace", "workbook_name", "input", "created_at", "updated_at")
+    search_fields = ("name", "id")
 
 
 class TaskInline(admin.TabularInline):

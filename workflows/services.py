@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, queue, signals, trace
+from workflows import actions, books, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -106,11 +106,13 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
 
 def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
     # One query for both spellings; a definition whose id matches wins over
-    # one whose name does, as Mistral looks up the id first.
-    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier), namespace=namespace)[:2])
+    # one whose name does, as Mistral looks up the id first. As Mistral's
+    # get_workflow_definition, an id matches in any namespace, a name only
+    # in the namespace given (no fallback to the default one).
+    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))[:2])
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
-        raise NotFound("Workflow", identifier, key="workflow_identifier")
+        raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
     return wf
 
 
@@ -159,10 +161,10 @@ def start_execution(
     description = checked_json(description or "", "description")
     if "env" in params and not isinstance(params["env"], dict):
         raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
-    params.setdefault("namespace", namespace)
     params.setdefault("env", {})
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
+        params["namespace"] = wf.namespace  # found by id: the workflow's own
         spec = lang.build_workflow(wf.name, wf.spec)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
@@ -176,6 +178,8 @@ def start_execution(
             input=values,
             params=params,
             state=State.IDLE,
+            # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
+            runtime={"wb_name": wf.workbook_name} if wf.workbook_name else {},
         )
         _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
         _apply(execution, engine.Start(), fresh=True)
@@ -363,7 +367,7 @@ def _rerun_safely(action_id: str) -> bool:
 
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
-    adef = actions.get(name)
+    adef = actions.get(runtime_context.get("adhoc", {}).get("base") or name)  # an ad-hoc action: its base
     waited_for_worker = bool(adef and adef.needs_worker) and HANDED_OVER not in runtime_context
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
@@ -495,7 +499,7 @@ def _task_view(row: TaskExecution, live: list[ActionExecution]) -> engine.TaskVi
         started=row.started_at is not None, finished=row.finished_at is not None, in_context=row.in_context,
         actions=[
             engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
-                              state_info=a.state_info, is_sync=a.is_sync)
+                              state_info=a.state_info, is_sync=a.is_sync, runtime_context=a.runtime_context)
             for a in live
         ],
     )
@@ -645,7 +649,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
     def deadline_of(a):
         if a.id in dispatched:
             return queue_deadline  # until a worker claims it
-        adef = actions.get(a.name)
+        adef = actions.get(a.runtime_context.get("adhoc", {}).get("base") or a.name)
         if a.state == State.RUNNING and not a.is_sync and not (adef and adef.waits_forever):
             return waiting_deadline
         return None
@@ -656,7 +660,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
             workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
             state_info=a.state_info, is_sync=a.is_sync, accepted=a.state in TERMINAL,
             input=a.input, output=a.output, created_at=now, updated_at=now,
-            deadline=deadline_of(a),
+            deadline=deadline_of(a), runtime_context=a.runtime_context,
         )
         for task, a in decision.new_actions
     ]
@@ -701,7 +705,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     store = None if fresh else (store or _RowStore(execution))
     snap = _snapshot_of(execution)
     try:
-        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store)
+        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store,
+                                 lookup=books.find_action)
     except engine.Conflict as exc:
         raise Conflict(str(exc), exc.state) from exc
     except engine.Missing as exc:

@@ -7,7 +7,14 @@ times as ``YYYY-MM-DD HH:MM:SS``; python-mistralclient expects exactly that.
 
 import json
 
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import (
+    ActionDefinition,
+    ActionExecution,
+    TaskExecution,
+    Workbook,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
 
 
 def ts(value):
@@ -123,3 +130,37 @@ def action_definition(adef) -> dict:
         "created_at": None,
         "updated_at": None,
     }
+
+
+def adhoc_action(a: ActionDefinition) -> dict:
+    """An ad-hoc action as Mistral's action resource (``is_system`` false)."""
+    return {
+        "id": a.id,
+        "name": a.name,
+        "is_system": False,
+        "input": a.input,
+        "description": a.description,
+        "tags": a.tags,
+        "definition": a.definition,
+        "scope": a.scope,
+        "namespace": a.namespace,
+        "project_id": a.project_id,
+        "created_at": ts(a.created_at),
+        "updated_at": ts(a.updated_at),
+    }
+
+
+def workbook(wb: Workbook) -> dict:
+    data = {
+        "id": wb.id,
+        "name": wb.name,
+        "namespace": wb.namespace,
+        "definition": wb.definition,
+        "tags": wb.tags,
+        "scope": wb.scope,
+        "project_id": wb.project_id,
+        "created_at": ts(wb.created_at),
+    }
+    if wb.updated_at:
+        data["updated_at"] = ts(wb.updated_at)
+    return data

@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import actions, services
 from workflows import permissions as perms
+from workflows import services
 from workflows.api import resources
-from workflows.api.listing import paginate
+from workflows.api.listing import in_namespace, paginate
 from workflows.api.parsers import loads
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -47,13 +47,21 @@ def _json_arg(value, what: str):
     return value
 
 
-def _text_body(request) -> str:
+def text_body(request, what: str = "workflow") -> str:
     body = request.data
     if isinstance(body, bytes):
         body = body.decode()
     if not isinstance(body, str) or not body.strip():
-        raise InvalidInput("Send the workflow definition as YAML with Content-Type: text/plain")
+        raise InvalidInput(f"Send the {what} definition as YAML with Content-Type: text/plain")
     return body
+
+
+def validation_response(valid: bool, error: str | None, errors: list[dict]) -> Response:
+    """Mistral's validate answer: ``{"valid": ..., "error": ...}``, plus every error with its path."""
+    body: dict = {"valid": valid}
+    if not valid:
+        body.update(error=error, errors=errors)
+    return Response(body)
 
 
 class Root(APIView):
@@ -80,17 +88,17 @@ class Workflows(APIView):
 
     @extend_schema(operation_id="workflows_list")
     def get(self, request):
-        qs = services.WorkflowDefinition.objects.all()
+        qs = in_namespace(request, services.WorkflowDefinition.objects.all())
         return Response(paginate(request, qs, key="workflows", render=resources.workflow,
                                  filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
 
     def post(self, request):
-        saved = services.save_workflows(_text_body(request), request.query_params.get("namespace", ""))
+        saved = services.save_workflows(text_body(request), request.query_params.get("namespace", ""))
         return Response({"workflows": [resources.workflow(w) for w in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
         saved = services.save_workflows(
-            _text_body(request), request.query_params.get("namespace", ""), update=True
+            text_body(request), request.query_params.get("namespace", ""), update=True
         )
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
@@ -104,7 +112,7 @@ class WorkflowDetail(APIView):
 
     def put(self, request, identifier):
         wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
-        text = _text_body(request)
+        text = text_body(request)
         specs = services.parse_or_raise(text)
         if list(specs) != [wf.name]:
             raise InvalidInput(f"The definition must hold exactly the workflow '{wf.name}'")
@@ -118,11 +126,7 @@ class WorkflowDetail(APIView):
 
 class WorkflowValidate(APIView):
     def post(self, request):
-        valid, error, errors = services.validate_definition(_text_body(request))
-        body = {"valid": valid}
-        if not valid:
-            body.update(error=error, errors=errors)
-        return Response(body)
+        return validation_response(*services.validate_definition(text_body(request)))
 
 
 # --- executions --------------------------------------------------------------
@@ -329,16 +333,3 @@ class ActionExecutionDetail(APIView):
     # Mistral's docs tell outside systems to POST the result to this path.
     post = put
 
-
-class Actions(APIView):
-    def get(self, request):
-        items = [resources.action_definition(a) for a in actions.every().values()]
-        return Response({"actions": items})
-
-
-class ActionDetail(APIView):
-    def get(self, request, name, namespace=""):
-        adef = actions.get(name)
-        if adef is None:
-            raise NotFound("Action", name, key="name")
-        return Response(resources.action_definition(adef))

@@ -246,7 +246,7 @@ def parse_workbook(text: str, limits: Limits = DEFAULT) -> WorkbookSpec:
     if errors:
         raise lang.DefinitionError(errors)
     return WorkbookSpec(
-        name=name,
+        name=str(name),
         description=doc.get("description", ""),
         tags=tuple(doc.get("tags") or ()),
         workflows={f"{name}.{s}": lang.build_workflow(f"{name}.{s}", raw) for s, raw in workflows.items()},
