@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from workflows import live, views
+from workflows import book_views, live, views
 
 app_name = "dashboard"
 
@@ -15,4 +15,7 @@ urlpatterns = [
     # Before <name>: "new" is the upload page, not a workflow called "new".
     path("workflows/new/", views.workflow_new, name="workflow_new"),
     path("workflows/<str:name>/", views.workflow_detail, name="workflow"),
+    path("workbooks/", book_views.workbook_list, name="workbooks"),
+    path("workbooks/<str:name>/", book_views.workbook_detail, name="workbook"),
+    path("actions/", book_views.action_list, name="actions"),
 ]
