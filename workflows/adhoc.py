@@ -128,6 +128,8 @@ def expand(spec: ActionSpec, given: dict, namespace: str, lookup: Lookup | None,
             run_input = base.with_defaults(base_input)
             stored = {"base": base.name, "base_input": run_input, "outputs": outputs[::-1]}
             return Plan(spec.name, base, top_input, run_input, {KEY: stored})
+        if len(visited) > ctx.limits.max_depth:
+            raise AdhocError(f"The chain of bases of {spec.name} is longer than {ctx.limits.max_depth} actions")
         current, level_input = base, _with_defaults(base, base_input)
 
 

@@ -54,6 +54,13 @@ def validate_actions(text: str) -> tuple[bool, str | None, list[dict]]:
     return _validate(books_lang.parse_actions, text)
 
 
+def check_namespace(namespace: str) -> str:
+    """A namespace as given (query parameter or body), bounded as stored."""
+    if not isinstance(namespace, str) or len(namespace) > 255:
+        raise InvalidInput("namespace must be a string of at most 255 characters")
+    return namespace
+
+
 # --- workbooks -------------------------------------------------------------------
 
 
@@ -94,8 +101,12 @@ def save_workbook(text: str, namespace: str = "", *, update: bool = False) -> Wo
             setattr(wb, key, value)
         wb.updated_at = timezone.now()
         wb.save()
-    _replace_workflows(wb, spec)
-    _replace_actions(wb, spec)
+    try:
+        with transaction.atomic():
+            _replace_workflows(wb, spec)
+            _replace_actions(wb, spec)
+    except IntegrityError as exc:  # a concurrent create of one of its names
+        raise Conflict(f"A workflow or action of workbook {spec.name} was created meanwhile; try again") from exc
     return wb
 
 

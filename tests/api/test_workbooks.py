@@ -284,3 +284,11 @@ def test_a_sub_workflow_name_resolves_in_the_workbook_then_the_namespace_then_th
     assert books.resolve_workflow("my_wb.wf1", "ns1").namespace == "ns1"
     with pytest.raises(books.NotFound):
         books.resolve_workflow("wf1", "", "my_wb")
+
+
+def test_a_namespace_longer_than_the_column_is_refused(client):
+    status, body = post_yaml(client, "/v2/workbooks", WB, namespace="n" * 256)
+    assert (status, body) == (400, {"faultstring": "namespace must be a string of at most 255 characters"})
+    assert post_yaml(client, "/v2/workflows", "version: '2.0'\nw:\n  tasks:\n    t: {action: std.noop}\n",
+                     namespace="n" * 256)[0] == 400
+    assert not (Workbook.objects.exists() or WorkflowDefinition.objects.exists())

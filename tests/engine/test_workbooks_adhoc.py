@@ -317,3 +317,14 @@ def test_an_action_may_not_take_a_built_in_s_name():
 def test_inline_base_parameters_are_merged_under_base_input():
     spec = parse_actions("version: '2.0'\nhi:\n  base: std.echo output=inline\n  base-input: {delay: 1}\n")["hi"]
     assert (spec.base, spec.base_input) == ("std.echo", {"delay": 1, "output": "inline"})
+
+
+def test_a_chain_of_bases_is_bounded():
+    books = Books()
+    books.add(parse_actions("version: '2.0'\n" + "".join(f"a{i}:\n  base: a{i + 1}\n" for i in range(5))
+                            + "a5:\n  base: std.noop\n"))
+    ctx = engine.ExprContext(data={}, limits=engine.Limits(max_depth=3))
+    with pytest.raises(adhoc.AdhocError, match="The chain of bases of a0 is longer than 3 actions"):
+        adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, ctx)
+    assert adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, engine.ExprContext(data={})).action.name == \
+        "std.noop"

@@ -13,15 +13,11 @@ from workflows import actions, books
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import in_namespace, paginate
-from workflows.api.views import text_body, validation_response
+from workflows.api.views import namespace_arg, text_body, validation_response
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionDefinition, Workbook
 
 WORKBOOK_FIELDS = {"id", "name", "namespace", "scope", "project_id", "created_at", "updated_at", "definition"}
-
-
-def _namespace(request, namespace: str | None = None) -> str:
-    return namespace or request.query_params.get("namespace", "") or ""
 
 
 class Workbooks(APIView):
@@ -36,11 +32,11 @@ class Workbooks(APIView):
                                  sortable=WORKBOOK_FIELDS - {"definition"}))
 
     def post(self, request):
-        wb = books.save_workbook(text_body(request, "workbook"), _namespace(request))
+        wb = books.save_workbook(text_body(request, "workbook"), namespace_arg(request))
         return Response(resources.workbook(wb), status=status.HTTP_201_CREATED)
 
     def put(self, request):
-        wb = books.save_workbook(text_body(request, "workbook"), _namespace(request), update=True)
+        wb = books.save_workbook(text_body(request, "workbook"), namespace_arg(request), update=True)
         return Response(resources.workbook(wb))
 
 
@@ -48,10 +44,10 @@ class WorkbookDetail(APIView):
     required = {"DELETE": (perms.DELETE_WORKFLOW,)}
 
     def get(self, request, name):
-        return Response(resources.workbook(books.find_workbook(name, _namespace(request))))
+        return Response(resources.workbook(books.find_workbook(name, namespace_arg(request))))
 
     def delete(self, request, name):
-        books.delete_workbook(name, _namespace(request))
+        books.delete_workbook(name, namespace_arg(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -66,17 +62,17 @@ class Actions(APIView):
     def get(self, request):
         """The built-ins, then the ad-hoc actions, by name. As Mistral's,
         ``namespace`` defaults to '' (built-ins are there)."""
-        namespace = _namespace(request)
+        namespace = namespace_arg(request)
         items = [resources.action_definition(a) for a in actions.every().values()] if not namespace else []
         items += [resources.adhoc_action(a) for a in ActionDefinition.objects.filter(namespace=namespace)]
         return Response({"actions": sorted(items, key=lambda a: a["name"])})
 
     def post(self, request):
-        saved = books.save_actions(text_body(request, "action"), _namespace(request))
+        saved = books.save_actions(text_body(request, "action"), namespace_arg(request))
         return Response({"actions": [resources.adhoc_action(a) for a in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
-        saved = books.save_actions(text_body(request, "action"), _namespace(request), update=True,
+        saved = books.save_actions(text_body(request, "action"), namespace_arg(request), update=True,
                                    identifier=request.query_params.get("identifier") or None)
         return Response({"actions": [resources.adhoc_action(a) for a in saved]})
 
@@ -85,7 +81,7 @@ class ActionDetail(APIView):
     required = {"DELETE": (perms.DELETE_WORKFLOW,)}
 
     def get(self, request, name, namespace=""):
-        namespace = _namespace(request, namespace)
+        namespace = namespace_arg(request, namespace)
         adef = actions.get(name)
         if adef is not None:
             return Response(resources.action_definition(adef))
@@ -97,7 +93,7 @@ class ActionDetail(APIView):
     def delete(self, request, name, namespace=""):
         if actions.get(name) is not None:
             raise InvalidInput(f"Attempt to delete a system action: {name}")
-        books.delete_action(name, _namespace(request, namespace))
+        books.delete_action(name, namespace_arg(request, namespace))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
+from workflows import books, services
 from workflows import permissions as perms
-from workflows import services
 from workflows.api import resources
 from workflows.api.listing import in_namespace, paginate
 from workflows.api.parsers import loads
@@ -64,6 +64,11 @@ def validation_response(valid: bool, error: str | None, errors: list[dict]) -> R
     return Response(body)
 
 
+def namespace_arg(request, given: str | None = None) -> str:
+    """Mistral's ``namespace``: from the path when given there, else ``?namespace=``; '' is the default one."""
+    return books.check_namespace(given or request.query_params.get("namespace", "") or "")
+
+
 class Root(APIView):
     permission_classes = [AllowAny]  # discovery is public, as in Mistral
 
@@ -93,12 +98,12 @@ class Workflows(APIView):
                                  filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
 
     def post(self, request):
-        saved = services.save_workflows(text_body(request), request.query_params.get("namespace", ""))
+        saved = services.save_workflows(text_body(request), namespace_arg(request))
         return Response({"workflows": [resources.workflow(w) for w in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
         saved = services.save_workflows(
-            text_body(request), request.query_params.get("namespace", ""), update=True
+            text_body(request), namespace_arg(request), update=True
         )
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
@@ -107,11 +112,11 @@ class WorkflowDetail(APIView):
     required = {"PUT": (perms.CHANGE_WORKFLOW,), "DELETE": (perms.DELETE_WORKFLOW,)}
 
     def get(self, request, identifier):
-        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
+        wf = services.find_workflow(identifier, namespace_arg(request))
         return Response(resources.workflow(wf))
 
     def put(self, request, identifier):
-        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
+        wf = services.find_workflow(identifier, namespace_arg(request))
         text = text_body(request)
         specs = services.parse_or_raise(text)
         if list(specs) != [wf.name]:
@@ -120,7 +125,7 @@ class WorkflowDetail(APIView):
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
     def delete(self, request, identifier):
-        services.delete_workflow(identifier, request.query_params.get("namespace", ""))
+        services.delete_workflow(identifier, namespace_arg(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -154,7 +159,7 @@ class Executions(APIView):
         if not identifier:
             raise InvalidInput("workflow_name or workflow_id is required")
         params = _json_arg(data.get("params"), "params") or {}
-        namespace = data.get("workflow_namespace") or params.get("namespace") or ""
+        namespace = books.check_namespace(data.get("workflow_namespace") or params.get("namespace") or "")
         ex = services.start_execution(
             identifier,
             _json_arg(data.get("input"), "input"),
