@@ -7,7 +7,10 @@ tests/unit/engine/test_adhoc_actions.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from workflows import books, dispatch, services
 from workflows.models import ActionDefinition, ActionExecution, Workbook, WorkflowDefinition, WorkflowExecution
@@ -204,13 +207,17 @@ def test_a_missing_adhoc_input_fails_the_task_with_mistral_s_message(client, api
     assert "Invalid input [name=greet, class=mistral.actions.adhoc.AdHocAction, missing=['name']]" in ex["state_info"]
 
 
-def test_an_adhoc_action_with_a_worker_base_runs_the_base_in_the_worker(client, api):
+def test_an_adhoc_action_with_a_worker_base_runs_the_base_in_the_worker(client, api, monkeypatch):
     post_yaml(client, "/v2/actions", "version: '2.0'\nnap:\n  base: std.sleep\n  base-input: {seconds: 0}\n"
                                      "  output: slept\n")
     api.create_workflow("version: '2.0'\nrest:\n  tasks:\n    t: {action: nap}\n")
     ex = services.start_execution("rest")
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert (action.name, action.state, action.runtime_context["adhoc"]["base"]) == ("nap", "RUNNING", "std.sleep")
+    sent = []
+    monkeypatch.setattr(dispatch, "enqueue", sent.extend)
+    assert dispatch.redispatch_unclaimed(now=timezone.now() + timedelta(seconds=301)) == 1  # found by its base
+    assert sent == [action.id]
     dispatch.run_action(action.id)
     action.refresh_from_db()
     assert (action.state, action.output) == ("SUCCESS", {"result": "slept"})
