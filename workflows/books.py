@@ -103,8 +103,9 @@ def save_workbook(text: str, namespace: str = "", *, update: bool = False) -> Wo
         wb.save()
     try:
         with transaction.atomic():
-            _replace_workflows(wb, spec)
-            _replace_actions(wb, spec)
+            _replace(WorkflowDefinition, wb, {n: _workflow_fields(wf) for n, wf in spec.workflows.items()})
+            _replace(ActionDefinition, wb, {n: _action_fields(a, books_lang.action_text(n, a.raw))
+                                            for n, a in spec.actions.items()})
     except IntegrityError as exc:  # a concurrent create of one of its names
         raise Conflict(f"A workflow or action of workbook {spec.name} was created meanwhile; try again") from exc
     return wb
@@ -124,35 +125,26 @@ def _owned_or_free(model: type[WorkflowDefinition] | type[ActionDefinition], wb:
     return rows
 
 
-def _replace_workflows(wb: Workbook, spec: books_lang.WorkbookSpec) -> None:
-    rows = _owned_or_free(WorkflowDefinition, wb, spec.workflows)
-    WorkflowDefinition.objects.filter(namespace=wb.namespace, workbook_name=wb.name).exclude(
-        name__in=list(spec.workflows)).delete()
-    now = timezone.now()
-    for name, wf in spec.workflows.items():
-        definition = lang.workflow_text(name, wf.raw)
-        fields = dict(definition=definition, spec=wf.raw, checksum=lang.checksum(definition), tags=list(wf.tags),
-                      input=wf.input_signature(), scope=wb.scope, workbook_name=wb.name)
-        row = rows.get(name)
-        if row is None:
-            WorkflowDefinition.objects.create(name=name, namespace=wb.namespace, **fields)
-        else:
-            WorkflowDefinition.objects.filter(pk=row.pk).update(updated_at=now, **fields)
+def _workflow_fields(wf: lang.WorkflowSpec) -> dict:
+    definition = lang.workflow_text(wf.name, wf.raw)
+    return dict(definition=definition, spec=wf.raw, checksum=lang.checksum(definition), tags=list(wf.tags),
+                input=wf.input_signature())
 
 
-def _replace_actions(wb: Workbook, spec: books_lang.WorkbookSpec) -> None:
-    rows = _owned_or_free(ActionDefinition, wb, spec.actions)
-    ActionDefinition.objects.filter(namespace=wb.namespace, workbook_name=wb.name).exclude(
-        name__in=list(spec.actions)).delete()
+def _replace(model: type[WorkflowDefinition] | type[ActionDefinition], wb: Workbook, items: dict[str, dict]) -> None:
+    """Make the workbook's rows of ``model`` exactly ``items`` (qualified
+    name -> field values): update those it has, create the new ones, delete
+    the ones it no longer has."""
+    rows = _owned_or_free(model, wb, items)
+    model.objects.filter(namespace=wb.namespace, workbook_name=wb.name).exclude(name__in=list(items)).delete()
     now = timezone.now()
-    for name, action in spec.actions.items():
-        fields = _action_fields(action, books_lang.action_text(name, action.raw))
-        fields.update(workbook_name=wb.name, scope=wb.scope)
+    for name, fields in items.items():
+        fields = {**fields, "scope": wb.scope, "workbook_name": wb.name}
         row = rows.get(name)
         if row is None:
-            ActionDefinition.objects.create(name=name, namespace=wb.namespace, **fields)
+            model.objects.create(name=name, namespace=wb.namespace, **fields)
         else:
-            ActionDefinition.objects.filter(pk=row.pk).update(updated_at=now, **fields)
+            model.objects.filter(pk=row.pk).update(updated_at=now, **fields)
 
 
 @transaction.atomic

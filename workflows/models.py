@@ -36,54 +36,47 @@ class WorkflowDefinition(models.Model):
         return self.name
 
 
-class Workbook(models.Model):
-    """A workbook: its text, and the workflows and ad-hoc actions stored
-    from it under ``<name>.<workflow>`` / ``<name>.<action>`` (same namespace)."""
-
-    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
-    name = models.CharField(max_length=255)
-    namespace = models.CharField(max_length=255, default="", blank=True)
-    definition = models.TextField(help_text="The YAML text of the workbook.")
-    spec = models.JSONField(help_text="The parsed workbook mapping.")
-    description = models.TextField(default="", blank=True)
-    tags = models.JSONField(default=list, blank=True)
-    scope = models.CharField(max_length=16, default="private")
-    project_id = models.CharField(max_length=80, default="<default-project>")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["created_at", "name"]
-        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_workbook_name_ns")]
-
-    def __str__(self):
-        return self.name
-
-
-class ActionDefinition(models.Model):
-    """An ad-hoc action: a ``base`` action with ``base-input`` built from its
-    own ``input``, and an ``output`` over the base's result."""
+class _Definition(models.Model):
+    """What a workbook and an ad-hoc action share, as Mistral's Definition model."""
 
     id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
     name = models.CharField(max_length=255)
     namespace = models.CharField(max_length=255, default="", blank=True)
     definition = models.TextField(help_text="The YAML text it was created from.")
-    spec = models.JSONField(help_text="The parsed action mapping.")
+    spec = models.JSONField(help_text="The parsed mapping.")
     description = models.TextField(default="", blank=True)
     tags = models.JSONField(default=list, blank=True)
-    input = models.TextField(default="", blank=True, help_text="Mistral's input signature.")
-    workbook_name = models.CharField(max_length=255, null=True, blank=True)
     scope = models.CharField(max_length=16, default="private")
     project_id = models.CharField(max_length=80, default="<default-project>")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_action_name_ns")]
+        abstract = True
 
     def __str__(self):
         return self.name
+
+
+class Workbook(_Definition):
+    """A workbook: its text, and the workflows and ad-hoc actions stored
+    from it under ``<name>.<workflow>`` / ``<name>.<action>`` (same namespace)."""
+
+    class Meta:
+        ordering = ["created_at", "name"]
+        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_workbook_name_ns")]
+
+
+class ActionDefinition(_Definition):
+    """An ad-hoc action: a ``base`` action with ``base-input`` built from its
+    own ``input``, and an ``output`` over the base's result."""
+
+    input = models.TextField(default="", blank=True, help_text="Mistral's input signature.")
+    workbook_name = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_action_name_ns")]
 
 
 class WorkflowExecution(models.Model):

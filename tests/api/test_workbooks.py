@@ -24,24 +24,19 @@ name: my_wb
 description: greetings
 tags: [demo]
 actions:
-  concat_twice:
+  concat_twice:  # Mistral's test_adhoc_actions.py, in flow style
     base: std.echo
-    base-input:
-      output: "<% $.s1 %>+<% $.s2 %>"
-    input:
-      - s1: "a"
-      - s2
+    base-input: {output: "<% $.s1 %>+<% $.s2 %>"}
+    input: [{s1: "a"}, s2]
     output: "<% $ %> and <% $ %>"
 workflows:
   wf1:
     input: [str1, str2]
-    output:
-      result: <% $.result %>
+    output: {result: <% $.result %>}
     tasks:
       concat:
         action: concat_twice s1=<% $.str1 %> s2=<% $.str2 %>
-        publish:
-          result: <% task(concat).result %>
+        publish: {result: <% task(concat).result %>}
   wf2:
     tasks:
       t:

@@ -25,25 +25,32 @@ def js(value) -> str:
     return json.dumps(value)
 
 
+def _definition(row: WorkflowDefinition | Workbook) -> dict:
+    """The fields Mistral's workflow and workbook resources share; ``updated_at`` only once updated."""
+    data = {
+        "id": row.id,
+        "name": row.name,
+        "namespace": row.namespace,
+        "definition": row.definition,
+        "tags": row.tags,
+        "scope": row.scope,
+        "project_id": row.project_id,
+        "created_at": ts(row.created_at),
+    }
+    if row.updated_at:
+        data["updated_at"] = ts(row.updated_at)
+    return data
+
+
 def workflow(wf: WorkflowDefinition) -> dict:
     from workflows.lang.spec import build_workflow
 
-    data = {
-        "id": wf.id,
-        "name": wf.name,
-        "namespace": wf.namespace,
+    return {
+        **_definition(wf),
         "input": wf.input,
         "interface": build_workflow(wf.name, wf.spec).interface(),
-        "definition": wf.definition,
         "checksum": wf.checksum,
-        "tags": wf.tags,
-        "scope": wf.scope,
-        "project_id": wf.project_id,
-        "created_at": ts(wf.created_at),
     }
-    if wf.updated_at:
-        data["updated_at"] = ts(wf.updated_at)
-    return data
 
 
 def execution(ex: WorkflowExecution, detail: bool = False) -> dict:
@@ -151,16 +158,4 @@ def adhoc_action(a: ActionDefinition) -> dict:
 
 
 def workbook(wb: Workbook) -> dict:
-    data = {
-        "id": wb.id,
-        "name": wb.name,
-        "namespace": wb.namespace,
-        "definition": wb.definition,
-        "tags": wb.tags,
-        "scope": wb.scope,
-        "project_id": wb.project_id,
-        "created_at": ts(wb.created_at),
-    }
-    if wb.updated_at:
-        data["updated_at"] = ts(wb.updated_at)
-    return data
+    return _definition(wb)
