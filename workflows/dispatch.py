@@ -69,13 +69,11 @@ def run_action(action_id: str) -> None:
         logger.warning("action %s was already started by a worker (this job was delivered again); not run twice",
                        action_id)
         return
-    # An ad-hoc action runs its base with the input the engine made for it (workflows.adhoc).
-    base = (action.runtime_context or {}).get(adhoc.KEY)
-    adef = actions.get(base["base"] if base else action.name)
+    adef = actions.get(action.run_name)  # an ad-hoc action runs its base (workflows.adhoc)
     impl = import_string(adef.impl)
     try:
         with _Lease(action_id):
-            result = impl(base["base_input"] if base else action.input, action)
+            result = impl(action.run_input, action)
     except actions.ActionFailed as exc:
         _report(action_id, State.ERROR, exc.error)
     except Exception as exc:  # any failure of the action itself ends it in ERROR

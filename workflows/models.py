@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 
+from workflows import adhoc
 from workflows.states import CHOICES, State
 
 
@@ -192,6 +193,20 @@ class ActionExecution(models.Model):
     @property
     def handed_over(self) -> bool:
         return HANDED_OVER in (self.runtime_context or {})
+
+    @property
+    def run_name(self) -> str:
+        """The action that runs: this one's name, or for an ad-hoc action its
+        built-in base's (``workflows.adhoc``), as workers, the tracker and
+        approvals need it."""
+        return (self.runtime_context or {}).get(adhoc.KEY, {}).get("base") or self.name
+
+    @property
+    def run_input(self) -> dict:
+        """The input the action that runs gets: this one's, or for an ad-hoc
+        action the base input its ``base-input`` made."""
+        base = (self.runtime_context or {}).get(adhoc.KEY)
+        return base["base_input"] if base else self.input
 
 
 class Timer(models.Model):

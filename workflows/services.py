@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, books, conf, engine, queue, signals, trace
+from workflows import actions, adhoc, books, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -367,7 +367,7 @@ def _rerun_safely(action_id: str) -> bool:
 
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
-    adef = actions.get(runtime_context.get("adhoc", {}).get("base") or name)  # an ad-hoc action: its base
+    adef = actions.get(runtime_context.get(adhoc.KEY, {}).get("base") or name)  # an ad-hoc action: its base
     waited_for_worker = bool(adef and adef.needs_worker) and HANDED_OVER not in runtime_context
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
@@ -649,7 +649,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
     def deadline_of(a):
         if a.id in dispatched:
             return queue_deadline  # until a worker claims it
-        adef = actions.get(a.runtime_context.get("adhoc", {}).get("base") or a.name)
+        adef = actions.get(a.runtime_context.get(adhoc.KEY, {}).get("base") or a.name)
         if a.state == State.RUNNING and not a.is_sync and not (adef and adef.waits_forever):
             return waiting_deadline
         return None

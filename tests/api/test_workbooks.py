@@ -294,3 +294,24 @@ def test_a_namespace_longer_than_the_column_is_refused(client):
     assert post_yaml(client, "/v2/workflows", "version: '2.0'\nw:\n  tasks:\n    t: {action: std.noop}\n",
                      namespace="n" * 256)[0] == 400
     assert not (Workbook.objects.exists() or WorkflowDefinition.objects.exists())
+
+
+def test_an_adhoc_action_over_gust_approval_asks_people_and_transforms_their_answer(client):
+    """Gust's approvals through an ad-hoc action: the approval is opened
+    from the base input, and the output applies to the decision."""
+    from django.contrib.auth.models import User
+
+    from approvals import services as approvals
+    from approvals.models import Approval
+
+    books.save_actions("version: '2.0'\nask_boss:\n  input: [what]\n  base: gust.approval\n"
+                       "  base-input: {title: 'Buy <% $.what %>?', assignees: [boss]}\n"
+                       "  output: <% $.approved %>\n")
+    services.save_workflows("version: '2.0'\nbuy:\n  tasks:\n    ask:\n      action: ask_boss what=tea\n")
+    ex = services.start_execution("buy")
+    approval = Approval.objects.get(execution_id=ex.id)
+    assert approval.title == "Buy tea?"
+    approvals.answer(approval.id, User.objects.create_user("boss"), "approve")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    assert (action.name, action.output) == ("ask_boss", {"result": True})
+    assert WorkflowExecution.objects.get(id=ex.id).state == "SUCCESS"
