@@ -109,3 +109,16 @@ def test_action_commands(mistral):
     assert not ActionDefinition.objects.exists()
     refused = mistral("action-create", mistral.file("bad.yaml", "version: '2.0'\nx:\n  input: [a]\n"), fail=True)
     assert "x: 'base' is a required property" in refused.stderr
+
+
+def test_workflow_commands_in_a_namespace(mistral):
+    path = mistral.file("wf.yaml", "version: '2.0'\nhi:\n  tasks:\n    t: {action: std.noop}\n")
+    assert mistral.json("workflow-create", path, "--namespace", "team")[0]["Namespace"] == "team"
+    assert mistral.json("workflow-create", path)[0]["Namespace"] == ""  # the same name, another definition
+    assert mistral.json("workflow-get", "hi", "--namespace", "team")["Namespace"] == "team"
+    ex = mistral.json("execution-create", "hi", "--namespace", "team")
+    assert WorkflowExecution.objects.get(id=ex["ID"]).workflow_namespace == "team"
+    mistral("workflow-delete", "hi", "--namespace", "team")
+    assert list(WorkflowDefinition.objects.values_list("namespace", flat=True)) == [""]
+    missing = mistral("execution-create", "hi", "--namespace", "team", fail=True)
+    assert "Workflow not found [workflow_identifier=hi, namespace=team]" in missing.stderr

@@ -315,3 +315,32 @@ def test_an_adhoc_action_over_gust_approval_asks_people_and_transforms_their_ans
     action = ActionExecution.objects.get(workflow_execution=ex)
     assert (action.name, action.output) == ("ask_boss", {"result": True})
     assert WorkflowExecution.objects.get(id=ex.id).state == "SUCCESS"
+
+
+def test_workbooks_and_actions_need_the_permissions_that_manage_workflows(client, settings):
+    """Same rules as /v2/workflows (tests/api/test_permissions.py): reading needs a login, a change its permission."""
+    from django.contrib.auth.models import Permission, User
+
+    settings.API_AUTH = True
+    books.save_workbook(WB)
+    books.save_actions(ACTIONS)
+    user = User.objects.create_user("reader")
+    client.force_login(user)
+    assert client.get("/v2/workbooks").status_code == 200 and client.get("/v2/actions/greet").status_code == 200
+    refused = [
+        post_yaml(client, "/v2/workbooks", WB.replace("my_wb", "other"))[0],
+        put_yaml(client, "/v2/workbooks", WB_UPDATED)[0],
+        client.delete("/v2/workbooks/my_wb").status_code,
+        post_yaml(client, "/v2/actions", ACTIONS.replace("greet:", "greet2:"))[0],
+        put_yaml(client, "/v2/actions", ACTIONS.replace("hello", "hi"))[0],
+        client.delete("/v2/actions/greet").status_code,
+    ]
+    assert refused == [403] * 6
+    assert sorted(WorkflowDefinition.objects.values_list("name", flat=True)) == ["my_wb.wf1", "my_wb.wf2"]
+    assert list(ActionDefinition.objects.order_by("name").values_list("name", "input")) == [
+        ("greet", 'name, greeting="hello"'), ("my_wb.concat_twice", 's1="a", s2')]
+    user.user_permissions.add(Permission.objects.get(codename="add_workflowdefinition"))
+    client.force_login(User.objects.get(id=user.id))
+    assert post_yaml(client, "/v2/workbooks", WB.replace("my_wb", "other"))[0] == 201
+    client.logout()
+    assert client.get("/v2/workbooks").status_code in (401, 403)
