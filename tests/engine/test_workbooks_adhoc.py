@@ -328,3 +328,24 @@ def test_a_chain_of_bases_is_bounded():
         adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, ctx)
     assert adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, engine.ExprContext(data={})).action.name == \
         "std.noop"
+
+
+def _one_task(action_line: str, actions_text: str):
+    books = Books()
+    books.add(parse_actions(actions_text))
+    books.workflows["w"] = lang.parse_definition(f"version: '2.0'\nw:\n  tasks:\n    t:\n      action: {action_line}\n")["w"]
+    return books.run("w")
+
+
+def test_a_failed_base_fails_the_action_with_its_error_and_no_output_applies():
+    """post_process_result: the transformed data is only the result of a success; an error stays the error."""
+    snap = _one_task("boom", "version: '2.0'\nboom:\n  base: std.fail error_data=broken\n  output: <% $.x %>\n")
+    action = snap.tasks[0].actions[0]
+    assert (snap.state, action.state, action.output) == ("ERROR", "ERROR", {"result": "broken"})
+
+
+def test_an_output_that_can_not_be_evaluated_fails_the_action_with_the_reason():
+    snap = _one_task("half", "version: '2.0'\nhalf:\n  base: std.echo output=1\n  output: <% 1 / 0 %>\n")
+    action = snap.tasks[0].actions[0]
+    assert action.state == "ERROR"
+    assert action.state_info.startswith("Failed to transform the result of half: ")
