@@ -264,6 +264,8 @@ GUST.update({
     # noop step takes about 0.7 ms).
     "ENGINE_STEPS_PER_TRANSACTION": int(os.environ.get("GUST_ENGINE_STEPS_PER_TRANSACTION", "200")),
     "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "5")),
+    # Deepest chain of sub-workflows under one root execution (bounds a recursion).
+    "SUBWORKFLOW_MAX_DEPTH": int(os.environ.get("GUST_SUBWORKFLOW_MAX_DEPTH", "20")),
     # Rows a /v2 list returns without `limit`, and the most it may ask for.
     "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
     "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),

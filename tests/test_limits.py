@@ -65,8 +65,8 @@ def test_what_a_step_loads_does_not_grow_with_the_loop(steps, continuations, mon
     stores = []
     real = services._RowStore
 
-    def recording(execution):
-        stores.append(real(execution))
+    def recording(execution, **kwargs):
+        stores.append(real(execution, **kwargs))
         return stores[-1]
 
     monkeypatch.setattr(services, "_RowStore", recording)

@@ -19,6 +19,7 @@ _LIMIT_KEYS = {
     "YAML_ALIAS_LIMIT": "yaml_alias_nodes",
     "ENGINE_STEPS_PER_TRANSACTION": "engine_steps",
     "ENGINE_SECONDS_PER_TRANSACTION": "engine_seconds",
+    "SUBWORKFLOW_MAX_DEPTH": "subworkflow_depth",
 }
 
 _API_DEFAULTS = {"API_LIST_DEFAULT_LIMIT": 100, "API_LIST_MAX_LIMIT": 1000}

@@ -60,6 +60,9 @@ class ActionView:
     output: Any = None
     state_info: str | None = None
     is_sync: bool = True
+    index: int | None = None  # a with-items item's position
+    accepted: bool = False  # its result counts for the task (Mistral's flag; a retry clears it)
+    kind: str = "action"  # or "workflow": a sub-workflow execution, whose id this is
     runtime_context: dict = field(default_factory=dict)  # an ad-hoc action's base and outputs (adhoc.KEY)
 
 
@@ -79,6 +82,10 @@ class TaskView:
     in_context: dict = field(default_factory=dict)
     actions: list[ActionView] = field(default_factory=list)  # the live ones (and those made in this call)
     spec: dict = field(default_factory=dict, repr=False)
+    # A with-items task's evaluated lists, once this call evaluated or read them
+    # (the store keeps them: Store.items); items_new: evaluated in this call, to store.
+    items: dict | None = field(default=None, repr=False)
+    items_new: bool = False
 
     def view(self) -> dict:
         """What ``task(name)`` returns inside an expression."""
@@ -114,6 +121,8 @@ class Snapshot:
     runtime: dict = field(default_factory=new_runtime)
     created_at: str | None = None
     updated_at: str | None = None
+    root_execution_id: str | None = None  # set for a sub-workflow
+    depth: int = 0  # sub-workflows between this execution and its root
     # For callers without a store of their own (tests, a fresh execution):
     # every task execution, in creation order; handle() appends new ones.
     tasks: list[TaskView] = field(default_factory=list)
@@ -135,6 +144,15 @@ class Store(Protocol):
 
     def all_tasks(self) -> list[TaskView]: ...
 
+    def workflow(self, name: str) -> WorkflowSpec | None:
+        """The spec of the workflow a ``workflow:`` task names (its
+        workbook's own first, as Mistral resolves short names), or None."""
+        ...
+
+    def items(self, task_id: str) -> dict | None:
+        """A with-items task's lists as stored when its items started."""
+        ...
+
     def actions_of(self, task_id: str) -> list[ActionView]:
         """Every action execution of the task (attempts included), oldest first."""
         ...
@@ -144,8 +162,16 @@ class MemoryStore:
     """A :class:`Store` over a list of task views, for tests and for an
     execution created in the current transaction (it has no rows yet)."""
 
-    def __init__(self, tasks: list[TaskView]):
+    def __init__(self, tasks: list[TaskView], workflows: dict[str, WorkflowSpec] | None = None):
         self.tasks = tasks
+        self.workflows = workflows or {}
+
+    def workflow(self, name):
+        return self.workflows.get(name)
+
+    def items(self, task_id):
+        task = self.task(task_id)
+        return task.items if task else None
 
     def task(self, task_id):
         return next((t for t in self.tasks if t.id == task_id), None)
@@ -185,9 +211,14 @@ class Start:
 
 @dataclass(frozen=True)
 class ActionCompleted:
+    """An action execution ended, or a sub-workflow did (its id is then the
+    child execution's, ``result`` its output, ``state_info`` its reason;
+    CANCELLED is possible only for it)."""
+
     action_id: str
     state: str  # SUCCESS or ERROR
     result: Any = None
+    state_info: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +313,35 @@ class CancelTimers:
     kinds: tuple[str, ...]
 
 
-Command = RunAction | StartTimer | CancelTimers
+@dataclass(frozen=True)
+class StartWorkflow:
+    """Create and start the sub-workflow execution ``child_id`` of the
+    task; its end comes back as ``ActionCompleted(child_id, ...)``."""
+
+    child_id: str
+    task_id: str
+    workflow_name: str
+    input: dict
+    params: dict
+
+
+@dataclass(frozen=True)
+class StopWorkflow:
+    """The task no longer waits for this sub-workflow: cancel it."""
+
+    child_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InvalidateResults:
+    """The task's earlier action and sub-workflow executions no longer
+    count for its result (a retry or a rerun starts its items again)."""
+
+    task_id: str
+
+
+Command = RunAction | StartTimer | CancelTimers | StartWorkflow | StopWorkflow | InvalidateResults
 
 
 @dataclass(frozen=True)
@@ -335,6 +394,26 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+WITH_ITEMS = policies.WITH_ITEMS  # a with-items task's runtime_context: count, next index, running, done, errors
+
+
+@dataclass
+class _Unit:
+    """What one action or sub-workflow execution of a task will run."""
+
+    kind: str  # "action" | "workflow"
+    name: str
+    input: dict
+    adef: actions.ActionDef | None = None
+    params: dict = field(default_factory=dict)  # a sub-workflow's
+    problem: str | None = None  # the task fails with it (on-error applies)
+    run: adhoc.Plan | None = None  # an action's: what runs (an ad-hoc action's base and its input)
+
+    @property
+    def run_input(self) -> dict:
+        return self.run.run_input if self.run else self.input
+
+
 @dataclass(frozen=True)
 class _Next:
     """One transition that fired: a task to run or an engine command."""
@@ -373,6 +452,8 @@ class _Run:
         self._latest: dict[str, TaskView | None] = {}
         self._new_ids: set[str] = set()
         self._new_action_ids: set[str] = set()
+        self._filling: set[str] = set()  # with-items tasks whose start loop runs
+        self._fresh: dict[str, set[str]] = {}  # task id -> units started since its results were invalidated
 
     # -- reading tasks --
 
@@ -455,7 +536,7 @@ class _Run:
             "spec": self.spec.raw,
             "input": self.snap.input,
             "params": self.snap.params,
-            "root_execution_id": None,
+            "root_execution_id": self.snap.root_execution_id,
             "created_at": self.snap.created_at,
             "updated_at": self.snap.updated_at,
         }
@@ -483,7 +564,7 @@ class _Run:
             tasks_lookup=tasks_lookup,
             global_data=self.snap.context,
             execution=self.execution_view(),
-            env=self.snap.params.get("env") or {},
+            env=self.env(),
             limits=self.limits,
         )
 
@@ -515,6 +596,9 @@ class _Run:
 
     def schedule(self, name: str, from_task: TaskView | None) -> None:
         tspec = self.spec.tasks[name]
+        if self.spec.reverse:
+            self.schedule_required(tspec)
+            return
         inbound = from_task.outbound() if from_task else {}
         if tspec.join is None:
             self.ready.append(self.create_task(name, State.IDLE, inbound))
@@ -532,6 +616,19 @@ class _Run:
             self.touch(join)
         if self.startable(join) and not any(r is join for r in self.ready):
             self.ready.append(join)
+
+    def schedule_required(self, tspec: TaskSpec) -> None:
+        """A reverse workflow's task starts once, when every task it
+        requires succeeded, with their outbound contexts merged."""
+        if self.latest(tspec.name) is not None:
+            return
+        required = [self.latest(r) for r in tspec.requires]
+        if any(t is None or t.state != State.SUCCESS for t in required):
+            return
+        inbound: dict = {}
+        for t in required:
+            inbound = merge_dicts(inbound, t.outbound())  # type: ignore[union-attr]
+        self.ready.append(self.create_task(tspec.name, State.IDLE, inbound))
 
     def inbound_bit(self, name: str, from_name: str | None) -> int:
         index = self.spec.inbound_index[name]
@@ -573,56 +670,234 @@ class _Run:
             self.run_action(task)
 
     def run_action(self, task: TaskView) -> None:
-        """A new action execution for the task: its first, a retry, or a rerun."""
+        """A new action (or sub-workflow) execution for the task, or one per
+        item of ``with-items``: its first run, a retry, or a rerun."""
         tspec = self.spec.tasks[task.name]
         if task.state != State.RUNNING:
             self.set_task_state(task, State.RUNNING, None)
-        ctx = self.task_ctx(task)
+        if tspec.with_items:
+            self.run_items(task)
+            return
         try:
-            name = evaluate(tspec.action, ctx) if tspec.action_is_expression else tspec.action
-            if not isinstance(name, str) or not name:
-                raise ExpressionError(f"the action name must be a string, got {name!r}")
-            namespace = self.snap.params.get("namespace", "")
-            adef = adhoc.find(name, namespace, self.rt.get("wb_name"), self.lookup)
-            if adef is None:
-                raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
-            given = evaluate(tspec.input, ctx)
-            if not isinstance(given, dict):
-                raise ExpressionError(
-                    f"Wrong dynamic input for task: {task.name}. Dict type is expected. "
-                    f"Actual type: {type(given).__name__}. Actual value: {given!r}"
-                )
-            plan = adhoc.plan(adef, given, namespace, self.lookup, ctx,
-                              check=tspec.action_is_expression or isinstance(tspec.input, str))
-            problem = self.oversized(plan.input, "the action input") or self.oversized(plan.run_input, "the input")
-            if problem:
-                raise ExpressionError(problem)
+            unit = self.prepare(task, task.in_context)
         except ExpressionError as exc:
             self.force_fail(task, self.run_failure(task, exc))
             return
-        adef, run_input = plan.action, plan.run_input
-        action = ActionView(id=self.make_id(), name=plan.name, state=State.RUNNING, input=plan.input,
-                            is_sync=adef.is_sync, runtime_context=plan.runtime_context)
-        task.actions.append(action)
-        self._new_action_ids.add(action.id)
-        self.d.new_actions.append((task, action))
+        self.launch(task, unit)
+
+    def prepare(self, task: TaskView, data: dict) -> _Unit:
+        """What the task runs over ``data`` (its context, or an item's):
+        the action or workflow name and input, evaluated and checked. An
+        ExpressionError fails the task and the workflow ("Failed to run
+        task"); a ``problem`` fails only the task, as Mistral's schedule()."""
+        tspec = self.spec.tasks[task.name]
+        ctx = self.expr_ctx(task, data)
+        name = evaluate(tspec.action, ctx) if tspec.action_is_expression else tspec.action
+        what = "workflow" if tspec.workflow is not None else "action"
+        if not isinstance(name, str) or not name:
+            raise ExpressionError(f"the {what} name must be a string, got {name!r}")
+        given = evaluate(tspec.input, ctx)
+        if not isinstance(given, dict):
+            raise ExpressionError(
+                f"Wrong dynamic input for task: {task.name}. Dict type is expected. "
+                f"Actual type: {type(given).__name__}. Actual value: {given!r}"
+            )
+        if tspec.workflow is not None:
+            return self.prepare_workflow(name, given)
+        namespace = self.snap.params.get("namespace", "")
+        adef = adhoc.find(name, namespace, self.rt.get("wb_name"), self.lookup)
+        if adef is None:
+            raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
+        plan = adhoc.plan(adef, given, namespace, self.lookup, ctx,
+                          check=tspec.action_is_expression or isinstance(tspec.input, str))
+        problem = self.oversized(plan.input, "the action input") or self.oversized(plan.run_input, "the input")
+        if problem:
+            raise ExpressionError(problem)
+        return _Unit("action", plan.name, plan.input, adef=plan.action, run=plan)
+
+    def prepare_workflow(self, name: str, given: dict) -> _Unit:
+        """A sub-workflow as Mistral's WorkflowAction.schedule starts it: the
+        keys its input does not declare become its params; the root's
+        namespace and environment go down to it."""
+        namespace = self.snap.params.get("namespace", "")
+        child = self.store.workflow(name)
+        if child is None:
+            problem = f"Failed to find workflow [name={name}] [namespace={namespace}]"
+            return _Unit("workflow", name, given, problem=problem)
+        depth = int(self.rt.get("depth", 0)) + 1
+        if depth > self.limits.subworkflow_depth:
+            return _Unit("workflow", name, given, problem=(
+                f"Failed to start sub-workflow {name}: it would run {depth} levels below the root execution, "
+                f"more than the limit of {self.limits.subworkflow_depth} (GUST_SUBWORKFLOW_MAX_DEPTH)"))
+        declared = {n for n, _ in child.input}
+        wf_input = {k: v for k, v in given.items() if k in declared}
+        params = {k: v for k, v in given.items() if k not in declared}
+        missing = [n for n, d in child.input if d is actions.REQUIRED and n not in wf_input]
+        if missing:
+            return _Unit("workflow", name, given, problem=(
+                f"Invalid input [name={child.name}, class={child.kind_name}, missing={missing!r}]"))
+        if child.reverse and params.get("task_name") not in child.tasks:
+            return _Unit("workflow", name, given, problem=(
+                f"Invalid task name [wf_spec={child.name}, task_name={params.get('task_name')}]"))
+        values, _ = check_input(child, wf_input)
+        problem = self.oversized(values, "the sub-workflow input")
+        if problem:
+            raise ExpressionError(problem)
+        params.setdefault("namespace", namespace)
+        params["env"] = self.env()
+        return _Unit("workflow", name, values, params=params)
+
+    def env(self) -> dict:
+        return self.snap.params.get("env") or {}
+
+    def launch(self, task: TaskView, unit: _Unit, index: int | None = None) -> None:
+        """Start the unit: a local action ends in this step, a worker or an
+        async action and a sub-workflow end with a later ActionCompleted."""
+        if unit.problem:
+            self.complete_task(task, State.ERROR, [], unit.problem)
+            return
+        adef = unit.adef
+        view = ActionView(id=self.make_id(), name=unit.name, state=State.RUNNING, input=unit.input,
+                          is_sync=adef.is_sync if adef else False, index=index, kind=unit.kind,
+                          runtime_context=dict(unit.run.runtime_context) if unit.run else {})
+        task.actions.append(view)
+        self._new_action_ids.add(view.id)
+        if task.id in self._fresh:
+            self._fresh[task.id].add(view.id)
+        self.d.new_actions.append((task, view))
         self.touch(task)
-        problems = adef.validate(run_input) if adef.validate else []
+        if adef is None:
+            self.command(StartWorkflow(view.id, task.id, unit.name, unit.input, {**unit.params, "index": index or 0}))
+            return
+        problems = adef.validate(unit.run_input) if adef.validate else []
         if problems:
-            self.finish_action(task, action, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
+            self.finish_action(task, view, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
         elif adef.kind == "local":
             try:
-                result, state = adef.local(run_input), State.SUCCESS
+                result, state = adef.local(unit.run_input), State.SUCCESS
             except actions.ActionFailed as exc:
                 result, state = exc.error, State.ERROR
             except actions.ActionRaised as exc:
-                result, state = (f"The action raised an exception [action={exc.label}, action_ex_id={action.id}, "
+                result, state = (f"The action raised an exception [action={exc.label}, action_ex_id={view.id}, "
                                  f"msg='{exc.msg}']"), State.ERROR
-            self.finish_action(task, action, state, result)
+            self.finish_action(task, view, state, result)
         elif adef.needs_worker:
-            self.command(RunAction(action.id))
+            self.command(RunAction(view.id))
 
-    def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any) -> None:
+    # -- with-items --
+
+    def run_items(self, task: TaskView) -> None:
+        """Start a with-items task: count its items, then start as many as
+        its concurrency allows (all of them without one)."""
+        rc = task.runtime_context
+        try:
+            values = self.item_values(task)
+        except ExpressionError as exc:
+            self.force_fail(task, self.run_failure(task, exc))
+            return
+        count = len(next(iter(values.values())))
+        rc[WITH_ITEMS] = {"count": count, "next": 0, "running": 0, "done": 0, "errors": 0, "cancelled": 0}
+        # Stored once, so starting more items later reads them instead of
+        # evaluating the expression again (Mistral does, at O(items) per event).
+        task.items, task.items_new = values, True
+        self.touch(task)
+        self.fill(task)
+
+    def item_values(self, task: TaskView) -> dict[str, list]:
+        """Each with-items variable's list, evaluated in the task's context
+        (Mistral evaluates it again each time it starts more items)."""
+        ctx = self.task_ctx(task)
+        values: dict[str, list] = {}
+        for var, raw in self.spec.tasks[task.name].with_items:
+            value = evaluate(raw, ctx)
+            if isinstance(value, (str, dict)):
+                value = list(value)  # Mistral's list(items): a string's characters, a mapping's keys
+            if not isinstance(value, list):
+                raise ExpressionError(
+                    f"Wrong input format for: {task.name}.with-items.{var}: {type(value).__name__} {value!r}. "
+                    f"Iterable type is expected for each value."
+                )
+            values[var] = value
+        lengths = {var: len(v) for var, v in values.items()}
+        if len(set(lengths.values())) > 1:
+            raise ExpressionError(f"Wrong input format for: {task.name}.with-items {lengths}. "
+                                  f"All arrays must have the same length.")
+        return values
+
+    def fill(self, task: TaskView) -> None:
+        """Start items while the concurrency allows, then end the task when
+        every item ended. A local action ends inside ``launch`` and calls
+        back here; the loop further up goes on, so there is no recursion."""
+        wi = task.runtime_context[WITH_ITEMS]
+        concurrency = task.runtime_context.get(policies.CONCURRENCY) or 0
+        if task.id in self._filling:
+            return
+        self._filling.add(task.id)
+        values = task.items
+        try:
+            while (task.state == State.RUNNING and wi["next"] < wi["count"]
+                   and (not concurrency or wi["running"] < concurrency)):
+                if values is None:
+                    values = task.items = self.store.items(task.id) or self.item_values(task)
+                i = wi["next"]
+                data = merge_dicts({var: items[i] for var, items in values.items()}, task.in_context)
+                unit = self.prepare(task, data)
+                wi["next"] += 1
+                wi["running"] += 1
+                self.launch(task, unit, index=i)
+        except ExpressionError as exc:
+            self.force_fail(task, self.run_failure(task, exc))
+            return
+        finally:
+            self._filling.discard(task.id)
+        self.items_end(task)
+
+    def invalidate(self, task: TaskView) -> None:
+        """Mistral's invalidate_result: the task's executions so far no
+        longer count (a retry, a rerun); a with-items task starts over."""
+        for a in task.actions:
+            if a.accepted:
+                a.accepted = False
+                self.touch_action(a)
+        task.runtime_context.pop(WITH_ITEMS, None)
+        self._fresh[task.id] = set()
+        self.command(InvalidateResults(task.id))
+
+    def item_done(self, task: TaskView, state: State) -> None:
+        wi = task.runtime_context[WITH_ITEMS]
+        wi["running"] -= 1
+        wi["done"] += 1
+        if state is State.ERROR:
+            wi["errors"] += 1
+        elif state is State.CANCELLED:
+            wi["cancelled"] += 1
+        self.touch(task)
+        self.fill(task)
+
+    def items_end(self, task: TaskView) -> None:
+        """Mistral's WithItemsTask: the task ends once every item ended, in
+        ERROR when one failed (the others still ran), with the results in
+        item order."""
+        wi = task.runtime_context.get(WITH_ITEMS)
+        if wi is None or task.state != State.RUNNING or wi["running"] or wi["next"] < wi["count"]:
+            return
+        state = State.CANCELLED if wi["cancelled"] else State.ERROR if wi["errors"] else State.SUCCESS
+        info = {State.SUCCESS: None, State.ERROR: "One or more actions had failed.",
+                State.CANCELLED: "One or more actions was cancelled."}[state]
+        self.complete_task(task, state, self.item_results(task), info)
+
+    def item_results(self, task: TaskView) -> list:
+        if not task.runtime_context[WITH_ITEMS]["count"]:
+            return []
+        units = {a.id: a for a in self.store.actions_of(task.id)}
+        units.update({a.id: a for a in task.actions})
+        if task.id in self._fresh:  # the stored rows are invalidated only once this decision is stored
+            units = {i: a for i, a in units.items() if i in self._fresh[task.id]}
+        done = sorted((a for a in units.values() if a.accepted and a.index is not None), key=lambda a: a.index or 0)
+        return [(a.output or {}).get("result") for a in done]
+
+    def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any,
+                      info: str | None = None) -> None:
         try:
             if state is State.SUCCESS and adhoc.KEY in action.runtime_context:
                 result = adhoc.transform(action.runtime_context[adhoc.KEY], result, self.limits)
@@ -635,14 +910,21 @@ class _Run:
             # Not stored: the row could not hold it, and a later step could not read it.
             state, result = State.ERROR, f"Action {action.name} returned a result that can not be stored: {exc}"
         action.state = state
+        action.accepted = True
         action.output = {"result": result}
-        if state is State.ERROR:
+        if info is not None:
+            action.state_info = info
+        elif state is State.ERROR:
             action.state_info = result if isinstance(result, str) else str(result)
         self.touch_action(action)
         if task.state in TERMINAL or task.state == State.RUNNING_DELAYED:
             return  # the task ended without it (timed out) or waits for a retry
-        info = None if state is State.SUCCESS else (action.state_info if result not in (None, "") else None)
-        self.complete_task(task, state, result, info)
+        if WITH_ITEMS in task.runtime_context:
+            self.item_done(task, state)
+            return
+        if info is None and state is not State.SUCCESS and result not in (None, ""):
+            info = action.state_info
+        self.complete_task(task, state, result, None if state is State.SUCCESS else info)
 
     def run_failure(self, task: TaskView, error: Any) -> str:
         """Mistral's text for an error while starting a task (its action's
@@ -731,6 +1013,8 @@ class _Run:
             task.runtime_context["error_handled"] = handled
             if not handled:
                 self.rt["errors"] += 1
+        if task.state == State.CANCELLED:
+            self.rt["cancelled"] = self.rt.get("cancelled", 0) + 1
         if not any(not n.is_command for n in fired):
             self.rt["end"] = merge_dicts(self.rt["end"], task.outbound())
         task.processed = True
@@ -832,9 +1116,12 @@ class _Run:
         for action in task.actions:
             if action.state not in TERMINAL:
                 action.state, action.state_info = state, reason
+                action.accepted = state is not State.CANCELLED  # as before engine v2: a cancelled one is not taken
                 if output is not None:
                     action.output = output
                 self.touch_action(action)
+                if action.kind == "workflow":
+                    self.command(StopWorkflow(action.id, reason))
 
     def cancel_active(self, reason: str) -> None:
         for task in self.in_states(ACTIVE):
@@ -888,7 +1175,11 @@ class _Run:
 
     def conclude(self) -> None:
         failed = self.unhandled() if self.rt["errors"] > 0 else []
-        if failed:
+        if self.rt.get("cancelled"):
+            # Mistral's check_and_complete: a cancelled task (its sub-workflow was) cancels the workflow
+            names = sorted(t.name for t in self.in_states(frozenset({State.CANCELLED})))
+            self.finish_workflow(State.CANCELLED, f"Cancelled tasks: {', '.join(names)}")
+        elif failed:
             self.finish_workflow(State.ERROR, self.failure_message(sorted(failed, key=lambda t: t.name)))
         else:
             self.finish_workflow(State.SUCCESS)
@@ -901,9 +1192,13 @@ class _Run:
             msg += f"\n  {t.name} [task_ex_id={t.id}] -> {t.state_info}\n"
             stored = {a.id: a for a in self.store.actions_of(t.id)}
             stored.update({a.id: a for a in t.actions})
-            for i, a in enumerate(stored.values()):
-                if a.state == State.ERROR:
-                    msg += f"    [action_ex_id={a.id}, idx={i}]: {(a.output or {}).get('result', 'Unknown')}\n"
+            for kind, label in (("action", "action_ex_id"), ("workflow", "wf_ex_id")):
+                units = [a for a in stored.values() if a.kind == kind]
+                for i, a in enumerate(units):
+                    if a.state == State.ERROR:
+                        out = (a.output or {}).get("result", "Unknown") if kind == "action" else (
+                            ((a.output or {}).get("result") or {}).get("result", "Unknown"))  # the child's output
+                        msg += f"    [{label}={a.id}, idx={i}]: {out}\n"
         return msg
 
     def unhandled(self) -> list[TaskView]:
@@ -927,9 +1222,10 @@ class _Run:
             action = next(a for a in task.actions if a.id == found[1].id)
             if action.state != State.RUNNING:
                 raise Conflict(f"Action execution {action.id} is not RUNNING but {action.state}", action.state)
-            if event.state not in (State.SUCCESS, State.ERROR):
+            if event.state not in (State.SUCCESS, State.ERROR) and not (
+                    action.kind == "workflow" and event.state == State.CANCELLED):
                 raise ValueError(f"an action completes in SUCCESS or ERROR, not {event.state}")
-            self.finish_action(task, action, State(event.state), event.result)
+            self.finish_action(task, action, State(event.state), event.result, event.state_info)
             self.run()
         elif isinstance(event, TimerFired):
             self.timer_fired(event)
@@ -1026,6 +1322,7 @@ class _Run:
         task.processed = False
         if isinstance(event, RerunTask):
             policies.reset(task)
+            self.invalidate(task)
             self.trace("TASK_RERUN", task)
             self.set_task_state(task, State.IDLE, None)
             self.ready.append(task)

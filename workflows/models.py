@@ -99,8 +99,14 @@ class WorkflowExecution(models.Model):
         help_text="The engine's counters: next task seq, tasks per active state, unhandled errors, the final "
                   "context, what waits for a resume.",
     )
-    task_execution_id = models.CharField(max_length=36, null=True, blank=True)
-    root_execution_id = models.CharField(max_length=36, null=True, blank=True)
+    # A sub-workflow's parent task and root execution, as Mistral's.
+    task_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    root_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    accepted = models.BooleanField(
+        null=True, blank=True,
+        help_text="A sub-workflow: null until its parent task took its end; false once a retry or rerun "
+                  "of that task made it no longer count.",
+    )
     project_id = models.CharField(max_length=80, default="<default-project>")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -125,6 +131,11 @@ class TaskExecution(models.Model):
     runtime_context = models.JSONField(default=dict, blank=True)
     in_context = models.JSONField(default=dict, blank=True, help_text="The outbound context of the tasks that led here.")
     processed = models.BooleanField(default=False)
+    items = models.JSONField(
+        null=True, blank=True,
+        help_text="A with-items task's evaluated lists (variable -> list), stored when its items start; "
+                  "read only when it starts more of them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

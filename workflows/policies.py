@@ -35,8 +35,15 @@ RETRY_NO = "retry_no"
 TIMEOUT = "timeout"
 DELAYED = "delayed"  # a join waiting for its retry timer, not for arrivals
 TIMERS = "timers"  # kind -> seconds, for the pages ("retry 2 of 5")
+CONCURRENCY = "concurrency"  # a with-items task's, as Mistral's ConcurrencyPolicy sets it
+WITH_ITEMS = "with_items"  # the engine's item counters
 
-_RESET = (PAUSED_BEFORE, WAITED_BEFORE, WAITED_AFTER, AFTER_STATE, RETRY_NO, TIMEOUT, DELAYED, TIMERS)
+_RESET = (PAUSED_BEFORE, WAITED_BEFORE, WAITED_AFTER, AFTER_STATE, RETRY_NO, TIMEOUT, DELAYED, TIMERS, WITH_ITEMS)
+
+
+_POLICY_CLASS = {"timeout": "TimeoutPolicy", "wait-before": "WaitBeforePolicy", "wait-after": "WaitAfterPolicy",
+                 "concurrency": "ConcurrencyPolicy", "pause-before": "PauseBeforePolicy", "fail-on": "FailOnPolicy",
+                 "retry": "RetryPolicy"}
 
 
 class PolicyError(Exception):
@@ -56,7 +63,10 @@ def _value(run: _Run, task: TaskView, raw: Any, name: str, kind: str, outbound: 
             ok = ok and float(value).is_integer()
         if not ok:
             what = "a whole number >= 0" if kind == "count" else "a number of seconds >= 0"
-            raise PolicyError(f"Invalid value of the '{name}' policy: {value!r} is not {what}")
+            # Mistral's text (base.TaskPolicy._validate) names the policy's class
+            cls = _POLICY_CLASS.get(name.split(".")[0], "TaskPolicy")
+            raise PolicyError(f"Invalid data type in {cls}: the '{name}' value {value!r} is not {what}. "
+                              f"Value(s) can be shown after YAQL evaluating. If you use YAQL here, please correct it.")
         return int(value) if kind == "count" else float(value)
     return value
 
@@ -85,13 +95,15 @@ def before_start(run: _Run, task: TaskView) -> bool:
             return False
         timeout = _value(run, task, p.timeout, "timeout", "seconds")
         wait = _value(run, task, p.wait_before, "wait-before", "seconds")
-        _value(run, task, p.concurrency, "concurrency", "count")
+        concurrency = _value(run, task, p.concurrency, "concurrency", "count")
     except PolicyError as exc:
         # An unusable policy value is an error in the workflow's text: the
         # task and the workflow fail, as Mistral's InvalidModelException in
         # before_task_start does ("Failed to run task [...]").
         run.force_fail(task, run.run_failure(task, exc))
         return False
+    if concurrency:
+        rc[CONCURRENCY] = concurrency
     if timeout > 0:
         rc[TIMEOUT] = timeout
         _timer(run, task, "timeout", timeout)
@@ -144,6 +156,9 @@ def _retry(run: _Run, task: TaskView, tspec) -> bool:
         rc.pop(DELAYED, None)
         return False
     rc[RETRY_NO] = retry_no + 1
+    # Mistral's invalidate_result: the attempts so far no longer count; a
+    # with-items task runs all its items again.
+    run.invalidate(task)
     delay = _retry_delay(run, task, r, retry_no)
     info = f"Delayed by 'retry' policy [delay={_seconds(delay)}]"
     if tspec.join is not None:

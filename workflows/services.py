@@ -10,8 +10,11 @@ that rolled back. Callers are the REST API, the dashboard, the worker and
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -132,6 +135,8 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
     spec = _SPEC_CACHE.get(key)
     if spec is None:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
+        if spec.reverse:
+            spec = lang.for_target(spec, (execution.params or {}).get("task_name"))
         _SPEC_CACHE[key] = spec
         if len(_SPEC_CACHE) > 512:
             _SPEC_CACHE.popitem(last=False)  # the least recently used
@@ -169,6 +174,11 @@ def start_execution(
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
+        if spec.reverse:
+            try:
+                spec = lang.for_target(spec, params.get("task_name"))
+            except lang.DefinitionError as exc:
+                raise InvalidInput(exc.errors[0][1]) from exc
         execution = WorkflowExecution.objects.create(
             workflow_id=wf.id,
             workflow_name=wf.name,
@@ -405,6 +415,9 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
     with transaction.atomic():
         execution = _lock_execution(execution_id)
         _apply(execution, event)
+        if state in (State.PAUSED, State.RUNNING) and any(
+                t.workflow is not None for t in _spec_for(execution).tasks.values()):
+            transaction.on_commit(lambda: _cascade(execution_id, state))
     return execution
 
 
@@ -492,16 +505,28 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
 # --- rows <-> engine ------------------------------------------------------------
 
 
-def _task_view(row: TaskExecution, live: list[ActionExecution]) -> engine.TaskView:
+def _action_view(a: ActionExecution, with_input: bool = True) -> engine.ActionView:
+    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input if with_input else {}, output=a.output,
+                             state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
+                             index=(a.runtime_context or {}).get("index"), runtime_context=a.runtime_context or {})
+
+
+def _child_view(child: WorkflowExecution) -> engine.ActionView:
+    """A sub-workflow execution as its parent task's unit: live (RUNNING for
+    the parent) until the parent took its end (``accepted`` set)."""
+    return engine.ActionView(
+        id=child.id, name=child.workflow_name, state=State.RUNNING if child.accepted is None else child.state,
+        input=child.input, output={"result": child.output}, state_info=child.state_info, is_sync=False,
+        accepted=bool(child.accepted), index=(child.params or {}).get("index"), kind="workflow",
+    )
+
+
+def _task_view(row: TaskExecution, live: list) -> engine.TaskView:
     return engine.TaskView(
         id=row.id, name=row.name, state=row.state, seq=row.seq, state_info=row.state_info, result=row.result,
         published=row.published, runtime_context=row.runtime_context, processed=row.processed,
         started=row.started_at is not None, finished=row.finished_at is not None, in_context=row.in_context,
-        actions=[
-            engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
-                              state_info=a.state_info, is_sync=a.is_sync, runtime_context=a.runtime_context)
-            for a in live
-        ],
+        actions=[_child_view(a) if isinstance(a, WorkflowExecution) else _action_view(a) for a in live],
     )
 
 
@@ -511,13 +536,20 @@ class _RowStore:
     actions), so an event costs the same at the ten-thousandth task as at
     the first. Keeps the rows it read, to write back what the engine changed."""
 
-    def __init__(self, execution: WorkflowExecution):
+    def __init__(self, execution: WorkflowExecution, fresh: bool = False):
         self.execution = execution
+        self.fresh = fresh  # created in this transaction: it has no rows to read yet
         self.task_rows: dict[str, TaskExecution] = {}
         self.action_rows: dict[str, ActionExecution] = {}
+        self.child_rows: dict[str, WorkflowExecution] = {}  # sub-workflow executions read
+        self.definitions: dict[str, WorkflowDefinition] = {}  # workflow() answers, by the name asked
+        self.specs: dict[str, lang.WorkflowSpec] = {}
+        self.subworkflows = any(t.workflow is not None for t in _spec_for(execution).tasks.values())
 
     def _rows(self):
-        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id)
+        if self.fresh:
+            return TaskExecution.objects.none()
+        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id).defer("items")
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
@@ -525,6 +557,7 @@ class _RowStore:
         # WAITING ones have none yet, a delayed one only finished attempts);
         # the action that completes was read already.
         known = {a.task_execution_id for a in self.action_rows.values()}
+        known |= {c.task_execution_id for c in self.child_rows.values()}
         unread = [r.id for r in rows if r.id not in self.task_rows and r.state == State.RUNNING and r.id not in known]
         for r in rows:
             self.task_rows.setdefault(r.id, r)
@@ -532,8 +565,13 @@ class _RowStore:
             live = ActionExecution.objects.filter(task_execution_id__in=unread).exclude(state__in=list(TERMINAL))
             for a in live:
                 self.action_rows.setdefault(a.id, a)
-        by_task: dict[str, list[ActionExecution]] = {}
-        for a in self.action_rows.values():
+            if self.subworkflows:
+                children = WorkflowExecution.objects.defer("spec").filter(task_execution_id__in=unread,
+                                                                          accepted__isnull=True)
+                for c in children:
+                    self.child_rows.setdefault(c.id, c)
+        by_task: dict[str, list] = {}
+        for a in [*self.action_rows.values(), *self.child_rows.values()]:
             by_task.setdefault(a.task_execution_id, []).append(a)
         return [_task_view(self.task_rows[r.id], by_task.get(r.id, [])) for r in rows]
 
@@ -542,11 +580,16 @@ class _RowStore:
         return found[0] if found else None
 
     def task_of_action(self, action_id):
-        action = self.action_rows.get(action_id) or ActionExecution.objects.filter(
+        action = self.action_rows.get(action_id) or self.child_rows.get(action_id) or ActionExecution.objects.filter(
             id=action_id, workflow_execution_id=self.execution.id).first()
+        if action is None and self.subworkflows:
+            action = WorkflowExecution.objects.defer("spec").filter(id=action_id).first()
         if action is None or action.task_execution_id is None:
             return None
-        self.action_rows[action.id] = action
+        if isinstance(action, WorkflowExecution):
+            self.child_rows[action.id] = action
+        else:
+            self.action_rows[action.id] = action
         task = self.task(action.task_execution_id)
         view = next((a for a in task.actions if a.id == action_id), None) if task else None
         return (task, view) if view else None
@@ -565,14 +608,41 @@ class _RowStore:
         return self._views(self._rows().order_by("seq"))
 
     def actions_of(self, task_id):
+        if self.fresh:
+            return []
         rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
-        return [engine.ActionView(id=a.id, name=a.name, state=a.state, output=a.output, state_info=a.state_info,
-                                  is_sync=a.is_sync) for a in rows.only("id", "name", "state", "output", "state_info",
-                                                                       "is_sync")]
+        found = [_action_view(a, with_input=False) for a in rows.only(
+            "id", "name", "state", "output", "state_info", "is_sync", "accepted", "runtime_context")]
+        if self.subworkflows:
+            children = WorkflowExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
+            found += [_child_view(c) for c in children.only("id", "workflow_name", "state", "output", "state_info",
+                                                             "accepted", "params", "input")]
+        return found
+
+    def items(self, task_id):
+        if self.fresh:
+            return None
+        return TaskExecution.objects.filter(id=task_id).values_list("items", flat=True).first()
+
+    def workflow(self, name):
+        """As Mistral's resolve_workflow_definition (``books.resolve_workflow``):
+        inside a workbook's workflow (the execution's ``wb_name``) its own
+        ``wb.name`` first, then the name itself; each in the execution's
+        namespace, then the default one."""
+        if name not in self.definitions:
+            try:
+                found = books.resolve_workflow(name, self.execution.workflow_namespace or "",
+                                               (self.execution.runtime or {}).get("wb_name"))
+            except NotFound:
+                return None
+            self.definitions[name] = found
+            self.specs[name] = lang.build_workflow(found.name, found.spec)
+        return self.specs[name]
 
 
 def _snapshot_of(execution: WorkflowExecution) -> engine.Snapshot:
     return engine.Snapshot(
+        root_execution_id=execution.root_execution_id,
         id=execution.id,
         workflow_name=execution.workflow_name,
         state=execution.state,
@@ -619,12 +689,14 @@ def _stamp(row, view, now) -> None:
 
 def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
     new_rows = []
+    specs = _spec_for(execution).tasks
     for view in decision.new_tasks:
         row = TaskExecution(
             id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
+            type="WORKFLOW" if specs[view.name].workflow is not None else "ACTION",
             state=view.state, state_info=view.state_info, result=view.result, published=view.published,
             runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, items=view.items,
         )
         _stamp(row, view, now)
         new_rows.append(row)
@@ -639,6 +711,9 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         changed_rows.append(row)
     if changed_rows:
         _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
+    for view in decision.changed_tasks.values():
+        if view.items_new:  # written once per round of items, not with every change of the task
+            TaskExecution.objects.filter(id=view.id).update(items=view.items)
 
 
 def _store_actions(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
@@ -658,11 +733,12 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
         ActionExecution(
             id=a.id, task_execution_id=task.id, workflow_execution_id=execution.id, name=a.name,
             workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
-            state_info=a.state_info, is_sync=a.is_sync, accepted=a.state in TERMINAL,
+            state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
             input=a.input, output=a.output, created_at=now, updated_at=now,
-            deadline=deadline_of(a), runtime_context=a.runtime_context,
+            deadline=deadline_of(a),
+            runtime_context=a.runtime_context if a.index is None else {**a.runtime_context, "index": a.index},
         )
-        for task, a in decision.new_actions
+        for task, a in decision.new_actions if a.kind == "action"
     ]
     ActionExecution.objects.bulk_create(new_actions)
     for row in new_actions:
@@ -670,9 +746,11 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
             signals.async_action_started.send(sender=ActionExecution, action=row)
     changed_actions = []
     for view in decision.changed_actions.values():
+        if view.kind == "workflow":
+            continue  # a sub-workflow's row is its own; see _after_decision
         row = store.action_rows[view.id]
         row.state, row.state_info, row.output = view.state, view.state_info, view.output
-        row.accepted = view.state in (State.SUCCESS, State.ERROR)
+        row.accepted = view.accepted
         row.updated_at = now
         changed_actions.append(row)
     if changed_actions:
@@ -702,7 +780,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     """Ask the engine and store its decision. Must run inside a transaction
     holding the execution's row lock (``fresh``: created in it, so it has
     no rows to read)."""
-    store = None if fresh else (store or _RowStore(execution))
+    store = store or _RowStore(execution, fresh=fresh)
+    before = execution.state
     snap = _snapshot_of(execution)
     try:
         decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store,
@@ -734,7 +813,110 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
         # A new transaction, in a worker: the lock is free in between, so other
         # executions progress and a cancel or pause gets in.
         transaction.on_commit(lambda: queue.continue_later(execution.id))
+    _after_decision(execution, decision, store, before)
     return decision
+
+
+# --- sub-workflows -------------------------------------------------------------
+
+_later = threading.local()
+
+
+def _after_decision(execution, decision: engine.Decision, store: _RowStore, before: str) -> None:
+    """What a decision asks of other executions, in the same transaction:
+    start the sub-workflows it made, and tell the parent when this execution
+    (a sub-workflow) ended. Done one after another by the outermost call, not
+    nested, so a chain of 1,000 sub-workflows does not nest 1,000 calls."""
+    jobs: list[Callable[[], None]] = []
+    new_ids = {a.id for _, a in decision.new_actions}
+    for cmd in decision.commands:
+        if isinstance(cmd, engine.InvalidateResults):
+            ActionExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True).exclude(
+                id__in=new_ids).update(accepted=False)
+            if store.subworkflows:
+                WorkflowExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True).exclude(
+                    id__in=new_ids).update(accepted=False)
+        elif isinstance(cmd, engine.StartWorkflow):
+            jobs.append(functools.partial(_start_child, execution, store, cmd))
+        elif isinstance(cmd, engine.StopWorkflow):
+            # After commit, in its own transaction: the lock order stays child -> parent.
+            transaction.on_commit(lambda cmd=cmd: _stop_child(cmd.child_id, cmd.reason))
+    if execution.task_execution_id and before not in TERMINAL and execution.state in TERMINAL:
+        jobs.append(functools.partial(_tell_parent, execution.id))
+    if not jobs:
+        return
+    queue_ = getattr(_later, "jobs", None)
+    if queue_ is not None:
+        queue_.extend(jobs)
+        return
+    _later.jobs = jobs
+    try:
+        while jobs:
+            jobs.pop(0)()
+    finally:
+        _later.jobs = None
+
+
+def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartWorkflow) -> None:
+    definition = store.definitions[cmd.workflow_name]
+    root = parent.root_execution_id or parent.id
+    child = WorkflowExecution.objects.create(
+        id=cmd.child_id, workflow_id=definition.id, workflow_name=definition.name,
+        workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
+        input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
+        task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
+        runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
+                 **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
+    )
+    _apply(child, engine.Start(), fresh=True)
+
+
+def _tell_parent(child_id: str) -> None:
+    """Mistral's _send_result_to_parent_workflow: the parent task's unit
+    ends with the child's output (SUCCESS), its state_info (ERROR), or is
+    cancelled; once, as ``accepted`` records."""
+    child = WorkflowExecution.objects.defer("spec").filter(id=child_id).first()
+    if child is None or child.accepted is not None or child.state not in TERMINAL:
+        return
+    task = TaskExecution.objects.filter(id=child.task_execution_id).only("workflow_execution_id").first()
+    if task is not None:
+        parent = _lock_execution(task.workflow_execution_id)
+        info = child.state_info
+        if child.state == State.ERROR:
+            info = info or f"Failed subworkflow [execution_id={child.id}]"
+        elif child.state == State.CANCELLED:
+            info = info or f"Cancelled subworkflow [execution_id={child.id}]"
+        store = _RowStore(parent)
+        store.child_rows[child.id] = child
+        try:
+            _apply(parent, engine.ActionCompleted(child.id, child.state, child.output, info), store=store)
+        except (Conflict, NotFound):
+            pass  # the parent no longer waits for it (it ended, or the task timed out)
+    WorkflowExecution.objects.filter(id=child.id).update(accepted=True)
+
+
+def _stop_child(child_id: str, reason: str) -> None:
+    with transaction.atomic():
+        child = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=child_id).first()
+        if child is None:
+            return
+        WorkflowExecution.objects.filter(id=child.id).update(accepted=True)
+        child.accepted = True
+        if child.state not in TERMINAL:
+            _apply(child, engine.Cancel(reason))
+
+
+def _cascade(execution_id: str, state: str) -> None:
+    """Pause and resume go down to the sub-workflows that run for the
+    execution's tasks (each in its own transaction, after this one)."""
+    running = TaskExecution.objects.filter(workflow_execution_id=execution_id, state=State.RUNNING).values("id")
+    wanted = State.RUNNING if state == State.PAUSED else State.PAUSED
+    for child_id in WorkflowExecution.objects.filter(task_execution_id__in=running, accepted__isnull=True,
+                                                     state=wanted).values_list("id", flat=True):
+        try:
+            change_execution_state(child_id, state)
+        except Conflict:
+            pass
 
 
 # --- timers --------------------------------------------------------------------

@@ -344,3 +344,32 @@ def test_workbooks_and_actions_need_the_permissions_that_manage_workflows(client
     assert post_yaml(client, "/v2/workbooks", WB.replace("my_wb", "other"))[0] == 201
     client.logout()
     assert client.get("/v2/workbooks").status_code in (401, 403)
+
+
+def test_inside_a_workbook_a_sub_workflow_s_short_name_is_the_workbook_s_own_first(client, api):
+    """engine/utils.py resolve_workflow_definition: <workbook>.<name>, then <name>; the child inherits the workbook."""
+    services.save_workflows("version: '2.0'\nchild:\n  output: {who: outside}\n  tasks:\n    t: {action: std.noop}\n")
+    text = """\
+version: '2.0'
+name: fam
+actions:
+  hi:
+    base: std.echo output=inside
+workflows:
+  parent:
+    tasks:
+      call:
+        workflow: child
+        publish: {got: <% task().result %>}
+  child:
+    tasks:
+      t:
+        action: hi
+        publish: {who: <% task().result %>}
+"""
+    assert post_yaml(client, "/v2/workbooks", text, namespace="ns")[0] == 201
+    ex = api.start("fam.parent", workflow_namespace="ns")
+    assert ex["state"] == "SUCCESS", ex
+    assert ex["output"] == '{"got": {"who": "inside"}}'  # fam.child, whose short-named action is fam.hi
+    child = WorkflowExecution.objects.get(task_execution_id__isnull=False)
+    assert (child.workflow_name, child.workflow_namespace, child.runtime["wb_name"]) == ("fam.child", "ns", "fam")

@@ -3,7 +3,7 @@
 import itertools
 
 from workflows import engine
-from workflows.lang.spec import parse_definition
+from workflows.lang.spec import for_target, parse_definition
 
 
 class Harness:
@@ -12,10 +12,13 @@ class Harness:
     def __init__(self, yaml_text: str, workflow_input: dict | None = None, params: dict | None = None):
         specs = parse_definition(yaml_text)
         self.spec = next(iter(specs.values()))
+        if self.spec.reverse:
+            self.spec = for_target(self.spec, (params or {}).get("task_name"))
         counter = itertools.count(1)
         self.make_id = lambda: f"id{next(counter)}"
         self.snap = engine.Snapshot(
-            id="wf1", workflow_name=self.spec.name, state="IDLE", input=workflow_input or {}, params=params or {}
+            id="wf1", workflow_name=self.spec.name, state="IDLE",
+            input=engine.check_input(self.spec, workflow_input or {})[0], params=params or {}
         )
         self.decisions: list[engine.Decision] = []
 

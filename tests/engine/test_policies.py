@@ -173,8 +173,10 @@ def test_a_policy_value_of_the_wrong_type_fails_the_task_with_the_reason():
 """, ), {"d": "soon"})
     h.start()
     assert h.task("t").state == "ERROR" and h.state == "ERROR"
-    assert h.task("t").state_info == ("Failed to run task [error=Invalid value of the 'timeout' policy: 'soon' is "
-                                      "not a number of seconds >= 0, wf=wf, task=t]:")
+    assert h.task("t").state_info == (
+        "Failed to run task [error=Invalid data type in TimeoutPolicy: the 'timeout' value 'soon' is not a number "
+        "of seconds >= 0. Value(s) can be shown after YAQL evaluating. If you use YAQL here, please correct it., "
+        "wf=wf, task=t]:")
     assert h.snap.state_info == h.task("t").state_info
 
 

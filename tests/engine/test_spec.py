@@ -100,9 +100,27 @@ def test_unknown_and_missing_action_parameters():
     assert ("wf.tasks.t.input", "std.echo: missing required parameter 'output'") in errs
 
 
-def test_unsupported_mistral_keywords_are_refused_not_ignored():
-    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in [1]\n")
-    assert ("wf.tasks.t.with-items", "not supported by Gust yet") in errs
+def test_target_is_accepted_and_its_expression_checked():
+    """Mistral's executor routing: Gust has one pool of workers, so a
+    target runs as any task; its expression must still parse."""
+    parse_definition("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      target: a-host\n")
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      target: <% $. %>\n")
+    assert errs[0][0] == "wf.tasks.t.target"
+
+
+def test_with_items_text_is_checked_as_mistral_reads_it():
+    """Mistral's test_with_items_plain_list_wrong: "Invalid array in 'with-items'"."""
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in [1,,3]\n")
+    assert errs[0][0] == "wf.tasks.t.with-items" and errs[0][1].startswith("Invalid array in 'with-items' clause: [1,,3]")
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x of 3\n")
+    assert errs[0][0] == "wf.tasks.t.with-items" and "Wrong format of 'with-items' property" in errs[0][1]
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in <% $.a + %>\n")
+    assert errs[0][0] == "wf.tasks.t.with-items.x"
+
+
+def test_a_task_has_an_action_or_a_workflow_not_both():
+    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      workflow: other\n")
+    assert ("wf.tasks.t", "a task has either 'action' or 'workflow', not both") in errs
 
 
 def test_jinja_syntax_errors_are_found():

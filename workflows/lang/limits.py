@@ -33,6 +33,8 @@ class Limits:
     # tight or slow loop yields the lock. 0: no bound.
     engine_steps: int = 200
     engine_seconds: float = 5.0
+    # Deepest chain of sub-workflows under one root execution (a recursion's bound).
+    subworkflow_depth: int = 20
 
     @property
     def field_size_bytes(self) -> int | None:

@@ -11,8 +11,10 @@ No Django import: the API, the dashboard and the engine all use this module.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,13 +29,8 @@ from workflows.lang.limits import DEFAULT, Limits
 from workflows.lang.values import NotJson, to_json
 
 ENGINE_COMMANDS = frozenset({"fail", "succeed", "pause", "noop"})
-# Mistral keywords Gust does not run yet: refused with a clear message rather
-# than silently ignored.
-UNSUPPORTED_TASK_KEYS = (
-    "with-items",
-    "workflow",
-    "target",
-)
+# ``var in <% $.list %>`` or ``var in [1, 2]``, as Mistral's WITH_ITEMS_PTRN.
+WITH_ITEMS_RE = re.compile(r"\s*([\w\-]+)\s*in\s*(\[.+\]|<%.*%>|\{\{.*\}\}|\{%.*%\})", re.S)
 CLAUSES = ("on-success", "on-error", "on-complete", "on-skip")
 
 
@@ -118,12 +115,17 @@ POLICY_SCHEMA = {
     "fail-on": _EXPR_OR_BOOL,
     "safe-rerun": _EXPR_OR_BOOL,
 }
+# Mistral's: one name, or a non-empty list of distinct names.
+_REQUIRES = {"anyOf": [
+    {"type": "string", "minLength": 1},
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
+]}
 TASK_DEFAULTS_SCHEMA = {
     "type": "object",
     "properties": {
         **POLICY_SCHEMA,
         **{clause: _TRANSITIONS for clause in CLAUSES},
-        "requires": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "requires": _REQUIRES,
     },
     "additionalProperties": False,
 }
@@ -133,16 +135,24 @@ TASK_SCHEMA = {
     "properties": {
         "description": {"type": "string"},
         "action": {"type": "string", "minLength": 1},
+        "workflow": {"type": "string", "minLength": 1},
+        # Mistral's executor routing; Gust's workers form one pool, so it is
+        # checked (an expression's syntax) and otherwise has no effect.
+        "target": {"type": "string", "minLength": 1},
+        "with-items": {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+        ]},
         "input": _EXPR_OR({"type": "object"}),
         "publish": {"type": "object"},
         "publish-on-error": {"type": "object"},
         "publish-on-skip": {"type": "object"},
         **{clause: _TRANSITIONS for clause in CLAUSES},
         "join": {"anyOf": [{"enum": ["all", "one"]}, {"type": "integer", "minimum": 1}]},
+        "requires": _REQUIRES,
         "keep-result": _EXPR_OR({"type": "boolean"}),
         "tags": {"type": "array", "items": {"type": "string"}},
         **POLICY_SCHEMA,
-        **{k: {} for k in UNSUPPORTED_TASK_KEYS},
     },
     "additionalProperties": False,
 }
@@ -282,6 +292,11 @@ class TaskSpec:
     publish_on_skip: dict = field(default_factory=dict)
     clause_publish: dict = field(default_factory=dict)  # clause -> Publish, the advanced form
     policies: Policies = Policies()
+    # ``workflow:`` instead of ``action:``: a sub-workflow's name, or an expression giving one
+    workflow: str | None = None
+    # ``with-items``: (variable, list or expression) pairs, zipped
+    with_items: tuple[tuple[str, Any], ...] = ()
+    requires: tuple[str, ...] = ()  # a reverse workflow's: the tasks that must succeed first
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -372,6 +387,15 @@ class WorkflowSpec:
         inbound = self.inbound
         return [n for n in self.tasks if not inbound[n]]
 
+    @property
+    def reverse(self) -> bool:
+        return self.raw.get("type") == "reverse"
+
+    @property
+    def kind_name(self) -> str:
+        """Mistral's class name for the workflow's type, as its messages show it."""
+        return "ReverseWorkflowSpec" if self.raw.get("type") == "reverse" else "DirectWorkflowSpec"
+
     def input_signature(self) -> str:
         """Mistral's ``input`` string: ``name="world", count``."""
         return ", ".join(
@@ -428,7 +452,8 @@ def parse_input_params(items) -> tuple[tuple[str, Any], ...]:
 
 
 def _task_action(raw: dict) -> tuple[str, Any, str | None]:
-    line = raw.get("action") or "std.noop"
+    """The action (or sub-workflow) name, its input, and what is wrong with its line."""
+    line = raw.get("action") or raw.get("workflow") or "std.noop"
     given = raw.get("input")
     if expressions.has_expression(line.split(" ", 1)[0]) or expressions.ANY_EXPR_RE.fullmatch(line.strip()):
         # ``action: <% $.name %>``: the name is known when the task runs.
@@ -439,6 +464,56 @@ def _task_action(raw: dict) -> tuple[str, Any, str | None]:
     params = dict(inline)
     params.update(given or {})
     return name, params, err
+
+
+def _names(value) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def for_target(spec: WorkflowSpec, task_name: Any) -> WorkflowSpec:
+    """A reverse workflow as the engine runs it for ``params.task_name``:
+    the target and the tasks it requires (transitively), each required task
+    leading to the tasks that require it (they start once all their
+    required tasks succeeded), as Mistral's ReverseWorkflowController."""
+    if not isinstance(task_name, str) or task_name not in spec.tasks:
+        raise DefinitionError([("params.task_name", f"Invalid task name [wf_spec={spec.name}, task_name={task_name}]")])
+    needed: list[str] = []
+    todo = [task_name]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.append(name)
+            todo += [r for r in spec.tasks[name].requires if r in spec.tasks]
+    order = [n for n in spec.tasks if n in needed]
+    leads = {n: tuple(Transition(t) for t in order if n in spec.tasks[t].requires) for n in order}
+    tasks = {n: dataclasses.replace(spec.tasks[n], on_success=leads[n], on_error=(), on_complete=(), on_skip=())
+             for n in order}
+    return dataclasses.replace(spec, tasks=tasks)
+
+
+def with_items_of(raw) -> tuple[tuple[tuple[str, Any], ...], list[str]]:
+    """``with-items`` as (variable, list or expression) pairs, and the
+    problems of its text, as Mistral's TaskSpec reads it."""
+    if raw is None:
+        return (), []
+    out, problems = [], []
+    for item in [raw] if isinstance(raw, str) else raw:
+        m = WITH_ITEMS_RE.match(item) if isinstance(item, str) else None
+        if not m:
+            problems.append(f"Wrong format of 'with-items' property. Please use format "
+                            f"'var in {{[some, list] | <% $.array %> }}': {item!r}")
+            continue
+        var, array = m.group(1), m.group(2).strip()
+        if array.startswith("["):
+            try:
+                array = json.loads(array)
+            except ValueError as exc:
+                problems.append(f"Invalid array in 'with-items' clause: {array}, error: {exc}")
+                continue
+        out.append((var, array))
+    return tuple(out), problems
 
 
 def _retry(value) -> Retry | None:
@@ -512,6 +587,10 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
             keep_result=traw.get("keep-result", True),
             description=traw.get("description", ""),
             policies=_policies(traw, defaults),
+            workflow=action if "workflow" in traw else None,
+            requires=tuple(r for r in _names(traw["requires"] if "requires" in traw else defaults.get("requires"))
+                           if r != tname or "requires" in traw),
+            with_items=with_items_of(traw.get("with-items"))[0],
             raw=traw,
         )
     return WorkflowSpec(
@@ -533,8 +612,9 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
 def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     base = f"{name}.tasks"
-    if raw.get("type") == "reverse":
-        errors.append((f"{name}.type", "reverse workflows are not supported by Gust; use 'direct'"))
+    reverse = raw.get("type") == "reverse"
+    if reverse:
+        errors += _reverse_errors(base, raw)
     seen_inputs = set()
     for i, (pname, _) in enumerate(parse_input_params(raw.get("input"))):
         if pname in seen_inputs:
@@ -546,22 +626,55 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     task_names = set(raw["tasks"])
     for tname, traw in raw["tasks"].items():
         tpath = f"{base}.{tname}"
-        for key in UNSUPPORTED_TASK_KEYS:
-            if key in traw:
-                errors.append((f"{tpath}.{key}", "not supported by Gust yet"))
         errors += _action_errors(tpath, traw)
-        for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", *POLICY_SCHEMA):
+        for key in ("publish", "publish-on-error", "publish-on-skip", "keep-result", "target", *POLICY_SCHEMA):
             errors += expressions.expression_errors(traw.get(key), f"{tpath}.{key}")
         errors += _clause_errors(tpath, traw, task_names)
     errors += _clause_errors(f"{name}.task-defaults", raw.get("task-defaults") or {}, task_names)
     defaults = raw.get("task-defaults") or {}
     for key in POLICY_SCHEMA:
         errors += expressions.expression_errors(defaults.get(key), f"{name}.task-defaults.{key}")
-    if raw["tasks"]:
+    if raw["tasks"] and not reverse:
+        for tname, traw in raw["tasks"].items():
+            if "requires" in traw:
+                errors.append((f"{base}.{tname}.requires", "only a reverse workflow has 'requires'"))
         spec = build_workflow(name, raw)
         if not spec.start_tasks:
             errors.append((base, "no start task: every task is the target of a transition"))
         errors += _join_errors(base, spec)
+    return errors
+
+
+def _reverse_errors(base: str, raw: dict) -> list[tuple[str, str]]:
+    """A reverse workflow's ``requires``: known tasks and no cycle; its tasks
+    have no transitions (Mistral's reverse task schema has none)."""
+    errors = []
+    defaults = raw.get("task-defaults") or {}
+    requires = {}
+    for tname, traw in raw["tasks"].items():
+        value = traw["requires"] if "requires" in traw else defaults.get("requires")
+        requires[tname] = [r for r in _names(value) if r != tname or "requires" in traw]
+        for r in requires[tname]:
+            if r not in raw["tasks"]:
+                errors.append((f"{base}.{tname}.requires", f"unknown task '{r}'"))
+        for clause in (*CLAUSES, "join"):
+            if clause in traw:
+                errors.append((f"{base}.{tname}.{clause}", "not allowed in a reverse workflow (use 'requires')"))
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        state[n] = 1
+        for r in requires.get(n, []):
+            if state.get(r) == 1:
+                cycle = path[path.index(r):] + [r] if r in path else [n, r]
+                errors.append((f"{base}.{n}.requires", f"a cycle in 'requires': {' -> '.join(cycle)}"))
+            elif r in requires and not state.get(r):
+                visit(r, path + [r])
+        state[n] = 2
+
+    for n in requires:
+        if not state.get(n):
+            visit(n, [n])
     return errors
 
 
@@ -585,14 +698,20 @@ def _action_errors(tpath: str, traw: dict) -> list[tuple[str, str]]:
     does not know is accepted, as Mistral accepts it, and fails the task
     when it runs ("Failed to find action")."""
     errors = []
+    if "action" in traw and "workflow" in traw:
+        errors.append((tpath, "a task has either 'action' or 'workflow', not both"))
+    key = "workflow" if "workflow" in traw and "action" not in traw else "action"
     action_name, params, err = _task_action(traw)
     if err:
-        errors.append((f"{tpath}.action", err))
-    adef = actions.get(action_name)
+        errors.append((f"{tpath}.{key}", err))
+    items, problems = with_items_of(traw.get("with-items"))
+    errors += [(f"{tpath}.with-items", p) for p in problems]
+    errors += [e for var, array in items for e in expressions.expression_errors(array, f"{tpath}.with-items.{var}")]
+    adef = actions.get(action_name) if key == "action" else None
     if adef is not None and isinstance(params, dict):
         for msg in adef.check_input(params):
             errors.append((f"{tpath}.input", f"{action_name}: {msg}"))
-    errors += expressions.expression_errors(action_name, f"{tpath}.action")
+    errors += expressions.expression_errors(action_name, f"{tpath}.{key}")
     errors += expressions.expression_errors(params, f"{tpath}.input")
     return errors
 
