@@ -349,3 +349,11 @@ def test_an_output_that_can_not_be_evaluated_fails_the_action_with_the_reason():
     action = snap.tasks[0].actions[0]
     assert action.state == "ERROR"
     assert action.state_info.startswith("Failed to transform the result of half: ")
+
+
+def test_each_item_of_a_with_items_task_runs_the_adhoc_action_with_its_own_input():
+    snap = _one_task("twice x=<% $.x %>\n      with-items: x in [1, 2, 3]",
+                     "version: '2.0'\ntwice:\n  input: [x]\n  base: std.echo output=<% $.x * 2 %>\n")
+    assert snap.state == "SUCCESS"
+    assert snap.tasks[0].result == [2, 4, 6]
+    assert [a.input for a in snap.tasks[0].actions] == [{"x": 1}, {"x": 2}, {"x": 3}]
