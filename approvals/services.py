@@ -55,9 +55,9 @@ def open_for_action(action) -> Approval | None:
     (``approvals.actions``): an invalid one failed the action in the step
     that started it, and this is never called for it.
     """
-    if action.name != ACTION_NAME:
+    if action.run_name != ACTION_NAME:  # itself, or the base of an ad-hoc action
         return None
-    p = parse(action.input or {})
+    p = parse(action.run_input or {})
     now = timezone.now()
     approval = Approval.objects.create(
         action_id=action.id, execution_id=action.workflow_execution_id, workflow_name=action.workflow_name or "",
@@ -78,7 +78,7 @@ def open_for_action(action) -> Approval | None:
 def close_for_action(action) -> None:
     """An approval's action ended without a decision from here: close it so
     nobody answers a question that is no longer asked."""
-    if action.name != ACTION_NAME:
+    if action.run_name != ACTION_NAME:
         return
     approval = Approval.objects.select_for_update().filter(action_id=action.id, status=Approval.Status.PENDING).first()
     if approval is None:  # decided here (the usual case) or never opened

@@ -28,22 +28,38 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from workflows import actions, conf, queue, services, signals
+from workflows import actions, adhoc, books, conf, queue, services, signals
 from workflows.errors import InvalidInput
+from workflows.lang.expressions import ExprContext, ExpressionError
 from workflows.models import ActionExecution
 from workflows.states import State
 
 NAME_MAX = 255
 
 
-def find_action(name: str, namespace: str = "") -> actions.ActionDef:
-    """The one lookup of an action by name for run-action: built-in and
-    registered actions (``workflows.actions.get``); ad-hoc actions plug in
-    here. Raises InvalidInput with Mistral's message when there is none."""
-    adef = actions.get(name)
-    if adef is None:
+def plan_action(name: str, given: dict, namespace: str = "") -> adhoc.Plan:
+    """What run-action runs for ``name``: a built-in or registered action, or
+    an ad-hoc one (its base with the input its ``base-input`` makes), as the
+    engine plans a task's action. Raises InvalidInput with Mistral's message."""
+    found = adhoc.find(name, namespace, None, books.find_action)
+    if found is None:
         raise InvalidInput(f"Failed to find action [action_name={name}, namespace={namespace}]")
-    return adef
+    try:
+        return adhoc.plan(found, given, namespace, books.find_action, ExprContext(data={}, limits=conf.limits()))
+    except ExpressionError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def finished_result(action: ActionExecution, state: str, result: Any) -> tuple[str, Any]:
+    """An ad-hoc action's ``output`` applied to its base's result (a
+    success); a failing ``output`` fails the action with the reason."""
+    stored = (action.runtime_context or {}).get(adhoc.KEY)
+    if not stored or state != State.SUCCESS:
+        return state, result
+    try:
+        return state, adhoc.transform(stored, result, conf.limits())
+    except ExpressionError as exc:
+        return State.ERROR, f"Failed to transform the result of {action.name}: {exc}"
 
 
 def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, object]:
@@ -51,8 +67,8 @@ def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, o
     the worker report them."""
     try:
         if adef.local is not None:
-            return State.SUCCESS, adef.local(action.input)
-        return State.SUCCESS, import_string(adef.impl)(action.input, action)
+            return State.SUCCESS, adef.local(action.run_input)
+        return State.SUCCESS, import_string(adef.impl)(action.run_input, action)
     except actions.ActionFailed as exc:
         return State.ERROR, exc.error
     except actions.ActionRaised as exc:
@@ -80,18 +96,19 @@ def start_action(name: Any, action_input: Any = None, params: dict | None = None
     if action_input is not None and not isinstance(action_input, dict):
         raise InvalidInput(f"Invalid input: the action input must be a JSON object, got {type(action_input).__name__}")
     given = services.checked_json(action_input or {}, "input")
-    adef = find_action(name, namespace)
-    problems = adef.check_input(given) + (adef.validate(adef.with_defaults(given)) if adef.validate else [])
+    plan = plan_action(name, given, namespace)
+    adef = plan.action
+    problems = adef.validate(plan.run_input) if adef.validate else []
     if problems:
         raise InvalidInput(f"Invalid input [name={adef.name}, errors: {'; '.join(problems)}]")
     if run_sync and not adef.is_sync:
         raise InvalidInput("Action does not support synchronous execution.")
     description = services.checked_json(description or "", "description")
-    action = ActionExecution(name=adef.name, input=adef.with_defaults(given), description=description,
-                             state=State.RUNNING, is_sync=adef.is_sync)
+    action = ActionExecution(name=plan.name, input=plan.input, description=description, state=State.RUNNING,
+                             is_sync=adef.is_sync, runtime_context=plan.runtime_context)
     if not run_sync and (save or not adef.is_sync) and adef.kind != "local":
         return _store_started(adef, action)
-    state, result = _run_now(adef, action)
+    state, result = finished_result(action, *_run_now(adef, action))
     action.output = services.checked_json({"result": result}, "output")
     action.state, action.accepted = state, True
     if state == State.ERROR:

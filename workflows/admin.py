@@ -8,10 +8,12 @@ from django.contrib import admin
 from django.urls import reverse
 
 from workflows.models import (
+    ActionDefinition,
     ActionExecution,
     CronTrigger,
     Environment,
     TaskExecution,
+    Workbook,
     WorkflowDefinition,
     WorkflowExecution,
 )
@@ -58,6 +60,21 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_display = ("name", "namespace", "input", "created_at", "updated_at")
     search_fields = ("name", "id")
     readonly_fields = ("id", "spec", "checksum", "input", "created_at", "updated_at", "definition")
+
+
+@admin.register(Workbook)
+class WorkbookAdmin(ReadOnlyAdmin):
+    """Read-only: a workbook's text is its workflows and actions, which only
+    ``workflows.books`` keeps in step (the API, the CLI)."""
+
+    list_display = ("name", "namespace", "created_at", "updated_at")
+    search_fields = ("name", "id")
+
+
+@admin.register(ActionDefinition)
+class ActionDefinitionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "namespace", "workbook_name", "input", "created_at", "updated_at")
+    search_fields = ("name", "id")
 
 
 class TaskInline(admin.TabularInline):

@@ -14,10 +14,11 @@ import threading
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from workflows import actions, conf, queue, services
+from workflows import actions, adhoc, conf, queue, services
 from workflows.errors import Conflict, NotFound
 from workflows.models import HANDED_OVER, ActionExecution
 from workflows.states import State
@@ -41,7 +42,8 @@ def redispatch_unclaimed(now=None, limit: int = 500) -> int:
     names = [a.name for a in actions.every().values() if a.needs_worker]
     before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
     ids = list(ActionExecution.objects.filter(
-        state=State.RUNNING, name__in=names, worker_started_at__isnull=True, updated_at__lt=before,
+        Q(name__in=names) | Q(**{f"runtime_context__{adhoc.KEY}__base__in": names}),
+        state=State.RUNNING, worker_started_at__isnull=True, updated_at__lt=before,
     ).exclude(runtime_context__has_key=HANDED_OVER).values_list("id", flat=True)[:limit])
     if ids:
         ActionExecution.objects.filter(id__in=ids, worker_started_at__isnull=True).update(updated_at=now)
@@ -67,11 +69,11 @@ def run_action(action_id: str) -> None:
         logger.warning("action %s was already started by a worker (this job was delivered again); not run twice",
                        action_id)
         return
-    adef = actions.get(action.name)
+    adef = actions.get(action.run_name)  # an ad-hoc action runs its base (workflows.adhoc)
     impl = import_string(adef.impl)
     try:
         with _Lease(action_id):
-            result = impl(action.input, action)
+            result = impl(action.run_input, action)
     except actions.ActionFailed as exc:
         _report(action_id, State.ERROR, exc.error)
     except Exception as exc:  # any failure of the action itself ends it in ERROR

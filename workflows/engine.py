@@ -41,7 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from workflows import actions, policies
+from workflows import actions, adhoc, policies
 from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.lang.limits import DEFAULT, Limits
 from workflows.lang.spec import TaskSpec, Transition, WorkflowSpec, merge_dicts
@@ -63,6 +63,7 @@ class ActionView:
     index: int | None = None  # a with-items item's position
     accepted: bool = False  # its result counts for the task (Mistral's flag; a retry clears it)
     kind: str = "action"  # or "workflow": a sub-workflow execution, whose id this is
+    runtime_context: dict = field(default_factory=dict)  # an ad-hoc action's base and outputs (adhoc.KEY)
 
 
 @dataclass
@@ -414,6 +415,11 @@ class _Unit:
     adef: actions.ActionDef | None = None
     params: dict = field(default_factory=dict)  # a sub-workflow's
     problem: str | None = None  # the task fails with it (on-error applies)
+    run: adhoc.Plan | None = None  # an action's: what runs (an ad-hoc action's base and its input)
+
+    @property
+    def run_input(self) -> dict:
+        return self.run.run_input if self.run else self.input
 
 
 @dataclass(frozen=True)
@@ -433,8 +439,10 @@ class _Run:
     """One ``handle()`` call: the tasks it touched and what changed."""
 
     def __init__(self, spec: WorkflowSpec, snap: Snapshot, store: Store, make_id: Callable[[], str],
-                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic):
+                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic,
+                 lookup: adhoc.Lookup | None = None):
         self.spec = spec
+        self.lookup = lookup
         self.snap = snap
         self.store = store
         self.make_id = make_id
@@ -706,18 +714,16 @@ class _Run:
             )
         if tspec.workflow is not None:
             return self.prepare_workflow(name, given)
-        adef = actions.get(name)
+        namespace = self.snap.params.get("namespace", "")
+        adef = adhoc.find(name, namespace, self.rt.get("wb_name"), self.lookup)
         if adef is None:
-            namespace = self.snap.params.get("namespace", "")
             raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
-        problems = adef.check_input(given) if (tspec.action_is_expression or isinstance(tspec.input, str)) else []
-        if problems:
-            raise ExpressionError(f"Invalid input [name={name}, errors: {'; '.join(problems)}]")
-        action_input = adef.with_defaults(given)
-        problem = self.oversized(action_input, "the action input")
+        plan = adhoc.plan(adef, given, namespace, self.lookup, ctx,
+                          check=tspec.action_is_expression or isinstance(tspec.input, str))
+        problem = self.oversized(plan.input, "the action input") or self.oversized(plan.run_input, "the input")
         if problem:
             raise ExpressionError(problem)
-        return _Unit("action", adef.name, action_input, adef=adef)
+        return _Unit("action", plan.name, plan.input, adef=plan.action, run=plan)
 
     def prepare_workflow(self, name: str, given: dict) -> _Unit:
         """A sub-workflow as Mistral's WorkflowAction.schedule starts it: the
@@ -762,7 +768,8 @@ class _Run:
             return
         adef = unit.adef
         view = ActionView(id=self.make_id(), name=unit.name, state=State.RUNNING, input=unit.input,
-                          is_sync=adef.is_sync if adef else False, index=index, kind=unit.kind)
+                          is_sync=adef.is_sync if adef else False, index=index, kind=unit.kind,
+                          runtime_context=dict(unit.run.runtime_context) if unit.run else {})
         task.actions.append(view)
         self._new_action_ids.add(view.id)
         if task.id in self._fresh:
@@ -772,12 +779,12 @@ class _Run:
         if adef is None:
             self.command(StartWorkflow(view.id, task.id, unit.name, unit.input, {**unit.params, "index": index or 0}))
             return
-        problems = adef.validate(unit.input) if adef.validate else []
+        problems = adef.validate(unit.run_input) if adef.validate else []
         if problems:
             self.finish_action(task, view, State.ERROR, f"{adef.name}: {'; '.join(problems)}")
         elif adef.kind == "local":
             try:
-                result, state = adef.local(unit.input), State.SUCCESS
+                result, state = adef.local(unit.run_input), State.SUCCESS
             except actions.ActionFailed as exc:
                 result, state = exc.error, State.ERROR
             except actions.ActionRaised as exc:
@@ -901,6 +908,11 @@ class _Run:
 
     def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any,
                       info: str | None = None) -> None:
+        try:
+            if state is State.SUCCESS and adhoc.KEY in action.runtime_context:
+                result = adhoc.transform(action.runtime_context[adhoc.KEY], result, self.limits)
+        except ExpressionError as exc:
+            state, result = State.ERROR, f"Failed to transform the result of {action.name}: {exc}"
         try:
             result = to_json(result, max_depth=self.limits.max_depth, max_bytes=self.limits.field_size_bytes,
                              root="the result")
@@ -1338,6 +1350,7 @@ def handle(
     limits: Limits = DEFAULT,
     clock: Callable[[], float] = time.monotonic,
     store: Store | None = None,
+    lookup: adhoc.Lookup | None = None,
 ) -> Decision:
     """Apply ``event`` to the execution and return what changed.
 
@@ -1347,10 +1360,11 @@ def handle(
     anything, and :class:`Missing` for an unknown task or action.
     ``Decision.more`` asks the caller to send :class:`Continue` once this
     decision is stored. Without a store, ``snapshot.tasks`` is the store and
-    new tasks are appended to it.
+    new tasks are appended to it. ``lookup`` finds ad-hoc actions by name
+    and namespace (:mod:`workflows.adhoc`); without it only built-ins run.
     """
     own = store is None
-    run = _Run(spec, snapshot, MemoryStore(snapshot.tasks) if own else store, make_id, limits, clock)
+    run = _Run(spec, snapshot, MemoryStore(snapshot.tasks) if own else store, make_id, limits, clock, lookup)
     run.apply(event)
     if own:
         snapshot.tasks.extend(run.d.new_tasks)

@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 
+from workflows import adhoc
 from workflows.states import CHOICES, State
 
 
@@ -22,6 +23,9 @@ class WorkflowDefinition(models.Model):
     input = models.TextField(default="", blank=True, help_text="Mistral's input signature.")
     scope = models.CharField(max_length=16, default="private")
     project_id = models.CharField(max_length=80, default="<default-project>")
+    workbook_name = models.CharField(
+        max_length=255, null=True, blank=True, help_text="The workbook it belongs to (its name is <workbook>.<name>)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(null=True, blank=True)
 
@@ -31,6 +35,49 @@ class WorkflowDefinition(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class _Definition(models.Model):
+    """What a workbook and an ad-hoc action share, as Mistral's Definition model."""
+
+    id = models.CharField(primary_key=True, max_length=36, default=new_uuid, editable=False)
+    name = models.CharField(max_length=255)
+    namespace = models.CharField(max_length=255, default="", blank=True)
+    definition = models.TextField(help_text="The YAML text it was created from.")
+    spec = models.JSONField(help_text="The parsed mapping.")
+    description = models.TextField(default="", blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    scope = models.CharField(max_length=16, default="private")
+    project_id = models.CharField(max_length=80, default="<default-project>")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return self.name
+
+
+class Workbook(_Definition):
+    """A workbook: its text, and the workflows and ad-hoc actions stored
+    from it under ``<name>.<workflow>`` / ``<name>.<action>`` (same namespace)."""
+
+    class Meta:
+        ordering = ["created_at", "name"]
+        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_workbook_name_ns")]
+
+
+class ActionDefinition(_Definition):
+    """An ad-hoc action: a ``base`` action with ``base-input`` built from its
+    own ``input``, and an ``output`` over the base's result."""
+
+    input = models.TextField(default="", blank=True, help_text="Mistral's input signature.")
+    workbook_name = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["name", "namespace"], name="uniq_action_name_ns")]
 
 
 class WorkflowExecution(models.Model):
@@ -157,6 +204,20 @@ class ActionExecution(models.Model):
     @property
     def handed_over(self) -> bool:
         return HANDED_OVER in (self.runtime_context or {})
+
+    @property
+    def run_name(self) -> str:
+        """The action that runs: this one's name, or for an ad-hoc action its
+        built-in base's (``workflows.adhoc``), as workers, the tracker and
+        approvals need it."""
+        return (self.runtime_context or {}).get(adhoc.KEY, {}).get("base") or self.name
+
+    @property
+    def run_input(self) -> dict:
+        """The input the action that runs gets: this one's, or for an ad-hoc
+        action the base input its ``base-input`` made."""
+        base = (self.runtime_context or {}).get(adhoc.KEY)
+        return base["base_input"] if base else self.input
 
 
 class Timer(models.Model):

@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, queue, signals, trace
+from workflows import actions, adhoc, books, conf, engine, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -110,11 +110,13 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
 
 def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
     # One query for both spellings; a definition whose id matches wins over
-    # one whose name does, as Mistral looks up the id first.
-    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier), namespace=namespace)[:2])
+    # one whose name does, as Mistral looks up the id first. As Mistral's
+    # get_workflow_definition, an id matches in any namespace, a name only
+    # in the namespace given (no fallback to the default one).
+    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))[:2])
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
-        raise NotFound("Workflow", identifier, key="workflow_identifier")
+        raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
     return wf
 
 
@@ -172,9 +174,9 @@ def start_execution(
     params = checked_json(dict(params or {}), "params")
     workflow_input = checked_json(workflow_input, "input")
     description = checked_json(description or "", "description")
-    params.setdefault("namespace", namespace)
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
+        params["namespace"] = wf.namespace  # found by id: the workflow's own
         spec = lang.build_workflow(wf.name, wf.spec)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
@@ -196,6 +198,8 @@ def start_execution(
             input=values,
             params=params,
             state=State.IDLE,
+            # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
+            runtime={"wb_name": wf.workbook_name} if wf.workbook_name else {},
         )
         _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
         _apply(execution, engine.Start(), fresh=True)
@@ -250,10 +254,12 @@ def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionEx
 
 
 def _complete_adhoc(action_id: str, state: str, output) -> ActionExecution:
+    from workflows.action_runs import finished_result  # run-action's module reads through this one
+
     action = ActionExecution.objects.select_for_update().get(id=action_id)
     if action.state != State.RUNNING:
         return _repeat_or_conflict(action, state, output)
-    action.state = state
+    action.state, output = finished_result(action, state, output)
     action.output = {"result": output}
     action.accepted = True
     action.save()
@@ -383,7 +389,7 @@ def _rerun_safely(action_id: str) -> bool:
 
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
-    adef = actions.get(name)
+    adef = actions.get(runtime_context.get(adhoc.KEY, {}).get("base") or name)  # an ad-hoc action: its base
     waited_for_worker = bool(adef and adef.needs_worker) and HANDED_OVER not in runtime_context
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
@@ -514,7 +520,7 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
 def _action_view(a: ActionExecution, with_input: bool = True) -> engine.ActionView:
     return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input if with_input else {}, output=a.output,
                              state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
-                             index=(a.runtime_context or {}).get("index"))
+                             index=(a.runtime_context or {}).get("index"), runtime_context=a.runtime_context or {})
 
 
 def _child_view(child: WorkflowExecution) -> engine.ActionView:
@@ -650,21 +656,15 @@ class _RowStore:
         return found
 
     def workflow(self, name):
-        """As Mistral's resolve_workflow_definition: inside a workbook
-        (``wb.parent``) its own ``wb.name`` first, then the name itself, in
-        the execution's namespace."""
+        """As Mistral's resolve_workflow_definition (``books.resolve_workflow``):
+        inside a workbook's workflow (the execution's ``wb_name``) its own
+        ``wb.name`` first, then the name itself; each in the execution's
+        namespace, then the default one."""
         if name not in self.definitions:
-            namespace = self.execution.workflow_namespace or ""
-            parent = self.execution.workflow_name
-            candidates = [f"{parent.rsplit('.', 1)[0]}.{name}"] if "." in parent else []
-            found = None
-            for candidate in [*candidates, name]:
-                found = WorkflowDefinition.objects.filter(name=candidate, namespace=namespace).first()
-                if found is None and namespace:
-                    found = WorkflowDefinition.objects.filter(name=candidate, namespace="").first()
-                if found is not None:
-                    break
-            if found is None:
+            try:
+                found = books.resolve_workflow(name, self.execution.workflow_namespace or "",
+                                               (self.execution.runtime or {}).get("wb_name"))
+            except NotFound:
                 return None
             self.definitions[name] = found
             self.specs[name] = lang.build_workflow(found.name, found.spec)
@@ -755,7 +755,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
     def deadline_of(a):
         if a.id in dispatched:
             return queue_deadline  # until a worker claims it
-        adef = actions.get(a.name)
+        adef = actions.get(a.runtime_context.get(adhoc.KEY, {}).get("base") or a.name)
         if a.state == State.RUNNING and not a.is_sync and not (adef and adef.waits_forever):
             return waiting_deadline
         return None
@@ -766,7 +766,8 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
             workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
             state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
             input=a.input, output=a.output, created_at=now, updated_at=now,
-            deadline=deadline_of(a), runtime_context={} if a.index is None else {"index": a.index},
+            deadline=deadline_of(a),
+            runtime_context=a.runtime_context if a.index is None else {**a.runtime_context, "index": a.index},
         )
         for task, a in decision.new_actions if a.kind == "action"
     ]
@@ -814,7 +815,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     before = execution.state
     snap = _snapshot_of(execution)
     try:
-        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store)
+        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store,
+                                 lookup=books.find_action)
     except engine.Conflict as exc:
         raise Conflict(str(exc), exc.state) from exc
     except engine.Missing as exc:
@@ -895,7 +897,8 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
         workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
         input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
         task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
-        runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1},
+        runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
+                 **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
     )
     _apply(child, engine.Start(), fresh=True)
 

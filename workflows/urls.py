@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from workflows import live, resource_views, views
+from workflows import book_views, live, resource_views, views
 
 app_name = "dashboard"
 
@@ -19,4 +19,7 @@ urlpatterns = [
     path("environments/<str:name>/", resource_views.environment_detail, name="environment"),
     path("cron-triggers/", resource_views.cron_trigger_list, name="cron_triggers"),
     path("cron-triggers/<str:identifier>/", resource_views.cron_trigger_detail, name="cron_trigger"),
+    path("workbooks/", book_views.workbook_list, name="workbooks"),
+    path("workbooks/<str:name>/", book_views.workbook_detail, name="workbook"),
+    path("actions/", book_views.action_list, name="actions"),
 ]

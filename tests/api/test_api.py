@@ -213,7 +213,7 @@ def test_delete_workflow(api):
     assert (status, body) == (204, None)
     status, body = api.get(f"/v2/workflows/{wf['name']}")
     assert status == 404
-    assert body["faultstring"] == "Workflow not found [workflow_identifier=echo_wf]"
+    assert body["faultstring"] == "Workflow not found [workflow_identifier=echo_wf, namespace=]"
     assert api.delete("/v2/workflows/echo_wf")[0] == 404
 
 
@@ -256,7 +256,7 @@ def test_start_by_workflow_id(api):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({"workflow_name": "no_such_workflow"}, 404, "Workflow not found [workflow_identifier=no_such_workflow]"),
+        ({"workflow_name": "no_such_workflow"}, 404, "Workflow not found [workflow_identifier=no_such_workflow, namespace=]"),
         ({"workflow_name": "echo_wf", "input": {"who": "x", "nme": "typo"}}, 400, "unexpected input 'nme'"),
         ({"workflow_name": "echo_wf", "input": {}}, 400, "missing required input 'who'"),
         ({"workflow_name": "echo_wf"}, 400, "missing required input 'who'"),
@@ -293,8 +293,8 @@ def test_start_execution_body_not_an_object(api):
         (f"/v2/tasks/{UNKNOWN}", f"TaskExecution not found [id={UNKNOWN}]"),
         (f"/v2/tasks/{UNKNOWN}/action_executions", f"TaskExecution not found [id={UNKNOWN}]"),
         (f"/v2/action_executions/{UNKNOWN}", f"ActionExecution not found [id={UNKNOWN}]"),
-        ("/v2/workflows/nope", "Workflow not found [workflow_identifier=nope]"),
-        ("/v2/actions/std.nope", "Action not found [name=std.nope]"),
+        ("/v2/workflows/nope", "Workflow not found [workflow_identifier=nope, namespace=]"),
+        ("/v2/actions/std.nope", "Action not found [name=std.nope, namespace=]"),  # Mistral's wording
     ],
 )
 def test_unknown_ids_are_404(api, path, faultstring):

@@ -54,7 +54,7 @@ def test_workflow_commands(mistral, cli_demo_yaml, cli_bad_yaml):
     assert definition.strip() == cli_demo_yaml.strip()
 
     missing = mistral("workflow-get", "no_such_wf", fail=True)
-    assert "Workflow not found [workflow_identifier=no_such_wf]" in missing.stderr
+    assert "Workflow not found [workflow_identifier=no_such_wf, namespace=]" in missing.stderr
 
     deleted = mistral("workflow-delete", "cli_demo")
     assert "Request to delete workflow cli_demo has been accepted." in deleted.stdout
@@ -165,7 +165,7 @@ def test_pause_resume_cancel_plain_output_and_unknown_ids(mistral, cli_demo_yaml
         (("action-execution-get", UNKNOWN), f"ActionExecution not found [id={UNKNOWN}]"),
         (("action-execution-update", UNKNOWN, "--state", "SUCCESS", "--output", '{"value": 3}'),
          f"ActionExecution not found [id={UNKNOWN}]"),
-        (("execution-create", "no_such_wf"), "Workflow not found [workflow_identifier=no_such_wf]"),
+        (("execution-create", "no_such_wf"), "Workflow not found [workflow_identifier=no_such_wf, namespace=]"),
     ]:
         res = mistral(*args, fail=True)
         assert res.returncode == 1

@@ -107,3 +107,40 @@ def test_bad_input_is_refused_with_mistrals_message_and_nothing_is_stored(api):
     status, body = api.post("/v2/action_executions", {"input": "{}"})
     assert (status, body["faultstring"]) == (400, "Please provide at least action name to run action.")
     assert not ActionExecution.objects.exists()
+
+
+ADHOC = """---
+version: '2.0'
+greet:
+  base: std.echo
+  base-input:
+    output: "Hello, <% $.name %>!"
+  input:
+    - name: world
+  output: <% $.toUpper() %>
+wait_for:
+  base: std.async_noop
+  input: [what]
+  output: "got <% $ %>"
+"""
+
+
+def test_run_action_runs_an_adhoc_action_through_its_base_and_output(api):
+    """test_run_action_with_adhoc_action (Mistral's test_run_action.py): the
+    base runs with base-input, output transforms its result; the execution
+    shows the ad-hoc name and its input with defaults."""
+    status, body = api.post_yaml("/v2/actions", ADHOC)
+    assert status == 201, body
+    status, ex = run(api, "greet", {"name": "Gust"})
+    assert status == 201, ex
+    assert ex["name"] == "greet" and json.loads(ex["output"]) == {"result": "HELLO, GUST!"}
+    status, ex = run(api, "greet", save_result=True)
+    row = ActionExecution.objects.get(id=ex["id"])
+    assert row.input == {"name": "world"} and row.output == {"result": "HELLO, WORLD!"}
+    status, ex = run(api, "wait_for", {"what": "x"})
+    assert status == 201 and ex["state"] == "RUNNING"
+    status, done = api.put(f"/v2/action_executions/{ex['id']}", {"state": "SUCCESS", "output": "it"})
+    assert status == 200, done
+    assert ActionExecution.objects.get(id=ex["id"]).output == {"result": "got it"}
+    status, body = run(api, "greet", {"nam": "typo"})
+    assert status == 400 and "Invalid input" in body["faultstring"]

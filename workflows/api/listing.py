@@ -86,6 +86,13 @@ def _after(key: str, desc: bool, value) -> tuple[Q, Q]:
     return after, Q(**{key: value})
 
 
+def in_namespace(request, qs: QuerySet) -> QuerySet:
+    """Mistral's ``namespace`` filter of definition lists: the rows of that
+    namespace when it is given ('' is the default one), every namespace when not."""
+    namespace = request.query_params.get("namespace")
+    return qs if namespace is None else qs.filter(namespace=namespace)
+
+
 def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[str],
              default_sort: str = "created_at", tiebreak: tuple[str, ...] = ()) -> dict:
     """``filters``: the filter names, or a mapping of name -> ORM lookup path

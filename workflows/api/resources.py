@@ -7,7 +7,14 @@ times as ``YYYY-MM-DD HH:MM:SS``; python-mistralclient expects exactly that.
 
 import json
 
-from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
+from workflows.models import (
+    ActionDefinition,
+    ActionExecution,
+    TaskExecution,
+    Workbook,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
 
 
 def ts(value):
@@ -18,25 +25,32 @@ def js(value) -> str:
     return json.dumps(value)
 
 
+def _definition(row: WorkflowDefinition | Workbook) -> dict:
+    """The fields Mistral's workflow and workbook resources share; ``updated_at`` only once updated."""
+    data = {
+        "id": row.id,
+        "name": row.name,
+        "namespace": row.namespace,
+        "definition": row.definition,
+        "tags": row.tags,
+        "scope": row.scope,
+        "project_id": row.project_id,
+        "created_at": ts(row.created_at),
+    }
+    if row.updated_at:
+        data["updated_at"] = ts(row.updated_at)
+    return data
+
+
 def workflow(wf: WorkflowDefinition) -> dict:
     from workflows.lang.spec import build_workflow
 
-    data = {
-        "id": wf.id,
-        "name": wf.name,
-        "namespace": wf.namespace,
+    return {
+        **_definition(wf),
         "input": wf.input,
         "interface": build_workflow(wf.name, wf.spec).interface(),
-        "definition": wf.definition,
         "checksum": wf.checksum,
-        "tags": wf.tags,
-        "scope": wf.scope,
-        "project_id": wf.project_id,
-        "created_at": ts(wf.created_at),
     }
-    if wf.updated_at:
-        data["updated_at"] = ts(wf.updated_at)
-    return data
 
 
 def execution(ex: WorkflowExecution, detail: bool = False) -> dict:
@@ -158,3 +172,25 @@ def action_definition(adef) -> dict:
         "created_at": None,
         "updated_at": None,
     }
+
+
+def adhoc_action(a: ActionDefinition) -> dict:
+    """An ad-hoc action as Mistral's action resource (``is_system`` false)."""
+    return {
+        "id": a.id,
+        "name": a.name,
+        "is_system": False,
+        "input": a.input,
+        "description": a.description,
+        "tags": a.tags,
+        "definition": a.definition,
+        "scope": a.scope,
+        "namespace": a.namespace,
+        "project_id": a.project_id,
+        "created_at": ts(a.created_at),
+        "updated_at": ts(a.updated_at),
+    }
+
+
+def workbook(wb: Workbook) -> dict:
+    return _definition(wb)

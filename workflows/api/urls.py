@@ -1,5 +1,6 @@
 from django.urls import re_path
 
+from workflows.api import books as b
 from workflows.api import cron_triggers as crons
 from workflows.api import environments as envs
 from workflows.api import views as v
@@ -21,8 +22,12 @@ urlpatterns = [
     re_path(rf"^action_executions/{ID.format('action_id')}/?$", v.ActionExecutionDetail.as_view()),
     # the path in Mistral's async-actions guide
     re_path(rf"^action-executions/{ID.format('action_id')}/?$", v.ActionExecutionDetail.as_view()),
-    re_path(r"^actions/?$", v.Actions.as_view()),
-    re_path(rf"^actions/{ID.format('name')}(?:/{ID.format('namespace')})?/?$", v.ActionDetail.as_view()),
+    re_path(r"^actions/?$", b.Actions.as_view()),
+    re_path(r"^actions/validate/?$", b.ActionValidate.as_view()),
+    re_path(rf"^actions/{ID.format('name')}(?:/{ID.format('namespace')})?/?$", b.ActionDetail.as_view()),
+    re_path(r"^workbooks/?$", b.Workbooks.as_view()),
+    re_path(r"^workbooks/validate/?$", b.WorkbookValidate.as_view()),
+    re_path(rf"^workbooks/{ID.format('name')}/?$", b.WorkbookDetail.as_view()),
     re_path(r"^environments/?$", envs.Environments.as_view()),
     re_path(rf"^environments/{ID.format('name')}/?$", envs.EnvironmentDetail.as_view()),
     re_path(r"^cron_triggers/?$", crons.CronTriggers.as_view()),

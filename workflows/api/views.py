@@ -14,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import action_runs, actions, environments, services
+from workflows import action_runs, books, environments, services
 from workflows import permissions as perms
 from workflows.api import resources
-from workflows.api.listing import paginate
+from workflows.api.listing import in_namespace, paginate
 from workflows.api.parsers import loads
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -48,13 +48,26 @@ def _json_arg(value, what: str):
     return value
 
 
-def _text_body(request) -> str:
+def text_body(request, what: str = "workflow") -> str:
     body = request.data
     if isinstance(body, bytes):
         body = body.decode()
     if not isinstance(body, str) or not body.strip():
-        raise InvalidInput("Send the workflow definition as YAML with Content-Type: text/plain")
+        raise InvalidInput(f"Send the {what} definition as YAML with Content-Type: text/plain")
     return body
+
+
+def validation_response(valid: bool, error: str | None, errors: list[dict]) -> Response:
+    """Mistral's validate answer: ``{"valid": ..., "error": ...}``, plus every error with its path."""
+    body: dict = {"valid": valid}
+    if not valid:
+        body.update(error=error, errors=errors)
+    return Response(body)
+
+
+def namespace_arg(request, given: str | None = None) -> str:
+    """Mistral's ``namespace``: from the path when given there, else ``?namespace=``; '' is the default one."""
+    return books.check_namespace(given or request.query_params.get("namespace", "") or "")
 
 
 class Root(APIView):
@@ -81,17 +94,17 @@ class Workflows(APIView):
 
     @extend_schema(operation_id="workflows_list")
     def get(self, request):
-        qs = services.WorkflowDefinition.objects.all()
+        qs = in_namespace(request, services.WorkflowDefinition.objects.all())
         return Response(paginate(request, qs, key="workflows", render=resources.workflow,
                                  filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
 
     def post(self, request):
-        saved = services.save_workflows(_text_body(request), request.query_params.get("namespace", ""))
+        saved = services.save_workflows(text_body(request), namespace_arg(request))
         return Response({"workflows": [resources.workflow(w) for w in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
         saved = services.save_workflows(
-            _text_body(request), request.query_params.get("namespace", ""), update=True
+            text_body(request), namespace_arg(request), update=True
         )
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
@@ -100,12 +113,12 @@ class WorkflowDetail(APIView):
     required = {"PUT": (perms.CHANGE_WORKFLOW,), "DELETE": (perms.DELETE_WORKFLOW,)}
 
     def get(self, request, identifier):
-        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
+        wf = services.find_workflow(identifier, namespace_arg(request))
         return Response(resources.workflow(wf))
 
     def put(self, request, identifier):
-        wf = services.find_workflow(identifier, request.query_params.get("namespace", ""))
-        text = _text_body(request)
+        wf = services.find_workflow(identifier, namespace_arg(request))
+        text = text_body(request)
         specs = services.parse_or_raise(text)
         if list(specs) != [wf.name]:
             raise InvalidInput(f"The definition must hold exactly the workflow '{wf.name}'")
@@ -113,17 +126,13 @@ class WorkflowDetail(APIView):
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
     def delete(self, request, identifier):
-        services.delete_workflow(identifier, request.query_params.get("namespace", ""))
+        services.delete_workflow(identifier, namespace_arg(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class WorkflowValidate(APIView):
     def post(self, request):
-        valid, error, errors = services.validate_definition(_text_body(request))
-        body = {"valid": valid}
-        if not valid:
-            body.update(error=error, errors=errors)
-        return Response(body)
+        return validation_response(*services.validate_definition(text_body(request)))
 
 
 # --- executions --------------------------------------------------------------
@@ -151,7 +160,7 @@ class Executions(APIView):
         if not identifier:
             raise InvalidInput("workflow_name or workflow_id is required")
         params = _json_arg(data.get("params"), "params") or {}
-        namespace = data.get("workflow_namespace") or params.get("namespace") or ""
+        namespace = books.check_namespace(data.get("workflow_namespace") or params.get("namespace") or "")
         ex = services.start_execution(
             identifier,
             _json_arg(data.get("input"), "input"),
@@ -365,16 +374,3 @@ class ActionExecutionDetail(APIView):
     # Mistral's docs tell outside systems to POST the result to this path.
     post = put
 
-
-class Actions(APIView):
-    def get(self, request):
-        items = [resources.action_definition(a) for a in actions.every().values()]
-        return Response({"actions": items})
-
-
-class ActionDetail(APIView):
-    def get(self, request, name, namespace=""):
-        adef = actions.get(name)
-        if adef is None:
-            raise NotFound("Action", name, key="name")
-        return Response(resources.action_definition(adef))

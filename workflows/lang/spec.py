@@ -197,9 +197,10 @@ def _path(base: str, parts) -> str:
     return out
 
 
-def _schema_errors(base: str, wf: Any) -> list[tuple[str, str]]:
+def schema_errors(base: str, wf: Any, validator: jsonschema.protocols.Validator = _VALIDATOR) -> list[tuple[str, str]]:
+    """``wf``'s errors against ``validator``'s schema (a workflow's by default), each with its path."""
     errors = []
-    for err in sorted(_VALIDATOR.iter_errors(wf), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(validator.iter_errors(wf), key=lambda e: list(map(str, e.absolute_path))):
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             for key in extra:
@@ -439,7 +440,7 @@ def _parse_transitions(value) -> tuple[Transition, ...]:
     return tuple(out)
 
 
-def _parse_input_params(items) -> tuple[tuple[str, Any], ...]:
+def parse_input_params(items) -> tuple[tuple[str, Any], ...]:
     out = []
     for item in items or ():
         if isinstance(item, dict):
@@ -595,7 +596,7 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
     return WorkflowSpec(
         name=name,
         tasks=tasks,
-        input=_parse_input_params(raw.get("input")),
+        input=parse_input_params(raw.get("input")),
         output=raw.get("output"),
         output_on_error=raw.get("output-on-error"),
         vars=raw.get("vars") or {},
@@ -615,7 +616,7 @@ def _semantic_errors(name: str, raw: dict) -> list[tuple[str, str]]:
     if reverse:
         errors += _reverse_errors(base, raw)
     seen_inputs = set()
-    for i, (pname, _) in enumerate(_parse_input_params(raw.get("input"))):
+    for i, (pname, _) in enumerate(parse_input_params(raw.get("input"))):
         if pname in seen_inputs:
             errors.append((f"{name}.input[{i}]", f"input '{pname}' is declared twice"))
         seen_inputs.add(pname)
@@ -777,10 +778,21 @@ class _BoundedLoader(yaml.SafeLoader):
     walks the expanded tree; dates, binary data and sets, which JSON has no
     type for, are refused with their line instead of failing when stored."""
 
-    def __init__(self, text: str, limits: Limits):
+    def __init__(self, text: str, limits: Limits, unique_keys: bool = False):
         super().__init__(text)
         self.limits = limits
+        self.unique_keys = unique_keys
         self._depth = 0
+
+    def construct_mapping(self, node, deep=False):
+        if self.unique_keys and isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    raise _Refused(key_node.start_mark, f"'{key}' is defined twice (first on line {seen[key] + 1})")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent, index):
         self._depth += 1
@@ -840,10 +852,12 @@ _BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary dat
 _BoundedLoader.add_constructor("tag:yaml.org,2002:set", _refuse("a !!set", "use a list"))
 
 
-def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
+def load_yaml(text: str, limits: Limits = DEFAULT, *, unique_keys: bool = False) -> Any:
     """Parse YAML into plain JSON values; raise DefinitionError with line and
     column when it is broken or over a bound, or with the path of a value
-    JSON can not hold (``wf.vars.x: nan is not a JSON number``)."""
+    JSON can not hold (``wf.vars.x: nan is not a JSON number``).
+    ``unique_keys``: a key written twice in one mapping is an error (PyYAML,
+    like Mistral, keeps the last one silently)."""
     max_bytes = limits.definition_kb * 1024
     if len(text) > max_bytes:
         raise DefinitionError(
@@ -852,7 +866,7 @@ def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
         )
     loader = None
     try:
-        loader = _BoundedLoader(text, limits)  # its reader already refuses control characters
+        loader = _BoundedLoader(text, limits, unique_keys)  # its reader already refuses control characters
         doc = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -872,7 +886,7 @@ def load_yaml(text: str, limits: Limits = DEFAULT) -> Any:
 _MAX_NAME = 255  # the stored name's column
 
 
-def _version_errors(doc: dict) -> list[tuple[str, str]]:
+def version_errors(doc: dict) -> list[tuple[str, str]]:
     """Mistral's version check: required, and 2.0 written any way a number
     can be (``2``, ``2.0``, ``'2.0'``)."""
     if "version" not in doc:
@@ -885,19 +899,22 @@ def _version_errors(doc: dict) -> list[tuple[str, str]]:
     return [] if supported else [("version", f"must be '2.0', got {version!r}")]
 
 
-def _name_errors(name: Any) -> list[tuple[str, str]]:
-    """The workflow names Mistral refuses (spaces, the shape of a UUID, which
-    the API would read as an id), and those too long to be stored."""
+def name_errors(name: Any, what: str = "workflow", path: str | None = None) -> list[tuple[str, str]]:
+    """The names Mistral refuses (spaces, the shape of a UUID, which the API
+    would read as an id), and those too long to be stored; ``path`` is where
+    the error shows (the name itself by default)."""
     if not isinstance(name, str):
-        return [(str(name), "a workflow name must be a string")]
+        return [(str(name) if path is None else path, f"a {what} name must be a string")]
+    where = name if path is None else path
     if not name:
-        return [("", "a workflow name must not be empty")]
+        return [(where, f"a {what} name must not be empty")]
     if len(name) > _MAX_NAME:
-        return [(name[:40] + "…", f"a workflow name is at most {_MAX_NAME} characters, this one has {len(name)}")]
+        return [(name[:40] + "…" if path is None else path,
+                 f"a {what} name is at most {_MAX_NAME} characters, this one has {len(name)}")]
     if " " in name:
-        return [(name, f"Name '{name}' must not contain spaces")]
+        return [(where, f"Name '{name}' must not contain spaces")]
     if _uuid_like(name):
-        return [(name, "a workflow name cannot be in the format of a UUID")]
+        return [(where, f"a {what} name cannot be in the format of a UUID")]
     return []
 
 
@@ -914,7 +931,7 @@ def _uuid_like(text: str) -> bool:
 def _split_file(doc: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     if not isinstance(doc, dict):
         return {}, [("", "a workflow file must be a mapping with 'version' and workflows")]
-    errors = _version_errors(doc)
+    errors = version_errors(doc)
     if "tasks" in doc:  # the single-workflow short form: name, tasks, ... at the top
         name = doc.get("name")
         if not isinstance(name, str) or not name:
@@ -932,18 +949,21 @@ def parse_definition(text: str, limits: Limits = DEFAULT) -> dict[str, WorkflowS
     doc = load_yaml(text, limits)
     workflows, errors = _split_file(doc)
     for name, raw in workflows.items():
-        name_errors = _name_errors(name)
-        errors += name_errors
-        if name_errors:
-            continue
-        schema_errors = _schema_errors(name, raw)
-        errors += schema_errors
-        checkable = _without_schema_errors(name, raw, schema_errors)
-        if checkable is not None:
-            errors += _semantic_errors(name, checkable)
+        bad_name = name_errors(name)
+        errors += bad_name or workflow_errors(name, raw)
     if errors:
         raise DefinitionError(errors)
     return {name: build_workflow(name, raw) for name, raw in workflows.items()}
+
+
+def workflow_errors(path: str, raw: Any) -> list[tuple[str, str]]:
+    """Every error of one workflow mapping, both passes, each path starting
+    with ``path`` (its name, or ``workflows.<name>`` inside a workbook)."""
+    errors = schema_errors(path, raw)
+    checkable = _without_schema_errors(path, raw, errors)
+    if checkable is not None:
+        errors += _semantic_errors(path, checkable)
+    return errors
 
 
 def workflow_text(name: str, raw: dict) -> str:
