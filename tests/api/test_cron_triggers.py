@@ -87,7 +87,7 @@ def test_a_first_time_as_the_cli_sends_it(api, wf):
      "remaining_executions must be an integer of at least 1, got 0"),
     ({"pattern": "* * * * *", "workflow_input": "[1]"}, 400, None),
     ({"pattern": "* * * * *", "workflow_input": json.dumps({"nope": 1})}, 400, None),
-    ({"pattern": "* * * * *", "workflow_name": "missing"}, 404, "Workflow not found [workflow_identifier=missing]"),
+    ({"pattern": "* * * * *", "workflow_name": "missing"}, 404, "Workflow not found [workflow_identifier=missing, namespace=]"),
     ({"pattern": "* * * * *", "scope": "galaxy"}, 400, None),
     ({"pattern": "* " * 60}, 400, None),
 ])
