@@ -12,6 +12,7 @@ urlpatterns = [
     re_path(r"^executions/?$", v.Executions.as_view()),
     re_path(rf"^executions/{ID.format('execution_id')}/?$", v.ExecutionDetail.as_view()),
     re_path(rf"^executions/{ID.format('execution_id')}/tasks/?$", v.ExecutionTasks.as_view()),
+    re_path(rf"^executions/{ID.format('execution_id')}/report/?$", v.ExecutionReport.as_view()),
     re_path(r"^tasks/?$", v.Tasks.as_view()),
     re_path(rf"^tasks/{ID.format('task_id')}/?$", v.TaskDetail.as_view()),
     re_path(rf"^tasks/{ID.format('task_id')}/action_executions/?$", v.TaskActionExecutions.as_view()),

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import actions, services
+from workflows import actions, report, services
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import paginate
@@ -191,6 +191,25 @@ class ExecutionDetail(APIView):
     def delete(self, request, execution_id):
         services.delete_execution(execution_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExecutionReport(APIView):
+    """Mistral's execution report: ``errors_only``, ``max_depth`` and
+    ``statistics_only`` as its ExecutionReportController takes them."""
+
+    PARAMS = {"errors_only", "max_depth", "statistics_only"}
+
+    def get(self, request, execution_id):
+        params = request.query_params
+        unknown = sorted(set(params) - self.PARAMS)
+        if unknown:
+            raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
+        return Response(report.build(
+            execution_id,
+            errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
+            max_depth=report.parse_depth(params.get("max_depth")),
+            statistics_only=report.parse_flag(params.get("statistics_only"), "statistics_only"),
+        ))
 
 
 # --- tasks -------------------------------------------------------------------
