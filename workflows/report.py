@@ -12,17 +12,15 @@ to ask for less, instead of a response holding every action execution of a
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from workflows import policies
+from workflows import conf, policies
 from workflows.api.resources import ts
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 from workflows.states import State
 
-DEFAULT_MAX_ENTRIES = 10_000
 # Mistral's ESTIMATED_TIME_QUERY_LIMIT: finished runs the estimate averages.
 ESTIMATED_TIME_QUERY_LIMIT = 20
 # The task states Mistral's statistics count (update_statistics_with_task);
@@ -34,7 +32,7 @@ _BASE = ("id", "state", "state_info", "created_at", "updated_at")
 
 
 def max_entries() -> int:
-    return int(getattr(settings, "GUST", {}).get("REPORT_MAX_ENTRIES", DEFAULT_MAX_ENTRIES))
+    return conf.api("REPORT_MAX_ENTRIES")
 
 
 def build(execution_id: str, *, errors_only: bool = False, max_depth: int = -1,

@@ -255,7 +255,8 @@ class TaskDetail(APIView):
         if data.get("name") and data["name"] != task.name:
             raise InvalidInput("Task name does not match.")
         target = data.get("state")
-        if target == State.RUNNING and data.get("reset") is False:
+        reset = data.get("reset") is not False  # Mistral's `reset or None`: absent or null resets
+        if target == State.RUNNING and not reset and not task_spec(task).get("with-items"):
             raise InvalidInput("Only with-items task has the option to not reset.")
         fixes = {
             State.RUNNING: (ops.rerun_task, services.rerun_task),
@@ -264,11 +265,17 @@ class TaskDetail(APIView):
         if target not in fixes:
             raise InvalidInput("Invalid task state. Only updating task to rerun or skip is supported.")
         audited, plain = fixes[target]
+        extra = {"reset": reset} if target == State.RUNNING else {}
         if perms.enforced():  # checks approvals.fix_tasks and writes the audit row
-            audited(request.user, task_id)
+            audited(request.user, task_id, **extra)
         else:
-            plain(task_id)
+            plain(task_id, **extra)
         return Response(resources.task(_task(task_id)))
+
+
+def task_spec(task: TaskExecution) -> dict:
+    """The task's mapping in the definition its execution runs."""
+    return (task.workflow_execution.spec.get("tasks") or {}).get(task.name) or {}
 
 
 def _task(task_id: str) -> TaskExecution:
