@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.tree_workflows import ITEMS_OVER_CHILDREN
 from workflows import services, tree
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
@@ -108,19 +109,7 @@ def test_a_with_items_task_of_many_items_shows_one_page_of_them_and_says_so(clie
 
 
 def test_a_with_items_task_over_sub_workflows_lists_each_child_with_its_index(client):
-    services.save_workflows("""
-version: '2.0'
-parent:
-  tasks:
-    fan:
-      with-items: x in [1, 2]
-      workflow: child x=<% $.x %>
-child:
-  input: [x]
-  tasks:
-    one:
-      action: std.async_noop
-""")
+    services.save_workflows(ITEMS_OVER_CHILDREN)
     ex = services.start_execution("parent", {})
     fan = TaskExecution.objects.get(workflow_execution=ex, name="fan")
     kids = list(WorkflowExecution.objects.filter(task_execution_id=fan.id).order_by("created_at", "id"))

@@ -5,6 +5,7 @@ WithItemsTask._get_next_indexes)."""
 
 import pytest
 
+from tests.tree_workflows import ITEMS_OVER_CHILDREN
 from workflows import services
 from workflows.errors import Conflict
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -52,19 +53,7 @@ def test_only_the_failed_item_runs_again_and_the_result_keeps_item_order():
 
 
 def test_a_failed_child_of_a_with_items_task_over_a_sub_workflow_is_started_again_alone():
-    services.save_workflows("""
-version: '2.0'
-parent:
-  tasks:
-    fan:
-      with-items: x in [1, 2]
-      workflow: child x=<% $.x %>
-child:
-  input: [x]
-  tasks:
-    one:
-      action: std.async_noop
-""")
+    services.save_workflows(ITEMS_OVER_CHILDREN)
     ex = services.start_execution("parent", {})
     fan = TaskExecution.objects.get(workflow_execution=ex, name="fan")
     kids = list(WorkflowExecution.objects.filter(task_execution_id=fan.id).order_by("created_at"))

@@ -9,43 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from tests.tree_workflows import NESTED, ONE_ASYNC, SEQUENCE
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-SEQUENCE = """
-version: '2.0'
-wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      action: std.fail
-"""
-
-NESTED = """
-version: '2.0'
-parent_wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      workflow: sub_wf
-      on-success: task3
-    task3:
-      action: std.fail
-sub_wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      action: std.fail
-"""
 
 
 def one(items, **match):
@@ -149,17 +118,7 @@ def test_nested_wf_max_depth(api):
 
 def test_retry_count(api):
     """test_retry_count (delay 0 here, so the retries run in the same step)."""
-    api.create_workflow("""
-version: '2.0'
-wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      action: std.fail
-      retry: delay=0 count=3
-""")
+    api.create_workflow(SEQUENCE + "      retry: delay=0 count=3\n")
     ex = api.start("wf")
     tasks = report(api, ex["id"])["root_workflow_execution"]["task_executions"]
     task2 = one(tasks, name="task2", state="ERROR")
@@ -170,13 +129,7 @@ wf:
 
 def test_estimated_time_no_previous_executions(api):
     """test_estimated_time_no_previous_executions: -1 for a running workflow that never succeeded."""
-    api.create_workflow("""
-version: '2.0'
-wf1:
-  tasks:
-    task1:
-      action: std.async_noop
-""")
+    api.create_workflow(ONE_ASYNC)
     ex = api.start("wf1")
     assert report(api, ex["id"], statistics_only="True")["statistics"]["estimated_time"] == -1
 
@@ -184,13 +137,7 @@ wf1:
 def test_estimated_time_is_the_average_run_of_earlier_successes_minus_the_time_run(api):
     """test_estimated_time: earlier successful runs of 1,000 s on average (their
     times set in the database), so a run that just started has nearly 1,000 s left."""
-    api.create_workflow("""
-version: '2.0'
-wf1:
-  tasks:
-    task1:
-      action: std.async_noop
-""")
+    api.create_workflow(ONE_ASYNC)
     done = []
     for seconds in (900, 1100):
         ex = api.start("wf1")

@@ -12,31 +12,10 @@ import json
 
 import pytest
 
+from tests.tree_workflows import NESTED
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
 pytestmark = [pytest.mark.cli, pytest.mark.django_db(transaction=True)]
-
-NESTED = """\
----
-version: '2.0'
-parent_wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      workflow: sub_wf
-      on-success: task3
-    task3:
-      action: std.fail
-sub_wf:
-  tasks:
-    task1:
-      action: std.noop
-      on-success: task2
-    task2:
-      action: std.fail
-"""
 
 ITEMS = """\
 ---
