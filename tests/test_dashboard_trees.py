@@ -4,7 +4,9 @@ through Django's test client (data made through ``workflows.services``)."""
 import re
 
 import pytest
+from django.contrib.auth.models import Permission, User
 
+from approvals.models import OperatorAction
 from tests.tree_workflows import ITEMS_OVER_CHILDREN
 from workflows import services, tree
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -136,3 +138,23 @@ rev:
     html = page(client, ex.id)
     assert html.count('class="edge edge-requires') == 1
     assert "<title>b requires a</title>" in html and "on-success</span>" not in html
+
+
+def test_rerun_failed_items_from_the_page_runs_only_the_failed_item_and_is_audited(client):
+    services.save_workflows(ITEMS)
+    ex = services.start_execution("items", {"n": 2})
+    fan = TaskExecution.objects.get(workflow_execution=ex, name="fan")
+    first, second = ActionExecution.objects.filter(task_execution=fan).order_by("created_at", "id")
+    services.complete_action(first.id, "SUCCESS", 1)
+    services.complete_action(second.id, "ERROR", "boom")
+    user = User.objects.create_user("olga")
+    user.user_permissions.add(Permission.objects.get(codename="fix_tasks"))
+    client.force_login(user)
+    html = page(client, ex.id)
+    assert html.count(f'action="/ops/tasks/{fan.id}/rerun"') == 2 and "Rerun failed items" in html
+    r = client.post(f"/ops/tasks/{fan.id}/rerun", {"reset": "false"}, follow=True)
+    assert "Reran task fan." in r.content.decode()
+    rows = ActionExecution.objects.filter(task_execution=fan).order_by("created_at", "id")
+    assert [(a.runtime_context["index"], a.state, a.accepted) for a in rows] == [
+        (0, "SUCCESS", True), (1, "ERROR", False), (1, "RUNNING", False)]
+    assert OperatorAction.objects.get().kind == "rerun_task"
