@@ -20,7 +20,18 @@ import time
 
 LOOP = 10_000
 FAN = 5_000
+ITEMS = 10_000
 WINDOW = 100
+
+ITEMS_WF = """
+version: '2.0'
+bench_items:
+  input: [n]
+  tasks:
+    each:
+      with-items: i in <% range(0, $.n) %>
+      action: std.async_noop
+"""
 
 LOOP_WF = """
 version: '2.0'
@@ -86,6 +97,25 @@ def _running_action(execution_id: str) -> str:
         "id", flat=True).first()
 
 
+def _complete_running(ex, n: int, label: str, say, result) -> tuple[list[float], list[int]]:
+    """Complete the execution's n RUNNING actions one by one, timing each."""
+    from workflows import services
+    from workflows.models import ActionExecution
+
+    ids = list(ActionExecution.objects.filter(workflow_execution_id=ex.id, state="RUNNING")
+               .order_by("created_at", "id").values_list("id", flat=True))
+    assert len(ids) == n, len(ids)
+    say(f"  {label}: {n} started")
+    times: list[float] = []
+    queries: list[int] = []
+    for i, action_id in enumerate(ids):
+        _timed(lambda a=action_id, i=i: services.complete_action(a, "SUCCESS", result(i)), times, queries)
+        if (i + 1) % 1000 == 0:
+            say(f"  {label}: {i + 1}/{n} completions, last {times[-1] * 1000:.2f} ms, {queries[-1]} queries")
+    ex.refresh_from_db()
+    return times, queries
+
+
 def run_loop(n: int = LOOP, window: int = WINDOW, say=print) -> dict:
     from workflows import services
 
@@ -105,26 +135,32 @@ def run_loop(n: int = LOOP, window: int = WINDOW, say=print) -> dict:
 
 def run_fan(n: int = FAN, window: int = WINDOW, say=print) -> dict:
     from workflows import services
-    from workflows.models import ActionExecution, TaskExecution
+    from workflows.models import TaskExecution
 
     services.save_workflows(fan_wf(n), update=True)
     ex = services.start_execution("bench_fan")
     while TaskExecution.objects.filter(workflow_execution_id=ex.id, state="IDLE").exists():
         services.continue_execution(ex.id)  # what the worker's Continue jobs do
-    ids = list(ActionExecution.objects.filter(workflow_execution_id=ex.id, state="RUNNING")
-               .order_by("created_at", "id").values_list("id", flat=True))
-    assert len(ids) == n, len(ids)
-    say(f"  fan: {n} tasks started")
-    times, queries = [], []
-    for i, action_id in enumerate(ids):
-        _timed(lambda a=action_id, i=i: services.complete_action(a, "SUCCESS", {"i": i}), times, queries)
-        if (i + 1) % 1000 == 0:
-            say(f"  fan: {i + 1}/{n} completions, last {times[-1] * 1000:.2f} ms, {queries[-1]} queries")
-    ex.refresh_from_db()
+    times, queries = _complete_running(ex, n, "fan", say, lambda i: {"i": i})
     assert ex.state == "SUCCESS", ex.state_info
     # The last completion also runs the join and ends the workflow: left out.
     start, end = slice(0, window), slice(-window - 1, -1)
     return {"tasks": n + 1, "start": _summary(times[start], queries[start]), "end": _summary(times[end], queries[end])}
+
+
+def run_items(n: int = ITEMS, window: int = WINDOW, say=print) -> dict:
+    """One with-items task over ``n`` std.async_noop items, all started at
+    once (no concurrency); each completion is one event."""
+    from workflows import services
+
+    services.save_workflows(ITEMS_WF, update=True)
+    ex = services.start_execution("bench_items", {"n": n})
+    times, queries = _complete_running(ex, n, "items", say, lambda i: i)
+    assert ex.state == "SUCCESS", ex.state_info
+    # The last completion also gathers the n results and ends the workflow: left out.
+    start, end = slice(0, window), slice(-window - 1, -1)
+    return {"tasks": 1, "items": n, "start": _summary(times[start], queries[start]),
+            "end": _summary(times[end], queries[end]), "last_ms": round(times[-1] * 1000, 2)}
 
 
 def verdict(result: dict) -> dict:

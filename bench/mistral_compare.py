@@ -147,7 +147,7 @@ def inner(cases_path: str, out_path: str, only: list[str]) -> int:
             except exc.DBDuplicateEntryError:
                 wf_service.update_workflows(case["workflow"])
             wf_name = next(k for k in yaml.safe_load(case["workflow"]) if k not in ("version", "name", "description"))
-            params = {}
+            params = dict(case.get("params") or {})  # e.g. a reverse workflow's task_name
             if case.get("env"):
                 params["env"] = case["env"]
             wf_ex = self.engine.start_workflow(wf_name, wf_namespace=ns, wf_input=case.get("input") or {}, **params)

@@ -38,10 +38,52 @@ bench_async1:
 """
 
 
+# Issue 10's: with-items over 1,000 items, 50 at a time, of std.noop and of
+# std.async_noop (each completed with a PUT); a 3-level tree of sub-workflows
+# with 100 leaves (10 x 10).
+ITEMS = 1000
+ITEMS_CONCURRENCY = 50
+
+
+def items_yaml(name: str, action: str) -> str:
+    return f"""---
+version: '2.0'
+{name}:
+  input: [n]
+  tasks:
+    each:
+      with-items: i in <% range(0, $.n) %>
+      concurrency: {ITEMS_CONCURRENCY}
+      action: {action}
+"""
+
+
+WF_TREE = """---
+version: '2.0'
+bench_tree:
+  tasks:
+    mid:
+      with-items: i in <% range(0, 10) %>
+      workflow: bench_tree_mid
+bench_tree_mid:
+  tasks:
+    leaf:
+      with-items: j in <% range(0, 10) %>
+      workflow: bench_tree_leaf j=<% $.j %>
+bench_tree_leaf:
+  input: [j]
+  output: {j: <% $.j %>}
+  tasks:
+    t: {action: std.noop}
+"""
+
 # The in-process benchmark's workflows (bench.workflows), plus one async action.
 WORKFLOWS = {"bench_noop1": workflows.noop1_yaml(), "bench_seq50": workflows.seq_yaml(50),
-             "bench_fan100": workflows.fan_yaml(100), "bench_async1": WF_ASYNC}
-SCENARIOS = ["get", "noop1", "seq50", "fan100", "async", "conc"]
+             "bench_fan100": workflows.fan_yaml(100), "bench_async1": WF_ASYNC,
+             "bench_items_noop": items_yaml("bench_items_noop", "std.noop"),
+             "bench_items_async": items_yaml("bench_items_async", "std.async_noop"), "bench_tree": WF_TREE}
+SCENARIOS = ["get", "noop1", "seq50", "fan100", "async", "conc", "items_noop", "items_async", "tree"]
+DEFAULT_SCENARIOS = SCENARIOS[:6]  # issue 12's table; the issue-10 ones run when named
 
 # Issue 12's targets (ms, SQLite, over real HTTP): scenario -> (result key, limit).
 TARGETS = {
@@ -64,10 +106,11 @@ class Counts:
     async_: int = 20
     conc: int = 20
     conc_rounds: int = 3
+    items: int = ITEMS
 
     @classmethod
     def quick(cls) -> Counts:
-        return cls(get=20, noop1=3, big=1, async_=2, conc=4, conc_rounds=1)
+        return cls(get=20, noop1=3, big=1, async_=2, conc=4, conc_rounds=1, items=60)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -151,8 +194,8 @@ def ensure_workflows(cl: Client) -> None:
             raise BenchFailure(f"cannot create workflow {name}: {st} {body}")
 
 
-def start_exec(cl: Client, wf_name: str) -> dict:
-    st, body = cl.request("POST", "/executions", {"workflow_name": wf_name})
+def start_exec(cl: Client, wf_name: str, wf_input: dict | None = None) -> dict:
+    st, body = cl.request("POST", "/executions", {"workflow_name": wf_name, "input": json.dumps(wf_input or {})})
     if st != 201:
         raise BenchFailure(f"POST /executions -> {st} {body}")
     return body
@@ -245,6 +288,53 @@ def scen_async(cl: Client, reps: int) -> dict:
             **stats(total, "start_to_success_")}
 
 
+def scen_items_noop(cl: Client, n: int) -> dict:
+    t0 = time.perf_counter()
+    ex = start_exec(cl, "bench_items_noop", {"n": n})
+    t_post = time.perf_counter()
+    wait_state(cl, ex["id"], timeout=600)
+    t1 = time.perf_counter()
+    return {"items": n, "concurrency": ITEMS_CONCURRENCY, "post_ms": r2((t_post - t0) * 1000.0),
+            "wall_ms": r2((t1 - t0) * 1000.0), "items_per_s": round(n / (t1 - t0), 1)}
+
+
+def scen_items_async(cl: Client, n: int) -> dict:
+    """Each RUNNING item is completed with a PUT as soon as it is seen; the
+    next ones start inside that PUT's transaction (at most 50 at once)."""
+    t0 = time.perf_counter()
+    ex = start_exec(cl, "bench_items_async", {"n": n})
+    put_lat, done, most_running = [], 0, 0
+    deadline = time.monotonic() + 600
+    while done < n and time.monotonic() < deadline:
+        st, body = cl.get(f"/action_executions?workflow_execution_id={ex['id']}&state=RUNNING&limit=1000")
+        live = body.get("action_executions", []) if st == 200 else []
+        most_running = max(most_running, len(live))
+        for ae in live:
+            tp = time.perf_counter()
+            st, body = cl.request("PUT", f"/action_executions/{ae['id']}", ASYNC_BODY)
+            put_lat.append((time.perf_counter() - tp) * 1000.0)
+            if st != 200:
+                raise BenchFailure(f"PUT action_execution -> {st} {body}")
+            done += 1
+    wait_state(cl, ex["id"], timeout=60)
+    t1 = time.perf_counter()
+    if most_running > ITEMS_CONCURRENCY:
+        raise BenchFailure(f"{most_running} items ran at once, more than the concurrency {ITEMS_CONCURRENCY}")
+    return {"items": n, "concurrency": ITEMS_CONCURRENCY, "most_running_seen": most_running,
+            "wall_ms": r2((t1 - t0) * 1000.0), "completions_per_s": round(n / (t1 - t0), 1), **stats(put_lat, "put_")}
+
+
+def scen_tree(cl: Client, reps: int) -> dict:
+    lat = []
+    for _ in range(reps):
+        ms, _, _, ex_id = run_to_success(cl, "bench_tree")
+        lat.append(ms)
+    st, body = cl.get(f"/executions?root_execution_id={ex_id}&limit=1000")
+    if st != 200 or len(body["executions"]) != 110:
+        raise BenchFailure(f"the tree has {len(body.get('executions', []))} sub-workflow executions, not 110")
+    return {"runs": reps, "leaves": 100, "sub_workflows": 110, **stats(lat)}
+
+
 def scen_conc(cl: Client, n_exec: int, rounds: int, n_tasks: int = 50) -> dict:
     walls, posted = [], []
     for _ in range(rounds):
@@ -312,6 +402,9 @@ def run(base: str, counts: Counts, scenarios: list[str], cpu=None, say=print) ->
         "fan100": lambda: scen_run(cl, "bench_fan100", counts.big),
         "async": lambda: scen_async(cl, counts.async_),
         "conc": lambda: scen_conc(cl, counts.conc, counts.conc_rounds),
+        "items_noop": lambda: scen_items_noop(cl, counts.items),
+        "items_async": lambda: scen_items_async(cl, counts.items),
+        "tree": lambda: scen_tree(cl, counts.big),
     }
     results = {}
     for name in scenarios:

@@ -57,7 +57,7 @@ def test_a_sub_workflow_runs_and_its_output_is_the_task_result():
     assert child.input == {"param1": "Bonnie", "param2": "Clyde"}
     assert child.params["namespace"] == "" and child.params["env"] == {"k": "v"}
     assert child.description == "sub-workflow execution" and child.accepted is True
-    assert task.result == {"final_result": "'Bonnie & Clyde'"}
+    assert task.result == {"final_result": "'Bonnie & Clyde'"} and task.type == "WORKFLOW"
     assert ActionExecution.objects.filter(task_execution=task).count() == 0
 
 
@@ -171,8 +171,7 @@ child:
     assert TaskExecution.objects.get(workflow_execution=parent, name="after").result == "done"
 
 
-def test_cancel_and_pause_cascade_down_and_resume_goes_down_too():
-    services.save_workflows("""
+PARENT_OF_WAITING_CHILD = """
 version: '2.0'
 parent:
   tasks:
@@ -180,7 +179,11 @@ parent:
 child:
   tasks:
     wait: {action: std.async_noop}
-""")
+"""
+
+
+def test_cancel_and_pause_cascade_down_and_resume_goes_down_too():
+    services.save_workflows(PARENT_OF_WAITING_CHILD)
     parent = services.start_execution("parent", {})
     (child,) = WorkflowExecution.objects.filter(root_execution_id=parent.id)
     services.change_execution_state(parent.id, "PAUSED")
@@ -196,15 +199,7 @@ child:
 def test_a_cancelled_sub_workflow_cancels_the_parent():
     """A child cancelled on its own: the task and the parent end CANCELLED
     ("Cancelled tasks: call"), as Mistral's check_and_complete."""
-    services.save_workflows("""
-version: '2.0'
-parent:
-  tasks:
-    call: {workflow: child}
-child:
-  tasks:
-    wait: {action: std.async_noop}
-""")
+    services.save_workflows(PARENT_OF_WAITING_CHILD)
     parent = services.start_execution("parent", {})
     (child,) = WorkflowExecution.objects.filter(root_execution_id=parent.id)
     services.change_execution_state(child.id, "CANCELLED")
@@ -280,6 +275,7 @@ wf:
     execution = ex(execution.id)
     task = TaskExecution.objects.get(workflow_execution=execution)
     assert execution.state == "SUCCESS" and task.result == [0, 10, 20, 30, 40]
+    assert task.items == {"i": [1, 2, 3, 4, 5]}  # evaluated once, read back when more items start
     assert task.published == {"all": [0, 10, 20, 30, 40]}
 
 

@@ -81,6 +81,10 @@ class TaskView:
     in_context: dict = field(default_factory=dict)
     actions: list[ActionView] = field(default_factory=list)  # the live ones (and those made in this call)
     spec: dict = field(default_factory=dict, repr=False)
+    # A with-items task's evaluated lists, once this call evaluated or read them
+    # (the store keeps them: Store.items); items_new: evaluated in this call, to store.
+    items: dict | None = field(default=None, repr=False)
+    items_new: bool = False
 
     def view(self) -> dict:
         """What ``task(name)`` returns inside an expression."""
@@ -144,6 +148,10 @@ class Store(Protocol):
         workbook's own first, as Mistral resolves short names), or None."""
         ...
 
+    def items(self, task_id: str) -> dict | None:
+        """A with-items task's lists as stored when its items started."""
+        ...
+
     def actions_of(self, task_id: str) -> list[ActionView]:
         """Every action execution of the task (attempts included), oldest first."""
         ...
@@ -159,6 +167,10 @@ class MemoryStore:
 
     def workflow(self, name):
         return self.workflows.get(name)
+
+    def items(self, task_id):
+        task = self.task(task_id)
+        return task.items if task else None
 
     def task(self, task_id):
         return next((t for t in self.tasks if t.id == task_id), None)
@@ -785,8 +797,11 @@ class _Run:
             return
         count = len(next(iter(values.values())))
         rc[WITH_ITEMS] = {"count": count, "next": 0, "running": 0, "done": 0, "errors": 0, "cancelled": 0}
+        # Stored once, so starting more items later reads them instead of
+        # evaluating the expression again (Mistral does, at O(items) per event).
+        task.items, task.items_new = values, True
         self.touch(task)
-        self.fill(task, values)
+        self.fill(task)
 
     def item_values(self, task: TaskView) -> dict[str, list]:
         """Each with-items variable's list, evaluated in the task's context
@@ -809,7 +824,7 @@ class _Run:
                                   f"All arrays must have the same length.")
         return values
 
-    def fill(self, task: TaskView, values: dict[str, list] | None = None) -> None:
+    def fill(self, task: TaskView) -> None:
         """Start items while the concurrency allows, then end the task when
         every item ended. A local action ends inside ``launch`` and calls
         back here; the loop further up goes on, so there is no recursion."""
@@ -818,12 +833,13 @@ class _Run:
         if task.id in self._filling:
             return
         self._filling.add(task.id)
+        values = task.items
         redo = wi.get("redo") or []
         try:
             while (task.state == State.RUNNING and (redo or wi["next"] < wi["count"])
                    and (not concurrency or wi["running"] < concurrency)):
                 if values is None:
-                    values = self.item_values(task)
+                    values = task.items = self.store.items(task.id) or self.item_values(task)
                 i = redo[0] if redo else wi["next"]
                 data = merge_dicts({var: items[i] for var, items in values.items()}, task.in_context)
                 unit = self.prepare(task, data)
@@ -1200,7 +1216,9 @@ class _Run:
                 units = [a for a in stored.values() if a.kind == kind]
                 for i, a in enumerate(units):
                     if a.state == State.ERROR:
-                        msg += f"    [{label}={a.id}, idx={i}]: {(a.output or {}).get('result', 'Unknown')}\n"
+                        out = (a.output or {}).get("result", "Unknown") if kind == "action" else (
+                            ((a.output or {}).get("result") or {}).get("result", "Unknown"))  # the child's output
+                        msg += f"    [{label}={a.id}, idx={i}]: {out}\n"
         return msg
 
     def unhandled(self) -> list[TaskView]:

@@ -84,6 +84,11 @@ class TaskExecution(models.Model):
     runtime_context = models.JSONField(default=dict, blank=True)
     in_context = models.JSONField(default=dict, blank=True, help_text="The outbound context of the tasks that led here.")
     processed = models.BooleanField(default=False)
+    items = models.JSONField(
+        null=True, blank=True,
+        help_text="A with-items task's evaluated lists (variable -> list), stored when its items start; "
+                  "read only when it starts more of them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -153,7 +153,7 @@ def _candidates(pol: Policy):
     """Finished root executions with nothing under them still going. The
     unfinished executions and live actions are few (and ``state`` is
     indexed), so each is one uncorrelated subquery, not a lookup per
-    candidate (``root_execution_id`` has no index)."""
+    candidate."""
     blocked_by_child = WorkflowExecution.objects.filter(state__in=UNFINISHED, root_execution_id__isnull=False)
     blocked_by_action = ActionExecution.objects.filter(state__in=LIVE, workflow_execution_id__isnull=False)
     return (
@@ -208,8 +208,7 @@ class Outcome:
 
 class _SubWorkflows:
     """Whether a batch must look for sub-workflow executions: the lookup by
-    ``root_execution_id`` (not indexed) scans the table, so it is skipped
-    while there are none. Known once per run, then only executions created
+    ``root_execution_id`` is skipped while there are none. Known once per run, then only executions created
     since then (``created_at`` is indexed) can change the answer."""
 
     def __init__(self):

@@ -502,8 +502,8 @@ def _lock_execution(execution_id: str) -> WorkflowExecution:
 # --- rows <-> engine ------------------------------------------------------------
 
 
-def _action_view(a: ActionExecution) -> engine.ActionView:
-    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input, output=a.output,
+def _action_view(a: ActionExecution, with_input: bool = True) -> engine.ActionView:
+    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input if with_input else {}, output=a.output,
                              state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
                              index=(a.runtime_context or {}).get("index"))
 
@@ -546,7 +546,7 @@ class _RowStore:
     def _rows(self):
         if self.fresh:
             return TaskExecution.objects.none()
-        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id)
+        return TaskExecution.objects.filter(workflow_execution_id=self.execution.id).defer("items")
 
     def _views(self, rows) -> list[engine.TaskView]:
         rows = list(rows)
@@ -608,13 +608,18 @@ class _RowStore:
         if self.fresh:
             return []
         rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
-        found = [_action_view(a) for a in rows.only("id", "name", "state", "output", "state_info", "is_sync",
-                                                    "accepted", "runtime_context")]
+        found = [_action_view(a, with_input=False) for a in rows.only(
+            "id", "name", "state", "output", "state_info", "is_sync", "accepted", "runtime_context")]
         if self.subworkflows:
             children = WorkflowExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
             found += [_child_view(c) for c in children.only("id", "workflow_name", "state", "output", "state_info",
                                                              "accepted", "params", "input")]
         return found
+
+    def items(self, task_id):
+        if self.fresh:
+            return None
+        return TaskExecution.objects.filter(id=task_id).values_list("items", flat=True).first()
 
     def workflow(self, name):
         """As Mistral's resolve_workflow_definition: inside a workbook
@@ -687,12 +692,14 @@ def _stamp(row, view, now) -> None:
 
 def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:
     new_rows = []
+    specs = _spec_for(execution).tasks
     for view in decision.new_tasks:
         row = TaskExecution(
             id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
+            type="WORKFLOW" if specs[view.name].workflow is not None else "ACTION",
             state=view.state, state_info=view.state_info, result=view.result, published=view.published,
             runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, items=view.items,
         )
         _stamp(row, view, now)
         new_rows.append(row)
@@ -707,6 +714,9 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         changed_rows.append(row)
     if changed_rows:
         _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
+    for view in decision.changed_tasks.values():
+        if view.items_new:  # written once per round of items, not with every change of the task
+            TaskExecution.objects.filter(id=view.id).update(items=view.items)
 
 
 def _store_actions(execution, decision: engine.Decision, store: _RowStore | None, now) -> None:

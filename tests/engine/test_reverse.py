@@ -54,7 +54,7 @@ wf:
   task-defaults:
     requires: [a]
   tasks:
-    a: {action: std.noop, requires: []}
+    a: {action: std.noop}
     b: {action: std.async_noop}
     c: {action: std.noop, requires: [a, b]}
 """

@@ -118,12 +118,17 @@ POLICY_SCHEMA = {
     "fail-on": _EXPR_OR_BOOL,
     "safe-rerun": _EXPR_OR_BOOL,
 }
+# Mistral's: one name, or a non-empty list of distinct names.
+_REQUIRES = {"anyOf": [
+    {"type": "string", "minLength": 1},
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
+]}
 TASK_DEFAULTS_SCHEMA = {
     "type": "object",
     "properties": {
         **POLICY_SCHEMA,
         **{clause: _TRANSITIONS for clause in CLAUSES},
-        "requires": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "requires": _REQUIRES,
     },
     "additionalProperties": False,
 }
@@ -144,7 +149,7 @@ TASK_SCHEMA = {
         "publish-on-skip": {"type": "object"},
         **{clause: _TRANSITIONS for clause in CLAUSES},
         "join": {"anyOf": [{"enum": ["all", "one"]}, {"type": "integer", "minimum": 1}]},
-        "requires": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "requires": _REQUIRES,
         "keep-result": _EXPR_OR({"type": "boolean"}),
         "tags": {"type": "array", "items": {"type": "string"}},
         **POLICY_SCHEMA,

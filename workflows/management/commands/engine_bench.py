@@ -26,6 +26,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--loop", type=int, default=scenarios.LOOP, help="iterations of the loop")
         parser.add_argument("--fan", type=int, default=scenarios.FAN, help="parallel tasks of the fan-out")
+        parser.add_argument("--items", type=int, default=scenarios.ITEMS, help="items of the with-items task")
         parser.add_argument("--output", type=Path, default=None, help="JSON here (and .md beside it)")
         parser.add_argument("--child", type=Path, default=None, help=argparse_hidden())
 
@@ -39,7 +40,8 @@ class Command(BaseCommand):
         out = db.tmpdir / "result.json"
         try:
             for cmd in (["migrate", "--verbosity", "0"],
-                        ["engine_bench", "--child", str(out), "--loop", str(opts["loop"]), "--fan", str(opts["fan"])]):
+                        ["engine_bench", "--child", str(out), "--loop", str(opts["loop"]), "--fan", str(opts["fan"]),
+                         "--items", str(opts["items"])]):
                 proc = subprocess.run([sys.executable, "manage.py", *cmd], cwd=settings.BASE_DIR, env=env)
                 if proc.returncode != 0:
                     raise CommandError(f"{' '.join(cmd[:1])} failed (exit {proc.returncode})")
@@ -62,16 +64,19 @@ class Command(BaseCommand):
         loop = scenarios.verdict(scenarios.run_loop(opts["loop"], say=say))
         say(f"fan-out of {opts['fan']} tasks")
         fan = scenarios.verdict(scenarios.run_fan(opts["fan"], say=say))
-        opts["child"].write_text(json.dumps({"loop": loop, "fan": fan}))
+        say(f"with-items over {opts['items']} items")
+        items = scenarios.verdict(scenarios.run_items(opts["items"], say=say))
+        opts["child"].write_text(json.dumps({"loop": loop, "fan": fan, "items": items}))
 
     @staticmethod
     def _markdown(result: dict) -> str:
         rows = ["| scenario | tasks | median at start | median at end | p95 at end | end / start | "
                 "SQL per event, start → end |",
                 "| --- | --- | --- | --- | --- | --- | --- |"]
-        for name in ("loop", "fan"):
+        for name in ("loop", "fan", "items"):
             r = result[name]
-            rows.append(f"| {name} | {r['tasks']} | {r['start']['median_ms']} ms | {r['end']['median_ms']} ms | "
+            size = f"{r['tasks']} ({r['items']} items)" if "items" in r else r["tasks"]
+            rows.append(f"| {name} | {size} | {r['start']['median_ms']} ms | {r['end']['median_ms']} ms | "
                         f"{r['end']['p95_ms']} ms | {r['end_over_start']} ({'flat' if r['flat'] else 'NOT flat'}) | "
                         f"{r['start']['queries_per_event']} → {r['end']['queries_per_event']} |")
         return f"Engine per-event cost ({result.get('database', '?')})\n\n" + "\n".join(rows) + "\n"

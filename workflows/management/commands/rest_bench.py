@@ -31,7 +31,7 @@ class Command(BaseCommand):
     requires_system_checks = []  # the command touches no database
 
     def add_arguments(self, parser):
-        parser.add_argument("--scenarios", default=",".join(rest.SCENARIOS),
+        parser.add_argument("--scenarios", default=",".join(rest.DEFAULT_SCENARIOS),
                             help="comma-separated, any of " + ",".join(rest.SCENARIOS))
         parser.add_argument("--quick", action="store_true", help="tiny counts: checks the command runs end to end")
         parser.add_argument("--output", type=Path, default=None,
@@ -78,7 +78,7 @@ class Command(BaseCommand):
         result = {
             "kind": "rest_bench", "ok": True, "timestamp": started.isoformat(timespec="seconds"),
             "command": "python manage.py rest_bench" + (" --quick" if opts["quick"] else "")
-                       + (f" --scenarios {opts['scenarios']}" if scenarios != rest.SCENARIOS else ""),
+                       + (f" --scenarios {opts['scenarios']}" if scenarios != rest.DEFAULT_SCENARIOS else ""),
             "counts": counts.as_json(), "database": {"vendor": db.vendor, "throwaway": True},
             "processes": f"gunicorn config.wsgi --workers {WEB_WORKERS} --threads {WEB_THREADS}, manage.py worker, "
                          "manage.py run_tracker; GUST_API_AUTH=0",
