@@ -156,7 +156,6 @@ rev:
   tasks:
     setup:
       action: std.noop
-      requires: []
     build:
       action: std.noop
     test:
