@@ -103,16 +103,16 @@ def _count_only(root: WorkflowExecution, stats: dict, errors_only: bool, max_dep
 
 
 class _Budget:
-    def __init__(self, execution_id: str):
+    def __init__(self, what: str):
         self.left = max_entries()
-        self.execution_id = execution_id
+        self.what = what
 
     def take(self, qs: QuerySet) -> list:
         """The rows of ``qs``, at most what is left of the budget (one row more is read to know)."""
         rows = list(qs[: self.left + 1])
         if len(rows) > self.left:
             raise InvalidInput(
-                f"The report of execution {self.execution_id} would hold more than {max_entries()} entries "
+                f"{self.what} would hold more than {max_entries()} entries "
                 f"(task, action and sub-workflow executions; GUST_REPORT_MAX_ENTRIES). Ask for less with "
                 f"errors_only=true, max_depth=<n> or statistics_only=true."
             )
@@ -128,7 +128,7 @@ def _entry(row, name: str) -> dict:
 def _tree(root: WorkflowExecution, stats: dict, errors_only: bool, max_depth: int) -> dict:
     """Mistral's analyse_workflow_execution, breadth first: each level's
     tasks, their actions and their children in three queries."""
-    budget = _Budget(root.id)
+    budget = _Budget(f"The report of execution {root.id}")
     top = _entry(root, root.workflow_name)
     level = {root.id: top}
     depth = 0
@@ -161,6 +161,46 @@ def _tree(root: WorkflowExecution, stats: dict, errors_only: bool, max_depth: in
             by_task[c.task_execution_id]["workflow_executions"].append(level[c.id])
         depth += 1
     return top
+
+
+def sub_executions(origin: str, ident: str, *, errors_only: bool = False, max_depth: int = -1) -> list:
+    """Mistral's SubExecutionsController (``GET /v2/executions/<id>/executions``,
+    ``GET /v2/tasks/<id>/executions``): the workflow executions of the tree,
+    depth first, each followed by the children of its tasks in task order; for
+    an execution it comes first itself. ``errors_only``: only through tasks
+    in ERROR; ``max_depth``: sub-workflow levels below the execution (or the
+    task's children), negative for all. Bounded as the report is."""
+    budget = _Budget(f"The sub-executions of {ident}")
+    if origin == "execution":
+        top = [WorkflowExecution.objects.filter(id=ident).first()]
+        if top[0] is None:
+            raise NotFound("WorkflowExecution", ident)
+    else:
+        task = TaskExecution.objects.filter(id=ident).only("id", "state").first()
+        if task is None:
+            raise NotFound("TaskExecution", ident)
+        if errors_only and task.state != State.ERROR:
+            return []
+        top = budget.take(WorkflowExecution.objects.filter(task_execution_id=task.id).order_by("created_at", "id"))
+    below: dict[str, list[WorkflowExecution]] = {}
+    level, depth = top, 1
+    while level and _deeper(depth, max_depth):
+        tasks = budget.take(_tasks_of([w.id for w in level], errors_only)
+                            .order_by("workflow_execution_id", "seq").values_list("id", "workflow_execution_id"))
+        level = budget.take(WorkflowExecution.objects.filter(task_execution_id__in=[t for t, _ in tasks])
+                            .order_by("created_at", "id"))
+        of_task: dict[str, list[WorkflowExecution]] = {}
+        for child in level:
+            of_task.setdefault(child.task_execution_id, []).append(child)
+        for task_id, wf_id in tasks:
+            below.setdefault(wf_id, []).extend(of_task.get(task_id, ()))
+        depth += 1
+    found, stack = [], list(reversed(top))
+    while stack:
+        ex = stack.pop()
+        found.append(ex)
+        stack.extend(reversed(below.get(ex.id, ())))
+    return found
 
 
 def parse_flag(raw: str | None, name: str) -> bool:

@@ -1,10 +1,13 @@
 """The real ``mistral`` command against a live Gust for sub-workflows,
 with-items and reverse workflows: ``execution-list --task``,
-``execution-get`` of a child, ``execution-get-report``, ``task-rerun``
+``execution-get`` of a child, ``execution-get-report``,
+``execution-get-sub-executions``, ``task-get-sub-executions``, ``task-rerun``
 (``--resume``) and ``execution-create`` with ``task_name``. What each
 command sends is python-mistralclient's (api/v2/executions.py ``list``
 sends ``task_execution_id``, ``get_report`` sends ``errors_only``,
-``max_depth``, ``statistics_only``; tasks.py ``rerun`` sends ``reset``)."""
+``max_depth``, ``statistics_only``, ``get_ex_sub_executions`` and tasks.py
+``get_task_sub_executions`` send ``max_depth`` and ``errors_only``; tasks.py
+``rerun`` sends ``reset``)."""
 
 from __future__ import annotations
 
@@ -60,6 +63,10 @@ def test_sub_workflow_listing_and_the_execution_report(mistral):
     assert [(e["ID"], e["Workflow name"], e["State"]) for e in listed] == [(child.id, "sub_wf", "ERROR")]
     shown = mistral.json("execution-get", child.id)
     assert (shown["Task Execution ID"], shown["Root Execution ID"]) == (task2["ID"], ex_id)
+    tree = mistral.json("execution-get-sub-executions", ex_id)
+    assert [(e["ID"], e["Workflow name"]) for e in tree] == [(ex_id, "parent_wf"), (child.id, "sub_wf")]
+    assert [e["ID"] for e in mistral.json("execution-get-sub-executions", ex_id, "--max-depth", "0")] == [ex_id]
+    assert [e["ID"] for e in mistral.json("task-get-sub-executions", task2["ID"], "--errors-only")] == [child.id]
 
     # The CLI asks for errors only unless told otherwise.
     report = mistral("execution-get-report", ex_id).stdout

@@ -212,6 +212,30 @@ class ExecutionReport(APIView):
         ))
 
 
+class SubExecutions(APIView):
+    """Mistral's sub-executions of an execution or a task (``mistral
+    execution-get-sub-executions``, ``task-get-sub-executions``)."""
+
+    PARAMS = {"errors_only", "max_depth", "include_output"}
+
+    def get(self, request, execution_id=None, task_id=None):
+        params = request.query_params
+        unknown = sorted(set(params) - self.PARAMS)
+        if unknown:
+            raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
+        found = report.sub_executions(
+            "execution" if execution_id else "task", execution_id or task_id,
+            errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
+            max_depth=report.parse_depth(params.get("max_depth")),
+        )
+        with_output = report.parse_flag(params.get("include_output"), "include_output")
+        items = [resources.execution(ex) for ex in found]
+        if not with_output:  # as Mistral, which leaves the output unloaded
+            for item in items:
+                item.pop("output")
+        return Response({"executions": items})
+
+
 # --- tasks -------------------------------------------------------------------
 
 
