@@ -269,6 +269,8 @@ GUST.update({
     # Rows a /v2 list returns without `limit`, and the most it may ask for.
     "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
     "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
+    # Task, action and sub-workflow executions one execution report may hold.
+    "REPORT_MAX_ENTRIES": int(os.environ.get("GUST_REPORT_MAX_ENTRIES", "10000")),
 })
 # Retention: the execution expiration policy (workflows/retention.py), as
 # Mistral's [execution_expiration_policy]; evaluated by the tracker process.

@@ -143,3 +143,33 @@ def test_with_states_colours_tasks_only_and_long_names_are_shortened():
     assert lay.node(long_name).state is None  # the original is unchanged
     label = lay.node(long_name).label
     assert label.endswith("…") and len(label) == graph.LABEL_CHARS
+
+
+def test_a_reverse_workflow_draws_its_requires_edges_from_the_required_task():
+    """type: reverse has no transitions: the edges are `requires` (task-defaults' too), required task first."""
+    spec = parse_definition("""
+version: '2.0'
+rev:
+  type: reverse
+  task-defaults:
+    requires: [setup]
+  tasks:
+    setup:
+      action: std.noop
+    build:
+      action: std.noop
+    test:
+      action: std.noop
+      requires: [build]
+    deploy:
+      action: std.noop
+      requires: [build, test]
+""")["rev"]
+    lay = graph.layout(spec)
+    assert lay.reverse
+    assert sorted((e.source, e.target, e.kind) for e in lay.edges) == [
+        ("build", "deploy", "requires"), ("build", "test", "requires"), ("setup", "build", "requires"),
+        ("test", "deploy", "requires")]
+    assert layers(lay) == {"setup": 0, "build": 1, "test": 2, "deploy": 3}
+    assert not any(e.back for e in lay.edges)
+    assert not graph.layout(spec_of("a: {}")).reverse

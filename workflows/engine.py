@@ -261,9 +261,12 @@ class Continue:
 
 @dataclass(frozen=True)
 class RerunTask:
-    """An operator runs a failed task again (a new action execution)."""
+    """An operator runs a failed task again (a new action execution).
+    ``reset=False`` (``mistral task-rerun --resume``) runs again only the
+    items of a with-items task that failed, were cancelled or never started."""
 
     task_id: str
+    reset: bool = True
 
 
 @dataclass(frozen=True)
@@ -344,9 +347,11 @@ class StopWorkflow:
 @dataclass(frozen=True)
 class InvalidateResults:
     """The task's earlier action and sub-workflow executions no longer
-    count for its result (a retry or a rerun starts its items again)."""
+    count for its result (a retry or a rerun starts its items again);
+    with ``only``, just those (the failed items of a rerun with reset false)."""
 
     task_id: str
+    only: tuple[str, ...] = ()
 
 
 Command = RunAction | StartTimer | CancelTimers | StartWorkflow | StopWorkflow | InvalidateResults
@@ -462,6 +467,7 @@ class _Run:
         self._new_action_ids: set[str] = set()
         self._filling: set[str] = set()  # with-items tasks whose start loop runs
         self._fresh: dict[str, set[str]] = {}  # task id -> units started since its results were invalidated
+        self._dropped: set[str] = set()  # units a rerun with reset false no longer accepts (stored after this call)
 
     # -- reading tasks --
 
@@ -800,6 +806,10 @@ class _Run:
         """Start a with-items task: count its items, then start as many as
         its concurrency allows (all of them without one)."""
         rc = task.runtime_context
+        if "redo" in rc.get(WITH_ITEMS, {}):  # a rerun with reset false: the counters go on
+            self.touch(task)
+            self.fill(task)
+            return
         try:
             values = self.item_values(task)
         except ExpressionError as exc:
@@ -844,15 +854,19 @@ class _Run:
             return
         self._filling.add(task.id)
         values = task.items
+        redo = wi.get("redo") or []
         try:
-            while (task.state == State.RUNNING and wi["next"] < wi["count"]
+            while (task.state == State.RUNNING and (redo or wi["next"] < wi["count"])
                    and (not concurrency or wi["running"] < concurrency)):
                 if values is None:
                     values = task.items = self.store.items(task.id) or self.item_values(task)
-                i = wi["next"]
+                i = redo[0] if redo else wi["next"]
                 data = merge_dicts({var: items[i] for var, items in values.items()}, task.in_context)
                 unit = self.prepare(task, data)
-                wi["next"] += 1
+                if redo:
+                    redo.pop(0)
+                else:
+                    wi["next"] += 1
                 wi["running"] += 1
                 self.launch(task, unit, index=i)
         except ExpressionError as exc:
@@ -873,6 +887,25 @@ class _Run:
         self._fresh[task.id] = set()
         self.command(InvalidateResults(task.id))
 
+    def keep_items(self, task: TaskView, wi: dict) -> None:
+        """Mistral's rerun with reset false (``_reset_actions`` and
+        WithItemsTask ``_get_next_indexes``): the items that succeeded keep
+        their results; the failed, cancelled and never started ones run again."""
+        kept: set[int] = set()
+        dropped: list[str] = []
+        for a in self.store.actions_of(task.id):
+            if a.accepted and a.state in (State.ERROR, State.CANCELLED):
+                a.accepted = False  # (a copy of the row, or the view itself in a memory store)
+                dropped.append(a.id)
+            elif a.accepted and a.index is not None:
+                kept.add(a.index)
+        self._dropped.update(dropped)
+        wi.update(redo=[i for i in range(wi["next"]) if i not in kept], running=0, done=len(kept), errors=0,
+                  cancelled=0)
+        task.runtime_context[WITH_ITEMS] = wi
+        if dropped:
+            self.command(InvalidateResults(task.id, tuple(dropped)))
+
     def item_done(self, task: TaskView, state: State) -> None:
         wi = task.runtime_context[WITH_ITEMS]
         wi["running"] -= 1
@@ -889,7 +922,8 @@ class _Run:
         ERROR when one failed (the others still ran), with the results in
         item order."""
         wi = task.runtime_context.get(WITH_ITEMS)
-        if wi is None or task.state != State.RUNNING or wi["running"] or wi["next"] < wi["count"]:
+        if (wi is None or task.state != State.RUNNING or wi["running"] or wi["next"] < wi["count"]
+                or wi.get("redo")):
             return
         state = State.CANCELLED if wi["cancelled"] else State.ERROR if wi["errors"] else State.SUCCESS
         info = {State.SUCCESS: None, State.ERROR: "One or more actions had failed.",
@@ -903,7 +937,8 @@ class _Run:
         units.update({a.id: a for a in task.actions})
         if task.id in self._fresh:  # the stored rows are invalidated only once this decision is stored
             units = {i: a for i, a in units.items() if i in self._fresh[task.id]}
-        done = sorted((a for a in units.values() if a.accepted and a.index is not None), key=lambda a: a.index or 0)
+        done = sorted((a for a in units.values() if a.accepted and a.index is not None and a.id not in self._dropped),
+                      key=lambda a: a.index or 0)
         return [(a.output or {}).get("result") for a in done]
 
     def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any,
@@ -1331,8 +1366,12 @@ class _Run:
             self.rt["errors"] = max(0, self.rt["errors"] - 1)
         task.processed = False
         if isinstance(event, RerunTask):
+            items = task.runtime_context.get(WITH_ITEMS)
             policies.reset(task)
-            self.invalidate(task)
+            if event.reset or items is None or not self.spec.tasks[task.name].with_items:
+                self.invalidate(task)
+            else:
+                self.keep_items(task, items)
             self.trace("TASK_RERUN", task)
             self.set_task_state(task, State.IDLE, None)
             self.ready.append(task)

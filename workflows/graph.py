@@ -40,6 +40,9 @@ LABEL_CHARS = 18
 # that two edges between the same pair (say on-success and on-error) do not
 # draw on top of each other.
 KINDS = (("success", "on_success", 0), ("error", "on_error", 9), ("complete", "on_complete", -9))
+# A reverse workflow has no transitions: its edges go from each required
+# task to the task that requires it (the order they run in).
+REQUIRES = ("requires", "requires", 0)
 COMMAND_PREFIX = "@"  # node ids of engine commands; task names may not start a command target
 
 
@@ -76,7 +79,7 @@ class Node:
 class Edge:
     source: str
     target: str
-    kind: str  # success | error | complete
+    kind: str  # success | error | complete | requires
     conditional: bool
     condition: str  # the guard expressions, for the tooltip
     back: bool  # closes a cycle (or targets its own layer): drawn around the side
@@ -90,6 +93,7 @@ class Layout:
     width: float
     height: float
     layers: int
+    reverse: bool = False  # edges are `requires`, not transitions
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
@@ -105,6 +109,12 @@ def _collect(spec: WorkflowSpec) -> tuple[list[str], dict[str, str], list[tuple[
     order = list(spec.tasks)
     names = {n: n for n in order}
     edges: dict[tuple[str, str, str], list[str]] = {}
+    if spec.reverse:
+        for task in spec.tasks.values():
+            for required in task.requires:
+                if required in spec.tasks:  # validation rejects others; stay robust for stored specs
+                    edges.setdefault((required, task.name, REQUIRES[0]), [""])
+        return order, names, [(s, t, k, c) for (s, t, k), c in edges.items()]
     for task in spec.tasks.values():
         for kind, attr, _ in KINDS:
             for tr in getattr(task, attr):
@@ -274,7 +284,7 @@ def layout(spec: WorkflowSpec, max_per_row: int = MAX_PER_ROW) -> Layout:
     edges = []
     for s, t, kind, conds in raw_edges:
         is_back = (s, t) in back or layer[t] <= layer[s]
-        offset = next(o for k, _, o in KINDS if k == kind)
+        offset = next(o for k, _, o in (*KINDS, REQUIRES) if k == kind)
         edges.append(
             Edge(
                 source=s,
@@ -288,4 +298,5 @@ def layout(spec: WorkflowSpec, max_per_row: int = MAX_PER_ROW) -> Layout:
         )
     has_side_edges = any(e.back for e in edges)
     width = MARGIN * 2 + content_w + (BACK_ROOM if has_side_edges else 0)
-    return Layout(tuple(nodes[n] for r in rows for n in r), tuple(edges), width, height, len(rows))
+    return Layout(tuple(nodes[n] for r in rows for n in r), tuple(edges), width, height, len(rows),
+                  reverse=spec.reverse)

@@ -150,7 +150,7 @@ def _retry(run: _Run, task: TaskView, tspec) -> bool:
     state = task.state
     if state not in (State.SUCCESS, State.ERROR):
         return False
-    retry_no = int(rc.pop(RETRY_NO, 0))
+    retry_no = int(rc.get(RETRY_NO, 0))  # kept after the last attempt: the report shows it (Mistral's retry_no)
     stop = (state == State.SUCCESS and not r.continue_on) or (r.continue_on and not continue_on)
     if retry_no >= count or (state == State.ERROR and break_on) or stop:
         rc.pop(DELAYED, None)

@@ -464,10 +464,11 @@ def continue_stalled(now=None, older_than: float = 30.0, limit: int = 100) -> in
     return len(stalled)
 
 
-def rerun_task(task_id: str) -> TaskExecution:
+def rerun_task(task_id: str, reset: bool = True) -> TaskExecution:
     """Run a failed task again (operator action). Raises NotFound, or Conflict
-    when the task is not in ERROR; a failed workflow returns to RUNNING."""
-    return _operator_fix(task_id, engine.RerunTask(task_id))
+    when the task is not in ERROR; a failed workflow returns to RUNNING.
+    ``reset=False``: a with-items task runs only its failed items again."""
+    return _operator_fix(task_id, engine.RerunTask(task_id, reset))
 
 
 def skip_task(task_id: str) -> TaskExecution:
@@ -863,10 +864,11 @@ def _after_decision(execution, decision: engine.Decision, store: _RowStore, befo
     new_ids = {a.id for _, a in decision.new_actions}
     for cmd in decision.commands:
         if isinstance(cmd, engine.InvalidateResults):
-            ActionExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True).exclude(
+            only = {"id__in": cmd.only} if cmd.only else {}
+            ActionExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True, **only).exclude(
                 id__in=new_ids).update(accepted=False)
             if store.subworkflows:
-                WorkflowExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True).exclude(
+                WorkflowExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True, **only).exclude(
                     id__in=new_ids).update(accepted=False)
         elif isinstance(cmd, engine.StartWorkflow):
             jobs.append(functools.partial(_start_child, execution, store, cmd))

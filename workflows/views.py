@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -27,12 +27,12 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import graph, live, policies, services, timeline
+from workflows import graph, live, policies, services, timeline, tree
 from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
 from workflows.lang.spec import build_workflow
-from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
+from workflows.models import TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
 from workflows.states import TERMINAL, State
 
 PER_PAGE = 25
@@ -139,15 +139,16 @@ def _waits(task: TaskExecution, timers: list[Timer], spec) -> list[str]:
     return [timer_label(tm.kind, tm.due_at, task.runtime_context.get(policies.RETRY_NO), count) for tm in timers]
 
 
-def _task_rows(execution: WorkflowExecution) -> list[dict]:
-    actions = Prefetch("action_executions", queryset=ActionExecution.objects.order_by("created_at", "id"))
+def _task_rows(execution: WorkflowExecution, pages: dict[str, int] | None = None) -> list[dict]:
+    units = tree.units_of(execution, pages)
     rows = []
     timers: dict[str, list[Timer]] = {}
     for tm in Timer.objects.filter(execution=execution).order_by("due_at"):
         timers.setdefault(tm.task_execution_id, []).append(tm)
     spec = build_workflow(execution.workflow_name, execution.spec) if timers else None
-    for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq").prefetch_related(actions):
+    for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq"):
         running = t.finished_at is None and t.state not in TERMINAL
+        mine = units.get(t.id) or tree.Units()
         rows.append(
             {
                 "task": t,
@@ -164,9 +165,13 @@ def _task_rows(execution: WorkflowExecution) -> list[dict]:
                         "input_preview": json_preview(a.input),
                         "output": pretty_json(a.output) if a.output is not None else "",
                         "output_preview": json_preview(a.output),
+                        "index": (a.runtime_context or {}).get("index"),
                     }
-                    for a in t.action_executions.all()
+                    for a in mine.actions
                 ],
+                "children": [{"execution": c, "index": (c.params or {}).get("index")} for c in mine.children],
+                "units": mine,
+                "items": tree.items_progress(t),
                 "anchor": False,
                 "waits": _waits(t, timers[t.id], spec) if t.id in timers else [],
             }
@@ -227,12 +232,17 @@ def _graph_for(name: str, raw_spec: dict):
         return None
 
 
+def _page_number(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() and len(raw) < 9 else 1
+
+
 @require_GET
 def execution_detail(request, execution_id: str):
     execution = WorkflowExecution.objects.filter(id=execution_id).first()
     if execution is None:
         raise Http404(f"No execution with id {execution_id}")
-    tasks = _task_rows(execution)
+    paged = request.GET.get("items_task")
+    tasks = _task_rows(execution, {paged: _page_number(request.GET.get("items_page"))} if paged else None)
     layout = _graph_for(execution.workflow_name, execution.spec)
     if layout is not None:
         latest = {row["task"].name: row["task"].state for row in tasks}  # ordered by seq: last one wins
@@ -245,6 +255,8 @@ def execution_detail(request, execution_id: str):
         "output": pretty_json(execution.output),
         "params": pretty_json(execution.params),
         "tasks": tasks,
+        "lineage": tree.lineage(execution),
+        "page_size": tree.ITEMS_PER_PAGE,
         "layout": layout,
         "timeline": _timeline_for(execution, tasks),
         "workflow_exists": WorkflowDefinition.objects.filter(

@@ -80,9 +80,10 @@ def _fix_task(user, task_id: str, kind: str, fix, done: str) -> OperatorAction:
         return _audit(user, kind, f"{done} task {task.name}", task.workflow_execution_id, task_id, task.name)
 
 
-def rerun_task(user, task_id: str) -> OperatorAction:
-    """Run a failed task again (a new action execution)."""
-    return _fix_task(user, task_id, Kind.RERUN_TASK, wf_services.rerun_task, "Reran")
+def rerun_task(user, task_id: str, reset: bool = True) -> OperatorAction:
+    """Run a failed task again (a new action execution); ``reset=False``:
+    only the failed items of a with-items task."""
+    return _fix_task(user, task_id, Kind.RERUN_TASK, lambda t: wf_services.rerun_task(t, reset), "Reran")
 
 
 def skip_task(user, task_id: str) -> OperatorAction:

@@ -83,7 +83,8 @@ def _task_page(task_id: str) -> str:
 
 @require_POST
 def task_rerun(request, task_id: str):
-    return _run(request, _back(request, _task_page(task_id)), ops.rerun_task, task_id)
+    reset = request.POST.get("reset") != "false"  # "false": only a with-items task's failed items
+    return _run(request, _back(request, _task_page(task_id)), ops.rerun_task, task_id, reset)
 
 
 @require_POST

@@ -322,3 +322,71 @@ def test_an_item_input_error_fails_the_task_and_the_workflow():
     h.start()
     t = h.task("task1")
     assert t.state == "ERROR" and h.state == "ERROR" and t.state_info.startswith("Failed to run task")
+
+
+RERUN = wf("""  tasks:
+    task1:
+      with-items: i in [0, 1, 2, 3]
+      action: std.async_noop
+      concurrency: 2
+      publish:
+        got: <% task().result %>
+""")
+
+
+def _fail_items(h, failing):
+    while running(h, "task1"):
+        for a in running(h, "task1"):
+            bad = a.index in failing
+            h.send(engine.ActionCompleted(a.id, "ERROR" if bad else "SUCCESS", "boom" if bad else a.index * 10))
+
+
+def test_rerun_with_reset_false_runs_only_the_failed_items_and_keeps_the_others_results():
+    """Mistral's rerun with reset false (``mistral task-rerun --resume``;
+    tasks.py _reset_actions and WithItemsTask._get_next_indexes): the
+    failed items' executions are no longer accepted and only they run again,
+    at the task's concurrency; the result is in item order."""
+    h = Harness(RERUN)
+    h.start()
+    _fail_items(h, {1, 3})
+    t1 = h.task("task1")
+    assert (t1.state, h.state) == ("ERROR", "ERROR") and len(t1.actions) == 4
+    d = h.send(engine.RerunTask(t1.id, reset=False))
+    assert engine.InvalidateResults(t1.id, (t1.actions[1].id, t1.actions[3].id)) in d.commands
+    again = running(h, "task1")
+    assert [a.index for a in again] == [1, 3] and h.state == "RUNNING"
+    assert [a.accepted for a in t1.actions[:4]] == [True, False, True, False]
+    wi = t1.runtime_context["with_items"]
+    assert (wi["done"], wi["running"], wi["errors"], wi["redo"]) == (2, 2, 0, [])
+    for a in again:
+        h.send(engine.ActionCompleted(a.id, "SUCCESS", a.index * 10))
+    assert (t1.state, h.state) == ("SUCCESS", "SUCCESS")
+    assert t1.result == [0, 10, 20, 30] and t1.published == {"got": [0, 10, 20, 30]}
+    assert len(t1.actions) == 6
+
+
+def test_rerun_with_reset_false_respects_concurrency_and_can_fail_again():
+    h = Harness(RERUN.replace("concurrency: 2", "concurrency: 1"))
+    h.start()
+    _fail_items(h, {0, 2, 3})
+    t1 = h.task("task1")
+    h.send(engine.RerunTask(t1.id, reset=False))
+    assert [a.index for a in running(h, "task1")] == [0]  # one at a time, as its concurrency says
+    _fail_items(h, {3})
+    assert t1.state == "ERROR" and t1.state_info == "One or more actions had failed."
+    h.send(engine.RerunTask(t1.id, reset=False))
+    assert [a.index for a in running(h, "task1")] == [3]
+    _fail_items(h, set())
+    assert t1.state == "SUCCESS" and t1.result == [0, 10, 20, 30] and len(t1.actions) == 8
+
+
+def test_rerun_with_reset_true_runs_every_item_again():
+    h = Harness(RERUN)
+    h.start()
+    _fail_items(h, {1})
+    t1 = h.task("task1")
+    h.send(engine.RerunTask(t1.id))
+    assert [a.index for a in running(h, "task1")] == [0, 1]
+    assert not any(a.accepted for a in t1.actions[:4])
+    _fail_items(h, set())
+    assert t1.state == "SUCCESS" and len(t1.actions) == 8

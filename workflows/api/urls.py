@@ -15,9 +15,12 @@ urlpatterns = [
     re_path(r"^executions/?$", v.Executions.as_view()),
     re_path(rf"^executions/{ID.format('execution_id')}/?$", v.ExecutionDetail.as_view()),
     re_path(rf"^executions/{ID.format('execution_id')}/tasks/?$", v.ExecutionTasks.as_view()),
+    re_path(rf"^executions/{ID.format('execution_id')}/report/?$", v.ExecutionReport.as_view()),
+    re_path(rf"^executions/{ID.format('execution_id')}/executions/?$", v.SubExecutions.as_view()),
     re_path(r"^tasks/?$", v.Tasks.as_view()),
     re_path(rf"^tasks/{ID.format('task_id')}/?$", v.TaskDetail.as_view()),
     re_path(rf"^tasks/{ID.format('task_id')}/action_executions/?$", v.TaskActionExecutions.as_view()),
+    re_path(rf"^tasks/{ID.format('task_id')}/executions/?$", v.SubExecutions.as_view()),
     re_path(r"^action_executions/?$", v.ActionExecutions.as_view()),
     re_path(rf"^action_executions/{ID.format('action_id')}/?$", v.ActionExecutionDetail.as_view()),
     # the path in Mistral's async-actions guide

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.ops import services as ops
-from workflows import action_runs, books, environments, services
+from workflows import action_runs, books, environments, report, services
 from workflows import permissions as perms
 from workflows.api import resources
 from workflows.api.listing import in_namespace, paginate
@@ -216,6 +216,49 @@ class ExecutionDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ExecutionReport(APIView):
+    """Mistral's execution report: ``errors_only``, ``max_depth`` and
+    ``statistics_only`` as its ExecutionReportController takes them."""
+
+    PARAMS = {"errors_only", "max_depth", "statistics_only"}
+
+    def get(self, request, execution_id):
+        params = request.query_params
+        unknown = sorted(set(params) - self.PARAMS)
+        if unknown:
+            raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
+        return Response(report.build(
+            execution_id,
+            errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
+            max_depth=report.parse_depth(params.get("max_depth")),
+            statistics_only=report.parse_flag(params.get("statistics_only"), "statistics_only"),
+        ))
+
+
+class SubExecutions(APIView):
+    """Mistral's sub-executions of an execution or a task (``mistral
+    execution-get-sub-executions``, ``task-get-sub-executions``)."""
+
+    PARAMS = {"errors_only", "max_depth", "include_output"}
+
+    def get(self, request, execution_id=None, task_id=None):
+        params = request.query_params
+        unknown = sorted(set(params) - self.PARAMS)
+        if unknown:
+            raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
+        found = report.sub_executions(
+            "execution" if execution_id else "task", execution_id or task_id,
+            errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
+            max_depth=report.parse_depth(params.get("max_depth")),
+        )
+        with_output = report.parse_flag(params.get("include_output"), "include_output")
+        items = [resources.execution(ex) for ex in found]
+        if not with_output:  # as Mistral, which leaves the output unloaded
+            for item in items:
+                item.pop("output")
+        return Response({"executions": items})
+
+
 # --- tasks -------------------------------------------------------------------
 
 
@@ -259,7 +302,8 @@ class TaskDetail(APIView):
         if data.get("name") and data["name"] != task.name:
             raise InvalidInput("Task name does not match.")
         target = data.get("state")
-        if target == State.RUNNING and data.get("reset") is False:
+        reset = data.get("reset") is not False  # Mistral's `reset or None`: absent or null resets
+        if target == State.RUNNING and not reset and not task_spec(task).get("with-items"):
             raise InvalidInput("Only with-items task has the option to not reset.")
         fixes = {
             State.RUNNING: (ops.rerun_task, services.rerun_task),
@@ -269,14 +313,20 @@ class TaskDetail(APIView):
             raise InvalidInput("Invalid task state. Only updating task to rerun or skip is supported.")
         audited, plain = fixes[target]
         env = data.get("env")
+        extra = {"reset": reset} if target == State.RUNNING else {}
         with transaction.atomic():  # a refused rerun leaves the env as it was
             if env:  # ``mistral task-rerun --env``: merged into the execution's env first, as Mistral
                 environments.update_execution_env(task.workflow_execution_id, env)
             if perms.enforced():  # checks approvals.fix_tasks and writes the audit row
-                audited(request.user, task_id)
+                audited(request.user, task_id, **extra)
             else:
-                plain(task_id)
+                plain(task_id, **extra)
         return Response(resources.task(_task(task_id)))
+
+
+def task_spec(task: TaskExecution) -> dict:
+    """The task's mapping in the definition its execution runs."""
+    return (task.workflow_execution.spec.get("tasks") or {}).get(task.name) or {}
 
 
 def _task(task_id: str) -> TaskExecution:
