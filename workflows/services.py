@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, conf, engine, queue, signals, trace
+from workflows import actions, conf, engine, notify, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -164,6 +164,8 @@ def start_execution(
     description = checked_json(description or "", "description")
     if "env" in params and not isinstance(params["env"], dict):
         raise InvalidInput("params.env must be a JSON object (named environments are not supported yet)")
+    if "notify" in params and (problems := notify.check(params["notify"])):
+        raise InvalidInput(f"Invalid params.notify: {'; '.join(problems)}")
     params.setdefault("namespace", namespace)
     params.setdefault("env", {})
     with transaction.atomic():
@@ -803,7 +805,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     name = execution.workflow_name
     events = decision.trace
     signals.execution_events.send(
-        sender=WorkflowExecution, execution_id=execution.id, workflow_name=name, events=events
+        sender=WorkflowExecution, execution_id=execution.id, workflow_name=name, events=events, execution=execution
     )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
