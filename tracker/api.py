@@ -60,6 +60,7 @@ class Notification(APIView):
         try:
             body = json.loads(request.body or b"null")
         except ValueError as exc:
+            services.check_token(token)  # a forged URL is 403 whatever its body
             raise InvalidInput(f"The notification is not JSON: {exc}") from None
         outcome = services.apply_notification(token, body, received_at=received_at)
         data = {"applied": outcome.applied, "detail": outcome.detail}

@@ -139,6 +139,11 @@ def _read(token: str) -> tuple[str, int, float]:
         raise Forbidden("Invalid callback token") from None
 
 
+def check_token(token: str) -> None:
+    """Raises Forbidden (forged) or Gone (expired) for a callback token."""
+    _read(token)
+
+
 def _resolve(token: str) -> tuple[str, int, bool]:
     """(action id, attempt, whether the action is visible yet).
 
@@ -221,9 +226,9 @@ def apply_notification(token: str, body, received_at=None) -> NotificationOutcom
     Forbidden, Gone, NotFound, InvalidInput (not a notification, another
     execution's, not a mistral.workflow action).
     """
+    action_id, _, visible = _resolve(token)  # the credential first: a forged URL learns nothing
     if not isinstance(body, dict) or not isinstance(body.get("event"), str) or not isinstance(body.get("id"), str):
         raise InvalidInput("Send Mistral's execution notification: a JSON object with 'event' and 'id'")
-    action_id, _, visible = _resolve(token)
     action = ActionExecution.objects.filter(id=action_id).first() if visible else None
     if action is None:
         raise NotFound("ActionExecution", action_id)
