@@ -1,0 +1,227 @@
+"""``manage.py remote_mistral_bench``: a local Gust's ``mistral.workflow`` task
+runs a workflow on a remote — real Mistral 23 (its API, engine and executor
+in one process, bench/mistral_server.py, from its own virtualenv) and a
+second Gust — tracked by callback (Mistral's params.notify webhook), by
+polling GET /v2/executions/<id> at two intervals, and hybrid; the latency of
+each side by side.
+
+Latency is what a user of the local Gust sees: from its POST /v2/executions
+to its GET /v2/executions/<id> saying SUCCESS (the driver asks every
+``POLL_EVERY`` seconds), one execution at a time. The remote workflow is one
+``std.noop`` task, so the figure is the round trip: start the remote
+execution, run it, learn that it ended, fetch its output, finish the local
+task and workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench.gusts import GustInstance, wait_for
+from bench.procs import ROOT, free_port
+
+POLL_EVERY = 0.01  # seconds between the driver's GETs of the local execution
+
+REMOTE_WORKFLOW = """
+version: '2.0'
+remote_quick:
+  input: [x]
+  output: {doubled: <% $.x * 2 %>}
+  tasks:
+    one:
+      action: std.noop
+"""
+
+LOCAL_WORKFLOW = """
+version: '2.0'
+call:
+  input: [url, tracking, query_interval, grace: 60]
+  output: {result: <% $.result %>}
+  tasks:
+    go:
+      action: mistral.workflow
+      input:
+        url: <% $.url %>
+        workflow_name: remote_quick
+        input: {x: 21}
+        tracking: <% $.tracking %>
+        query_interval: <% $.query_interval %>
+        grace: <% $.grace %>
+      publish: {result: <% task().result %>}
+"""
+
+
+@dataclass(frozen=True)
+class Mode:
+    tracking: str
+    query_interval: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.tracking if self.tracking != "poll" else f"poll-{self.query_interval:g}s"
+
+
+MODES = (Mode("callback"), Mode("poll", 1.0), Mode("poll", 0.2), Mode("hybrid"))
+
+
+class MistralServer:
+    """Mistral 23 from its virtualenv, on a free port, in a scratch directory."""
+
+    def __init__(self, venv: Path, scratch: Path):
+        self.python = venv / "bin" / "python"
+        if not self.python.exists():
+            raise RuntimeError(f"no Python at {self.python}: make the Mistral virtualenv first (bench/README.md)")
+        self.scratch = scratch
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v2"
+        self.proc: subprocess.Popen | None = None
+        self.log = scratch / "mistral-stdout.log"
+
+    def start(self, timeout: float = 120.0) -> MistralServer:
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([str(self.python), str(ROOT / "bench" / "mistral_server.py"),
+                                          str(self.scratch), str(self.port)], cwd=self.scratch, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Mistral exited ({self.proc.returncode}):\n{self.tail()}")
+            try:
+                return requests.get(f"{self.url}/workflows", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(answers, timeout, "Mistral's API to answer")
+        return self
+
+    def tail(self, lines: int = 30) -> str:
+        text = ""
+        for path in (self.log, self.scratch / "mistral.log"):
+            if path.exists():
+                text += "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+        return text
+
+    def upload(self, text: str) -> None:
+        resp = requests.post(f"{self.url}/workflows", data=text.encode(), headers={"Content-Type": "text/plain"},
+                             timeout=30)
+        if resp.status_code != 201:
+            raise RuntimeError(f"Mistral refused the workflow: HTTP {resp.status_code} {resp.text}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(5)
+
+
+def one_run(local: GustInstance, remote_url: str, mode: Mode) -> float:
+    """Seconds from the local POST to its GET saying SUCCESS."""
+    t0 = time.perf_counter()
+    ex = local.start_execution("call", {"url": remote_url, "tracking": mode.tracking,
+                                        "query_interval": mode.query_interval})
+    while True:
+        got = local.execution(ex["id"])
+        if got["state"] == "SUCCESS":
+            break
+        if got["state"] in ("ERROR", "CANCELLED"):
+            raise RuntimeError(f"local execution {ex['id']} ended {got['state']}: {got['state_info']}")
+        if time.perf_counter() - t0 > 120:
+            raise RuntimeError(f"local execution {ex['id']} still {got['state']} after 120 s")
+        time.sleep(POLL_EVERY)
+    elapsed = time.perf_counter() - t0
+    if json.loads(got["output"]) != {"result": {"doubled": 42}}:
+        raise RuntimeError(f"local execution {ex['id']} has output {got['output']}")
+    return elapsed
+
+
+def summary(seconds: list[float]) -> dict:
+    ms = sorted(s * 1000 for s in seconds)
+
+    def pct(p):
+        return round(ms[min(len(ms) - 1, int(round(p / 100 * (len(ms) - 1))))], 1)
+
+    return {"n": len(ms), "p50_ms": pct(50), "p95_ms": pct(95), "max_ms": round(ms[-1], 1),
+            "mean_ms": round(statistics.fmean(ms), 1)}
+
+
+def run(n: int, venv: Path, scratch: Path, say: Callable[[str], None], remotes: tuple[str, ...]) -> dict:
+    environ = dict(os.environ)
+    environ.pop("GUST_BENCH_DB", None)
+    local = GustInstance("local", environ, query_interval=1.0)
+    servers: dict[str, str] = {}
+    stoppers: list[Callable[[], None]] = [local.stop]
+    result: dict = {"n": n, "modes": [m.name for m in MODES], "remotes": {}, "started": time.time()}
+    try:
+        say(f"starting the local Gust ({local.db.describe()})")
+        local.start()
+        local.upload(LOCAL_WORKFLOW)
+        if "mistral" in remotes:
+            say(f"starting Mistral 23 from {venv}")
+            mistral = MistralServer(venv, scratch / "mistral")
+            stoppers.append(mistral.stop)
+            mistral.start()
+            mistral.upload(REMOTE_WORKFLOW)
+            servers["mistral"] = mistral.url
+            result["mistral_version"] = _mistral_version(venv)
+        if "gust" in remotes:
+            say("starting the remote Gust")
+            other = GustInstance("remote", environ)
+            stoppers.append(other.stop)
+            other.start()
+            other.upload(REMOTE_WORKFLOW)
+            servers["gust"] = f"{other.url}/v2"
+        for remote, url in servers.items():
+            result["remotes"][remote] = {}
+            for mode in MODES:
+                one_run(local, url, mode)  # warm-up: connections, caches
+                times = [one_run(local, url, mode) for _ in range(n)]
+                result["remotes"][remote][mode.name] = summary(times)
+                s = result["remotes"][remote][mode.name]
+                say(f"{remote:8} {mode.name:10} p50 {s['p50_ms']:8.1f} ms  p95 {s['p95_ms']:8.1f} ms  (n={n})")
+        result["database"] = local.db.vendor
+        return result
+    finally:
+        for stop in reversed(stoppers):
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the others
+                say(f"stopping failed: {exc}")
+
+
+def _mistral_version(venv: Path) -> str:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; "
+                          "print(m.version('mistral'))"], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip() or "unknown"
+
+
+def markdown(result: dict) -> str:
+    remotes = list(result["remotes"])
+    lines = [f"# mistral.workflow: remote latency by tracking mode ({result['database']}, n={result['n']} each)", "",
+             "From the local Gust's POST /v2/executions to its GET saying SUCCESS; the remote workflow is one "
+             "std.noop task. Command: `manage.py remote_mistral_bench`.", "",
+             "| mode | " + " | ".join(f"{r} p50 ms | {r} p95 ms" for r in remotes) + " |",
+             "| --- | " + " | ".join("---: | ---:" for _ in remotes) + " |"]
+    for mode in result["modes"]:
+        cells = []
+        for r in remotes:
+            s = result["remotes"][r][mode]
+            cells.append(f"{s['p50_ms']:.1f} | {s['p95_ms']:.1f}")
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    if result.get("mistral_version"):
+        lines += ["", f"Mistral {result['mistral_version']} (API, engine and executor in one process, "
+                      "bench/mistral_server.py)."]
+    return "\n".join(lines) + "\n"
