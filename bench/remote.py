@@ -39,19 +39,29 @@ remote_quick:
   tasks:
     one:
       action: std.noop
+remote_fail:
+  input: [x]
+  tasks:
+    boom:
+      action: std.fail
+remote_wait:
+  input: [x]
+  tasks:
+    hold:
+      action: std.async_noop
 """
 
 LOCAL_WORKFLOW = """
 version: '2.0'
 call:
-  input: [url, tracking, query_interval, grace: 60]
+  input: [url, tracking, query_interval, grace: 60, wf: remote_quick]
   output: {result: <% $.result %>}
   tasks:
     go:
       action: mistral.workflow
       input:
         url: <% $.url %>
-        workflow_name: remote_quick
+        workflow_name: <% $.wf %>
         input: {x: 21}
         tracking: <% $.tracking %>
         query_interval: <% $.query_interval %>
@@ -148,6 +158,51 @@ def one_run(local: GustInstance, remote_url: str, mode: Mode) -> float:
     return elapsed
 
 
+def checks(local: GustInstance, remote_url: str) -> dict[str, str]:
+    """A remote failure fails the local task with its state_info, and
+    cancelling the local workflow cancels the remote execution, by callback
+    and by polling: "ok" or what went wrong."""
+    out = {}
+    for tracking in ("callback", "poll"):
+        try:
+            ex = local.start_execution("call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2,
+                                                "wf": "remote_fail"})
+            ended = local.wait_finished(ex["id"])
+            (task,) = local.v2("GET", f"/executions/{ex['id']}/tasks", expect=200)["tasks"]
+            ok = ended["state"] == "ERROR" and "Remote workflow execution " in (task["state_info"] or "")
+            out[f"failure-{tracking}"] = "ok" if ok else f"{ended['state']}: {task['state_info']}"
+        except (AssertionError, RuntimeError, requests.RequestException) as exc:
+            out[f"failure-{tracking}"] = f"failed: {exc}"
+        try:
+            out[f"cancel-{tracking}"] = _cancel_check(local, remote_url, tracking)
+        except (AssertionError, RuntimeError, requests.RequestException) as exc:
+            out[f"cancel-{tracking}"] = f"failed: {exc}"
+    return out
+
+
+def _cancel_check(local: GustInstance, remote_url: str, tracking: str) -> str:
+    ex = local.start_execution("call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2,
+                                        "wf": "remote_wait"})
+    before = requests.get(f"{remote_url}/executions", timeout=30).json()["executions"]
+
+    def started():
+        (action,) = local.action_executions(ex["id"]) or [None]
+        listed = requests.get(f"{remote_url}/executions", timeout=30).json()["executions"]
+        mine = [e for e in listed if action and action["id"] in (e.get("description") or "")]
+        return mine[0] if mine and mine[0]["state"] == "RUNNING" else None
+
+    remote_ex = wait_for(started, 60, f"the remote execution to start ({len(before)} listed before)")
+    local.v2("PUT", f"/executions/{ex['id']}", expect=200, json={"state": "CANCELLED"})
+    local.wait_finished(ex["id"])
+
+    def remote_state():
+        got = requests.get(f"{remote_url}/executions/{remote_ex['id']}", timeout=30).json()
+        return got if got["state"] != "RUNNING" else None
+
+    got = wait_for(remote_state, 60, "the remote execution to be cancelled")
+    return "ok" if got["state"] == "CANCELLED" else f"remote {got['state']}: {got.get('state_info')}"
+
+
 def summary(seconds: list[float]) -> dict:
     ms = sorted(s * 1000 for s in seconds)
 
@@ -185,6 +240,9 @@ def run(n: int, venv: Path, scratch: Path, say: Callable[[str], None], remotes: 
             other.upload(REMOTE_WORKFLOW)
             servers["gust"] = f"{other.url}/v2"
         for remote, url in servers.items():
+            result.setdefault("checks", {})[remote] = found = checks(local, url)
+            say(f"{remote:8} checks: " + ", ".join(f"{k} {v}" for k, v in found.items()))
+        for remote, url in servers.items():
             result["remotes"][remote] = {}
             for mode in MODES:
                 one_run(local, url, mode)  # warm-up: connections, caches
@@ -221,6 +279,8 @@ def markdown(result: dict) -> str:
             s = result["remotes"][r][mode]
             cells.append(f"{s['p50_ms']:.1f} | {s['p95_ms']:.1f}")
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    for r, found in result.get("checks", {}).items():
+        lines += ["", f"{r}: " + ", ".join(f"{k} {v}" for k, v in found.items())]
     if result.get("mistral_version"):
         lines += ["", f"Mistral {result['mistral_version']} (API, engine and executor in one process, "
                       "bench/mistral_server.py)."]
