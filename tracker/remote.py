@@ -278,22 +278,32 @@ def status(action) -> QueryResult:
 
 
 def on_action_finished(sender, action, **kwargs):
-    """Receiver of ``action_finished``: a cancelled mistral.workflow cancels
-    its remote execution, in a worker job after commit."""
-    if action.name == NAME and action.state == State.CANCELLED:
+    """Receiver of ``action_finished``: a mistral.workflow that ended without
+    the remote's success (cancelled with its task or workflow, timed out,
+    overdue) cancels its remote execution, in a worker job after commit."""
+    if action.name == NAME and action.state in (State.CANCELLED, State.ERROR):
         transaction.on_commit(lambda: queue.enqueue("tracker.remote.cancel_remote", [(action.id,)], "cancel"))
 
 
 def cancel_remote(action_id: str) -> bool:
     """The worker job: ``PUT <url>/executions/<id>`` state CANCELLED. True
-    when the remote accepted it; a failure is logged (the remote execution
-    may have finished meanwhile, which is no error)."""
+    when the remote accepted it. An action that ended in ERROR is asked about
+    first: when the error came from the remote (it failed, or was cancelled
+    there) there is nothing to cancel. A failure is logged, not raised (the
+    remote execution may have finished meanwhile, which is no error)."""
     from workflows.models import ActionExecution
 
-    row = ActionExecution.objects.filter(id=action_id).values_list("input", "runtime_context").first()
+    row = ActionExecution.objects.filter(id=action_id).values_list("input", "runtime_context", "state").first()
     if row is None or not (row[1] or {}).get(REMOTE_ID):
         return False  # not started remotely yet: start() cancels it once it knows the id
-    return _cancel(row[0], row[1][REMOTE_ID], f"its Gust action execution {action_id} was cancelled")
+    inp, remote_id, state = row[0], row[1][REMOTE_ID], row[2]
+    if state == State.ERROR:
+        try:
+            if fetch(inp, remote_id).done:
+                return False
+        except QueryError as exc:
+            logger.warning("remote execution %s: state unknown (%s); cancelling it", remote_id, exc)
+    return _cancel(inp, remote_id, f"its Gust action execution {action_id} ended {state}")
 
 
 def _cancel(inp: dict, remote_id: str, why: str) -> bool:

@@ -310,7 +310,22 @@ def test_cancelling_the_workflow_cancels_the_remote_execution(mistral, django_ca
         services.change_execution_state(ex.id, "CANCELLED")
     put = mistral.requests[-1]
     assert (put["method"], put["path"], put["body"]["state"]) == ("PUT", "/v2/executions/r1", "CANCELLED")
-    assert action.id in put["body"]["state_info"]
+    assert put["body"]["state_info"] == f"Cancelled: its Gust action execution {action.id} ended CANCELLED"
+
+
+def test_a_task_that_times_out_cancels_the_remote_execution(mistral, django_capture_on_commit_callbacks):
+    ex, action = calling(mistral.url, extra="")
+    ActionExecution.objects.filter(id=action.id).update(state="ERROR")  # as the timeout policy ends it
+    assert remote.cancel_remote(action.id) is True
+    assert [r["method"] for r in mistral.requests] == ["POST", "GET", "PUT"]
+
+
+def test_a_failure_that_came_from_the_remote_cancels_nothing(mistral, django_capture_on_commit_callbacks):
+    ex, action = calling(mistral.url)
+    mistral.execution = info("ERROR", state_info="boom")
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(action, {"id": "r1", "event": "WORKFLOW_FAILED", "state": "ERROR", "state_info": "boom"})
+    assert [r["method"] for r in mistral.requests] == ["POST", "GET"]  # asked, and left alone
 
 
 def test_a_remote_that_refuses_the_cancel_is_logged_not_raised(mistral, caplog):
