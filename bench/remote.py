@@ -31,6 +31,7 @@ from bench.procs import ROOT, free_port
 
 POLL_EVERY = 0.01  # seconds between the driver's GETs of the local execution
 
+# The remote's workflows, also those of tests/tracker/test_remote_mistral.py.
 REMOTE_WORKFLOW = """
 version: '2.0'
 remote_quick:
@@ -40,21 +41,22 @@ remote_quick:
     one:
       action: std.noop
 remote_fail:
-  input: [x]
+  input: [x: 0]
   tasks:
     boom:
-      action: std.fail
+      action: std.fail error_data="boom from the remote"
 remote_wait:
-  input: [x]
+  input: [x: 0]
   tasks:
     hold:
       action: std.async_noop
 """
 
+# The local Gust's: one mistral.workflow task.
 LOCAL_WORKFLOW = """
 version: '2.0'
 call:
-  input: [url, tracking, query_interval, grace: 60, wf: remote_quick]
+  input: [url, tracking, wf: remote_quick, x: 21, query_interval: 0.2, grace: 60]
   output: {result: <% $.result %>}
   tasks:
     go:
@@ -62,10 +64,11 @@ call:
       input:
         url: <% $.url %>
         workflow_name: <% $.wf %>
-        input: {x: 21}
+        input: {x: <% $.x %>}
         tracking: <% $.tracking %>
         query_interval: <% $.query_interval %>
         grace: <% $.grace %>
+        timeout: 10
       publish: {result: <% task().result %>}
 """
 

@@ -246,15 +246,19 @@ def _output(value: Any) -> Any:
     return value
 
 
-def fetch(inp: dict, remote_id: str) -> QueryResult:
-    """GET the remote execution once (a kept connection of this thread).
+NOTIFICATION_FETCH_TIMEOUT = 10.0  # seconds: the GET a notification triggers holds a web thread
+
+
+def fetch(inp: dict, remote_id: str, most: float = MAX_TIMEOUT) -> QueryResult:
+    """GET the remote execution once (a kept connection of this thread),
+    waiting at most the action's ``timeout`` and ``most`` seconds.
     Raises QueryError when asking again may help (network, HTTP 5xx, 429);
     a refused URL, an unknown execution, a refused token or an answer that is
     not JSON are final and come back as an ERROR result."""
     url = f"{api_root(inp['url'])}/executions/{remote_id}"
     headers = {k: v for k, v in _headers(inp).items() if k != "Content-Type"}
     try:
-        body = http.get_json(url, timeout=_timeout(inp), headers=headers)
+        body = http.get_json(url, timeout=min(_timeout(inp), most), headers=headers)
     except egress.EgressRefused as exc:
         return QueryResult(True, State.ERROR, str(exc))
     except http.StatusError as exc:

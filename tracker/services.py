@@ -248,7 +248,7 @@ def apply_notification(token: str, body, received_at=None) -> NotificationOutcom
     received_at = received_at or timezone.now()
     if event == "WORKFLOW_SUCCEEDED":
         try:
-            result = remote.fetch(action.input, remote_id)
+            result = remote.fetch(action.input, remote_id, most=remote.NOTIFICATION_FETCH_TIMEOUT)
         except remote.QueryError as exc:
             result = None
             reason = str(exc)

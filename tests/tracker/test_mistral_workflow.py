@@ -407,3 +407,16 @@ def test_a_bad_params_notify_is_refused_at_start_and_nothing_is_stored(notify_va
 def test_fetch_errors_that_may_pass_are_query_errors():
     with pytest.raises(QueryError):
         remote.fetch({"url": "http://127.0.0.1:9/v2", "timeout": 1}, "r1")
+
+
+def test_a_params_notify_url_that_does_not_answer_is_retried_with_backoff(django_capture_on_commit_callbacks):
+    from bench.procs import free_port
+
+    services.save_workflows("version: '2.0'\nechoing:\n  tasks:\n    t:\n      action: std.echo output=1\n")
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_execution("echoing", params={"notify": [{"type": "webhook", "url": url}]})
+    rows = list(WebhookDelivery.objects.order_by("id"))
+    assert [r.event for r in rows] == ["WORKFLOW_LAUNCHED", "WORKFLOW_SUCCEEDED"]
+    assert all(r.state == "PENDING" and r.attempts == 1 and "ConnectionError" in r.last_error for r in rows)
+    assert all(r.next_attempt_at > r.created_at for r in rows)

@@ -14,46 +14,7 @@ import os
 import pytest
 
 from bench.gusts import GustInstance, wait_for
-
-REMOTE_WORKFLOWS = """
-version: '2.0'
-remote_ok:
-  input: [x]
-  output: {doubled: <% $.x * 2 %>}
-  tasks:
-    wait:
-      action: std.sleep seconds=0.3
-remote_fail:
-  input: [x: 0]
-  tasks:
-    boom:
-      action: std.fail error_data="boom from the remote"
-remote_wait:
-  input: [x: 0]
-  tasks:
-    hold:
-      action: std.async_noop
-"""
-
-LOCAL_WORKFLOW = """
-version: '2.0'
-call:
-  input: [url, wf, tracking, x: 0, grace: 60]
-  output: {result: <% $.result %>}
-  tasks:
-    go:
-      action: mistral.workflow
-      input:
-        url: <% $.url %>
-        workflow_name: <% $.wf %>
-        input: {x: <% $.x %>}
-        tracking: <% $.tracking %>
-        query_interval: 0.2
-        grace: <% $.grace %>
-        timeout: 10
-      publish: {result: <% task().result %>}
-"""
-
+from bench.remote import LOCAL_WORKFLOW, REMOTE_WORKFLOW
 
 @pytest.fixture(scope="module")
 def gusts():
@@ -64,7 +25,7 @@ def gusts():
     try:
         local.start()
         remote.start()
-        remote.upload(REMOTE_WORKFLOWS)
+        remote.upload(REMOTE_WORKFLOW)
         local.upload(LOCAL_WORKFLOW)
         yield local, remote
     except BaseException:
@@ -91,7 +52,7 @@ def remote_execution_of(local, remote, local_ex) -> dict:
 @pytest.mark.parametrize("tracking", ["poll", "callback", "hybrid"])
 def test_the_remote_output_becomes_the_task_result(gusts, tracking):
     local, remote = gusts
-    ex = run(local, remote, "remote_ok", tracking, x=21)
+    ex = run(local, remote, "remote_quick", tracking, x=21)
     assert ex["state"] == "SUCCESS", ex["state_info"]
     assert ex["output"] == '{"result": {"doubled": 42}}'
     (action,) = local.action_executions(ex["id"])
@@ -157,8 +118,8 @@ def test_an_unreachable_remote_fails_the_task_saying_so(gusts):
 
     local, _ = gusts
     url = f"http://127.0.0.1:{free_port()}/v2"
-    ex = local.start_execution("call", {"url": url, "wf": "remote_ok", "tracking": "callback"})
+    ex = local.start_execution("call", {"url": url, "wf": "remote_quick", "tracking": "callback"})
     ex = local.wait_finished(ex["id"])
     assert ex["state"] == "ERROR"
     (task,) = local.v2("GET", f"/executions/{ex['id']}/tasks", expect=200)["tasks"]
-    assert f"Remote Mistral at {url}/executions is unreachable (start workflow 'remote_ok')" in task["state_info"]
+    assert f"Remote Mistral at {url}/executions is unreachable (start workflow 'remote_quick')" in task["state_info"]
