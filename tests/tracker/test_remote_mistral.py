@@ -16,6 +16,7 @@ import pytest
 from bench.gusts import GustInstance, wait_for
 from bench.remote import LOCAL_WORKFLOW, REMOTE_WORKFLOW
 
+
 @pytest.fixture(scope="module")
 def gusts():
     environ = dict(os.environ)
