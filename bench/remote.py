@@ -83,7 +83,8 @@ class Mode:
         return self.tracking if self.tracking != "poll" else f"poll-{self.query_interval:g}s"
 
 
-MODES = (Mode("callback"), Mode("poll", 1.0), Mode("poll", 0.2), Mode("hybrid"))
+# "direct": no local Gust, the remote workflow alone (the floor under every mode).
+MODES = (Mode("direct"), Mode("callback"), Mode("poll", 1.0), Mode("poll", 0.2), Mode("hybrid"))
 
 
 class MistralServer:
@@ -141,8 +142,25 @@ class MistralServer:
                 self.proc.wait(5)
 
 
+def direct_run(remote_url: str) -> float:
+    """The baseline: the remote workflow started on the remote itself, the
+    driver asking the remote every POLL_EVERY seconds until SUCCESS."""
+    t0 = time.perf_counter()
+    resp = requests.post(f"{remote_url}/executions", timeout=30,
+                         json={"workflow_name": "remote_quick", "input": json.dumps({"x": 21})})
+    resp.raise_for_status()
+    ex_id = resp.json()["id"]
+    while requests.get(f"{remote_url}/executions/{ex_id}", timeout=30).json()["state"] != "SUCCESS":
+        if time.perf_counter() - t0 > 120:
+            raise RuntimeError(f"remote execution {ex_id} did not succeed within 120 s")
+        time.sleep(POLL_EVERY)
+    return time.perf_counter() - t0
+
+
 def one_run(local: GustInstance, remote_url: str, mode: Mode) -> float:
     """Seconds from the local POST to its GET saying SUCCESS."""
+    if mode.tracking == "direct":
+        return direct_run(remote_url)
     t0 = time.perf_counter()
     ex = local.start_execution("call", {"url": remote_url, "tracking": mode.tracking,
                                         "query_interval": mode.query_interval})
@@ -275,7 +293,8 @@ def markdown(result: dict) -> str:
     remotes = list(result["remotes"])
     lines = [f"# mistral.workflow: remote latency by tracking mode ({result['database']}, n={result['n']} each)", "",
              "From the local Gust's POST /v2/executions to its GET saying SUCCESS; the remote workflow is one "
-             "std.noop task. Command: `manage.py remote_mistral_bench`.", "",
+             "std.noop task; `direct` is that workflow started on the remote itself, without the local Gust. "
+             "Command: `manage.py remote_mistral_bench`.", "",
              "| mode | " + " | ".join(f"{r} p50 ms | {r} p95 ms" for r in remotes) + " |",
              "| --- | " + " | ".join("---: | ---:" for _ in remotes) + " |"]
     for mode in result["modes"]:
