@@ -59,7 +59,8 @@ def mask_url(url: str) -> str:
     return url
 
 
-def create(environ: dict[str, str] | None = None) -> Throwaway:
+def create(environ: dict[str, str] | None = None, suffix: str = "") -> Throwaway:
+    """``suffix`` tells apart several throwaways of one process (``gust_bench_<pid><suffix>``)."""
     environ = dict(os.environ if environ is None else environ)
     url = environ.get("DATABASE_URL", "").strip()
     tmpdir = Path(tempfile.mkdtemp(prefix="gust-bench-"))
@@ -74,7 +75,7 @@ def create(environ: dict[str, str] | None = None) -> Throwaway:
         cfg = dj_database_url.parse(url)
         if cfg["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
             raise RuntimeError(f"bench runs on SQLite or PostgreSQL, not {cfg['ENGINE']} ({mask_url(url)})")
-        name = f"{PG_PREFIX}{os.getpid()}"
+        name = f"{PG_PREFIX}{os.getpid()}{suffix}"
         if name == cfg["NAME"]:
             raise RuntimeError(f"DATABASE_URL already names {name}; refusing to use it as a throwaway")
         admin = {

@@ -16,4 +16,7 @@ TRACKED_ACTIONS = ("std.mistral_http", "gust.http_job")
 
 
 def register() -> None:
+    from tracker import remote
+
     actions.add_params(TRACKED_ACTIONS, TRACKING_PARAMS, {"tracking": MODES})
+    remote.register()  # mistral.workflow: a remote Mistral execution, tracked the same three ways

@@ -1,5 +1,7 @@
 """``/api/``: signed callbacks and tracker figures (what Mistral's API lacks)."""
 
+import json
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -41,6 +43,32 @@ class Callback(APIView):
         return Response(resources.action_execution(outcome.action))
 
     post = put
+
+
+class Notification(APIView):
+    """Mistral's execution notifications (its webhook publisher) for a
+    ``mistral.workflow`` action: the body is Mistral's, not Gust's callback
+    body, and may come without a Content-Type, so it is read as JSON here."""
+
+    authentication_classes = []  # the signed token is the credential
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=dict, responses={200: dict, 202: dict, 400: dict, 403: dict, 404: dict, 410: dict},
+                   summary="A remote Mistral's execution notification (WORKFLOW_SUCCEEDED, _FAILED, _CANCELLED)")
+    def post(self, request, token):
+        received_at = timezone.now()
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            services.check_token(token)  # a forged URL is 403 whatever its body
+            raise InvalidInput(f"The notification is not JSON: {exc}") from None
+        outcome = services.apply_notification(token, body, received_at=received_at)
+        data = {"applied": outcome.applied, "detail": outcome.detail}
+        if outcome.action is not None:
+            data["action_execution"] = resources.action_execution(outcome.action)
+        return Response(data, status=outcome.status)
+
+    put = post
 
 
 class Heartbeat(APIView):

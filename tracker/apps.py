@@ -8,7 +8,7 @@ class TrackerConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
-        from tracker import actions, latency, receivers, services
+        from tracker import actions, latency, receivers, remote, services
         from tracker.models import Webhook
         from workflows import signals
 
@@ -20,6 +20,8 @@ class TrackerConfig(AppConfig):
         signals.action_finished.connect(services.on_action_finished, dispatch_uid="tracker.untrack_finished_action")
         # How each async action's result came back, and its timings (tracker.latency).
         signals.action_finished.connect(latency.record, dispatch_uid="tracker.latency.record")
+        # A cancelled mistral.workflow cancels its remote execution (tracker.remote).
+        signals.action_finished.connect(remote.on_action_finished, dispatch_uid="tracker.remote.cancel")
 
         # The webhook notifier: trace events become outbox rows in the same transaction.
         signals.execution_events.connect(

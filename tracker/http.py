@@ -31,7 +31,12 @@ _local = threading.local()
 
 
 class StatusError(Exception):
-    """The status URL did not answer with JSON (network error, HTTP error, too large)."""
+    """The status URL did not answer with JSON (network error, HTTP error, too large).
+    ``status``: the HTTP status when there was an answer, else None."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class _CheckedHTTPConnection(http.client.HTTPConnection):
@@ -102,20 +107,22 @@ def _proxied(scheme: str, host: str) -> bool:
     return seen[key]
 
 
-def get_json(url: str, timeout: float = 10.0):
+def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None):
     """GET ``url`` and decode its JSON answer. Raises egress.EgressRefused when
-    the policy refuses the address, StatusError for anything else that went wrong."""
+    the policy refuses the address, StatusError for anything else that went wrong.
+    ``headers`` are added to ``Accept: application/json`` (e.g. an auth token)."""
     parts = urlsplit(url)
+    headers = {"Accept": "application/json", **(headers or {})}
     if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username
             or _proxied(parts.scheme, parts.hostname)):
-        return _get_with_requests(url, timeout)
+        return _get_with_requests(url, timeout, headers)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     for attempt in (1, 2):  # a kept connection the server closed meanwhile: once more on a new one
         conn = _connection(parts.scheme, parts.hostname, port, timeout)
         reused = conn.sock is not None
         try:
-            conn.request("GET", target, headers={"Accept": "application/json"})
+            conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
             body = resp.read(MAX_BODY + 1)
         except egress.EgressRefused as exc:
@@ -133,20 +140,20 @@ def get_json(url: str, timeout: float = 10.0):
         if resp.will_close:
             _forget(parts.scheme, parts.hostname, port)
         if 300 <= resp.status < 400:
-            return _get_with_requests(url, timeout)  # redirects: each hop checked by the requests session
+            return _get_with_requests(url, timeout, headers)  # redirects: each hop checked by the requests session
         return _decode(url, resp.status, body)
     raise AssertionError("unreachable")
 
 
 def _decode(url: str, status: int, body: bytes):
     if len(body) > MAX_BODY:
-        raise StatusError(f"status answer of {egress.shown(url)} is larger than {MAX_BODY} bytes")
+        raise StatusError(f"status answer of {egress.shown(url)} is larger than {MAX_BODY} bytes", status)
     if status >= 400:
-        raise StatusError(f"status query to {egress.shown(url)} answered HTTP {status}")
+        raise StatusError(f"status query to {egress.shown(url)} answered HTTP {status}", status)
     try:
         return json.loads(body)
     except ValueError as exc:
-        raise StatusError(f"status answer of {egress.shown(url)} is not JSON: {exc}") from exc
+        raise StatusError(f"status answer of {egress.shown(url)} is not JSON: {exc}", status) from exc
 
 
 def _session():
@@ -156,11 +163,11 @@ def _session():
     return s
 
 
-def _get_with_requests(url: str, timeout: float):
+def _get_with_requests(url: str, timeout: float, headers: dict[str, str] | None = None):
     import requests
 
     try:
-        with _session().get(url, timeout=timeout, stream=True) as resp:
+        with _session().get(url, timeout=timeout, stream=True, headers=headers) as resp:
             body = resp.raw.read(MAX_BODY + 1, decode_content=True)
             return _decode(url, resp.status_code, body)
     except requests.RequestException as exc:

@@ -97,7 +97,10 @@ class WebhookDelivery(models.Model):
 
     STATES = [("PENDING", "PENDING"), ("DELIVERED", "DELIVERED"), ("FAILED", "FAILED")]
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", null=True, blank=True,
+                                help_text="Empty for an execution's own params.notify publisher (url, headers).")
+    url = models.CharField(max_length=2000, null=True, blank=True, help_text="params.notify: where it goes")
+    headers = models.JSONField(null=True, blank=True, help_text="params.notify: the publisher's headers")
     event = models.CharField(max_length=40, db_index=True)
     execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
     payload = models.JSONField()

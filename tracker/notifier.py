@@ -45,7 +45,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from tracker.models import Webhook, WebhookDelivery
-from workflows import egress, queue
+from workflows import egress, notify, queue
+from workflows.api.resources import ts
 
 logger = logging.getLogger("gust.notifier")
 
@@ -113,6 +114,42 @@ def record_trace(workflow_name: str, events: list) -> list[int]:
         for e in events
     ]
     return _write_outbox(hooks, items)
+
+
+def record_notify(execution, events: list) -> list[int]:
+    """Outbox rows for an execution's own ``params.notify`` publishers
+    (``workflows.notify``): one per webhook publisher and workflow event it
+    takes, with Mistral's body. Must run inside the transaction of the change."""
+    publishers = (execution.params or {}).get("notify")
+    if not publishers:
+        return []
+    rows = []
+    for e in events:
+        if not e.kind.startswith("WORKFLOW_") or e.execution_id != execution.id:
+            continue
+        body = None
+        for pub in notify.publishers_for(publishers, e.kind):
+            body = body or mistral_notification(execution, e.kind)
+            rows.append(WebhookDelivery(url=pub["url"], headers=pub.get("headers") or {}, event=e.kind,
+                                        execution_id=execution.id, payload=body, state=PENDING,
+                                        next_attempt_at=timezone.now()))
+    if not rows:
+        return []
+    WebhookDelivery.objects.bulk_create(rows)
+    ids = [row.id for row in rows]
+    transaction.on_commit(lambda: enqueue(ids))
+    return ids
+
+
+def mistral_notification(ex, event: str) -> dict:
+    """Mistral 23's webhook body for a workflow event (engine/workflows.py ``_notify``)."""
+    return {
+        "id": ex.id, "name": ex.workflow_name, "workflow_name": ex.workflow_name,
+        "workflow_namespace": ex.workflow_namespace, "workflow_id": ex.workflow_id, "state": ex.state,
+        "state_info": ex.state_info, "project_id": ex.project_id, "task_execution_id": ex.task_execution_id,
+        "root_execution_id": ex.root_execution_id, "created_at": ts(ex.created_at),
+        "updated_at": ts(ex.updated_at), "event": event,
+    }
 
 
 def publish(kind: str, payload: dict, execution_id: str | None = None) -> list[int]:
@@ -232,34 +269,40 @@ def _claim(queryset, now: datetime, limit: int | None) -> list[WebhookDelivery]:
 def _send(rows: list[WebhookDelivery], fixed_now: datetime | None) -> None:
     max_attempts = int(_setting("NOTIFIER_MAX_ATTEMPTS", 8))
     timeout = float(_setting("NOTIFIER_TIMEOUT", 10.0))
-    unreachable: dict[int, str] = {}  # webhook id -> why, for the rest of this batch
-    refused: dict[int, str] = {}  # webhook id -> the egress policy's reason
+    unreachable: dict[object, str] = {}  # webhook id (or URL) -> why, for the rest of this batch
+    refused: dict[object, str] = {}  # webhook id (or URL) -> the egress policy's reason
     for row in rows:
         hook = row.webhook
-        if not hook.active:
+        key = hook.id if hook else row.url
+        if hook is not None and not hook.active:
             status, error, give_up = None, "webhook is inactive", True
-        elif hook.id in refused:
-            status, error, give_up = None, refused[hook.id], True
-        elif hook.id in unreachable:
+        elif key in refused:
+            status, error, give_up = None, refused[key], True
+        elif key in unreachable:
             # A dead endpoint would cost a full timeout per row: count the
             # attempt against every row of this batch instead.
-            status, error, give_up = None, f"not sent, endpoint unreachable: {unreachable[hook.id]}", False
+            status, error, give_up = None, f"not sent, endpoint unreachable: {unreachable[key]}", False
         else:
-            logger.info("%s will be published to %s (delivery %s)", _line(row), _shown(hook.url), row.id)
+            logger.info("%s will be published to %s (delivery %s)", _line(row), _shown(_url(row)), row.id)
             give_up = False
             try:
                 status, error = _post(hook, row, timeout)
             except egress.EgressRefused as exc:
                 # A policy decision, not a network failure: retrying can not help.
                 status, error, give_up = None, str(exc), True
-                refused[hook.id] = error
+                refused[key] = error
             if status is None and not give_up:
-                unreachable[hook.id] = error
+                unreachable[key] = error
         _record(row, status, error, give_up, max_attempts, fixed_now or timezone.now())
 
 
-def _post(hook: Webhook, row: WebhookDelivery, timeout: float) -> tuple[int | None, str | None]:
-    """(HTTP status or None, error or None) of one POST. Raises only
+def _url(row: WebhookDelivery) -> str:
+    return row.webhook.url if row.webhook else row.url or ""
+
+
+def _post(hook: Webhook | None, row: WebhookDelivery, timeout: float) -> tuple[int | None, str | None]:
+    """(HTTP status or None, error or None) of one POST (to a Webhook, or to
+    the row's own params.notify URL with its headers). Raises only
     EgressRefused, when the egress policy refuses the URL (nothing is sent)."""
     body = json.dumps(row.payload, separators=(",", ":")).encode()
     headers = {
@@ -268,10 +311,12 @@ def _post(hook: Webhook, row: WebhookDelivery, timeout: float) -> tuple[int | No
         "Gust-Event": row.event,
         "Gust-Delivery": str(row.id),
     }
-    if hook.secret:
+    if hook is None:
+        headers.update(row.headers or {})
+    elif hook.secret:
         headers["Gust-Signature"] = "sha256=" + sign(hook.secret, body)
     try:
-        with _session().post(hook.url, data=body, headers=headers, timeout=timeout,
+        with _session().post(_url(row), data=body, headers=headers, timeout=timeout,
                              allow_redirects=False, stream=True) as resp:
             if 200 <= resp.status_code < 300:
                 return resp.status_code, None
@@ -289,7 +334,7 @@ def sign(secret: str, body: bytes) -> str:
 def _record(row, status, error, give_up, max_attempts, now) -> None:
     attempts = row.attempts + 1
     where = WebhookDelivery.objects.filter(id=row.id, state=PENDING)
-    url = _shown(row.webhook.url)
+    url = _shown(_url(row))
     if error is None:
         where.update(state=DELIVERED, attempts=attempts, last_status=status, last_error=None, delivered_at=now)
         logger.info("%s is published to %s (delivery %s)", _line(row), url, row.id)

@@ -10,9 +10,12 @@ from django.db import transaction
 from tracker import notifier
 
 
-def on_execution_events(sender, execution_id, workflow_name, events, **kwargs):
-    """Trace events -> webhook outbox rows (see ``tracker.notifier``)."""
+def on_execution_events(sender, execution_id, workflow_name, events, execution=None, **kwargs):
+    """Trace events -> webhook outbox rows (see ``tracker.notifier``), and
+    the execution's own ``params.notify`` webhooks (Mistral's notifications)."""
     notifier.record_trace(workflow_name, events)
+    if execution is not None and execution.params and execution.params.get("notify"):
+        notifier.record_notify(execution, events)
 
 
 def on_webhook_changed(sender, **kwargs):

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from tracker import conf, latency
+from tracker import conf, latency, remote
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
 from tracker.queries import http_status, query_for
 from workflows import callbacks
@@ -139,6 +139,11 @@ def _read(token: str) -> tuple[str, int, float]:
         raise Forbidden("Invalid callback token") from None
 
 
+def check_token(token: str) -> None:
+    """Raises Forbidden (forged) or Gone (expired) for a callback token."""
+    _read(token)
+
+
 def _resolve(token: str) -> tuple[str, int, bool]:
     """(action id, attempt, whether the action is visible yet).
 
@@ -197,6 +202,74 @@ def apply_callback(token: str, state: str, output, finished_at=None, received_at
         return CallbackOutcome(202)
     with latency.completing("callback", detected_at=received_at or timezone.now(), outside_done_at=finished_at):
         return CallbackOutcome(200, wf_services.complete_action(action_id, state, output))
+
+
+@dataclass
+class NotificationOutcome:
+    applied: bool  # this notification completed the action
+    detail: str
+    action: ActionExecution | None = None
+    status: int = 200  # 202: the output is left to the tracker to fetch
+
+
+def apply_notification(token: str, body, received_at=None) -> NotificationOutcome:
+    """A Mistral execution notification (the webhook publisher's body: the
+    execution's ``id``, ``state``, ``state_info``, ... and ``event``) for the
+    ``mistral.workflow`` action of a signed URL.
+
+    WORKFLOW_FAILED and WORKFLOW_CANCELLED end the action in ERROR with the
+    remote's state_info. WORKFLOW_SUCCEEDED carries no output, so the remote
+    execution is fetched once (outside any transaction); if that fails, the
+    action is tracked by polling at once and the answer is 202. Other events
+    are ignored. An action that already finished (its poll came first, or it
+    was cancelled) is left as it is: 200 with ``applied`` false. Raises
+    Forbidden, Gone, NotFound, InvalidInput (not a notification, another
+    execution's, not a mistral.workflow action).
+    """
+    action_id, _, visible = _resolve(token)  # the credential first: a forged URL learns nothing
+    if not isinstance(body, dict) or not isinstance(body.get("event"), str) or not isinstance(body.get("id"), str):
+        raise InvalidInput("Send Mistral's execution notification: a JSON object with 'event' and 'id'")
+    action = ActionExecution.objects.filter(id=action_id).first() if visible else None
+    if action is None:
+        raise NotFound("ActionExecution", action_id)
+    if action.name != remote.NAME:
+        raise InvalidInput(f"Action execution {action_id} is {action.name}, not {remote.NAME}: "
+                           f"this URL takes no notification")
+    remote_id, event = body["id"], body["event"]
+    known = action.runtime_context.get(remote.REMOTE_ID)
+    if known and known != remote_id:
+        raise InvalidInput(f"This notification is about execution {remote_id}; action execution {action_id} "
+                           f"tracks remote execution {known}")
+    if event not in remote.FINISH_EVENTS:
+        return NotificationOutcome(False, f"event {event} ignored: only {', '.join(remote.FINISH_EVENTS)} end it",
+                                   action)
+    if action.state != State.RUNNING:
+        return NotificationOutcome(False, f"action execution {action_id} is already {action.state}", action)
+    received_at = received_at or timezone.now()
+    if event == "WORKFLOW_SUCCEEDED":
+        try:
+            result = remote.fetch(action.input, remote_id, most=remote.NOTIFICATION_FETCH_TIMEOUT)
+        except remote.QueryError as exc:
+            result = None
+            reason = str(exc)
+        else:
+            reason = f"the remote says execution {remote_id} is still running"
+        if result is None or not result.done:
+            track(action_id, mode="poll", added_by="notification")
+            return NotificationOutcome(False, f"the output could not be fetched ({reason}); "
+                                              f"the tracker polls for it", action, status=202)
+        state, output = result.state, result.output
+    elif event == "WORKFLOW_FAILED":
+        state, output = State.ERROR, remote.failure(remote_id, body.get("state_info"))
+    else:
+        state, output = State.ERROR, remote.cancelled(remote_id, body.get("state_info"))
+    try:
+        # (Mistral's updated_at has whole seconds: too coarse for an "outside done" time.)
+        with latency.completing("callback", detected_at=received_at):
+            action = wf_services.complete_action(action_id, state, output)
+    except Conflict as exc:  # a poll, or a cancel, came first: the first result won
+        return NotificationOutcome(False, exc.message, ActionExecution.objects.filter(id=action_id).first())
+    return NotificationOutcome(True, f"completed {state}", action)
 
 
 def heartbeat(token: str) -> ActionExecution:

@@ -761,6 +761,8 @@ class _Run:
             raise ExpressionError(problem)
         params.setdefault("namespace", namespace)
         params["env"] = self.env()
+        if "notify" in self.snap.params:  # Mistral's: the child notifies the same publishers
+            params["notify"] = self.snap.params["notify"]
         return _Unit("workflow", name, values, params=params)
 
     def env(self) -> dict:

@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, adhoc, books, conf, engine, queue, signals, trace
+from workflows import actions, adhoc, books, conf, engine, notify, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -174,6 +174,8 @@ def start_execution(
     params = checked_json(dict(params or {}), "params")
     workflow_input = checked_json(workflow_input, "input")
     description = checked_json(description or "", "description")
+    if "notify" in params and (problems := notify.check(params["notify"])):
+        raise InvalidInput(f"Invalid params.notify: {'; '.join(problems)}")
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
         params["namespace"] = wf.namespace  # found by id: the workflow's own
@@ -835,7 +837,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     name = execution.workflow_name
     events = decision.trace
     signals.execution_events.send(
-        sender=WorkflowExecution, execution_id=execution.id, workflow_name=name, events=events
+        sender=WorkflowExecution, execution_id=execution.id, workflow_name=name, events=events, execution=execution
     )
     transaction.on_commit(lambda: trace.emit(events, name))
     if decision.dispatch:
