@@ -37,7 +37,8 @@ def definition(name: str) -> str:
 def test_a_fresh_database_gets_every_sample(public_url):
     public_url("http://127.0.0.1:8000")
     out = load_samples()
-    assert set(WorkflowDefinition.objects.values_list("name", flat=True)) == {"hello", "branches", "fetch"}
+    assert set(WorkflowDefinition.objects.values_list("name", flat=True)) == {
+        "hello", "branches", "fetch", "fan_out", "greet_one"}
     assert "created hello" in out and "created fetch" in out
     assert definition("hello") == (SAMPLES / "hello.yaml").read_text()
 
@@ -96,3 +97,12 @@ def test_a_start_on_another_port_moves_fetch_there_and_is_not_taken_for_an_edit(
     out = load_samples()
     assert "updated fetch for http://127.0.0.1:8765" in out
     assert "http://127.0.0.1:8765/v2/" in definition("fetch") and "8000" not in definition("fetch")
+
+
+def test_the_fan_out_sample_runs_its_sub_workflow_per_item(public_url):
+    public_url("http://127.0.0.1:8000")
+    load_samples()
+    ex = services.start_execution("fan_out", {})
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS", ex.state_info
+    assert ex.output == {"greetings": ["hello ada", "hello grace", "hello linus"]}
