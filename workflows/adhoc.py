@@ -39,6 +39,12 @@ Lookup = Callable[[str, str], ActionSpec | None]
 KEY = "adhoc"  # the action execution's runtime_context key
 
 
+def run_name(name: str, runtime_context: dict | None) -> str:
+    """The action that runs for an action execution: its own name, or for an
+    ad-hoc action the built-in base :func:`plan` stored."""
+    return (runtime_context or {}).get(KEY, {}).get("base") or name
+
+
 class AdhocError(ExpressionError):
     """The ad-hoc action can not run: its task fails with this message."""
 

@@ -121,8 +121,7 @@ class Snapshot:
     runtime: dict = field(default_factory=new_runtime)
     created_at: str | None = None
     updated_at: str | None = None
-    root_execution_id: str | None = None  # set for a sub-workflow
-    depth: int = 0  # sub-workflows between this execution and its root
+    root_execution_id: str | None = None  # set for a sub-workflow (its depth is runtime["depth"])
     # For callers without a store of their own (tests, a fresh execution):
     # every task execution, in creation order; handle() appends new ones.
     tasks: list[TaskView] = field(default_factory=list)

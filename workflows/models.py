@@ -210,7 +210,7 @@ class ActionExecution(models.Model):
         """The action that runs: this one's name, or for an ad-hoc action its
         built-in base's (``workflows.adhoc``), as workers, the tracker and
         approvals need it."""
-        return (self.runtime_context or {}).get(adhoc.KEY, {}).get("base") or self.name
+        return adhoc.run_name(self.name, self.runtime_context)
 
     @property
     def run_input(self) -> dict:

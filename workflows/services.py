@@ -391,7 +391,7 @@ def _rerun_safely(action_id: str) -> bool:
 
 def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> str:
     at = f"{deadline:%Y-%m-%d %H:%M:%S} UTC"
-    adef = actions.get(runtime_context.get(adhoc.KEY, {}).get("base") or name)  # an ad-hoc action: its base
+    adef = actions.get(adhoc.run_name(name, runtime_context))  # an ad-hoc action: its base
     waited_for_worker = bool(adef and adef.needs_worker) and HANDED_OVER not in runtime_context
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
@@ -429,8 +429,7 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
     with transaction.atomic():
         execution = _lock_execution(execution_id)
         _apply(execution, event)
-        if state in (State.PAUSED, State.RUNNING) and any(
-                t.workflow is not None for t in _spec_for(execution).tasks.values()):
+        if state in (State.PAUSED, State.RUNNING) and _spec_for(execution).calls_workflows:
             transaction.on_commit(lambda: _cascade(execution_id, state))
     return execution
 
@@ -559,7 +558,7 @@ class _RowStore:
         self.child_rows: dict[str, WorkflowExecution] = {}  # sub-workflow executions read
         self.definitions: dict[str, WorkflowDefinition] = {}  # workflow() answers, by the name asked
         self.specs: dict[str, lang.WorkflowSpec] = {}
-        self.subworkflows = any(t.workflow is not None for t in _spec_for(execution).tasks.values())
+        self.subworkflows = _spec_for(execution).calls_workflows
 
     def _rows(self):
         if self.fresh:
@@ -651,10 +650,10 @@ class _RowStore:
             specs = {c.id: (c.spec or {}).get("tasks", {}) for c in children}
             rows = TaskExecution.objects.filter(workflow_execution_id__in=list(specs)).order_by(
                 "workflow_execution_id", "seq").defer("items", "in_context")[:MAX_DESCENDANT_TASKS - len(found)]
-            for t in rows:
-                found.append({"id": t.id, "name": t.name, "spec": specs[t.workflow_execution_id].get(t.name, {}),
-                              "state": t.state, "state_info": t.state_info, "result": t.result,
-                              "published": t.published})
+            for t in rows:  # the shape task() shows, from TaskView.view()
+                found.append(engine.TaskView(
+                    id=t.id, name=t.name, state=t.state, seq=t.seq, state_info=t.state_info, result=t.result,
+                    published=t.published, spec=specs[t.workflow_execution_id].get(t.name, {})).view())
             parents = list(specs)
         return found
 
@@ -758,7 +757,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
     def deadline_of(a):
         if a.id in dispatched:
             return queue_deadline  # until a worker claims it
-        adef = actions.get(a.runtime_context.get(adhoc.KEY, {}).get("base") or a.name)
+        adef = actions.get(adhoc.run_name(a.name, a.runtime_context))
         if a.state == State.RUNNING and not a.is_sync and not (adef and adef.waits_forever):
             return waiting_deadline
         return None

@@ -383,6 +383,11 @@ class WorkflowSpec:
         return {name: {n: i for i, n in enumerate(names)} for name, names in self.inbound.items()}
 
     @cached_property
+    def calls_workflows(self) -> bool:
+        """Some task runs a sub-workflow (``workflow:``)."""
+        return any(t.workflow is not None for t in self.tasks.values())
+
+    @cached_property
     def start_tasks(self) -> list[str]:
         inbound = self.inbound
         return [n for n in self.tasks if not inbound[n]]
