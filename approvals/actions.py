@@ -1,7 +1,7 @@
 """``gust.approval``: the action this app adds to the engine's table."""
 
 from approvals.params import InvalidParams, parse
-from workflows.actions import REQUIRED, ActionDef
+from core.actions import REQUIRED, ActionDef
 
 PARAMS = (
     ("title", REQUIRED),

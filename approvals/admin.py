@@ -1,10 +1,10 @@
-"""Admin for approvals and the operator audit log: read-only. Approvals
-change only through ``approvals.services`` (the pages and the REST API);
-responses and operator actions are audit records."""
+"""Admin for approvals: read-only. Approvals change only through
+``approvals.services`` (the pages and the REST API); responses are audit
+records."""
 
 from django.contrib import admin
 
-from approvals.models import Approval, ApprovalResponse, Assignment, OperatorAction
+from approvals.models import Approval, ApprovalResponse, Assignment
 from workflows.admin import ReadOnlyAdmin
 
 
@@ -38,11 +38,3 @@ class ApprovalResponseAdmin(ReadOnlyAdmin):
     list_display = ("at", "username", "decision", "approval")
     list_filter = ("decision",)
     search_fields = ("username", "approval__title", "approval__id")
-
-
-@admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnlyAdmin):
-    list_display = ("at", "username", "kind", "summary", "execution_id")
-    list_filter = ("kind", "username")
-    search_fields = ("summary", "execution_id", "target_id", "username")
-    date_hierarchy = "at"

@@ -8,8 +8,8 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from approvals import receivers
         from approvals.actions import APPROVAL
-        from workflows import actions, signals
-
+        from core import actions
+        from workflows import signals
         actions.register(APPROVAL)
 
         signals.async_action_started.connect(

@@ -1,7 +1,7 @@
 """Human approvals and the operator audit log.
 
 Rows are written only by ``approvals.services`` (approvals and responses)
-and ``approvals.ops.services`` (operator actions). Responses and operator
+and ``ops.services`` (operator actions). Responses and operator
 actions are audit records: once written they can not be changed or deleted
 through the ORM (``save`` of an existing row, ``delete`` and the queryset
 ``update``/``delete`` all raise).
@@ -154,43 +154,3 @@ class ApprovalResponse(AuditRecord):
     def as_result(self) -> dict:
         return {"user": self.username, "decision": self.decision, "comment": self.comment,
                 "data": self.data, "at": self.at.isoformat()}
-
-
-class OperatorAction(AuditRecord):
-    """One operator intervention, written in the same transaction as the change."""
-
-    class Kind(models.TextChoices):
-        PAUSE = "pause"
-        RESUME = "resume"
-        CANCEL = "cancel"
-        RERUN_TASK = "rerun_task", "rerun task"
-        SKIP_TASK = "skip_task", "skip task"
-        COMPLETE_ACTION = "complete_action", "complete action"
-        TRACK = "track", "start tracking"
-        UNTRACK = "untrack", "stop tracking"
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    username = models.CharField(max_length=150)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
-    target_id = models.CharField(max_length=36, blank=True, default="", help_text="Task or action execution id.")
-    target_name = models.CharField(max_length=255, blank=True, default="")
-    payload = models.JSONField(default=dict, blank=True)
-    summary = models.TextField()
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        default_permissions = ("view",)
-        permissions = [
-            ("operate_executions", "Can pause, resume and cancel executions"),
-            ("fix_tasks", "Can rerun and skip failed tasks"),
-            ("complete_actions", "Can complete action executions by hand"),
-            ("manage_tracking", "Can start and stop tracking actions"),
-        ]
-
-    def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.kind}"
-
-    @property
-    def payload_text(self) -> str:
-        return json_text(self.payload)

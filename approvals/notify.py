@@ -1,6 +1,6 @@
 """Approval notifications: the webhook notifier and e-mail.
 
-``tracker.notifier.publish`` is called inside the caller's transaction (its
+``webhooks.notifier.publish`` is called inside the caller's transaction (its
 outbox rows commit or vanish with the change); e-mails are sent from
 ``transaction.on_commit`` so nobody is told about a change that rolled back.
 E-mail goes through Django's mailers (Django 6.1 ``MAILERS``: the alias
@@ -21,7 +21,8 @@ from django.urls import reverse
 
 from approvals import access
 from approvals.models import Approval
-from tracker import notifier
+from webhooks import notifier
+from workflows import conf as wf_conf
 
 logger = logging.getLogger("gust.approvals")
 
@@ -40,7 +41,7 @@ _SUBJECTS = {
 
 
 def url_of(approval: Approval) -> str:
-    base = getattr(settings, "GUST", {}).get("PUBLIC_URL", "").rstrip("/")
+    base = wf_conf.get("PUBLIC_URL").rstrip("/")
     return base + reverse("approvals:detail", args=[approval.id])
 
 

@@ -33,10 +33,10 @@ from approvals.decision import APPROVED, decide
 from approvals.errors import Forbidden, InvalidData
 from approvals.models import Approval, ApprovalResponse, Assignment
 from approvals.params import parse
+from core.states import State
 from workflows import services as wf_services
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import WorkflowExecution
-from workflows.states import State
 
 logger = logging.getLogger("gust.approvals")
 
@@ -103,8 +103,9 @@ def _lock(approval_id: str, *, skip_locked: bool = False) -> Approval | None:
         return None
     execution_id = head["execution_id"]
     if execution_id:
-        locked = WorkflowExecution.objects.select_for_update(skip_locked=skip_locked).filter(id=execution_id)
-        if not locked.values_list("id") and skip_locked and WorkflowExecution.objects.filter(id=execution_id).exists():
+        # The lock is taken here, by this statement, before the approval's.
+        held = WorkflowExecution.objects.select_for_update(skip_locked=skip_locked).filter(id=execution_id).exists()
+        if not held and skip_locked and WorkflowExecution.objects.filter(id=execution_id).exists():
             return None  # someone else holds the execution: leave this approval for the next round
     return Approval.objects.select_for_update(skip_locked=skip_locked).filter(id=approval_id).first()
 

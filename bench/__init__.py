@@ -1,1 +1,2 @@
-"""End-to-end benchmark of Gust: see bench/README.md and ``manage.py bench``."""
+"""Benchmarks and the reliability report (bench/README.md): a Django app of
+commands that imports Gust; no part of Gust imports it."""

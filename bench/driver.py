@@ -136,8 +136,8 @@ class Driver:
     def wait_success(self, ids: list[str], timeout: float, on_tick: Callable[[], None] | None = None) -> float:
         """Until every execution is SUCCESS; raises CompareFailure on another
         terminal state, a dead process, or the timeout. Returns the seconds waited."""
+        from core.states import TERMINAL, State
         from workflows.models import WorkflowExecution
-        from workflows.states import TERMINAL, State
 
         t0 = time.monotonic()
         pending = list(ids)
@@ -184,8 +184,8 @@ class Driver:
         """Until the worker has finished its bookkeeping for every job it sent
         (``record_action_info(started=True)`` stamps ``handed_over_at``), so a
         following measurement does not include the tail of the dispatching."""
+        from core.states import State
         from workflows.models import HANDED_OVER, ActionExecution
-        from workflows.states import State
 
         t0 = time.monotonic()
         pending = ActionExecution.objects.filter(state=State.RUNNING, name="gust.http_job").exclude(

@@ -53,7 +53,7 @@ _JSONISH = st.recursive(_SCALAR, lambda c: st.lists(c, max_size=3) | st.dictiona
 
 
 def _actions() -> list[str]:
-    from workflows import actions
+    from core import actions
 
     return [*actions.every(), "no.such_action", "std.echo output=<% $.x %>", "std.noop x=1",
             "std.http url=http://127.0.0.1:9/x", "std.fail error_data=boom", "std.echo output="]
@@ -267,8 +267,8 @@ def _fuzz_parser_child(examples, validate_url, headers, queue) -> None:
 
 
 def _fuzz_parser(examples: int, validate_url: str | None, headers: dict, say: Callable[[str], None]) -> dict:
-    from workflows import engine
-    from workflows.lang import spec as lang
+    from core import engine
+    from core.lang import spec as lang
 
     counts = Counter()
     crashes: dict[str, dict] = {}
@@ -367,7 +367,7 @@ def confirm_over_http(out: dict, base: str, headers: dict, say: Callable[[str], 
     to POST /v2/workflows/validate; an engine crash stored with POST
     /v2/workflows (its own namespace) and started with POST /v2/executions,
     which runs the first engine step inside the request."""
-    from workflows.lang import spec as lang
+    from core.lang import spec as lang
 
     s = requests.Session()
     h = {**headers, "Content-Type": "text/plain"}

@@ -1,6 +1,6 @@
 """Count the SQL a Gust process sends, for ``manage.py compare_completion``.
 
-Imported by config/settings.py only when ``GUST_COUNT_QUERIES_DIR`` is set
+Imported by bench.apps only when ``GUST_COUNT_QUERIES_DIR`` is set
 (the benchmark sets it for the web, worker and tracker processes it starts;
 nothing else ever does). Then every database connection this process opens
 gets an ``execute_wrapper`` that counts statements by their first keyword,

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -274,7 +273,7 @@ def states(ids: list[str]) -> dict[str, str]:
 def wait_terminal(ids: list[str], bound_s: float, say, label: str, min_s: float = 0.0) -> float:
     """Until every execution is terminal (and at least ``min_s`` passed), or
     the bound. Progress every 5 s. Returns the seconds waited."""
-    from workflows.states import TERMINAL
+    from core.states import TERMINAL
 
     t0 = time.monotonic()
     last = 0.0
@@ -293,8 +292,8 @@ def wait_terminal(ids: list[str], bound_s: float, say, label: str, min_s: float 
 def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
     """started / finished / stuck / lost / duplicated for rel_http executions,
     read from the database and the recording service."""
+    from core.states import TERMINAL, State
     from workflows.models import ActionExecution, WorkflowExecution
-    from workflows.states import TERMINAL, State
 
     calls = records(ctx)
     rows = {}
@@ -354,60 +353,6 @@ def _short(text, n: int = 160) -> str:
         text = f"HTML page: {m.group(1)}"
     text = " ".join(text.split()).replace("`", "'")
     return text if len(text) <= n else text[:n] + "..."
-
-
-# --- child ---------------------------------------------------------------------
-
-
-def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict:
-    """On the throwaway database: migrate, make the user and token, store the
-    workflows, run the scenarios. Writes the JSON result to ``result_path``."""
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection, connections
-    from rest_framework.authtoken.models import Token
-
-    from bench.driver import Outside
-    from bench.scenarios import RUNNERS
-    from workflows import services
-
-    db_name = isolation.check_connected(connection.settings_dict)
-    scratch = result_path.parent
-    result = {"ok": False, "database": {"vendor": connection.vendor, "name": db_name}, "broker": o.broker,
-              "options": o.as_json(), "scenarios": {}, "failures": []}
-    outside = None
-    try:
-        say(f"reliability: migrating {connection.vendor} database {db_name}")
-        call_command("migrate", interactive=False, verbosity=0)
-        # Every permission, so the scenarios and the API fuzzing reach every door.
-        user = get_user_model().objects.create_superuser(USER, f"{USER}@localhost", os.urandom(12).hex())
-        token = Token.objects.create(user=user).key
-        outside = Outside(scratch, 0.1)
-        services.save_workflows(workflow_yaml(outside.url), update=True)
-        connections.close_all()
-        env = dict(os.environ)
-        ctx = Ctx(o, scratch, env, outside, token, say)
-        for name in o.scenarios:
-            t0 = time.monotonic()
-            say(f"[{name}] {TITLES[name]}")
-            try:
-                out = RUNNERS[name](ctx)
-            except Exception as exc:  # reported, and the other scenarios still run
-                say(f"[{name}] FAILED to run: {type(exc).__name__}: {exc}")
-                result["failures"].append(f"{name}: {type(exc).__name__}: {exc}")
-                out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
-            out["seconds"] = round(time.monotonic() - t0, 1)
-            result["scenarios"][name] = out
-            say(f"[{name}] done in {out['seconds']} s: " + ", ".join(
-                f"{k} {out[k]}" for k in ("started", "finished", "stuck", "lost", "duplicated", "inputs",
-                                          "five_xx", "refused") if k in out))
-            connections.close_all()
-        result["ok"] = not result["failures"]
-    finally:
-        if outside is not None:
-            outside.stop()
-        result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return result
 
 
 # --- parent ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Count worker action runs, for ``manage.py broker_bench``.
 
-Imported by config/settings.py only when ``GUST_BENCH_RUNS_DIR`` is set (the
+Imported by bench.apps only when ``GUST_BENCH_RUNS_DIR`` is set (the
 benchmark sets it for the worker processes it starts). ``std.sleep`` then
 runs through ``sleep`` below, which appends the action execution's id to
 ``<dir>/runs-<pid>.txt`` before sleeping: a job whose action ran twice shows
@@ -13,7 +13,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from workflows import actions
+from core import actions
 
 _dir = Path(os.environ.get("GUST_BENCH_RUNS_DIR", "."))
 _REAL = actions.BUILTIN["std.sleep"].impl

@@ -25,9 +25,9 @@ from django.db import connection, connections
 from django.db.models import Count, Q
 
 from bench.workflows import CONC_THREADS, SHAPES, all_yaml
+from core.states import TERMINAL, State
 from workflows import services
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
-from workflows.states import TERMINAL, State
 
 SCENARIOS = ("noop1", "seq50", "fan100", "conc")
 DEFAULT_REPEAT = {"noop1": 50, "seq50": 20, "fan100": 10, "conc": 1}

@@ -64,6 +64,7 @@ def _cpu() -> float:
 
 def floor(outside_url: str, n: int) -> dict:
     """CPU milliseconds per GET of one job's JSON status, three ways."""
+    from django.conf import settings as django_settings
     from django.test import override_settings
 
     from tracker import http as tracker_http
@@ -88,7 +89,8 @@ def floor(outside_url: str, n: int) -> dict:
         tracker_http.get_json(url)
 
     out = {"requests": n, "url": "GET <outside>/jobs/<id> (keep-alive)"}
-    with override_settings(EGRESS={"DENIED_CIDRS": [], "ALLOWED_CIDRS": ["127.0.0.0/8"]}):
+    loopback = {"DENIED_CIDRS": [], "ALLOWED_CIDRS": ["127.0.0.0/8"]}
+    with override_settings(GUST={**django_settings.GUST, "EGRESS": loopback}):
         for key, fn in (("http_client", bare), ("requests_session", with_requests), ("tracker_http", with_tracker)):
             for _ in range(min(100, n)):
                 fn()
@@ -113,9 +115,9 @@ def add_synthetic(outside_url: str, count: int, interval: float, tag: str, with_
     from django.db import transaction
     from django.utils import timezone
 
+    from core.states import State
     from tracker.models import TrackedAction
     from workflows.models import HANDED_OVER, ActionExecution
-    from workflows.states import State
 
     t0 = time.monotonic()
     ids = [str(uuid.uuid4()) for _ in range(count)]

@@ -6,19 +6,27 @@ could not run, which is not a finding."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 
+from bench import isolation
 from bench.reliability import (
+    TITLES,
+    USER,
     V2_SCHEMA,
     Ctx,
+    Options,
     ScenarioFailure,
     _code_counts,
     http_outcome,
@@ -32,6 +40,7 @@ from bench.reliability import (
     wait_calls,
     wait_started,
     wait_terminal,
+    workflow_yaml,
 )
 
 
@@ -269,8 +278,8 @@ def scenario_completions(ctx: Ctx) -> dict:
 
     from django.db import connections
 
+    from core.states import TERMINAL
     from workflows.models import ActionExecution, TaskExecution
-    from workflows.states import TERMINAL
 
     o, say, name = ctx.opts, ctx.say, "completions"
     with running(ctx, name) as procs:
@@ -382,3 +391,56 @@ RUNNERS = {
     "fuzz_parser": scenario_fuzz_parser,
     "fuzz_api": scenario_fuzz_api,
 }
+
+
+# --- child ---------------------------------------------------------------------
+
+
+def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict:
+    """On the throwaway database: migrate, make the user and token, store the
+    workflows, run the scenarios. Writes the JSON result to ``result_path``."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection, connections
+    from rest_framework.authtoken.models import Token
+
+    from bench.driver import Outside
+    from workflows import services
+
+    db_name = isolation.check_connected(connection.settings_dict)
+    scratch = result_path.parent
+    result = {"ok": False, "database": {"vendor": connection.vendor, "name": db_name}, "broker": o.broker,
+              "options": o.as_json(), "scenarios": {}, "failures": []}
+    outside = None
+    try:
+        say(f"reliability: migrating {connection.vendor} database {db_name}")
+        call_command("migrate", interactive=False, verbosity=0)
+        # Every permission, so the scenarios and the API fuzzing reach every door.
+        user = get_user_model().objects.create_superuser(USER, f"{USER}@localhost", os.urandom(12).hex())
+        token = Token.objects.create(user=user).key
+        outside = Outside(scratch, 0.1)
+        services.save_workflows(workflow_yaml(outside.url), update=True)
+        connections.close_all()
+        env = dict(os.environ)
+        ctx = Ctx(o, scratch, env, outside, token, say)
+        for name in o.scenarios:
+            t0 = time.monotonic()
+            say(f"[{name}] {TITLES[name]}")
+            try:
+                out = RUNNERS[name](ctx)
+            except Exception as exc:  # reported, and the other scenarios still run
+                say(f"[{name}] FAILED to run: {type(exc).__name__}: {exc}")
+                result["failures"].append(f"{name}: {type(exc).__name__}: {exc}")
+                out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+            out["seconds"] = round(time.monotonic() - t0, 1)
+            result["scenarios"][name] = out
+            say(f"[{name}] done in {out['seconds']} s: " + ", ".join(
+                f"{k} {out[k]}" for k in ("started", "finished", "stuck", "lost", "duplicated", "inputs",
+                                          "five_xx", "refused") if k in out))
+            connections.close_all()
+        result["ok"] = not result["failures"]
+    finally:
+        if outside is not None:
+            outside.stop()
+        result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result

@@ -21,6 +21,8 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GUST_VAR_DIR", BASE_DIR / "var"))
+# Where the benchmark commands write their results and the comparison page reads them.
+BENCH_RESULTS_DIR = Path(os.environ.get("GUST_BENCH_RESULTS_DIR", BASE_DIR / "bench" / "results"))
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -73,9 +75,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs, served from here (no CDN)
     "django_q",
     "workflows",
+    "webhooks",
     "tracker",
     "approvals",
+    "ops",
     "axes",
+    "bench",  # the benchmark commands (bench/README.md); it imports Gust, Gust never imports it
 ]
 
 # Failed logins are counted per user name and address (django-axes): the
@@ -115,8 +120,8 @@ if env_bool("GUST_TLS", False):
     # A load balancer probes the processes themselves over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
-# /metrics (config/metrics.py): a login, an API token, or this bearer token.
-METRICS_TOKEN = os.environ.get("GUST_METRICS_TOKEN", "").strip()
+# The operator console (ops.conf): /metrics takes a login, an API token, or this bearer token.
+OPS = {"METRICS_TOKEN": os.environ.get("GUST_METRICS_TOKEN", "").strip()}
 
 ROOT_URLCONF = "config.urls"
 APPEND_SLASH = False  # /v2/workflows and /v2/workflows/ are both routed explicitly
@@ -166,19 +171,15 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 LOGIN_URL = "/accounts/login/"  # any active user, not only staff (approvers)
 
-# The API asks for a login by default: a token for clients (X-Auth-Token, as
-# the mistral CLI sends with --os-auth-token) or the browser's session.
-# GUST_API_AUTH=0 opens it, as Mistral's auth_enable = False does.
-API_AUTH = env_bool("GUST_API_AUTH", True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "workflows.api.auth.XAuthTokenAuthentication",
+        "workflows.auth.XAuthTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["workflows.api.auth.LoginRequiredUnlessOpen"],
+    "DEFAULT_PERMISSION_CLASSES": ["workflows.auth.LoginRequiredUnlessOpen"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["workflows.api.parsers.JSONParser", "workflows.api.parsers.PlainTextParser"],
-    "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser", "api.parsers.PlainTextParser"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -187,7 +188,7 @@ REST_FRAMEWORK = {
 # has no online validator, so the page works on a host without internet.
 SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
                         "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
-                        "SERVE_PERMISSIONS": ["workflows.api.auth.LoginRequiredUnlessOpen"],
+                        "SERVE_PERMISSIONS": ["workflows.auth.LoginRequiredUnlessOpen"],
                         "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
                         "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None}}
 
@@ -219,8 +220,14 @@ Q_CLUSTER["broker_class"] = "workflows.queue.gust_broker"  # the ORM broker taki
 if env_bool("GUST_SYNC_WORKER", False):
     Q_CLUSTER["sync"] = True  # tests: run worker jobs inline
 
-# Gust's own settings, read at call time through workflows.conf.
+# Each app reads its own namespace at call time through its conf module, which
+# holds the defaults: GUST (workflows.conf), WEBHOOKS (webhooks.conf), TRACKER
+# (tracker.conf), OPS (ops.conf). Here they are filled from the environment.
 GUST = {
+    # The API asks for a login by default: a token for clients (X-Auth-Token, as
+    # the mistral CLI sends with --os-auth-token) or the browser's session.
+    # GUST_API_AUTH=0 opens it, as Mistral's auth_enable = False does.
+    "API_AUTH": env_bool("GUST_API_AUTH", True),
     # Base URL that std.mistral_http sends as Mistral-Callback-URL.
     "PUBLIC_URL": os.environ.get("GUST_PUBLIC_URL", "http://127.0.0.1:8000"),
     # Deadlines the tracker's overdue sweep enforces, so nothing stays RUNNING
@@ -241,7 +248,7 @@ GUST = {
     "WORKER_STOP_TIMEOUT": float(os.environ.get("GUST_WORKER_STOP_TIMEOUT", "30")),
 }
 # Bounds on everything a workflow or an API caller controls, read at call time
-# through workflows.conf (defaults in workflows.lang.limits.Limits).
+# through workflows.conf (defaults in core.lang.limits.Limits).
 GUST.update({
     # Largest stored result, published variables, context, input or output (KB;
     # -1: none), as Mistral's execution_field_size_limit_kb.
@@ -292,8 +299,6 @@ TRACKER = {
     "PERIODIC": ["approvals.services.sweep", "workflows.retention.periodic"],
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
-if os.environ.get("GUST_COUNT_QUERIES_DIR"): import bench.querycount  # noqa: E701,F401,I001 -- SQL counts for compare_completion
-if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F401,I001 -- action runs for broker_bench
 
 # Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
 # tracker's status queries, webhooks), read at call time by workflows.egress.
@@ -303,7 +308,7 @@ if os.environ.get("GUST_BENCH_RUNS_DIR"): import bench.runcount  # noqa: E701,F4
 # mean this host; as Mistral 23's [action_std_http] denied_cidrs. bin/run
 # allows loopback for the samples. Add private ranges (10.0.0.0/8, ...) to the
 # denied ones when workflow authors must not reach the internal network.
-EGRESS = {
+GUST["EGRESS"] = {
     "DENIED_CIDRS": env_list(
         "GUST_EGRESS_DENIED_CIDRS", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128"
     ),

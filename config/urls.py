@@ -8,10 +8,11 @@ from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health, metrics
+from api import identity
+from api import views as api_views
+from config import health
+from ops import metrics
 from workflows import views as dashboard_views
-from workflows.api import identity
-from workflows.api import views as api_views
 from workflows.middleware import API_PREFIXES, wants_versions_document
 
 
@@ -40,11 +41,11 @@ def favicon(request):
     return FileResponse(path.open("rb"), content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 urlpatterns = [
-    re_path(r"^v2/?", include("workflows.api.urls")),
+    re_path(r"^v2/?", include("api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/approvals", include("approvals.api_urls")),
-    path("api/", include("tracker.urls")),
+    path("api/approvals", include("api.approval_urls")),
+    path("api/", include("api.callback_urls")),
     path("admin/", admin.site.urls),
     path("tracker/", include("tracker.urls_pages")),
     path("versions", api_views.Versions.as_view()),
@@ -59,7 +60,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("approvals/", include("approvals.urls")),
-    path("ops/", include("approvals.ops.urls")),
+    path("ops/", include("ops.urls")),
     path("", root),
     path("", include("workflows.urls")),
 ]

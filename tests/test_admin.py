@@ -6,9 +6,9 @@ import re
 import pytest
 from django.apps import apps
 
+from core.states import State
 from workflows import services
 from workflows.models import ActionExecution, TaskExecution
-from workflows.states import State
 
 pytestmark = pytest.mark.django_db
 

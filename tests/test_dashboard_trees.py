@@ -6,7 +6,7 @@ import re
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from approvals.models import OperatorAction
+from ops.models import OperatorAction
 from tests.tree_workflows import ITEMS_OVER_CHILDREN
 from workflows import services, tree
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution

@@ -16,9 +16,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from django.utils import timezone
 
-from tracker import notifier
-from tracker.models import TrackedAction, Webhook, WebhookDelivery
+from tracker.models import TrackedAction
 from tracker.runner import Tracker
+from webhooks import notifier
+from webhooks.models import Webhook, WebhookDelivery
 from workflows import egress, services
 from workflows.models import ActionExecution, TaskExecution
 
@@ -28,7 +29,7 @@ METADATA_REFUSED = (
     "(GUST_EGRESS_DENIED_CIDRS; GUST_EGRESS_ALLOWED_CIDRS or GUST_EGRESS_ALLOWED_HOSTS can allow it)"
 )
 
-production_policy = override_settings(EGRESS={})  # every key from egress.DEFAULTS
+production_policy = override_settings(GUST={**django_settings.GUST, "EGRESS": {}})  # every key from egress.DEFAULTS
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -83,9 +84,9 @@ def run(yaml: str, name: str, django_capture_on_commit_callbacks):
 def test_the_production_settings_deny_loopback_link_local_and_this_host(monkeypatch):
     for name in egress.ENV.values():
         monkeypatch.delenv(name, raising=False)
-    conf = runpy.run_path(str(django_settings.BASE_DIR / "config" / "settings.py"))["EGRESS"]
+    conf = runpy.run_path(str(django_settings.BASE_DIR / "config" / "settings.py"))["GUST"]["EGRESS"]
     assert conf == egress.DEFAULTS
-    with override_settings(EGRESS=conf):
+    with override_settings(GUST={**django_settings.GUST, "EGRESS": conf}):
         rules = egress.policy()
     for address in ("127.0.0.1", "127.255.0.9", "::1", "169.254.169.254", "fe80::1", "fe80::1%1",
                     "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:169.254.169.254"):
@@ -97,7 +98,7 @@ def test_the_production_settings_deny_loopback_link_local_and_this_host(monkeypa
 
 
 def test_allowed_ranges_and_host_names_override_the_denied_ranges():
-    with override_settings(EGRESS={"ALLOWED_CIDRS": "127.0.0.1/32, ::1", "ALLOWED_HOSTS": [".internal.test"]}):
+    with override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": "127.0.0.1/32, ::1", "ALLOWED_HOSTS": [".internal.test"]}}):
         rules = egress.policy()
     assert rules.refusal("127.0.0.1") is None and rules.refusal("::1") is None
     assert rules.refusal("::ffff:127.0.0.1") is None  # the same address, spelt as IPv6
@@ -107,7 +108,7 @@ def test_allowed_ranges_and_host_names_override_the_denied_ranges():
 
 
 def test_a_range_that_is_not_one_is_a_configuration_error():
-    with override_settings(EGRESS={"DENIED_CIDRS": ["127.0.0.0/8", "localhost"]}):
+    with override_settings(GUST={**django_settings.GUST, "EGRESS": {"DENIED_CIDRS": ["127.0.0.0/8", "localhost"]}}):
         with pytest.raises(ImproperlyConfigured, match="GUST_EGRESS_DENIED_CIDRS.*localhost"):
             egress.policy()
 
@@ -139,7 +140,7 @@ def test_loopback_is_refused_however_it_is_spelt_and_nothing_is_sent(
 
 
 @pytest.mark.django_db
-@override_settings(EGRESS={"ALLOWED_CIDRS": ["127.0.0.2/32"]})
+@override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": ["127.0.0.2/32"]}})
 def test_a_redirect_to_a_denied_address_is_refused(servers, outside_service, django_capture_on_commit_callbacks):
     secret = f"{outside_service.url}/secret"
     redirector = servers("127.0.0.2", redirect_to=secret)
@@ -180,7 +181,7 @@ def fake_resolver(monkeypatch, answers: dict[str, list[list[str]]]):
     return calls
 
 
-@override_settings(EGRESS={"ALLOWED_CIDRS": ["127.0.0.2/32"]})
+@override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": ["127.0.0.2/32"]}})
 def test_a_name_with_one_denied_address_among_its_addresses_is_refused(monkeypatch, servers):
     allowed = servers("127.0.0.2")
     fake_resolver(monkeypatch, {"mixed.test": [["127.0.0.2", "127.0.0.1"]]})
@@ -189,7 +190,7 @@ def test_a_name_with_one_denied_address_among_its_addresses_is_refused(monkeypat
     assert allowed.paths == []
 
 
-@override_settings(EGRESS={"ALLOWED_CIDRS": ["127.0.0.2/32"]})
+@override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": ["127.0.0.2/32"]}})
 def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch, servers):
     # DNS rebinding: the name resolves to an allowed address when checked and
     # to loopback right after. Both addresses listen on the same port.
@@ -242,7 +243,7 @@ def test_a_webhook_the_policy_refuses_is_failed_with_the_reason_at_once(outside_
     assert outside_service.requests == []
 
 
-@override_settings(EGRESS={"ALLOWED_CIDRS": ["127.0.0.2/32"]})
+@override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": ["127.0.0.2/32"]}})
 def test_through_a_proxy_both_the_target_and_the_proxy_are_checked(servers, outside_service):
     proxy = servers("127.0.0.2")
     via = {"http": f"http://127.0.0.2:{proxy.server_address[1]}"}

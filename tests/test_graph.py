@@ -2,8 +2,8 @@
 
 import textwrap
 
-from workflows import graph
-from workflows.lang.spec import parse_definition
+from core import graph
+from core.lang.spec import parse_definition
 
 
 def spec_of(tasks_yaml: str, name: str = "wf"):

@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
-from config import health, metrics
+from config import health
+from ops import metrics
 from tracker.models import TrackedAction
 from workflows import services
 from workflows.models import WorkflowExecution
@@ -46,7 +48,7 @@ def scrape(client, **headers) -> dict:
 # -- probes ------------------------------------------------------------------
 
 
-@override_settings(API_AUTH=True)
+@override_settings(GUST={**django_settings.GUST, "API_AUTH": True})
 def test_probes_answer_without_a_login(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     response = client.get("/readyz")
@@ -166,7 +168,7 @@ def test_a_failing_source_leaves_the_rest_of_the_scrape(client, monkeypatch):
     assert ("gust_executions", (("state", "SUCCESS"),)) in got
 
 
-@override_settings(API_AUTH=True, METRICS_TOKEN="s3cret-metrics")
+@override_settings(GUST={**django_settings.GUST, "API_AUTH": True}, OPS={"METRICS_TOKEN": "s3cret-metrics"})
 def test_metrics_need_a_login_a_token_or_the_bearer(client):
     response = client.get("/metrics")
     assert response.status_code == 401
@@ -181,13 +183,13 @@ def test_metrics_need_a_login_a_token_or_the_bearer(client):
     scrape(client)
 
 
-@override_settings(API_AUTH=False, METRICS_TOKEN="s3cret-metrics")
+@override_settings(GUST={**django_settings.GUST, "API_AUTH": False}, OPS={"METRICS_TOKEN": "s3cret-metrics"})
 def test_a_metrics_token_closes_metrics_on_an_open_installation(client):
     assert client.get("/metrics").status_code == 401
     assert client.get("/v2/workflows").status_code == 200
 
 
-@override_settings(API_AUTH=False, METRICS_TOKEN="")
+@override_settings(GUST={**django_settings.GUST, "API_AUTH": False}, OPS={"METRICS_TOKEN": ""})
 def test_an_open_installation_without_a_token_has_open_metrics(client):
     scrape(client)
     assert client.post("/metrics").status_code == 405
@@ -198,8 +200,8 @@ def test_multiprocess_counters_add_up_across_processes(tmp_path):
     a scrape reading that directory sees the sum (what a gunicorn worker does)."""
     code = (
         "import django; django.setup()\n"
-        "from config import metrics\n"
-        "from workflows.engine import TraceEvent\n"
+        "from ops import metrics\n"
+        "from core.engine import TraceEvent\n"
         "import sys\n"
         "n = int(sys.argv[1])\n"
         "metrics.on_execution_events(None, events=[TraceEvent('TASK_SUCCEEDED', 'e')] * n)\n"

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def auth_on(settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
 
 
 @pytest.mark.parametrize("path", ["/", "/workflows/", "/executions/x/", "/ops/waiting/", "/tracker/"])
@@ -39,7 +39,7 @@ def test_a_logged_in_user_sees_the_dashboard(client, auth_on):
 
 
 def test_with_logins_off_the_dashboard_is_open(client, settings):
-    settings.API_AUTH = False
+    settings.GUST = {**settings.GUST, "API_AUTH": False}
     assert client.get("/", HTTP_ACCEPT="text/html").status_code == 200
 
 

@@ -1,9 +1,9 @@
-"""The execution timeline's geometry (workflows.timeline): pure, no database."""
+"""The execution timeline's geometry (core.timeline): pure, no database."""
 
 from datetime import UTC, datetime, timedelta
 
-from workflows import timeline
-from workflows.timeline import Span
+from core import timeline
+from core.timeline import Span
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

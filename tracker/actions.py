@@ -1,6 +1,6 @@
 """The parameters the tracker adds to the async HTTP actions it serves."""
 
-from workflows import actions
+from core import actions
 
 # How an async action's result comes back: "callback" (the outside system calls
 # the API), "poll" (the results tracker queries status_url), or "hybrid"

@@ -6,10 +6,7 @@ class TrackerConfig(AppConfig):
     verbose_name = "Results tracker"
 
     def ready(self):
-        from django.db.models.signals import post_delete, post_save
-
-        from tracker import actions, latency, receivers, remote, services
-        from tracker.models import Webhook
+        from tracker import actions, latency, remote, services
         from workflows import signals
 
         actions.register()
@@ -22,13 +19,3 @@ class TrackerConfig(AppConfig):
         signals.action_finished.connect(latency.record, dispatch_uid="tracker.latency.record")
         # A cancelled mistral.workflow cancels its remote execution (tracker.remote).
         signals.action_finished.connect(remote.on_action_finished, dispatch_uid="tracker.remote.cancel")
-
-        # The webhook notifier: trace events become outbox rows in the same transaction.
-        signals.execution_events.connect(
-            receivers.on_execution_events, dispatch_uid="tracker.notifier.execution_events"
-        )
-        # A webhook added or removed in this process counts at once (see notifier._active_webhooks).
-        post_save.connect(receivers.on_webhook_changed, sender=Webhook, dispatch_uid="tracker.notifier.webhook_saved")
-        post_delete.connect(
-            receivers.on_webhook_changed, sender=Webhook, dispatch_uid="tracker.notifier.webhook_deleted"
-        )

@@ -32,6 +32,7 @@ DEFAULTS = {
     "INBOX_MAX": 10_000,
     "PERIODIC": [],
     "QUERIES": {},
+    "COMPLETIONS": {},  # the latency rows' retention (tracker.latency.DEFAULTS)
 }
 
 

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from workflows.states import State
+from core.states import State
+from tracker import conf as tracker_conf
 
 BINS_PER_DECADE = 20
 MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
@@ -44,7 +44,7 @@ OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this fr
 
 
 def conf(name: str):
-    return {**DEFAULTS, **getattr(settings, "COMPLETIONS", {})}[name]
+    return {**DEFAULTS, **tracker_conf.get("COMPLETIONS")}[name]
 
 
 # --- where a result came from --------------------------------------------------

@@ -30,11 +30,12 @@ from urllib.parse import urlsplit
 import requests
 from django.db import transaction
 
+from core import actions
+from core.actions import REQUIRED, ActionDef, ActionFailed
+from core.states import State
 from tracker import http
 from tracker.queries import QueryError, QueryResult
-from workflows import actions, egress, queue
-from workflows.actions import REQUIRED, ActionDef, ActionFailed
-from workflows.states import State
+from workflows import egress, queue
 
 logger = logging.getLogger("gust.remote")
 

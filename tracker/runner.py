@@ -414,7 +414,7 @@ class Tracker:
             "workflows.services.fail_overdue_actions",
             "workflows.services.continue_stalled",
             "workflows.dispatch.redispatch_unclaimed",
-            "tracker.notifier.retry_due",
+            "webhooks.notifier.retry_due",
             "tracker.latency.roll_up",
             *conf.get("PERIODIC"),
         ]

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from core.states import State
 from tracker import conf, latency, remote
 from tracker.models import CallbackInbox, TrackedAction, TrackerProcess
 from tracker.queries import http_status, query_for
@@ -19,7 +20,6 @@ from workflows import callbacks
 from workflows import services as wf_services
 from workflows.errors import Conflict, GustError, InvalidInput, NotFound
 from workflows.models import ActionExecution
-from workflows.states import State
 
 logger = logging.getLogger("gust.tracker")
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 
 from tracker import latency, services
 
-RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
+RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 LATEST = "compare-latest.json"
 _RUN_NAME = re.compile(r"^compare-(latest|\d{8}T\d{6}Z)\.json$")
 

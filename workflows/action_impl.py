@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 
 import requests
-from django.conf import settings
 
-from workflows import egress
-from workflows.actions import ActionFailed
+from core.actions import ActionFailed
+from workflows import conf, egress
 from workflows.callbacks import callback_url
 
 
@@ -59,7 +58,7 @@ def http(inp: dict, action) -> dict:
 def _async_headers(action) -> dict:
     """Mistral's five headers, plus Gust's signed per-attempt callback URL."""
     task = action.task_execution
-    base = settings.GUST["PUBLIC_URL"].rstrip("/")
+    base = conf.get("PUBLIC_URL").rstrip("/")
     return {
         "Mistral-Workflow-Name": action.workflow_name or "",
         "Mistral-Workflow-Execution-Id": action.workflow_execution_id or "",

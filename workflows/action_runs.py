@@ -28,11 +28,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from workflows import actions, adhoc, books, conf, queue, services, signals
+from core import actions, adhoc
+from core.lang.expressions import ExprContext, ExpressionError
+from core.states import State
+from workflows import books, conf, queue, rows, signals
 from workflows.errors import InvalidInput
-from workflows.lang.expressions import ExprContext, ExpressionError
 from workflows.models import ActionExecution
-from workflows.states import State
 
 NAME_MAX = 255
 
@@ -95,7 +96,7 @@ def start_action(name: Any, action_input: Any = None, params: dict | None = None
     run_sync, save = bool(params.get("run_sync")), bool(params.get("save_result"))
     if action_input is not None and not isinstance(action_input, dict):
         raise InvalidInput(f"Invalid input: the action input must be a JSON object, got {type(action_input).__name__}")
-    given = services.checked_json(action_input or {}, "input")
+    given = rows.checked_json(action_input or {}, "input")
     plan = plan_action(name, given, namespace)
     adef = plan.action
     problems = adef.validate(plan.run_input) if adef.validate else []
@@ -103,13 +104,13 @@ def start_action(name: Any, action_input: Any = None, params: dict | None = None
         raise InvalidInput(f"Invalid input [name={adef.name}, errors: {'; '.join(problems)}]")
     if run_sync and not adef.is_sync:
         raise InvalidInput("Action does not support synchronous execution.")
-    description = services.checked_json(description or "", "description")
+    description = rows.checked_json(description or "", "description")
     action = ActionExecution(name=plan.name, input=plan.input, description=description, state=State.RUNNING,
                              is_sync=adef.is_sync, runtime_context=plan.runtime_context)
     if not run_sync and (save or not adef.is_sync) and adef.kind != "local":
         return _store_started(adef, action)
     state, result = finished_result(action, *_run_now(adef, action))
-    action.output = services.checked_json({"result": result}, "output")
+    action.output = rows.checked_json({"result": result}, "output")
     action.state, action.accepted = state, True
     if state == State.ERROR:
         action.state_info = result if isinstance(result, str) else str(result)
@@ -130,7 +131,7 @@ def _store_started(adef: actions.ActionDef, action: ActionExecution) -> ActionEx
     if adef.needs_worker:
         action.deadline = now + timedelta(seconds=conf.seconds("WORKER_QUEUE_TIMEOUT"))
     elif not adef.waits_forever:
-        action.deadline = services.async_deadline(now)
+        action.deadline = rows.async_deadline(now)
     with transaction.atomic():
         action.save(force_insert=True)
         if not adef.is_sync:

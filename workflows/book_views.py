@@ -10,7 +10,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import actions
+from core import actions
 from workflows.models import ActionDefinition, Workbook, WorkflowDefinition
 
 

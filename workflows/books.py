@@ -20,11 +20,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.lang import spec as lang
+from core.lang import workbook as books_lang
+from core.lang.limits import Limits
 from workflows import conf
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
-from workflows.lang import spec as lang
-from workflows.lang import workbook as books_lang
-from workflows.lang.limits import Limits
 from workflows.models import ActionDefinition, Workbook, WorkflowDefinition
 
 # --- parsing ------------------------------------------------------------------
@@ -234,8 +234,8 @@ def delete_action(identifier: str, namespace: str = "") -> None:
 def find_action(name: str, namespace: str = "") -> books_lang.ActionSpec | None:
     """The ad-hoc action stored under exactly ``name`` in ``namespace`` (as
     Mistral's load_action_definition), or None: the engine's
-    :data:`workflows.adhoc.Lookup`, and run-action's, beside
-    ``workflows.actions.get`` for the built-ins (``workflows.adhoc.find``
+    :data:`core.adhoc.Lookup`, and run-action's, beside
+    ``core.actions.get`` for the built-ins (``core.adhoc.find``
     does both, with a workbook's short names). One indexed query, not
     cached: every process would have to hear of a change."""
     row = ActionDefinition.objects.filter(name=name, namespace=namespace).values_list("spec", flat=True).first()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.core import signing
+
+from workflows import conf
 
 SALT = "gust.callback.v1"
 
@@ -48,5 +49,5 @@ def read_token_with_age(token: str, max_age: float) -> tuple[str, int, float]:
 
 
 def callback_url(action_id: str, attempt: int) -> str:
-    base = settings.GUST["PUBLIC_URL"].rstrip("/")
+    base = conf.get("PUBLIC_URL").rstrip("/")
     return f"{base}/api/callbacks/{make_token(action_id, attempt)}"

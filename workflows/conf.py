@@ -1,11 +1,17 @@
-"""Gust's limits from ``settings.GUST``, read at call time so that
-``override_settings`` (and a changed environment at start-up) apply."""
+"""The workflows app's settings: ``settings.GUST`` over ``DEFAULTS``, read at
+call time so that ``override_settings`` (and a changed environment at
+start-up) apply. Every module of the app reads its settings here; the other
+apps read the few they share (``PUBLIC_URL``, ``API_AUTH``) here too.
+
+config/settings.py fills ``GUST`` from the environment (``GUST_<NAME>``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
-from workflows.lang.limits import DEFAULT, Limits
+from core.lang.limits import DEFAULT, Limits
 
 # settings.GUST key -> Limits field
 _LIMIT_KEYS = {
@@ -22,22 +28,48 @@ _LIMIT_KEYS = {
     "SUBWORKFLOW_MAX_DEPTH": "subworkflow_depth",
 }
 
-_API_DEFAULTS = {"API_LIST_DEFAULT_LIMIT": 100, "API_LIST_MAX_LIMIT": 1000, "REPORT_MAX_ENTRIES": 10_000}
+
+
+DEFAULTS: dict[str, Any] = {
+    # Where users and outside systems reach this Gust (Mistral-Callback-URL, links in mail).
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+    # Logins on the API and the pages (off: as Mistral's auth_enable = False).
+    "API_AUTH": True,
+    # /v2 lists: rows without `limit`, the most one may ask for; entries of one report.
+    "API_LIST_DEFAULT_LIMIT": 100,
+    "API_LIST_MAX_LIMIT": 1000,
+    "REPORT_MAX_ENTRIES": 10_000,
+    # Deadlines the overdue sweep enforces (see README "Nothing stays RUNNING forever").
+    "WORKER_QUEUE_TIMEOUT": 3600.0,
+    "WORKER_LEASE": 30.0,
+    "ASYNC_ACTION_TIMEOUT": 7 * 24 * 3600.0,
+    "WORKER_STOP_TIMEOUT": 30.0,
+    "WORKER_REDISPATCH_AFTER": 300.0,
+    # The live pages (workflows.live).
+    "LIVE_TICK": 0.5,
+    "LIVE_STREAM_SECONDS": 15.0,
+    "LIVE_MAX_STREAMS": 2,
+    "LIVE_KEEPALIVE": 5.0,
+    # Sub-settings with their own defaults in their modules: the expiration
+    # policy (workflows.retention) and the egress policy (workflows.egress).
+    "EXPIRATION": {},
+    "EGRESS": {},
+    # The bounds on what a workflow or a caller controls (core.lang.limits.Limits).
+    **{key: getattr(DEFAULT, field) for key, field in _LIMIT_KEYS.items()},
+}
+
+
+def get(name: str) -> Any:
+    return getattr(settings, "GUST", {}).get(name, DEFAULTS[name])
 
 
 def limits() -> Limits:
-    gust = getattr(settings, "GUST", {})
-    return Limits(**{field: gust.get(key, getattr(DEFAULT, field)) for key, field in _LIMIT_KEYS.items()})
+    return Limits(**{field: get(key) for key, field in _LIMIT_KEYS.items()})
 
 
 def api(name: str) -> int:
-    return int(getattr(settings, "GUST", {}).get(name, _API_DEFAULTS[name]))
-
-
-# Deadlines the overdue sweep enforces (see README "Nothing stays RUNNING forever").
-_SECONDS_DEFAULTS = {"WORKER_QUEUE_TIMEOUT": 3600.0, "WORKER_LEASE": 30.0, "ASYNC_ACTION_TIMEOUT": 7 * 24 * 3600.0,
-                     "WORKER_STOP_TIMEOUT": 30.0, "WORKER_REDISPATCH_AFTER": 300.0}
+    return int(get(name))
 
 
 def seconds(name: str) -> float:
-    return float(getattr(settings, "GUST", {}).get(name, _SECONDS_DEFAULTS[name]))
+    return float(get(name))

@@ -18,10 +18,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from workflows import actions, adhoc, conf, queue, services
+from core import actions, adhoc
+from core.states import State
+from workflows import conf, queue, services
 from workflows.errors import Conflict, NotFound
 from workflows.models import HANDED_OVER, ActionExecution
-from workflows.states import State
 
 logger = logging.getLogger("gust.dispatch")
 
@@ -69,7 +70,7 @@ def run_action(action_id: str) -> None:
         logger.warning("action %s was already started by a worker (this job was delivered again); not run twice",
                        action_id)
         return
-    adef = actions.get(action.run_name)  # an ad-hoc action runs its base (workflows.adhoc)
+    adef = actions.get(action.run_name)  # an ad-hoc action runs its base (core.adhoc)
     impl = import_string(adef.impl)
     try:
         with _Lease(action_id):

@@ -20,7 +20,7 @@ when connecting; SOCKS proxies are refused, as their connections can not be
 checked. Mistral 23 has the same policy (``[action_std_http] denied_cidrs``,
 ``allowed_hosts``).
 
-Settings, read at call time from ``settings.EGRESS`` (override_settings
+Settings, read at call time from ``GUST["EGRESS"]`` (override_settings
 works); lists of strings, or one comma-separated string:
 
 DENIED_CIDRS   ranges refused (default: loopback, link-local with the
@@ -40,7 +40,6 @@ from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
@@ -48,6 +47,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
+
+from workflows import conf
 
 DEFAULTS = {
     "DENIED_CIDRS": ["127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128"],
@@ -142,10 +143,10 @@ def _parse(denied: tuple[str, ...], allowed: tuple[str, ...], hosts: tuple[str, 
 
 
 def policy() -> Policy:
-    """The policy of ``settings.EGRESS`` as it is now. Raises ImproperlyConfigured
+    """The policy of ``GUST["EGRESS"]`` as it is now. Raises ImproperlyConfigured
     for a range that is not one."""
-    conf = {**DEFAULTS, **getattr(settings, "EGRESS", {})}
-    return _parse(*(_items(k, conf[k]) for k in ("DENIED_CIDRS", "ALLOWED_CIDRS", "ALLOWED_HOSTS")))
+    policy = {**DEFAULTS, **conf.get("EGRESS")}
+    return _parse(*(_items(k, policy[k]) for k in ("DENIED_CIDRS", "ALLOWED_CIDRS", "ALLOWED_HOSTS")))
 
 
 def checked_addresses(host: str, port: int) -> list[tuple]:

@@ -18,11 +18,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows import conf, services
+from core.lang.expressions import ExprContext, ExpressionError, evaluate
+from core.states import State
+from workflows import conf, rows
 from workflows.errors import Conflict, InvalidInput, NotFound
-from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
 from workflows.models import Environment, WorkflowExecution
-from workflows.states import State
 
 NAME_MAX = 200  # Mistral's column
 SCOPES = ("private", "public")
@@ -71,11 +71,11 @@ def _values(body: Any, legal: list[str]) -> dict:
         )
     out: dict = {}
     if "variables" in body:
-        out["variables"] = services.checked_json(json_object(body["variables"], "variables"), "variables")
+        out["variables"] = rows.checked_json(json_object(body["variables"], "variables"), "variables")
     if body.get("description") is not None:
         if not isinstance(body["description"], str):
             raise InvalidInput("Invalid input for field/attribute description: it must be a string")
-        out["description"] = services.checked_json(body["description"], "description")
+        out["description"] = rows.checked_json(body["description"], "description")
     if body.get("scope") is not None:
         if body["scope"] not in SCOPES:
             raise InvalidInput(
@@ -169,7 +169,7 @@ def resolve(params: dict) -> dict:
             env = evaluate(env, ExprContext(data={"__env": env}, env=env, limits=limits))
         except ExpressionError as exc:
             raise InvalidInput(f"params.env: can not evaluate the environment: {exc}") from None
-    return {**params, "env": services.checked_json(env, "params.env")}
+    return {**params, "env": rows.checked_json(env, "params.env")}
 
 
 def merge(left: dict, right: dict) -> dict:
@@ -187,9 +187,9 @@ def update_execution_env(execution_id: str, env: Any) -> WorkflowExecution:
     a resume or a rerun, so a refused move leaves the env as it was. Raises
     InvalidInput (not a mapping), NotFound, or NotAllowed (403) unless the
     execution is IDLE, PAUSED or ERROR."""
-    env = services.checked_json(json_object(env, "env"), "env")
+    env = rows.checked_json(json_object(env, "env"), "env")
     with transaction.atomic():
-        execution = services._lock_execution(execution_id)
+        execution = rows.lock_execution(execution_id)
         if not env:
             return execution
         if execution.state not in ENV_UPDATABLE:
@@ -197,7 +197,7 @@ def update_execution_env(execution_id: str, env: Any) -> WorkflowExecution:
                 "Updating env to workflow execution is only permitted if it is in IDLE, PAUSED, or ERROR state."
             )
         params = dict(execution.params)
-        params["env"] = services.checked_json(merge(params.get("env") or {}, env), "params.env")
+        params["env"] = rows.checked_json(merge(params.get("env") or {}, env), "params.env")
         execution.params = params
         execution.save(update_fields=["params", "updated_at"])
     return execution

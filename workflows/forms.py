@@ -7,8 +7,8 @@ import json
 
 from django import forms
 
-from workflows import actions
-from workflows.states import State
+from core import actions
+from core.states import State
 
 INPUT_PREFIX = "input__"  # keeps workflow inputs apart from "description" and "csrfmiddlewaretoken"
 

@@ -21,10 +21,10 @@ from datetime import timedelta
 from django.db import connections, transaction
 from django.utils import timezone
 
+from core.states import State
 from workflows import services
 from workflows.errors import GustError
 from workflows.models import EngineProcess, ShutdownLock, WorkflowExecution
-from workflows.states import State
 
 logger = logging.getLogger("gust.lifecycle")
 

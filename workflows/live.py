@@ -14,7 +14,7 @@ so nothing is missed in between), and at most ``LIVE_MAX_STREAMS`` are open
 per process; over that the stream answers ``event: busy`` and the page
 falls back to polling the region every few seconds.
 
-Settings, read at call time from ``settings.GUST``: LIVE_TICK (0.5 s),
+Settings, read at call time from ``settings.GUST`` (workflows.conf): LIVE_TICK (0.5 s),
 LIVE_STREAM_SECONDS (15), LIVE_MAX_STREAMS (2 per process: gunicorn runs
 4 threads per worker in ``bin/run``), LIVE_KEEPALIVE (5 s).
 """
@@ -25,20 +25,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from django.conf import settings
 from django.db.models import Count, Max
 from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from workflows import conf
 from workflows.models import WorkflowExecution
 
-_DEFAULTS = {"LIVE_TICK": 0.5, "LIVE_STREAM_SECONDS": 15.0, "LIVE_MAX_STREAMS": 2, "LIVE_KEEPALIVE": 5.0}
 _lock = threading.Lock()
 _open_streams = 0
-
-
-def conf(name: str):
-    return getattr(settings, "GUST", {}).get(name, _DEFAULTS[name])
 
 
 def open_streams() -> int:
@@ -66,7 +61,7 @@ def list_fingerprint() -> str:
 def _claim() -> bool:
     global _open_streams
     with _lock:
-        if _open_streams >= int(conf("LIVE_MAX_STREAMS")):
+        if _open_streams >= int(conf.get("LIVE_MAX_STREAMS")):
             return False
         _open_streams += 1
         return True
@@ -86,8 +81,8 @@ def _events(fingerprint: Callable[[], str | None], since: str) -> Iterator[str]:
         return
     try:
         yield "retry: 500\n\n"
-        tick, keepalive = float(conf("LIVE_TICK")), float(conf("LIVE_KEEPALIVE"))
-        end = time.monotonic() + float(conf("LIVE_STREAM_SECONDS"))
+        tick, keepalive = float(conf.get("LIVE_TICK")), float(conf.get("LIVE_KEEPALIVE"))
+        end = time.monotonic() + float(conf.get("LIVE_STREAM_SECONDS"))
         last, quiet_since = since, time.monotonic()
         while time.monotonic() < end:
             current = fingerprint()

@@ -10,9 +10,10 @@ import logging
 import re
 import uuid
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
+
+from workflows import conf
 
 OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/favicon.ico", "/v2", "/api/", "/identity/", "/versions",
                  "/healthz", "/readyz", "/metrics")  # probes; /metrics answers 401 itself
@@ -24,7 +25,7 @@ class DashboardLoginRequired:
 
     def __call__(self, request):
         if (
-            settings.API_AUTH
+            conf.get("API_AUTH")
             and not request.user.is_authenticated
             and not request.path.startswith(OPEN_PREFIXES)
             and not (request.path == "/" and wants_versions_document(request))

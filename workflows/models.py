@@ -1,11 +1,14 @@
-"""Stored workflows and executions. Rows are written only by ``services``."""
+"""Stored workflows and executions. Executions, tasks, action executions and
+timers are written only by ``services`` (each model's writers: ARCHITECTURE.md,
+tests/engine/test_writer_contract.py); the pages, the API and the admin read
+through ``selectors``."""
 
 import uuid
 
 from django.db import models
 
-from workflows import adhoc
-from workflows.states import CHOICES, State
+from core import adhoc
+from core.states import CHOICES, State
 
 
 def new_uuid() -> str:
@@ -129,7 +132,8 @@ class TaskExecution(models.Model):
     result = models.JSONField(null=True, blank=True)
     published = models.JSONField(default=dict, blank=True)
     runtime_context = models.JSONField(default=dict, blank=True)
-    in_context = models.JSONField(default=dict, blank=True, help_text="The outbound context of the tasks that led here.")
+    in_context = models.JSONField(default=dict, blank=True,
+                                  help_text="The outbound context of the tasks that led here.")
     processed = models.BooleanField(default=False)
     items = models.JSONField(
         null=True, blank=True,
@@ -208,7 +212,7 @@ class ActionExecution(models.Model):
     @property
     def run_name(self) -> str:
         """The action that runs: this one's name, or for an ad-hoc action its
-        built-in base's (``workflows.adhoc``), as workers, the tracker and
+        built-in base's (``core.adhoc``), as workers, the tracker and
         approvals need it."""
         return adhoc.run_name(self.name, self.runtime_context)
 

@@ -4,16 +4,15 @@ they use.
 
 Reading needs a login (when the installation asks for one); every change
 needs its permission. Operating executions and completing actions by hand
-go through the operator console's services (``approvals.ops.services``),
-which check ``approvals.operate_executions`` / ``approvals.complete_actions``
-and write the audit row. With ``settings.API_AUTH`` off nobody logs in and
+go through the operator console's services (``ops.services``),
+which check ``ops.operate_executions`` / ``ops.complete_actions``
+and write the audit row. With ``GUST["API_AUTH"]`` off nobody logs in and
 everything is open, as Mistral with ``auth_enable = False``.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-
+from workflows import conf
 from workflows.errors import GustError
 
 START = "workflows.add_workflowexecution"
@@ -50,7 +49,7 @@ class Forbidden(GustError):
 
 
 def enforced() -> bool:
-    return bool(settings.API_AUTH)
+    return bool(conf.get("API_AUTH"))
 
 
 def allowed(user, perm: str) -> bool:

@@ -39,15 +39,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.states import TERMINAL, State
+from workflows import conf
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
-from workflows.states import TERMINAL, State
 
 logger = logging.getLogger("gust.retention")
 
@@ -88,7 +88,7 @@ class Policy:
 def policy() -> Policy:
     """The policy of ``settings.GUST["EXPIRATION"]``, read at call time;
     ImproperlyConfigured names the setting and its variable."""
-    raw = dict(getattr(settings, "GUST", {}).get("EXPIRATION", {}))
+    raw = dict(conf.get("EXPIRATION"))
     unknown = sorted(set(raw) - set(_ENV))
     if unknown:
         raise ImproperlyConfigured(f"GUST['EXPIRATION'] has unknown keys {unknown}; known: {sorted(_ENV)}")

@@ -11,6 +11,8 @@ that rolled back. Callers are the REST API, the dashboard, the worker and
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -18,15 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import actions, adhoc, books, conf, engine, notify, queue, signals, trace
+from core import actions, adhoc, engine
+from core.lang import spec as lang
+from core.states import TERMINAL, State
+from workflows import books, conf, notify, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
-from workflows.lang import spec as lang
-from workflows.lang.values import NotJson, to_json
 from workflows.models import (
     HANDED_OVER,
     ActionExecution,
@@ -36,21 +38,11 @@ from workflows.models import (
     WorkflowDefinition,
     WorkflowExecution,
 )
-from workflows.states import TERMINAL, State
+from workflows.rows import async_deadline, checked_json, lock_execution
 
 logger = logging.getLogger("gust.services")
 
 # --- workflow definitions ----------------------------------------------------
-
-
-def checked_json(value, root: str):
-    """``value`` as storable JSON within the depth and field size limits;
-    raises InvalidInput naming the path (``input.x: ...``) otherwise."""
-    limits = conf.limits()
-    try:
-        return to_json(value, max_depth=limits.max_depth, max_bytes=limits.field_size_bytes, root=root)
-    except NotJson as exc:
-        raise InvalidInput(f"Invalid {root}: {exc}") from None
 
 
 def parse_or_raise(text: str) -> dict[str, lang.WorkflowSpec]:
@@ -91,7 +83,9 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
         existing = WorkflowDefinition.objects.select_for_update().filter(name=name, namespace=namespace).first()
         if existing and not update:
             raise DuplicateWorkflow(
-                name, f"Duplicate entry for WorkflowDefinition ['name', 'namespace', 'project_id']: {name}, {namespace}, None"
+                name,
+                f"Duplicate entry for WorkflowDefinition ['name', 'namespace', 'project_id']: "
+                f"{name}, {namespace}, None",
             )
         if existing:
             for k, v in fields.items():
@@ -135,19 +129,35 @@ def delete_workflow(identifier: str, namespace: str = "") -> None:
 
 # --- executions --------------------------------------------------------------
 
-_SPEC_CACHE: OrderedDict[tuple[str, str], lang.WorkflowSpec] = OrderedDict()
+# Parsed specs, shared by the executions that run the same text: the key is a
+# digest of the spec the execution copied (``runtime["spec_key"]``), so a
+# thousand live executions of one workflow hold one entry, and the cache is
+# bounded by the distinct definitions in use, not by the executions.
+_SPEC_CACHE: OrderedDict[tuple[str, str, str | None], lang.WorkflowSpec] = OrderedDict()
+SPEC_CACHE_SIZE = 512
+
+
+def spec_key(raw: dict) -> str:
+    return hashlib.blake2b(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode(), digest_size=16).hexdigest()
+
+
+def _cache_key(execution: WorkflowExecution) -> tuple[str, str, str | None]:
+    # A reverse workflow's spec depends on its target task. An execution made
+    # before spec keys existed has its own entry.
+    shared = (execution.runtime or {}).get("spec_key") or execution.id
+    return shared, execution.workflow_name, (execution.params or {}).get("task_name")
 
 
 def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
-    """Specs are immutable per execution; parse each once per process."""
-    key = (execution.id, execution.workflow_name)
+    """Specs are immutable per execution; parse each text once per process."""
+    key = _cache_key(execution)
     spec = _SPEC_CACHE.get(key)
     if spec is None:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
         if spec.reverse:
             spec = lang.for_target(spec, (execution.params or {}).get("task_name"))
         _SPEC_CACHE[key] = spec
-        if len(_SPEC_CACHE) > 512:
+        if len(_SPEC_CACHE) > SPEC_CACHE_SIZE:
             _SPEC_CACHE.popitem(last=False)  # the least recently used
     else:
         _SPEC_CACHE.move_to_end(key)
@@ -201,9 +211,9 @@ def start_execution(
             params=params,
             state=State.IDLE,
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
-            runtime={"wb_name": wf.workbook_name} if wf.workbook_name else {},
+            runtime={"spec_key": spec_key(wf.spec), **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
         )
-        _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
+        _SPEC_CACHE[_cache_key(execution)] = spec
         _apply(execution, engine.Start(), fresh=True)
     return execution
 
@@ -223,7 +233,7 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
             raise NotFound("ActionExecution", action_id)
         if action.workflow_execution_id is None:
             return _complete_adhoc(action_id, state, output)
-        execution = _lock_execution(action.workflow_execution_id)
+        execution = lock_execution(action.workflow_execution_id)
         # Re-read under the lock: another completion may have committed meanwhile.
         current = ActionExecution.objects.get(id=action_id)
         if current.state != State.RUNNING:
@@ -284,12 +294,6 @@ def record_action_info(action_id: str, info: dict, *, started: bool = False) -> 
             action.runtime_context[HANDED_OVER] = now.isoformat()
             action.deadline = async_deadline(now)
         action.save(update_fields=["runtime_context", "deadline", "updated_at"])
-
-
-def async_deadline(now):
-    """When a started async action with no result fails (None: never)."""
-    seconds = conf.seconds("ASYNC_ACTION_TIMEOUT")
-    return now + timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def claim_for_worker(action_id: str) -> bool:
@@ -427,7 +431,7 @@ def change_execution_state(execution_id: str, state: str, reason: str | None = N
         raise InvalidInput(f"An execution can be set to PAUSED, RUNNING or CANCELLED, not {state!r}")
     event = engine.Resume() if state == State.RUNNING else _STATE_EVENTS[State(state)](reason)
     with transaction.atomic():
-        execution = _lock_execution(execution_id)
+        execution = lock_execution(execution_id)
         _apply(execution, event)
         if state in (State.PAUSED, State.RUNNING) and _spec_for(execution).calls_workflows:
             transaction.on_commit(lambda: _cascade(execution_id, state))
@@ -482,7 +486,7 @@ def _operator_fix(task_id: str, event) -> TaskExecution:
         task = TaskExecution.objects.filter(id=task_id).only("workflow_execution_id").first()
         if task is None:
             raise NotFound("TaskExecution", task_id)
-        _apply(_lock_execution(task.workflow_execution_id), event)
+        _apply(lock_execution(task.workflow_execution_id), event)
     return TaskExecution.objects.get(id=task_id)
 
 
@@ -490,7 +494,7 @@ def update_execution_fields(execution_id: str, description: str | None = None) -
     if description is not None:
         description = checked_json(description, "description")
     with transaction.atomic():
-        execution = _lock_execution(execution_id)
+        execution = lock_execution(execution_id)
         if description is not None:
             execution.description = description
             execution.save(update_fields=["description", "updated_at"])
@@ -499,21 +503,12 @@ def update_execution_fields(execution_id: str, description: str | None = None) -
 
 @transaction.atomic
 def delete_execution(execution_id: str) -> None:
-    execution = _lock_execution(execution_id)
+    execution = lock_execution(execution_id)
     if execution.state not in TERMINAL and execution.state != State.IDLE:
         raise Conflict(
             f"Execution {execution_id} is {execution.state}; cancel it before deleting it", execution.state
         )
     execution.delete()
-
-
-def _lock_execution(execution_id: str) -> WorkflowExecution:
-    # The workflow text is read only when this process has not parsed it yet
-    # (_spec_for): for a 5,000-task workflow it is most of the row.
-    execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=execution_id).first()
-    if execution is None:
-        raise NotFound("WorkflowExecution", execution_id)
-    return execution
 
 
 # --- rows <-> engine ------------------------------------------------------------
@@ -900,7 +895,8 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
         workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
         input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
         task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
-        runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
+        runtime={**engine.new_runtime(), "spec_key": spec_key(definition.spec),
+                 "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
                  **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
     )
     _apply(child, engine.Start(), fresh=True)
@@ -915,7 +911,7 @@ def _tell_parent(child_id: str) -> None:
         return
     task = TaskExecution.objects.filter(id=child.task_execution_id).only("workflow_execution_id").first()
     if task is not None:
-        parent = _lock_execution(task.workflow_execution_id)
+        parent = lock_execution(task.workflow_execution_id)
         info = child.state_info
         if child.state == State.ERROR:
             info = info or f"Failed subworkflow [execution_id={child.id}]"

@@ -19,5 +19,5 @@ async_action_started = Signal()
 action_finished = Signal()
 
 # Trace events of one committed change. kwargs: execution_id, workflow_name,
-# events (list of workflows.engine.TraceEvent), execution (the row, as saved)
+# events (list of core.engine.TraceEvent), execution (the row, as saved)
 execution_events = Signal()

@@ -7,7 +7,7 @@ st2 notifier (seed 000), so ``grep <execution id>`` tells the whole story:
 
 import logging
 
-from workflows.engine import TraceEvent
+from core.engine import TraceEvent
 
 logger = logging.getLogger("gust.trace")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from workflows import policies
+from core import policies
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
 ITEMS_PER_PAGE = 50  # action or sub-workflow executions shown per task

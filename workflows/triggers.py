@@ -23,10 +23,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows import cron, engine, services
+from core import cron, engine
+from core.lang import spec as lang
+from workflows import rows, services
 from workflows.environments import json_object
 from workflows.errors import Conflict, GustError, InvalidInput, NotFound
-from workflows.lang import spec as lang
 from workflows.models import CronTrigger
 
 logger = logging.getLogger("gust.triggers")
@@ -60,9 +61,9 @@ def create(body: Any, now: dt.datetime | None = None) -> CronTrigger:
     if scope not in SCOPES:
         raise InvalidInput(f"Invalid input for field/attribute scope. Value: '{scope}'. "
                            f"Value should be one of: {', '.join(SCOPES)}")
-    workflow_input = services.checked_json(json_object(body.get("workflow_input"), "workflow_input"),
+    workflow_input = rows.checked_json(json_object(body.get("workflow_input"), "workflow_input"),
                                            "workflow_input")
-    workflow_params = services.checked_json(json_object(body.get("workflow_params"), "workflow_params"),
+    workflow_params = rows.checked_json(json_object(body.get("workflow_params"), "workflow_params"),
                                             "workflow_params")
     try:
         first_time = _utc(cron.parse_first_time(body.get("first_execution_time")))

@@ -7,7 +7,7 @@ the services' errors are shown to the user instead of becoming 500s.
 The execution list and detail pages are live: a request with the header
 ``X-Gust-Live: 1`` (sent by ``static/live.js`` when ``workflows.live`` says
 something changed) gets only the page's live region. Operator buttons post
-to the operator console (``approvals.ops``), which checks permissions and
+to the operator console (``ops``), which checks permissions and
 keeps the audit log.
 """
 
@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -27,13 +26,14 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from workflows import graph, live, policies, services, timeline, tree
+from core import graph, policies, timeline
+from core.lang.spec import build_workflow
+from core.states import TERMINAL, State
+from workflows import live, selectors, services, tree
 from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
-from workflows.lang.spec import build_workflow
 from workflows.models import TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
-from workflows.states import TERMINAL, State
 
 PER_PAGE = 25
 RESULT_PREVIEW = 80  # characters of a result shown before <details> is opened
@@ -102,17 +102,10 @@ def execution_list(request):
     # stream report it (one refresh too many), never leaves the page stale.
     version = live.list_fingerprint()
     form = ExecutionFilterForm(request.GET or None)
-    qs = WorkflowExecution.objects.only(
-        "id", "workflow_name", "state", "created_at", "updated_at", "description"
-    ).order_by("-created_at", "-id")
     state = q = ""
     if form.is_bound and form.is_valid():
         state, q = form.cleaned_data["state"], form.cleaned_data["q"].strip()
-    if state:
-        qs = qs.filter(state=state)
-    if q:
-        qs = qs.filter(Q(id__icontains=q) | Q(workflow_name__icontains=q))
-    page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.executions(state, q), PER_PAGE).get_page(request.GET.get("page"))
     for ex in page.object_list:
         ex.duration = execution_duration(ex)
     template = "workflows/_execution_rows.html" if is_live(request) else "workflows/execution_list.html"
@@ -143,10 +136,10 @@ def _task_rows(execution: WorkflowExecution, pages: dict[str, int] | None = None
     units = tree.units_of(execution, pages)
     rows = []
     timers: dict[str, list[Timer]] = {}
-    for tm in Timer.objects.filter(execution=execution).order_by("due_at"):
+    for tm in selectors.timers_of(execution.id):
         timers.setdefault(tm.task_execution_id, []).append(tm)
     spec = build_workflow(execution.workflow_name, execution.spec) if timers else None
-    for t in TaskExecution.objects.filter(workflow_execution=execution).order_by("seq"):
+    for t in selectors.tasks_of(execution.id):
         running = t.finished_at is None and t.state not in TERMINAL
         mine = units.get(t.id) or tree.Units()
         rows.append(
@@ -238,9 +231,10 @@ def _page_number(raw: str | None) -> int:
 
 @require_GET
 def execution_detail(request, execution_id: str):
-    execution = WorkflowExecution.objects.filter(id=execution_id).first()
-    if execution is None:
-        raise Http404(f"No execution with id {execution_id}")
+    try:
+        execution = selectors.execution(execution_id)
+    except NotFound:
+        raise Http404(f"No execution with id {execution_id}") from None
     paged = request.GET.get("items_task")
     tasks = _task_rows(execution, {paged: _page_number(request.GET.get("items_page"))} if paged else None)
     layout = _graph_for(execution.workflow_name, execution.spec)
@@ -259,9 +253,7 @@ def execution_detail(request, execution_id: str):
         "page_size": tree.ITEMS_PER_PAGE,
         "layout": layout,
         "timeline": _timeline_for(execution, tasks),
-        "workflow_exists": WorkflowDefinition.objects.filter(
-            name=execution.workflow_name, namespace=execution.workflow_namespace
-        ).exists(),
+        "workflow_exists": selectors.workflow_exists(execution.workflow_name, execution.workflow_namespace),
         "nav": "executions",
         "version": live.fingerprint_of(execution),  # of the row shown, not a newer one
     }
@@ -274,8 +266,7 @@ def execution_detail(request, execution_id: str):
 
 @require_GET
 def workflow_list(request):
-    workflows = WorkflowDefinition.objects.order_by("namespace", "name")
-    return render(request, "workflows/workflow_list.html", {"workflows": workflows, "nav": "workflows"})
+    return render(request, "workflows/workflow_list.html", {"workflows": selectors.workflows(), "nav": "workflows"})
 
 
 def _find_workflow(request, name: str) -> WorkflowDefinition:
@@ -316,9 +307,7 @@ def workflow_detail(request, name: str):
         "spec": spec,
         "highlighted": highlight(wf.definition, YamlLexer(), HtmlFormatter(cssclass="highlight")),
         "layout": _graph_for(wf.name, wf.spec),
-        "recent": WorkflowExecution.objects.filter(workflow_name=wf.name, workflow_namespace=wf.namespace)
-        .only("id", "state", "created_at", "updated_at", "description")
-        .order_by("-created_at", "-id")[:10],
+        "recent": selectors.recent_executions(wf),
         "form": form,
         "nav": "workflows",
     }

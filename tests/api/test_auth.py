@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def auth_on(settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_api_token_command_prints_a_stable_token(capsys):
 @pytest.mark.cli
 @pytest.mark.django_db(transaction=True)
 def test_the_mistral_cli_logs_in_through_gusts_keystone_shim(mistral, live_server, settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
     get_user_model().objects.create_user("cli-user", password="s3cret")
     refused = mistral("workflow-list", fail=True)
     assert "Authentication credentials were not provided" in refused.stderr
@@ -75,7 +75,7 @@ def test_the_mistral_cli_logs_in_through_gusts_keystone_shim(mistral, live_serve
 
 @pytest.mark.django_db
 def test_a_completion_without_a_login_says_how_to_complete(client, settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
     resp = client.put("/v2/action-executions/abc", {"state": "SUCCESS", "output": 3}, content_type="application/json")
     assert resp.status_code == 401
     assert "Gust-Callback-URL" in resp.json()["faultstring"] and "X-Auth-Token" in resp.json()["faultstring"]

@@ -5,7 +5,7 @@ a refused request changes nothing and writes no audit row."""
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from approvals.models import OperatorAction
+from ops.models import OperatorAction
 from tests.approvals.conftest import approval_workflow
 from workflows import services
 from workflows.models import ActionExecution, WorkflowDefinition, WorkflowExecution
@@ -18,7 +18,7 @@ OTHER = "version: '2.0'\nother:\n  tasks:\n    t: {action: std.noop}\n"
 
 @pytest.fixture(autouse=True)
 def logins_on(settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
 
 
 def user_with(*codenames):
@@ -60,7 +60,7 @@ def test_a_user_without_permissions_reads_but_changes_nothing(as_user, approval_
         client.post("/v2/executions", {"workflow_name": "wait"}, content_type="application/json"),
     ]
     assert [r.status_code for r in refused] == [403] * len(refused)
-    assert "approvals.complete_actions is needed" in refused[0].json()["faultstring"]
+    assert "ops.complete_actions is needed" in refused[0].json()["faultstring"]
     assert "workflows.delete_workflowdefinition is needed" in refused[3].json()["faultstring"]
     assert ActionExecution.objects.get(id=approval_action.id).state == "RUNNING"
     assert WorkflowExecution.objects.get(id=ex.id).state == "RUNNING"

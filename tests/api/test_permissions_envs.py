@@ -19,7 +19,7 @@ WF = "version: '2.0'\nnightly:\n  tasks:\n    t: {action: std.noop}\n"
 
 @pytest.fixture(autouse=True)
 def logins_on(settings):
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
 
 
 def post_json(client, path, body):

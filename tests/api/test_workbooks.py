@@ -321,7 +321,7 @@ def test_workbooks_and_actions_need_the_permissions_that_manage_workflows(client
     """Same rules as /v2/workflows (tests/api/test_permissions.py): reading needs a login, a change its permission."""
     from django.contrib.auth.models import Permission, User
 
-    settings.API_AUTH = True
+    settings.GUST = {**settings.GUST, "API_AUTH": True}
     books.save_workbook(WB)
     books.save_actions(ACTIONS)
     user = User.objects.create_user("reader")

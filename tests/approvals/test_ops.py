@@ -9,12 +9,12 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from approvals.errors import Forbidden
-from approvals.models import OperatorAction
-from approvals.ops import services as ops
+from core.states import State
+from ops import services as ops
+from ops.models import OperatorAction
 from tracker.models import TrackedAction
 from workflows import services as wf
 from workflows.models import ActionExecution, TaskExecution
-from workflows.states import State
 
 from .conftest import reload, tasks_of
 
@@ -87,7 +87,7 @@ def test_complete_by_hand_needs_its_permission(client, waiting_action):
     client.force_login(operator("operate_executions"))
     url = f"/ops/actions/{waiting_action.id}/complete"
     assert client.get(url).status_code == 403
-    with pytest.raises(Forbidden, match="approvals.complete_actions"):
+    with pytest.raises(Forbidden, match="ops.complete_actions"):
         ops.complete_action(operator("view_operatoraction", name="vic"), waiting_action.id, "SUCCESS", 1)
     assert ActionExecution.objects.get(id=waiting_action.id).state == State.RUNNING
     assert OperatorAction.objects.count() == 0
@@ -149,7 +149,7 @@ def test_rerun_and_skip_need_their_permission(client):
     assert 'ops/tasks/' not in client.get(f"/executions/{ex.id}/").content.decode()
     for verb in ("rerun", "skip"):
         r = client.post(f"/ops/tasks/{task.id}/{verb}")
-        assert r.status_code == 403 and "approvals.fix_tasks" in r.content.decode()
+        assert r.status_code == 403 and "ops.fix_tasks" in r.content.decode()
     assert reload(ex).state == State.ERROR and OperatorAction.objects.count() == 0
     assert client.post("/ops/tasks/nope/skip").status_code == 404
 
@@ -208,11 +208,11 @@ def test_the_audit_log_is_read_only_in_the_admin(client, waiting_action):
     olga = operator("operate_executions")
     entry = ops.change_execution_state(olga, waiting_action.workflow_execution_id, State.PAUSED)
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    listing = client.get("/admin/approvals/operatoraction/")
+    listing = client.get("/admin/ops/operatoraction/")
     assert listing.status_code == 200 and "Paused execution of outside" in listing.content.decode()
-    assert client.get(f"/admin/approvals/operatoraction/{entry.pk}/change/").status_code == 200  # view only
-    assert client.get("/admin/approvals/operatoraction/add/").status_code == 403
-    assert client.post(f"/admin/approvals/operatoraction/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get(f"/admin/ops/operatoraction/{entry.pk}/change/").status_code == 200  # view only
+    assert client.get("/admin/ops/operatoraction/add/").status_code == 403
+    assert client.post(f"/admin/ops/operatoraction/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     with pytest.raises(TypeError):
         OperatorAction.objects.filter(pk=entry.pk).delete()
     assert OperatorAction.objects.count() == 1

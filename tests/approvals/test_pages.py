@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from approvals.models import Approval, ApprovalResponse
-from workflows.states import State
+from core.states import State
 
 from .conftest import reload, tasks_of
 

@@ -7,11 +7,11 @@ from django.db import transaction
 from approvals import services
 from approvals.errors import Forbidden, InvalidData
 from approvals.models import Approval, ApprovalResponse
-from tracker.models import Webhook, WebhookDelivery
+from core.states import State
+from webhooks.models import Webhook, WebhookDelivery
 from workflows import services as wf
 from workflows.errors import Conflict, InvalidInput
 from workflows.models import ActionExecution, TaskExecution
-from workflows.states import State
 
 from .conftest import reload, tasks_of
 

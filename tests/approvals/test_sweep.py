@@ -11,10 +11,10 @@ from django.utils import timezone
 from approvals import services
 from approvals.errors import Forbidden
 from approvals.models import Approval
-from tracker.models import Webhook, WebhookDelivery
+from core.states import State
+from webhooks.models import Webhook, WebhookDelivery
 from workflows import services as wf
 from workflows.errors import Conflict
-from workflows.states import State
 
 from .conftest import reload, tasks_of
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from core.states import State
 from workflows import services
 from workflows.models import ActionExecution
-from workflows.states import State
 
 from .conftest import shoot
 

@@ -6,10 +6,11 @@ import pytest
 from playwright.sync_api import expect
 
 from approvals import services as approvals
-from approvals.models import Approval, OperatorAction
+from approvals.models import Approval
+from core.states import State
+from ops.models import OperatorAction
 from workflows import services
 from workflows.models import ActionExecution
-from workflows.states import State
 
 from .conftest import shoot
 

@@ -2,8 +2,8 @@
 
 import itertools
 
-from workflows import engine
-from workflows.lang.spec import for_target, parse_definition
+from core import engine
+from core.lang.spec import for_target, parse_definition
 
 
 class Harness:

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from workflows import cron
+from core import cron
 
 NOW = dt.datetime(2010, 8, 25)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflows import engine
+from core import engine
 
 from .helpers import Harness
 

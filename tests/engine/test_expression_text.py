@@ -3,7 +3,7 @@ Mistral 23's InlineYAQLEvaluator and InlineJinjaEvaluator do."""
 
 import pytest
 
-from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
+from core.lang.expressions import ExprContext, ExpressionError, evaluate
 
 CTX = ExprContext(data={"x": 2, "n": None, "d": {"a": 1}, "l": [1, "b"]})
 

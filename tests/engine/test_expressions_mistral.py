@@ -12,11 +12,11 @@ import re
 
 import pytest
 
+from core import engine
+from core.lang.expressions import ExprContext, ExpressionError, evaluate, expression_errors
+from core.lang.limits import Limits
+from core.lang.spec import parse_definition
 from tests.engine.helpers import Harness
-from workflows import engine
-from workflows.lang.expressions import ExprContext, ExpressionError, evaluate, expression_errors
-from workflows.lang.limits import Limits
-from workflows.lang.spec import parse_definition
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

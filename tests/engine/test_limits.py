@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from workflows import engine
-from workflows.lang import spec as lang
-from workflows.lang.expressions import ExprContext, ExpressionError, evaluate
-from workflows.lang.limits import Limits
+from core import engine
+from core.lang import spec as lang
+from core.lang.expressions import ExprContext, ExpressionError, evaluate
+from core.lang.limits import Limits
 
 from .helpers import Harness
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflows import engine
+from core import engine
 
 from .helpers import Harness
 

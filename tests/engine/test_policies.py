@@ -4,8 +4,8 @@ test_retry*, test_task_defaults.py, test_commands.py, test_dataflow.py)."""
 
 import pytest
 
-from workflows import engine
-from workflows.engine import StartTimer
+from core import engine
+from core.engine import StartTimer
 
 from .helpers import Harness
 

@@ -3,8 +3,8 @@ ReverseWorkflowController: run what the target task requires, then it."""
 
 import pytest
 
+from core.lang.spec import DefinitionError, parse_definition
 from tests.engine.helpers import Harness
-from workflows.lang.spec import DefinitionError, parse_definition
 
 WB = """version: '2.0'
 wf1:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from workflows import actions
-from workflows.lang.spec import DefinitionError, parse_definition
+from core import actions
+from core.lang.spec import DefinitionError, parse_definition
 
 
 def errors_of(text):

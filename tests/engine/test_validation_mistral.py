@@ -8,7 +8,7 @@ import copy
 import pytest
 import yaml
 
-from workflows.lang.spec import DefinitionError, parse_definition
+from core.lang.spec import DefinitionError, parse_definition
 
 TASKS = {"t1": {"action": "std.noop"}}
 

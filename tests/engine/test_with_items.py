@@ -1,8 +1,8 @@
 """with-items in the pure engine, from Mistral 23's engine tests
 (mistral/tests/unit/engine/test_with_items.py) and its WithItemsTask."""
 
+from core import engine
 from tests.engine.helpers import Harness
-from workflows import engine
 
 
 def wf(body: str) -> str:

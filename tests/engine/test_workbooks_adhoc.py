@@ -8,9 +8,9 @@ import itertools
 
 import pytest
 
-from workflows import adhoc, engine
-from workflows.lang import spec as lang
-from workflows.lang.workbook import parse_actions, parse_workbook
+from core import adhoc, engine
+from core.lang import spec as lang
+from core.lang.workbook import parse_actions, parse_workbook
 
 # Mistral's test_adhoc_actions.py WB, whole.
 WB = """

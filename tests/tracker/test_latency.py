@@ -133,7 +133,7 @@ def test_the_outside_time_is_read_leniently_and_never_trusted_blindly():
 
 
 def test_old_rows_and_buckets_are_pruned(settings):
-    settings.COMPLETIONS = {"RAW_DAYS": 1.0, "BUCKET_DAYS": 2.0}
+    settings.TRACKER = {**settings.TRACKER, "COMPLETIONS": {"RAW_DAYS": 1.0, "BUCKET_DAYS": 2.0}}
     old = timezone.now() - timedelta(days=3)
     Completion.objects.create(action_id="a", action_name="x", mode="poll", detected_at=old, recorded_at=old,
                               rolled_up=True)

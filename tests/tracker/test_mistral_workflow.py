@@ -11,9 +11,10 @@ import pytest
 from django.test import Client, TestCase
 
 from tracker import remote
-from tracker.models import TrackedAction, WebhookDelivery
+from tracker.models import TrackedAction
 from tracker.queries import ActionInfo, QueryError
 from tracker.runner import Tracker
+from webhooks.models import WebhookDelivery
 from workflows import services
 from workflows.callbacks import callback_url
 from workflows.errors import InvalidInput
@@ -157,7 +158,7 @@ def test_a_bad_answer_to_the_start_fails_the_task_naming_the_remote(mistral, ans
 
 
 def test_the_egress_policy_applies_to_the_remote(mistral, settings):
-    settings.EGRESS = {**settings.EGRESS, "ALLOWED_CIDRS": ()}
+    settings.GUST = {**settings.GUST, "EGRESS": {**settings.GUST["EGRESS"], "ALLOWED_CIDRS": ()}}
     ex, _ = calling(mistral.url)
     ex.refresh_from_db()
     assert ex.state == "ERROR"

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import workflows.models
-import workflows.states
+import core.states
 from django.db import migrations, models
 
 
@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('spec', models.JSONField(help_text='The workflow mapping this execution runs (a copy).')),
                 ('description', models.TextField(blank=True, default='')),
                 ('tags', models.JSONField(blank=True, default=list)),
-                ('state', models.CharField(choices=[('IDLE', 'IDLE'), ('WAITING', 'WAITING'), ('RUNNING', 'RUNNING'), ('RUNNING_DELAYED', 'RUNNING_DELAYED'), ('PAUSED', 'PAUSED'), ('SUCCESS', 'SUCCESS'), ('ERROR', 'ERROR'), ('CANCELLED', 'CANCELLED')], db_index=True, default=workflows.states.State['IDLE'], max_length=20)),
+                ('state', models.CharField(choices=[('IDLE', 'IDLE'), ('WAITING', 'WAITING'), ('RUNNING', 'RUNNING'), ('RUNNING_DELAYED', 'RUNNING_DELAYED'), ('PAUSED', 'PAUSED'), ('SUCCESS', 'SUCCESS'), ('ERROR', 'ERROR'), ('CANCELLED', 'CANCELLED')], db_index=True, default=core.states.State['IDLE'], max_length=20)),
                 ('state_info', models.TextField(blank=True, null=True)),
                 ('input', models.JSONField(blank=True, default=dict)),
                 ('output', models.JSONField(blank=True, default=dict)),

@@ -17,9 +17,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows import services
+from core.lang import spec as lang
+from workflows import conf, services
 from workflows.errors import InvalidDefinition
-from workflows.lang import spec as lang
 from workflows.models import WorkflowDefinition
 from workflows.startup import ensure_migrated
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
     def handle(self, *args, files=(), force=False, **options):
         ensure_migrated("load_samples")
         paths = [Path(f) for f in files] or sorted((Path(settings.BASE_DIR) / "samples").glob("*.yaml"))
-        public_url = settings.GUST["PUBLIC_URL"].rstrip("/")
+        public_url = conf.get("PUBLIC_URL").rstrip("/")
         for path in paths:
             try:
                 shipped = shipped_definitions(path.read_text())

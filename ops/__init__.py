@@ -1,0 +1,2 @@
+"""The operator console: audited operator actions behind the ops.* permissions,
+their pages, and the Prometheus metrics."""

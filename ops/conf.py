@@ -1,0 +1,15 @@
+"""The operator console's settings: ``settings.OPS`` over ``DEFAULTS``, read
+at call time (override_settings works)."""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # A bearer token that may read /metrics without a login (empty: none).
+    "METRICS_TOKEN": "",
+}
+
+
+def get(name: str) -> Any:
+    return {**DEFAULTS, **getattr(settings, "OPS", {})}[name]

@@ -1,0 +1,66 @@
+"""Each model has its writers, and only they change its rows: the rest of
+Gust reads through selectors (workflows/selectors.py) or the owning app's
+functions and writes by calling its services. The table below is the
+contract (ARCHITECTURE.md says the same in words); a write through the ORM
+from any other module fails this test. It reads the source: a write is
+``<Model>.objects....create/update/delete/bulk_*/get_or_create/update_or_create(``."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ["core", "workflows", "webhooks", "tracker", "approvals", "ops", "api", "config"]
+
+WRITERS = {
+    # workflows: executions change only through the engine's service
+    "WorkflowExecution": {"workflows/services.py", "workflows/retention.py"},  # retention deletes finished ones
+    "TaskExecution": {"workflows/services.py"},
+    "ActionExecution": {"workflows/services.py", "workflows/dispatch.py"},  # dispatch: a lost job's requeue mark
+    "Timer": {"workflows/services.py"},
+    "WorkflowDefinition": {"workflows/services.py", "workflows/books.py"},
+    "Workbook": {"workflows/books.py"},
+    "ActionDefinition": {"workflows/books.py"},
+    "Environment": {"workflows/environments.py"},
+    "CronTrigger": {"workflows/triggers.py"},
+    "EngineProcess": {"workflows/lifecycle.py"},
+    "ShutdownLock": {"workflows/lifecycle.py"},
+    # webhooks
+    "WebhookDelivery": {"webhooks/notifier.py"},
+    # tracker: the work list belongs to the tracker's services and its loop
+    "TrackedAction": {"tracker/services.py", "tracker/runner.py"},
+    "TrackerProcess": {"tracker/runner.py"},
+    "CallbackInbox": {"tracker/services.py"},
+    "Completion": {"tracker/latency.py"},
+    "CompletionBucket": {"tracker/latency.py"},
+    # approvals and the operator console
+    "Approval": {"approvals/services.py"},
+    "ApprovalResponse": {"approvals/services.py"},
+    "Assignment": {"approvals/services.py"},
+    "OperatorAction": {"ops/services.py"},
+    # API tokens (Django REST framework's model): the Keystone stand-in and the command that makes one
+    "Token": {"api/identity.py", "workflows/management/commands/api_token.py"},
+}
+WRITE = re.compile(
+    r"\b([A-Z]\w+)\.objects\b[^\n]*?\.(create|update|delete|bulk_create|bulk_update|get_or_create|update_or_create)\(")
+
+
+def writes() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for match in WRITE.finditer(path.read_text()):
+                found.setdefault(match.group(1), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_model_is_written_only_by_its_writers():
+    strays = {model: sorted(files - WRITERS.get(model, set())) for model, files in writes().items()}
+    assert {model: files for model, files in strays.items() if files} == {}
+
+
+def test_the_contract_sees_the_writes():
+    found = writes()
+    assert "workflows/services.py" in found["TaskExecution"]
+    assert "approvals/services.py" in found["Approval"]

@@ -1,0 +1,2 @@
+"""Webhooks and notifications: subscriptions, an execution's params.notify
+publishers and the delivery outbox (notifier)."""

@@ -1,0 +1,75 @@
+"""Reads: the queries the doors share (the /v2 API, the dashboard pages, the
+operator console, the admin), each written once. They never write, and
+they raise ``NotFound`` (which every door turns into its own 404) where a
+door needs the row to exist. Writes go through ``workflows.services``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from workflows.errors import NotFound
+from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
+
+# What an execution list shows: its rows never load the spec, context or output.
+LIST_FIELDS = ("id", "workflow_name", "state", "created_at", "updated_at", "description")
+
+
+def execution(execution_id: str) -> WorkflowExecution:
+    found = WorkflowExecution.objects.filter(id=execution_id).first()
+    if found is None:
+        raise NotFound("WorkflowExecution", execution_id)
+    return found
+
+
+def task(task_id: str) -> TaskExecution:
+    """The task with its execution (its spec says what the task is)."""
+    found = TaskExecution.objects.select_related("workflow_execution").filter(id=task_id).first()
+    if found is None:
+        raise NotFound("TaskExecution", task_id)
+    return found
+
+
+def action_execution(action_id: str) -> ActionExecution:
+    found = ActionExecution.objects.filter(id=action_id).first()
+    if found is None:
+        raise NotFound("ActionExecution", action_id)
+    return found
+
+
+def task_exists(task_id: str) -> bool:
+    return TaskExecution.objects.filter(id=task_id).exists()
+
+
+def executions(state: str = "", text: str = "") -> QuerySet[WorkflowExecution]:
+    """Newest first, as the dashboard lists them; ``text`` matches the id or
+    the workflow's name."""
+    rows = WorkflowExecution.objects.only(*LIST_FIELDS).order_by("-created_at", "-id")
+    if state:
+        rows = rows.filter(state=state)
+    if text:
+        rows = rows.filter(Q(id__icontains=text) | Q(workflow_name__icontains=text))
+    return rows
+
+
+def recent_executions(workflow: WorkflowDefinition, limit: int = 10) -> list[WorkflowExecution]:
+    rows = WorkflowExecution.objects.filter(workflow_name=workflow.name, workflow_namespace=workflow.namespace)
+    return list(rows.only(*LIST_FIELDS).order_by("-created_at", "-id")[:limit])
+
+
+def tasks_of(execution_id: str) -> QuerySet[TaskExecution]:
+    """An execution's tasks in the order they were created."""
+    return TaskExecution.objects.filter(workflow_execution_id=execution_id).order_by("seq")
+
+
+def timers_of(execution_id: str) -> QuerySet[Timer]:
+    """The execution's durable waits, soonest first."""
+    return Timer.objects.filter(execution_id=execution_id).order_by("due_at")
+
+
+def workflows() -> QuerySet[WorkflowDefinition]:
+    return WorkflowDefinition.objects.order_by("namespace", "name")
+
+
+def workflow_exists(name: str, namespace: str) -> bool:
+    return WorkflowDefinition.objects.filter(name=name, namespace=namespace).exists()
