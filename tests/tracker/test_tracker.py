@@ -197,7 +197,7 @@ def test_a_many_batch_is_split_across_the_pool():
     info = ActionInfo("a", "x.y", {}, {})
     items = [Item(n, f"a{n}", None, 0, 0, "poll", 0.0, info) for n in range(4 * MIN_CHUNK + 1)]
     jobs = tracker._jobs(items)
-    assert [len(batch) for _, batch in jobs] == [51, 51, 51, 48]
+    assert [len(batch) for _, batch in jobs] == [201, 201, 201, 198]
     assert sorted(i.id for _, batch in jobs for i in batch) == list(range(4 * MIN_CHUNK + 1))
     assert [len(b) for _, b in tracker._jobs(items[:30])] == [30]  # small batches stay one request
 
