@@ -286,10 +286,17 @@ class Scale:
         f = out["floor"]
         self.say(f"[floor] http.client {f['http_client_cpu_ms']} ms CPU per GET, "
                  f"requests {f['requests_session_cpu_ms']} ms, tracker.http {f['tracker_http_cpu_ms']} ms")
-        out["per_item"] = [self.per_item(count, trackers) for count, trackers in sz["per_item"]]
-        out["batch_idle"] = self.batch_idle()
-        out["batch"] = [self.batch(n) for n in sz["batch_outstanding"]]
-        out["fast"] = [self.fast(batch=True), self.fast(batch=False)]
+        for part in sz.get("parts") or ["per_item", "batch_idle", "batch", "fast"]:
+            if part == "per_item":
+                out["per_item"] = [self.per_item(count, trackers) for count, trackers in sz["per_item"]]
+            elif part == "batch_idle":
+                out["batch_idle"] = self.batch_idle()
+            elif part == "batch":
+                out["batch"] = [self.batch(n) for n in sz["batch_outstanding"]]
+            elif part == "fast":
+                out["fast"] = [self.fast(batch=True), self.fast(batch=False)]
+            elif part != "floor":
+                raise ValueError(f"no scale part {part!r}: floor, per_item, batch_idle, batch, fast")
         self._resize(0, 1.0, "done", with_jobs=False)
         return out
 

@@ -41,6 +41,7 @@
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import math
 import os
@@ -102,8 +103,16 @@ class Outcome:
 def _aware(value) -> datetime:
     """A datetime column as RETURNING gives it: aware on PostgreSQL, text on SQLite."""
     if isinstance(value, str):
-        value = parse_datetime(value)
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+        try:
+            value = datetime.fromisoformat(value)  # SQLite's "YYYY-MM-DD HH:MM:SS[.ffffff]": C-fast
+        except ValueError:
+            value = parse_datetime(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _json(value):
+    """A JSON column read with a raw cursor: text on SQLite, text or decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def _dt(ts: float) -> datetime:
@@ -344,15 +353,23 @@ class Tracker:
         return items
 
     def _attach_actions(self, items: list[Item]) -> None:
-        """The query fields of each item's action, read narrowly; kept with
-        the item once the action was handed over (they no longer change)."""
+        """The query fields of each item's action, read narrowly (raw SQL: a
+        claim of 1,000 new rows reads 1,000 actions); kept with the item once
+        the action was handed over (they no longer change)."""
         missing = {i.action_id: i for i in items if i.action is None or not i.action.handed_over}
+        if not missing:
+            return
         ids = list(missing)
-        for start in range(0, len(ids), 500):
-            rows = ActionExecution.objects.filter(id__in=ids[start:start + 500]).values_list(
-                "id", "name", "input", "runtime_context", "attempt")
-            for aid, name, inp, ctx, attempt in rows:
-                missing[aid].action = ActionInfo(aid, name, inp, ctx, attempt)
+        qn = connection.ops.quote_name
+        table = qn(ActionExecution._meta.db_table)
+        with connection.cursor() as cursor:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                cursor.execute(f"SELECT id, name, input, runtime_context, attempt FROM {table} "
+                               f"WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                for aid, name, inp, ctx, attempt in cursor.fetchall():
+                    aid = str(aid)
+                    missing[aid].action = ActionInfo(aid, name, _json(inp), _json(ctx), attempt)
 
     # -- the schedule --
 

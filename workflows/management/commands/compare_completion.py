@@ -83,6 +83,9 @@ class Command(BaseCommand):
         parser.add_argument("--scale", action="store_true",
                             help="the tracker at scale (bench/scale.py: the floor, per-item and batch polling at "
                                  "500 to 100,000 outstanding, 0.1 s) instead of the modes; with --quick, tiny sizes")
+        parser.add_argument("--scale-parts", default=None,
+                            help="with --scale, only these parts, comma-separated, in this order: "
+                                 "floor,per_item,batch_idle,batch,fast (the floor always runs)")
         parser.add_argument("--quick", action="store_true",
                             help="smoke test: n=20, delay 0.3 s, modes callback, poll-0.1s-x10, hybrid-0.2s-x10, "
                                  "small extras; under a minute")
@@ -297,6 +300,8 @@ class Command(BaseCommand):
 
                 try:
                     sizes = scale.quick_sizes() if o.quick else scale.full_sizes()
+                    if opts.get("scale_parts"):
+                        sizes["parts"] = [p.strip() for p in opts["scale_parts"].split(",") if p.strip()]
                     result["scale"] = scale.Scale(driver, sizes).run()
                     result["scale"]["targets"] = scale.evaluate(result["scale"])
                 except CompareFailure as exc:
