@@ -72,6 +72,7 @@ MIN_CHUNK = 200  # a many-batch is split across the pool, but not into requests 
 PERIODIC_EVERY = 1.0  # seconds between two rounds of the periodic hooks in the loop
 BEAT_EVERY = 1.0  # seconds between two heartbeats (TrackerProcess: liveness, counters, lag)
 SHARE_SLACK = 0.1  # with other trackers alive, hold at most this much over an even share before releasing
+APPLY_THREADS = 2  # threads that apply finished results in the loop, so a completion never delays a poll
 LATE_GAP = 0.6  # a late item's next query comes at least this share of its interval after its answer
 
 
@@ -95,7 +96,7 @@ class Item:
 class Outcome:
     """What one query job found; the loop thread adds these up."""
 
-    completed: list = field(default_factory=list)
+    done: list = field(default_factory=list)  # (item, result, detected_at)
     running: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # (item, exception)
 
@@ -134,6 +135,7 @@ class Tracker:
         self.query_interval = query_interval or conf.get("QUERY_INTERVAL")
         self.pool_size = thread_pool_size or conf.get("THREAD_POOL_SIZE")
         self._pool: ThreadPoolExecutor | None = None
+        self._appliers: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._periodic_thread: threading.Thread | None = None
@@ -300,7 +302,8 @@ class Tracker:
     def _write_errors(self) -> None:
         """The error counts that changed since the last sync (a failed query,
         or the first answer after failures), with the back-off's due time."""
-        items, self._writes = self._writes, []
+        with self._mu:
+            items, self._writes = self._writes, []
         if not items:
             return
         adapt = connection.ops.adapt_datetimefield_value
@@ -436,16 +439,33 @@ class Tracker:
 
     # -- writing results --
 
-    def _settle(self, item: Item, result: QueryResult) -> None:
-        """Apply one result the moment its query returned."""
+    def _settle(self, item: Item, result: QueryResult, detected_at: datetime) -> None:
+        """Apply one result through the engine's one door."""
         try:
-            with latency.completing("poll", detected_at=timezone.now(), polls=item.queries,
+            with latency.completing("poll", detected_at=detected_at, polls=item.queries,
                                     outside_done_at=result.finished_at):
                 # Its action_finished receiver deletes the tracking row in the same transaction.
                 wf_services.complete_action(item.action_id, result.state, result.output)
         except GustError as exc:  # completed by a callback meanwhile: the first result won
             logger.info("poll result for %s not applied: %s", item.action_id, exc.message)
             TrackedAction.objects.filter(id=item.id).delete()
+
+    def _apply(self, item: Item, result: QueryResult, detected_at: datetime) -> bool:
+        """Settle one finished item (it is no longer scheduled); if that
+        fails (the database, the engine) it is scheduled again with a back-off."""
+        try:
+            self._settle(item, result, detected_at)
+            return True
+        except Exception as exc:
+            logger.exception("applying the result of %s failed", item.action_id)
+            close_old_connections()
+            with self._mu:
+                self._held[item.id] = item
+                self._back_off(item, exc, self.clock().timestamp())
+            return False
+
+    def _apply_in_thread(self, item: Item, result: QueryResult, detected_at: datetime) -> None:
+        self.counters["completions" if self._apply(item, result, detected_at) else "errors"] += 1
 
     # -- queries --
 
@@ -492,13 +512,7 @@ class Tracker:
             elif not answer.done:
                 out.running.append(item)
             else:
-                try:
-                    self._settle(item, answer)
-                    out.completed.append(item)
-                except Exception as exc:  # the database, or the engine: try again later
-                    logger.exception("applying the result of %s failed", item.action_id)
-                    close_old_connections()
-                    out.errors.append((item, exc))
+                out.done.append((item, answer, timezone.now()))
 
     def _run_group(self, jobs) -> Outcome:
         """A pool thread's share of the cycle's jobs, one after another (one
@@ -561,13 +575,14 @@ class Tracker:
             self._attach_actions(due)
             outcomes = self._run_jobs(self._jobs(due))
             answered = self.clock().timestamp()
+            done = []
             with self._mu:
                 for outcome in outcomes:
-                    counts["completed"] += len(outcome.completed)
                     counts["running"] += len(outcome.running)
                     counts["errors"] += len(outcome.errors)
-                    for item in outcome.completed:
-                        self._held.pop(item.id, None)
+                    for item, result, detected_at in outcome.done:
+                        if self._held.pop(item.id, None) is not None:  # not queried again
+                            done.append((item, result, detected_at))
                     for item in outcome.running:
                         item.last_query = answered
                         if item.errors:
@@ -580,11 +595,19 @@ class Tracker:
                         item.last_query = answered
                         if item.id in self._held:
                             self._back_off(item, error, answered)
+            for item, result, detected_at in done:
+                if self._appliers is not None:  # the loop: apply in other threads, poll on
+                    self._appliers.submit(self._apply_in_thread, item, result, detected_at)
+                    counts["completed"] += 1
+                elif self._apply(item, result, detected_at):
+                    counts["completed"] += 1
+                    self.counters["completions"] += 1
+                else:
+                    counts["errors"] += 1
         if flush and self._writes:
             with transaction.atomic():
                 self._write_errors()
         self.counters["queries"] += counts["queried"]
-        self.counters["completions"] += counts["completed"]
         self.counters["errors"] += counts["errors"]
         if periodic:
             self._run_periodic()
@@ -651,6 +674,7 @@ class Tracker:
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="gust-tracker")
+        self._appliers = ThreadPoolExecutor(APPLY_THREADS, thread_name_prefix="gust-tracker-apply")
         self._beat()
         pending = TrackedAction.objects.count()
         logger.info("tracker %s started: %d tracked action(s) reloaded from the database, "
@@ -689,8 +713,10 @@ class Tracker:
         for thread in (self._thread, self._periodic_thread):
             if thread:
                 thread.join(timeout)
-        if self._pool:
-            self._pool.shutdown(wait=True)
+        for pool in (self._pool, self._appliers):
+            if pool:
+                pool.shutdown(wait=True)  # in-flight queries and completions finish
+        self._appliers = None
         try:
             with transaction.atomic():
                 self._write_errors()
