@@ -83,6 +83,8 @@ class TrackerProcess(models.Model):
         help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
     held = models.PositiveIntegerField(default=0, help_text="Tracked actions it leases (polls) now.")
     lag_s = models.FloatField(default=0.0, help_text="Seconds its most overdue leased action is behind schedule.")
+    periodic_cpu_s = models.FloatField(default=0.0, help_text="CPU seconds its periodic hooks (the engine's "
+                                                               "sweeps, the inbox, the roll-up) used so far.")
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

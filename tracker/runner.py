@@ -54,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -96,7 +96,8 @@ class Item:
 class Outcome:
     """What one query job found; the loop thread adds these up."""
 
-    done: list = field(default_factory=list)  # (item, result, detected_at)
+    done: list = field(default_factory=list)  # (item, result, detected_at) to apply in the loop thread
+    submitted: int = 0  # finished items handed to the appliers
     running: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # (item, exception)
 
@@ -148,6 +149,7 @@ class Tracker:
         self._share: int | None = None  # most scheduled rows to hold (None: no other tracker alive)
         self._last_claim = self._last_renew = self._last_beat = -math.inf  # clock seconds
         self._more = False  # the last claim was full: claim again at once
+        self._periodic_cpu = 0.0  # CPU seconds of the periodic hooks' thread (reported with the heartbeat)
         self._query_wall = 0.0  # moving average of one query's wall time (sizes a wake-up's threads)
         # periodic_errors: periodic work that failed, a hook that raised or one
         # item of a sweep (e.g. an overdue action whose failing raised).
@@ -458,7 +460,8 @@ class Tracker:
             return True
         except Exception as exc:
             logger.exception("applying the result of %s failed", item.action_id)
-            close_old_connections()
+            if isinstance(exc, DatabaseError):
+                close_old_connections()  # a broken connection is not reused
             with self._mu:
                 self._held[item.id] = item
                 self._back_off(item, exc, self.clock().timestamp())
@@ -511,6 +514,12 @@ class Tracker:
                 out.errors.append((item, answer))
             elif not answer.done:
                 out.running.append(item)
+            elif self._appliers is not None:  # the loop: applied at once in other threads, polling goes on
+                with self._mu:
+                    mine = self._held.pop(item.id, None) is not None  # not queried again
+                if mine:
+                    self._appliers.submit(self._apply_in_thread, item, answer, timezone.now())
+                    out.submitted += 1
             else:
                 out.done.append((item, answer, timezone.now()))
 
@@ -578,6 +587,7 @@ class Tracker:
             done = []
             with self._mu:
                 for outcome in outcomes:
+                    counts["completed"] += outcome.submitted
                     counts["running"] += len(outcome.running)
                     counts["errors"] += len(outcome.errors)
                     for item, result, detected_at in outcome.done:
@@ -595,11 +605,8 @@ class Tracker:
                         item.last_query = answered
                         if item.id in self._held:
                             self._back_off(item, error, answered)
-            for item, result, detected_at in done:
-                if self._appliers is not None:  # the loop: apply in other threads, poll on
-                    self._appliers.submit(self._apply_in_thread, item, result, detected_at)
-                    counts["completed"] += 1
-                elif self._apply(item, result, detected_at):
+            for item, result, detected_at in done:  # run_once() on its own: applied here, counted
+                if self._apply(item, result, detected_at):
                     counts["completed"] += 1
                     self.counters["completions"] += 1
                 else:
@@ -657,6 +664,7 @@ class Tracker:
             held = len(self._held)
         fields = dict(last_seen=at, query_interval=self.query_interval, thread_pool_size=self.pool_size,
                       stopped_at=at if stopped else None, held=held, lag_s=round(self.lag(now), 3),
+                      periodic_cpu_s=round(self._periodic_cpu, 4),
                       **self.counters)
         # Raw SQL: once a second for the process's whole life (the ORM would cost ten times the query).
         qn, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
@@ -700,10 +708,12 @@ class Tracker:
 
     def _periodic_loop(self) -> None:
         while not self._stop.wait(PERIODIC_EVERY):
+            started = time.thread_time()
             try:
                 self._run_periodic()
             except Exception:  # pragma: no cover - _run_periodic logs each hook's failure itself
                 logger.exception("periodic hooks failed")
+            self._periodic_cpu += time.thread_time() - started
         connections.close_all()
 
     def stop(self, timeout: float = 30.0) -> None:

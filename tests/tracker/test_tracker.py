@@ -225,6 +225,28 @@ def test_query_errors_back_off_and_never_drop_the_item(settings):
     assert action.state == "RUNNING"
 
 
+def test_a_result_that_can_not_be_applied_is_retried_with_a_back_off(monkeypatch, settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 1.0}
+    ex, action = start()
+    clock = Clock()
+    clock.advance(3600)
+    tracker = Tracker(queries=FakeQueries(QueryResult(True, "SUCCESS", {"n": 1})), clock=clock, thread_pool_size=1)
+    real_complete = services.complete_action
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(services, "complete_action", broken)
+    assert tracker.run_once()["errors"] == 1
+    row = TrackedAction.objects.get(action=action)
+    assert row.errors == 1 and "engine bug" in row.last_error and row.claimed_by == tracker.name
+    monkeypatch.setattr(services, "complete_action", real_complete)
+    clock.advance(2.0)  # the back-off: two intervals
+    assert tracker.run_once()["completed"] == 1
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and not TrackedAction.objects.exists()
+
+
 def test_work_lives_in_the_database_and_a_new_tracker_picks_up_expired_claims(settings):
     ex, action = start()
     clock = Clock()

@@ -120,6 +120,7 @@ class Command(BaseCommand):
         o.extras = not opts["no_extras"]
         o.query_shapes = opts["query_shapes"]
         o.scale = opts["scale"]
+        o.scale_parts = opts["scale_parts"]
         if o.scale:
             o.extras = False
             if not opts["modes"]:
@@ -188,7 +189,7 @@ class Command(BaseCommand):
     def _command_line(opts) -> str:
         parts = ["python", "manage.py", "compare_completion"]
         for key in ("n", "delay", "jitter", "rate", "drop_fraction", "grace", "idle_tracked", "idle_seconds",
-                    "outstanding", "sample", "output"):
+                    "outstanding", "sample", "scale_parts", "output"):
             if opts[key] is not None:
                 parts += [f"--{key.replace('_', '-')}", str(opts[key])]
         if opts["modes"]:
@@ -300,8 +301,8 @@ class Command(BaseCommand):
 
                 try:
                     sizes = scale.quick_sizes() if o.quick else scale.full_sizes()
-                    if opts.get("scale_parts"):
-                        sizes["parts"] = [p.strip() for p in opts["scale_parts"].split(",") if p.strip()]
+                    if o.scale_parts:
+                        sizes["parts"] = [p.strip() for p in o.scale_parts.split(",") if p.strip()]
                     result["scale"] = scale.Scale(driver, sizes).run()
                     result["scale"]["targets"] = scale.evaluate(result["scale"])
                 except CompareFailure as exc:
