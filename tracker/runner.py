@@ -149,6 +149,7 @@ class Tracker:
         self._share: int | None = None  # most scheduled rows to hold (None: no other tracker alive)
         self._last_claim = self._last_renew = self._last_beat = -math.inf  # clock seconds
         self._more = False  # the last claim was full: claim again at once
+        self._more_expired = False  # the last take-over was full: take over more at once
         self._periodic_cpu = 0.0  # CPU seconds of the periodic hooks' thread (reported with the heartbeat)
         self._query_wall = 0.0  # moving average of one query's wall time (sizes a wake-up's threads)
         # periodic_errors: periodic work that failed, a hook that raised or one
@@ -214,7 +215,9 @@ class Tracker:
         with connection.cursor() as cursor:
             cursor.execute(sql, [self.name, adapt(until), *params, batch])
             rows = cursor.fetchall()
-        if not expired:
+        if expired:
+            self._more_expired = len(rows) >= batch
+        else:
             self._more = len(rows) >= batch
         items = []
         for row_id, action_id, interval, queries, errors, mode, next_at, scheduled, created_at, grace in rows:
@@ -341,7 +344,8 @@ class Tracker:
             self._last_claim = now
         renew = now - self._last_renew >= self.renew_every()
         beat = now - self._last_beat >= BEAT_EVERY
-        if not (claim or renew or beat or self._writes):
+        take_over = renew or self._more_expired
+        if not (claim or take_over or beat or self._writes):
             return []
         items = []
         with transaction.atomic():
@@ -349,6 +353,7 @@ class Tracker:
             if renew:
                 self._renew(now)
                 self._last_renew = now
+            if take_over:  # a dead tracker's rows: BATCH at a time, at once until none are left
                 items = self._claim_rows(now, expired=True)
             if claim:
                 items += self._claim_rows(now)
@@ -650,7 +655,7 @@ class Tracker:
         """How long the loop sleeps: until the next item is due, or the next
         look for new rows (a lookahead), renewal or beat, whichever comes
         first; at once after a full claim."""
-        if self._more:
+        if self._more or self._more_expired:
             return 0.0
         now = self.clock().timestamp()
         until = min(self._last_claim + self.lookahead(), self._last_renew + self.renew_every(),

@@ -259,6 +259,21 @@ def test_work_lives_in_the_database_and_a_new_tracker_picks_up_expired_claims(se
     assert fresh.run_once()["completed"] == 1
 
 
+def test_a_dead_trackers_rows_are_taken_over_a_batch_at_a_time_until_none_are_left(settings):
+    settings.TRACKER = {**settings.TRACKER, "BATCH": 2, "LEASE": 60.0}
+    for _ in range(5):
+        start()
+    clock = Clock()
+    dead = Tracker(name="dead", queries=FakeQueries(QueryResult.running()), clock=clock)
+    while dead.run_once()["claimed"]:
+        pass
+    assert TrackedAction.objects.filter(claimed_by="dead").count() == 5
+    clock.advance(61)  # its lease ran out
+    heir = Tracker(name="heir", queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
+    taken = [heir.run_once()["claimed"] for _ in range(3)]
+    assert taken == [2, 2, 1] and TrackedAction.objects.filter(claimed_by="heir").count() == 5
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_trackers_never_claim_the_same_item(outside_service):
     services.save_workflows(polled_wf(url=outside_service.url), update=True)
