@@ -114,6 +114,7 @@ class Options:
     query_shapes: bool = False  # record the most frequent SQL statements per process role
     quick: bool = False
     scale: bool = False  # the tracker-at-scale measurements (bench.scale) instead of modes and extras
+    scale_parts: str | None = None  # with scale: only these parts, e.g. "batch,fast" (bench.scale.Scale.run)
 
     @classmethod
     def quick_options(cls, **overrides) -> Options:

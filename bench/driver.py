@@ -414,18 +414,23 @@ class Driver:
             **measured,
         }
 
-    def measure_idle(self, tracked: int, seconds: float, batch: bool) -> dict:
-        """Tracker CPU while ``tracked`` jobs that never finish are polled."""
+    def measure_idle(self, tracked: int, seconds: float, batch: bool, on_window=None, probe=None) -> dict:
+        """Tracker CPU while ``tracked`` jobs that never finish are polled;
+        ``on_window(probe())`` at the start and the end of the window."""
         mode = self._extra_mode()
         self.procs.start_tracker(mode.interval, mode.pool, batch_queries=batch)
         caught_up = self.wait_caught_up(timeout=30)
         outside0 = self.outside.counters()
         before = self.procs.snapshot()
+        if on_window:
+            on_window(probe())
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.procs.check_alive()
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         after = self.procs.snapshot()
+        if on_window:
+            on_window(probe())
         outside1 = self.outside.counters()
         stats = self.tracker_stats()
         self.procs.stop_tracker()

@@ -4,8 +4,9 @@ QUERY_INTERVAL    seconds between two queries of one action (seed 001: 5)
 THREAD_POOL_SIZE  queries in flight at once per tracker process (seed 001: 10)
 HYBRID_GRACE      seconds a hybrid action waits for its callback before polling starts
 MAX_BACKOFF       longest wait after repeated query errors
-BATCH             items one tracker claims per cycle
-LEASE             seconds a claim holds before another tracker may take the item
+BATCH             rows one claim takes at most (a full claim is followed by another at once)
+LEASE             seconds a tracker's lease on its rows holds unless renewed (it renews every
+                  min(5, LEASE / 4) s); a dead tracker's rows are taken over after it
 CALLBACK_TTL      seconds a signed callback URL stays valid
 HEARTBEAT_EXTENSION  seconds a heartbeat moves an action's deadline forward
 INBOX_GIVE_UP     seconds an early callback waits for its action to appear

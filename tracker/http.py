@@ -111,37 +111,66 @@ def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = N
     """GET ``url`` and decode its JSON answer. Raises egress.EgressRefused when
     the policy refuses the address, StatusError for anything else that went wrong.
     ``headers`` are added to ``Accept: application/json`` (e.g. an auth token)."""
-    parts = urlsplit(url)
-    headers = {"Accept": "application/json", **(headers or {})}
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username
-            or _proxied(parts.scheme, parts.hostname)):
-        return _get_with_requests(url, timeout, headers)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _request("GET", url, None, timeout, headers)
+
+
+def post_json(url: str, payload, timeout: float = 30.0, headers: dict[str, str] | None = None):
+    """POST ``payload`` as JSON to ``url`` on this thread's kept connection and
+    decode the JSON answer; raises as ``get_json``. For reads only (a batch
+    status query, bench/queries.py): like a GET it is sent once more on a new
+    connection when the kept one turned out closed."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return _request("POST", url, body, timeout, {"Content-Type": "application/json", **(headers or {})})
+
+
+_JSON_ONLY = {"Accept": "application/json"}
+_targets: dict[str, tuple] = {}  # url -> (scheme, host, port, target, plain): a status URL is asked again and again
+
+
+def _target(url: str) -> tuple:
+    known = _targets.get(url)
+    if known is None:
+        parts = urlsplit(url)
+        plain = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+        port = (parts.port or (443 if parts.scheme == "https" else 80)) if plain else None
+        known = (parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                 plain)
+        if len(_targets) > 100_000:
+            _targets.clear()
+        _targets[url] = known
+    return known
+
+
+def _request(method: str, url: str, body: bytes | None, timeout: float, headers: dict[str, str] | None):
+    scheme, host, port, target, plain = _target(url)
+    headers = {**_JSON_ONLY, **headers} if headers else _JSON_ONLY
+    if not plain or _proxied(scheme, host):
+        return _with_requests(method, url, body, timeout, headers)
     for attempt in (1, 2):  # a kept connection the server closed meanwhile: once more on a new one
-        conn = _connection(parts.scheme, parts.hostname, port, timeout)
+        conn = _connection(scheme, host, port, timeout)
         reused = conn.sock is not None
         try:
-            conn.request("GET", target, headers=headers)
+            conn.request(method, target, body=body, headers=headers)
             resp = conn.getresponse()
-            body = resp.read(MAX_BODY + 1)
+            data = resp.read(MAX_BODY + 1)
         except egress.EgressRefused as exc:
-            _forget(parts.scheme, parts.hostname, port)
+            _forget(scheme, host, port)
             exc.url = exc.url or url
             raise
         except _STALE as exc:
-            _forget(parts.scheme, parts.hostname, port)
+            _forget(scheme, host, port)
             if reused and attempt == 1:
                 continue
             raise StatusError(f"status query to {egress.shown(url)} failed: {exc!r}") from exc
         except (OSError, http.client.HTTPException) as exc:
-            _forget(parts.scheme, parts.hostname, port)
+            _forget(scheme, host, port)
             raise StatusError(f"status query to {egress.shown(url)} failed: {exc!r}") from exc
         if resp.will_close:
-            _forget(parts.scheme, parts.hostname, port)
+            _forget(scheme, host, port)
         if 300 <= resp.status < 400:
-            return _get_with_requests(url, timeout, headers)  # redirects: each hop checked by the requests session
-        return _decode(url, resp.status, body)
+            # Redirects: each hop checked by the requests session.
+            return _with_requests(method, url, body, timeout, headers)
+        return _decode(url, resp.status, data)
     raise AssertionError("unreachable")
 
 
@@ -163,12 +192,12 @@ def _session():
     return s
 
 
-def _get_with_requests(url: str, timeout: float, headers: dict[str, str] | None = None):
+def _with_requests(method: str, url: str, body: bytes | None, timeout: float, headers: dict[str, str]):
     import requests
 
     try:
-        with _session().get(url, timeout=timeout, stream=True, headers=headers) as resp:
-            body = resp.raw.read(MAX_BODY + 1, decode_content=True)
-            return _decode(url, resp.status_code, body)
+        with _session().request(method, url, data=body, timeout=timeout, stream=True, headers=headers) as resp:
+            data = resp.raw.read(MAX_BODY + 1, decode_content=True)
+            return _decode(url, resp.status_code, data)
     except requests.RequestException as exc:
         raise StatusError(f"status query to {egress.shown(url)} failed: {exc}") from exc

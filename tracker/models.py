@@ -8,7 +8,13 @@ from workflows.models import ActionExecution
 
 class TrackedAction(models.Model):
     """One async action the results tracker polls. The work list lives here,
-    never only in memory, so any tracker process can pick it up after a restart."""
+    never only in memory, so any tracker process can pick it up after a restart.
+
+    A tracker leases the rows it polls (``claimed_by``, ``claimed_until``) and
+    keeps their schedule in memory: while a row is leased its
+    ``next_query_at``, ``queries`` and ``last_query_at`` are those of the
+    claim (or of its last query error) and are written back when the lease
+    is released (tracker.runner)."""
 
     MODES = [("poll", "poll"), ("hybrid", "hybrid")]
 
@@ -32,6 +38,12 @@ class TrackedAction(models.Model):
 
     class Meta:
         ordering = ["next_query_at"]
+        indexes = [
+            # What a claim scans: the rows nobody leases, by due time. Leased
+            # rows keep a stale next_query_at and must not slow it down.
+            models.Index(fields=["next_query_at"], condition=models.Q(claimed_by__isnull=True),
+                         name="tracker_tracked_free_due"),
+        ]
 
     def __str__(self):
         return f"{self.mode} {self.action_id}"
@@ -69,6 +81,10 @@ class TrackerProcess(models.Model):
     periodic_errors = models.PositiveBigIntegerField(
         default=0,
         help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
+    held = models.PositiveIntegerField(default=0, help_text="Tracked actions it leases (polls) now.")
+    lag_s = models.FloatField(default=0.0, help_text="Seconds its most overdue leased action is behind schedule.")
+    periodic_cpu_s = models.FloatField(default=0.0, help_text="CPU seconds its periodic hooks (the engine's "
+                                                               "sweeps, the inbox, the roll-up) used so far.")
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,31 +1,47 @@
 """The results tracker: StackStorm's resultstracker, done right (seed 001).
 
-- Work lives in the database (``TrackedAction.next_query_at``); a restarted
-  tracker simply finds it there.
-- Any number of trackers share it: each cycle claims a batch of due rows
-  with one ``UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP
-  LOCKED]) RETURNING`` of the few columns it needs (SQLite's IMMEDIATE
-  transactions serialize claims), with a lease, so no row is queried twice
-  at once.
-- The first query time of a new row is set here, when a tracker first claims
-  it, from this tracker's QUERY_INTERVAL / HYBRID_GRACE; later ones stay on
-  the item's grid (previous due time + interval), so a cycle's duration does
-  not stretch the period.
-- Queries run in a pool of ``THREAD_POOL_SIZE`` threads, outside any
-  transaction (a ``many`` batch is split across the pool); each result is
-  applied, through the same service as a callback, as soon as its query
-  returns.
-- The tracker's own writes of a cycle (rescheduling the previous cycle's
-  still-running items, the claim, the heartbeat) share one transaction, so a
-  cycle queues once on SQLite's single writer.
+- Work lives in the database (``TrackedAction``); a restarted tracker finds
+  it there. A tracker **leases** the rows it polls (``claimed_by``,
+  ``claimed_until``) and keeps their schedule in memory (a heap of due
+  times), so polling a still-running item costs no SQL at all. The database
+  hears from a tracker when it claims rows, every few seconds to renew its
+  whole lease in one ``UPDATE … WHERE claimed_by = me``, when a query fails
+  (the error and the back-off are visible at once), when an item finishes
+  (the completion itself), and when rows are released: then each row's
+  next due time and query count are written back.
+- Any number of trackers share the rows: a claim is one ``UPDATE … WHERE id
+  IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING`` of due rows
+  nobody holds (SQLite's IMMEDIATE transactions serialize claims). With
+  other trackers alive a tracker takes at most its share of the scheduled
+  rows (new rows are taken by whoever sees them first) and releases what it
+  holds beyond its share at a renewal, so a tracker that joins gets its part
+  within a renewal. A tracker that dies leaves its lease to expire (LEASE);
+  the others then take its rows over. ``stop()`` releases the lease.
+- The first query time of a new row is set here, from this tracker's
+  QUERY_INTERVAL / HYBRID_GRACE: its creation time + that delay. Later ones
+  stay on the item's grid (previous due time + interval), so a cycle's
+  duration does not stretch the period; an item polled so late that the
+  grid would bring its next query within half an interval goes one interval
+  after its answer instead (never polled twice in one interval).
+- Items due close together are queried in one wake-up (up to a tenth of an
+  interval early, never late). Queries run in a pool of at most
+  ``THREAD_POOL_SIZE`` threads, outside any transaction; a wake-up uses as
+  many threads as its queries need (one thread does a few dozen fast GETs in
+  a few milliseconds; more threads only contend for the GIL); a ``many``
+  batch is split across the pool. Each result is applied, through the same
+  service as a callback, as soon as its query returns.
 - A query error backs off exponentially and retries; nothing is dropped.
-- ``run_once()`` is one synchronous cycle for tests; ``start()``/``stop()``
-  run it in a loop, and ``stop()`` finishes in-flight queries and releases
-  claims (graceful shutdown, seed 004).
+- ``run_once()`` is one synchronous cycle for tests (with ``periodic``: the
+  periodic hooks too); ``start()``/``stop()`` run it in a loop, the periodic
+  hooks in a thread of their own so they never delay a poll, and ``stop()``
+  finishes in-flight queries and releases the lease (graceful shutdown,
+  seed 004).
 """
 
 from __future__ import annotations
 
+import heapq
+import json
 import logging
 import math
 import os
@@ -36,10 +52,9 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Func, Q, Value, When
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -53,61 +68,57 @@ from workflows.models import ActionExecution
 
 logger = logging.getLogger("gust.tracker")
 
-MIN_CHUNK = 50  # a many-batch is split across the pool, but not into requests smaller than this
-ACTION_CACHE_MAX = 200_000  # handed-over actions whose query fields are kept between polls
+MIN_CHUNK = 200  # a many-batch is split across the pool, but not into requests smaller than this
 PERIODIC_EVERY = 1.0  # seconds between two rounds of the periodic hooks in the loop
-BEAT_EVERY = 1.0
+BEAT_EVERY = 1.0  # seconds between two heartbeats (TrackerProcess: liveness, counters, lag)
+SHARE_SLACK = 0.1  # with other trackers alive, hold at most this much over an even share before releasing
+APPLY_THREADS = 2  # threads that apply finished results in the loop, so a completion never delays a poll
+LATE_GAP = 0.6  # a late item's next query comes at least this share of its interval after its answer
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Item:
-    """One claimed row: the columns the claim returns, and its action's query fields."""
+    """One leased row: what the claim returned, and its schedule in memory."""
 
     id: int
     action_id: str
     query_interval: float | None
-    queries: int
-    errors: int
+    queries: int  # status queries so far (the row's count when claimed + this tracker's)
+    errors: int  # consecutive query errors
     mode: str
-    next_query_at: datetime
+    due: float  # epoch seconds of its next query
     action: ActionInfo | None = None
+    last_query: float | None = None  # epoch seconds of its last query, written back on release
+    last_error_text: str | None = None
 
 
 @dataclass
 class Outcome:
     """What one query job found; the loop thread adds these up."""
 
-    completed: int = 0
+    done: list = field(default_factory=list)  # (item, result, detected_at) to apply in the loop thread
+    submitted: int = 0  # finished items handed to the appliers
     running: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # (item, exception)
-
-
-class _PlusSeconds(Func):
-    """``column + seconds``. On SQLite natively (``strftime``, millisecond
-    precision) rather than through Django's Python date function, which costs
-    about 20 µs per row, a fifth of the tracker's own work per poll."""
-
-    output_field = DateTimeField()
-
-    def __init__(self, expression, seconds: float):
-        super().__init__(expression)
-        self.seconds = float(seconds)
-
-    def as_sql(self, compiler, connection, **extra):
-        plus = ExpressionWrapper(self.source_expressions[0] + timedelta(seconds=self.seconds),
-                                 output_field=DateTimeField())
-        return compiler.compile(plus)
-
-    def as_sqlite(self, compiler, connection, **extra):
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {sql}, %s)", [*params, f"{self.seconds:+.6f} seconds"]
 
 
 def _aware(value) -> datetime:
     """A datetime column as RETURNING gives it: aware on PostgreSQL, text on SQLite."""
     if isinstance(value, str):
-        value = parse_datetime(value)
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+        try:
+            value = datetime.fromisoformat(value)  # SQLite's "YYYY-MM-DD HH:MM:SS[.ffffff]": C-fast
+        except ValueError:
+            value = parse_datetime(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _json(value):
+    """A JSON column read with a raw cursor: text on SQLite, text or decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 class Tracker:
@@ -125,173 +136,344 @@ class Tracker:
         self.query_interval = query_interval or conf.get("QUERY_INTERVAL")
         self.pool_size = thread_pool_size or conf.get("THREAD_POOL_SIZE")
         self._pool: ThreadPoolExecutor | None = None
+        self._appliers: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._actions: dict[str, ActionInfo] = {}
-        # Results of the last cycle not written yet (the loop writes them with the next claim).
-        self._pending_running: list[Item] = []
-        self._pending_errors: list[tuple[Item, Exception]] = []
-        self._pending_claimed_at = self._pending_answered_by = None
-        self._last_beat = 0.0
-        self._last_periodic = 0.0
+        self._periodic_thread: threading.Thread | None = None
+        # The lease: row id -> Item, and a heap of (due, row id); an entry
+        # whose item is gone or was rescheduled since is skipped when popped.
+        self._held: dict[int, Item] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._mu = threading.RLock()  # guards _held/_heap (the loop, and claim() called from elsewhere)
+        self._writes: list[Item] = []  # items whose error count changed: written with the next sync
+        self._share: int | None = None  # most scheduled rows to hold (None: no other tracker alive)
+        self._last_claim = self._last_renew = self._last_beat = -math.inf  # clock seconds
+        self._more = False  # the last claim was full: claim again at once
+        self._more_expired = False  # the last take-over was full: take over more at once
+        self._periodic_cpu = 0.0  # CPU seconds of the periodic hooks' thread (reported with the heartbeat)
+        self._query_wall = 0.0  # moving average of one query's wall time (sizes a wake-up's threads)
         # periodic_errors: periodic work that failed, a hook that raised or one
         # item of a sweep (e.g. an overdue action whose failing raised).
         self.counters = {"queries": 0, "completions": 0, "errors": 0, "periodic_errors": 0}
 
-    # -- claiming --
+    # -- timing --
 
     def lookahead(self) -> float:
-        """Items due this soon are claimed now, and the loop sleeps at least
-        this long: one wake-up (claim, flush, the cycle's fixed queries) serves
-        all items due close together, at the price of polling them at most
-        a tenth of an interval early (never late)."""
+        """Items due this soon are queried in the same wake-up, and new rows
+        are looked for this often: one wake-up serves all items due close
+        together, at the price of polling them at most a tenth of an interval
+        early (never late)."""
         return min(0.25, self.query_interval / 10)
 
-    def claim(self, now) -> list[Item]:
-        """Write the previous cycle's results, then take up to BATCH due rows
-        for this tracker with a lease: one write transaction."""
+    def renew_every(self) -> float:
+        return min(5.0, conf.get("LEASE") / 4)
+
+    def _interval(self, item: Item) -> float:
+        return item.query_interval or self.query_interval
+
+    # -- the lease --
+
+    def claim(self, now: datetime) -> list[Item]:
+        """Lease due rows nobody holds (new ones, released ones) and rows
+        whose lease expired, and schedule them in memory; returns the newly
+        leased items. One write transaction."""
         with transaction.atomic():
-            self._flush(now)
-            items, unscheduled = self._claim_rows(now)
-            if unscheduled:
-                items = self._schedule_first(items, unscheduled, now)
-            if time.monotonic() - self._last_beat >= BEAT_EVERY:
-                self._beat()
+            items = self._claim_rows(now.timestamp()) + self._claim_rows(now.timestamp(), expired=True)
         self._attach_actions(items)
         return items
 
-    def _claim_rows(self, now) -> tuple[list[Item], set[int]]:
+    def _claim_rows(self, now: float, expired: bool = False) -> list[Item]:
+        """Free rows due within a lookahead (the partial index on unleased
+        rows makes this cheap however many rows others hold), or, with
+        ``expired``, rows of a tracker whose lease ran out (a scan: only at
+        renewals). Within this tracker's share when others are alive."""
         qn = connection.ops.quote_name
         table = qn(TrackedAction._meta.db_table)
         adapt = connection.ops.adapt_datetimefield_value
         skip = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        batch = conf.get("BATCH")
+        if expired:
+            where, params = "claimed_by IS NOT NULL AND claimed_until < %s", [adapt(_dt(now))]
+        else:
+            where, params = "claimed_by IS NULL AND next_query_at <= %s", [adapt(_dt(now + self.lookahead()))]
+        with self._mu:
+            held = len(self._held)
+        if self._share is not None:
+            room = self._share - held
+            if room <= 0:  # a full share: new rows only (nobody else has seen them either)
+                where += " AND scheduled = %s"
+                params.append(False)
+            else:
+                batch = min(batch, room)
         sql = (
             f"UPDATE {table} SET claimed_by = %s, claimed_until = %s WHERE id IN ("
-            f"SELECT id FROM {table} WHERE next_query_at <= %s AND (claimed_until IS NULL OR claimed_until < %s) "
-            f"ORDER BY next_query_at LIMIT %s{skip}) "
-            f"RETURNING id, action_id, query_interval, queries, errors, mode, next_query_at, scheduled"
+            f"SELECT id FROM {table} WHERE {where} ORDER BY next_query_at LIMIT %s{skip}) "
+            f"RETURNING id, action_id, query_interval, queries, errors, mode, next_query_at, scheduled, "
+            f"created_at, grace"
         )
-        due_by = now + timedelta(seconds=self.lookahead())
-        until = now + timedelta(seconds=conf.get("LEASE"))
+        until = _dt(now + conf.get("LEASE"))
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.name, adapt(until), adapt(due_by), adapt(now), conf.get("BATCH")])
+            cursor.execute(sql, [self.name, adapt(until), *params, batch])
             rows = cursor.fetchall()
-        items = [Item(r[0], r[1], r[2], r[3], r[4], r[5], _aware(r[6])) for r in rows]
-        return items, {r[0] for r in rows if not r[7]}
+        if expired:
+            self._more_expired = len(rows) >= batch
+        else:
+            self._more = len(rows) >= batch
+        items = []
+        for row_id, action_id, interval, queries, errors, mode, next_at, scheduled, created_at, grace in rows:
+            if scheduled:
+                due = _aware(next_at).timestamp()
+            else:
+                # New: its first query one interval (hybrid: the grace) after
+                # it was created, by this tracker's settings.
+                if mode == "hybrid":
+                    delay = grace if grace is not None else conf.get("HYBRID_GRACE")
+                else:
+                    delay = interval or self.query_interval
+                due = _aware(created_at).timestamp() + delay
+            items.append(Item(row_id, action_id, interval, queries, errors, mode, due))
+        with self._mu:
+            for item in items:
+                self._held[item.id] = item  # a re-armed row (track_result) replaces its old entry
+                heapq.heappush(self._heap, (item.due, item.id))
+        if expired and items:
+            logger.info("tracker %s took over %d row(s) whose lease expired", self.name, len(items))
+        return items
 
-    def _schedule_first(self, items: list[Item], unscheduled: set[int], now) -> list[Item]:
-        """New rows are due at once but not scheduled: their first query comes
-        one interval (hybrid: the grace) after they were created, by this
-        tracker's settings. Those already that old are queried in this cycle."""
-        by_id = {i.id: i for i in items if i.id in unscheduled}
-        rows = TrackedAction.objects.filter(id__in=list(by_id)).values_list("id", "created_at", "grace")
-        later: dict[float, list[int]] = {}
-        keep = set()
-        for row_id, created_at, grace in rows:
-            item = by_id[row_id]
-            if item.mode == "hybrid":
-                delay = grace if grace is not None else conf.get("HYBRID_GRACE")
-            else:
-                delay = item.query_interval or self.query_interval
-            first = created_at + timedelta(seconds=delay)
-            if first <= now + timedelta(seconds=self.lookahead()):
-                keep.add(row_id)
-                item.next_query_at = first
-            else:
-                later.setdefault(delay, []).append(row_id)
-        for delay, group in later.items():
-            TrackedAction.objects.filter(id__in=group).update(
-                next_query_at=F("created_at") + timedelta(seconds=delay), scheduled=True,
-                claimed_by=None, claimed_until=None)
-        if keep:
-            TrackedAction.objects.filter(id__in=keep).update(scheduled=True)
-        return [i for i in items if i.id not in by_id or i.id in keep]
+    def _renew(self, now: float) -> None:
+        """Move the whole lease on, forget rows that are no longer ours (a
+        callback completed and deleted them, ``track_result`` re-armed them),
+        and keep to this tracker's share when others are alive."""
+        until = connection.ops.adapt_datetimefield_value(_dt(now + conf.get("LEASE")))
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {connection.ops.quote_name(TrackedAction._meta.db_table)} "
+                           f"SET claimed_until = %s WHERE claimed_by = %s", [until, self.name])
+            renewed = cursor.rowcount
+        with self._mu:
+            held = len(self._held)
+        if renewed != held:
+            mine = set(TrackedAction.objects.filter(claimed_by=self.name).values_list("id", flat=True))
+            with self._mu:
+                for row_id in [i for i in self._held if i not in mine]:
+                    del self._held[row_id]
+        alive_after = _dt(now - max(3 * self.query_interval, 10.0))
+        others = (TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after)
+                  .exclude(name=self.name).count())
+        if not others:
+            self._share = None
+            return
+        self._share = math.ceil(TrackedAction.objects.count() / (others + 1))
+        with self._mu:
+            if len(self._held) <= self._share * (1 + SHARE_SLACK) + 10:
+                return
+            excess = len(self._held) - self._share  # back to an even share: hysteresis, not a release per renewal
+            # The ones due last: the others have the most time to claim them.
+            give = sorted(self._held.values(), key=lambda i: i.due)[-excess:]
+            for item in give:
+                del self._held[item.id]
+        self._write_back(give)
+        logger.info("tracker %s released %d row(s) to share with %d other tracker(s)", self.name, len(give), others)
+
+    def _write_back(self, items: list[Item]) -> None:
+        """Release rows, writing each one's schedule and query count."""
+        if not items:
+            return
+        adapt = connection.ops.adapt_datetimefield_value
+        table = connection.ops.quote_name(TrackedAction._meta.db_table)
+        sql = (f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL, scheduled = %s, next_query_at = %s, "
+               f"queries = %s, last_query_at = COALESCE(%s, last_query_at) WHERE id = %s AND claimed_by = %s")
+        rows = [(True, adapt(_dt(i.due)), i.queries, adapt(_dt(i.last_query)) if i.last_query else None, i.id,
+                 self.name) for i in items]
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), 5000):
+                cursor.executemany(sql, rows[start:start + 5000])
+
+    def release(self) -> int:
+        """Give every held row back, its schedule written; returns how many."""
+        with self._mu:
+            items = list(self._held.values())
+            self._held.clear()
+            self._heap.clear()
+        with transaction.atomic():
+            self._write_back(items)
+            TrackedAction.objects.filter(claimed_by=self.name).update(claimed_by=None, claimed_until=None)
+        return len(items)
+
+    def schedule(self) -> dict[str, datetime]:
+        """{action id: next query time} of the held rows (for tests and the shell)."""
+        with self._mu:
+            return {i.action_id: _dt(i.due) for i in self._held.values()}
+
+    def _write_errors(self) -> None:
+        """The error counts that changed since the last sync (a failed query,
+        or the first answer after failures), with the back-off's due time."""
+        with self._mu:
+            items, self._writes = self._writes, []
+        if not items:
+            return
+        adapt = connection.ops.adapt_datetimefield_value
+        table = connection.ops.quote_name(TrackedAction._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET errors = %s, last_error = COALESCE(%s, last_error), queries = %s, "
+                f"last_query_at = %s, next_query_at = %s WHERE id = %s AND claimed_by = %s",
+                [(i.errors, i.last_error_text, i.queries, adapt(_dt(i.last_query)) if i.last_query else None,
+                  adapt(_dt(i.due)), i.id, self.name) for i in items])
+
+    def _worth_claiming(self, now: float) -> bool:
+        """A write transaction only when there is something to claim: on
+        SQLite every BEGIN IMMEDIATE queues behind the web's and the worker's."""
+        if self._more:
+            return True
+        # Raw SQL: it runs ten times a second, and the ORM would cost ten
+        # times what the query does.
+        table = connection.ops.quote_name(TrackedAction._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE claimed_by IS NULL AND next_query_at <= %s LIMIT 1",
+                           [connection.ops.adapt_datetimefield_value(_dt(now + self.lookahead()))])
+            return cursor.fetchone() is not None
+
+    def sync(self, now: float) -> list[Item]:
+        """The tracker's own database work, when due: pending error writes,
+        the lease renewal, a claim, the heartbeat; one write transaction (on
+        SQLite a tracker queues once on the single writer). Returns the newly
+        claimed items."""
+        check = self._more or now - self._last_claim >= self.lookahead()
+        claim = check and self._worth_claiming(now)
+        if check:
+            self._last_claim = now
+        renew = now - self._last_renew >= self.renew_every()
+        beat = now - self._last_beat >= BEAT_EVERY
+        take_over = renew or self._more_expired
+        if not (claim or take_over or beat or self._writes):
+            return []
+        items = []
+        with transaction.atomic():
+            self._write_errors()
+            if renew:
+                self._renew(now)
+                self._last_renew = now
+            if take_over:  # a dead tracker's rows: BATCH at a time, at once until none are left
+                items = self._claim_rows(now, expired=True)
+            if claim:
+                items += self._claim_rows(now)
+            if beat:
+                self._beat(now)
+        self._attach_actions(items)
+        return items
 
     def _attach_actions(self, items: list[Item]) -> None:
-        """The query fields of each item's action: from the cache once the
-        action was handed over (they no longer change), else read, narrowly."""
-        missing = [i.action_id for i in items if i.action_id not in self._actions]
-        loaded = {}
-        for start in range(0, len(missing), 500):
-            chunk = missing[start:start + 500]
-            for aid, name, inp, ctx, attempt in ActionExecution.objects.filter(id__in=chunk).values_list(
-                    "id", "name", "input", "runtime_context", "attempt"):
-                loaded[aid] = info = ActionInfo(aid, name, inp, ctx, attempt)
-                if info.handed_over:
-                    self._actions[aid] = info
-        if len(self._actions) > ACTION_CACHE_MAX:
-            for aid in list(self._actions)[: ACTION_CACHE_MAX // 10]:  # the oldest tenth
-                del self._actions[aid]
-        for item in items:
-            item.action = self._actions.get(item.action_id) or loaded.get(item.action_id)
+        """The query fields of each item's action, read narrowly (raw SQL: a
+        claim of 1,000 new rows reads 1,000 actions); kept with the item once
+        the action was handed over (they no longer change)."""
+        missing = {i.action_id: i for i in items if i.action is None or not i.action.handed_over}
+        if not missing:
+            return
+        ids = list(missing)
+        qn = connection.ops.quote_name
+        table = qn(ActionExecution._meta.db_table)
+        with connection.cursor() as cursor:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                cursor.execute(f"SELECT id, name, input, runtime_context, attempt FROM {table} "
+                               f"WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                for aid, name, inp, ctx, attempt in cursor.fetchall():
+                    aid = str(aid)
+                    missing[aid].action = ActionInfo(aid, name, _json(inp), _json(ctx), attempt)
+
+    # -- the schedule --
+
+    def _take_due(self, due_by: float) -> list[Item]:
+        out = []
+        with self._mu:
+            heap, held = self._heap, self._held
+            while heap and heap[0][0] <= due_by:
+                due, row_id = heapq.heappop(heap)
+                item = held.get(row_id)
+                if item is not None and item.due == due:
+                    out.append(item)
+        return out
+
+    def _reschedule(self, item: Item, answered: float) -> None:
+        """On the item's grid (previous due time + interval), unless the item
+        was polled so late (a busy cycle, a tracker behind) that this would be
+        less than LATE_GAP of an interval after its answer: then that long
+        after the answer. So no item is asked twice within half an interval,
+        a late tracker does not poll everything twice to catch up, and one
+        late poll does not push the item's whole schedule back."""
+        interval = self._interval(item)
+        nxt = item.due + interval
+        if nxt < answered + LATE_GAP * interval:
+            nxt = answered + LATE_GAP * interval
+        item.due = nxt
+        heapq.heappush(self._heap, (nxt, item.id))
+
+    def _back_off(self, item: Item, error: Exception, now: float) -> None:
+        interval = self._interval(item)
+        item.errors += 1
+        backoff = min(interval * (2 ** item.errors), conf.get("MAX_BACKOFF"))
+        item.due = now + backoff
+        item.last_error_text = str(error)[:2000]
+        item.action = None  # read its action again: a stale status URL?
+        heapq.heappush(self._heap, (item.due, item.id))
+        self._writes.append(item)
+        logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, item.errors,
+                       backoff, error)
+
+    def _first_due(self) -> float | None:
+        """The earliest held item's due time (stale heap entries dropped)."""
+        with self._mu:
+            heap, held = self._heap, self._held
+            while heap:
+                due, row_id = heap[0]
+                item = held.get(row_id)
+                if item is not None and item.due == due:
+                    return due
+                heapq.heappop(heap)
+        return None
+
+    def next_due_in(self) -> float:
+        """Seconds until the next held item is due (at most one interval)."""
+        first = self._first_due()
+        if first is None:
+            return self.query_interval
+        return max(0.0, min(self.query_interval, first - self.clock().timestamp()))
+
+    def lag(self, now: float) -> float:
+        """Seconds the most overdue held item is behind its schedule."""
+        first = self._first_due()
+        return max(0.0, now - first) if first is not None else 0.0
 
     # -- writing results --
 
-    def _flush(self, now) -> None:
-        """Reschedule the last cycle's still-running items (one UPDATE per
-        interval, ``WHERE claimed_by = me``: completed rows are gone, errors
-        are written first) and back off its errors. Call inside a transaction."""
-        for item, error in self._pending_errors:
-            self._back_off(item, error, now)
-        if self._pending_running:
-            claimed_at, answered_by = self._pending_claimed_at, self._pending_answered_by
-            by_interval = {item.query_interval for item in self._pending_running}
-            for key in by_interval:
-                interval = key or self.query_interval
-                mine = TrackedAction.objects.filter(claimed_by=self.name)
-                mine = mine.filter(query_interval=key) if key else mine.filter(query_interval__isnull=True)
-                mine.update(
-                    next_query_at=self._next_due(interval, answered_by),
-                    errors=0, claimed_by=None, claimed_until=None, last_query_at=claimed_at,
-                    queries=F("queries") + 1)
-        self._pending_running, self._pending_errors = [], []
-
-    def _grid_floor(self, interval: float, answered_by) -> datetime:
-        """The earliest previous due time that may stay on its grid: its next
-        query (claimed up to a lookahead early) must come at least half an
-        interval after the cycle's last answer."""
-        return answered_by - timedelta(seconds=interval / 2 - self.lookahead())
-
-    def _next_due(self, interval: float, answered_by):
-        """On the item's grid (previous due time + interval), unless the item
-        was polled so late (a busy cycle, a tracker behind) that this would be
-        less than half an interval after its poll: then one interval after the
-        cycle's last answer. So no item is asked twice in one interval, and a
-        late tracker does not poll everything twice to catch up."""
-        step = timedelta(seconds=interval)
-        return Case(When(next_query_at__gte=self._grid_floor(interval, answered_by),
-                         then=_PlusSeconds(F("next_query_at"), interval)),
-                    default=Value(answered_by + step, output_field=DateTimeField()))
-
-    def _next_due_of(self, item: Item, interval: float, answered_by):
-        """``_next_due`` for one item in memory."""
-        if item.next_query_at >= self._grid_floor(interval, answered_by):
-            return item.next_query_at + timedelta(seconds=interval)
-        return answered_by + timedelta(seconds=interval)
-
-    def _back_off(self, item: Item, error: Exception, now) -> None:
-        interval = item.query_interval or self.query_interval
-        errors = item.errors + 1
-        backoff = min(interval * (2 ** errors), conf.get("MAX_BACKOFF"))
-        TrackedAction.objects.filter(id=item.id, claimed_by=self.name).update(
-            claimed_by=None, claimed_until=None, last_query_at=now, queries=F("queries") + 1,
-            next_query_at=now + timedelta(seconds=backoff), errors=errors, last_error=str(error)[:2000],
-        )
-        self._actions.pop(item.action_id, None)  # read its action again: a stale status URL?
-        logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, errors, backoff,
-                       error)
-
-    def _settle(self, item: Item, result: QueryResult) -> None:
-        """Apply one result the moment its query returned."""
+    def _settle(self, item: Item, result: QueryResult, detected_at: datetime) -> None:
+        """Apply one result through the engine's one door."""
         try:
-            with latency.completing("poll", detected_at=timezone.now(), polls=item.queries + 1,
+            with latency.completing("poll", detected_at=detected_at, polls=item.queries,
                                     outside_done_at=result.finished_at):
                 # Its action_finished receiver deletes the tracking row in the same transaction.
                 wf_services.complete_action(item.action_id, result.state, result.output)
         except GustError as exc:  # completed by a callback meanwhile: the first result won
             logger.info("poll result for %s not applied: %s", item.action_id, exc.message)
             TrackedAction.objects.filter(id=item.id).delete()
-        self._actions.pop(item.action_id, None)
+
+    def _apply(self, item: Item, result: QueryResult, detected_at: datetime) -> bool:
+        """Settle one finished item (it is no longer scheduled); if that
+        fails (the database, the engine) it is scheduled again with a back-off."""
+        try:
+            self._settle(item, result, detected_at)
+            return True
+        except Exception as exc:
+            logger.exception("applying the result of %s failed", item.action_id)
+            if isinstance(exc, DatabaseError):
+                close_old_connections()  # a broken connection is not reused
+            with self._mu:
+                self._held[item.id] = item
+                self._back_off(item, exc, self.clock().timestamp())
+            return False
+
+    def _apply_in_thread(self, item: Item, result: QueryResult, detected_at: datetime) -> None:
+        self.counters["completions" if self._apply(item, result, detected_at) else "errors"] += 1
 
     # -- queries --
 
@@ -302,10 +484,12 @@ class Tracker:
         jobs, batches, fns = [], {}, {}
         for item in items:
             name = item.action.name if item.action else None
-            if name not in fns:  # looked up once per action class and cycle, not per item
-                fns[name] = self.queries(name) if name else None
-            fn = fns[name]
-            if fn is not None and getattr(fn, "many", False):
+            known = fns.get(name)
+            if known is None:  # looked up once per action class and cycle, not per item
+                fn = self.queries(name) if name else None
+                known = fns[name] = (fn, fn is not None and getattr(fn, "many", False))
+            fn, many = known
+            if many:
                 batches.setdefault(fn, []).append(item)
             else:
                 jobs.append((fn, [item]))
@@ -314,96 +498,132 @@ class Tracker:
             jobs.extend((fn, batch[k:k + size]) for k in range(0, len(batch), size))
         return jobs
 
-    def _run_job(self, job) -> Outcome:
+    def _run_job(self, job, out: Outcome) -> None:
         fn, items = job
-        out = Outcome()
         try:
             if fn is None:
                 what = items[0].action.name if items[0].action else f"action {items[0].action_id} (gone)"
                 raise LookupError(f"no query function for {what}")
             if getattr(fn, "many", False):
                 answers = fn([i.action for i in items])
-                results = [(i, answers.get(i.action_id, QueryResult.running())) for i in items]
+                running = QueryResult.running()
+                results = [(i, answers.get(i.action_id, running)) for i in items]
             else:
                 results = [(items[0], fn(items[0].action))]
         except Exception as exc:  # any failure of an outside query is retried later
             out.errors.extend((i, exc) for i in items)
-            return out
+            return
         for item, answer in results:
+            item.queries += 1
             if isinstance(answer, Exception):
                 out.errors.append((item, answer))
             elif not answer.done:
                 out.running.append(item)
+            elif self._appliers is not None:  # the loop: applied at once in other threads, polling goes on
+                with self._mu:
+                    mine = self._held.pop(item.id, None) is not None  # not queried again
+                if mine:
+                    self._appliers.submit(self._apply_in_thread, item, answer, timezone.now())
+                    out.submitted += 1
             else:
-                try:
-                    self._settle(item, answer)
-                    out.completed += 1
-                except Exception as exc:  # the database, or the engine: try again later
-                    logger.exception("applying the result of %s failed", item.action_id)
-                    close_old_connections()
-                    out.errors.append((item, exc))
-        return out
+                out.done.append((item, answer, timezone.now()))
 
-    def _run_group(self, jobs) -> list[Outcome]:
+    def _run_group(self, jobs) -> Outcome:
         """A pool thread's share of the cycle's jobs, one after another (one
         future per thread, not per item: handing over costs about what a poll does)."""
-        return [self._run_job(job) for job in jobs]
+        out = Outcome()
+        for job in jobs:
+            self._run_job(job, out)
+        return out
 
-    def _run_group_in_temporary_pool(self, jobs) -> list[Outcome]:
+    def _run_group_in_temporary_pool(self, jobs) -> Outcome:
         try:
             return self._run_group(jobs)
         finally:
             connections.close_all()  # this short-lived thread's own connections
             http.close_all()
 
+    def _threads_for(self, jobs) -> int:
+        """As many threads as the queries need to finish within about half a
+        lookahead, from the average query time so far; at most the pool."""
+        if self.pool_size <= 1 or len(jobs) <= 1:
+            return 1
+        if any(getattr(fn, "many", False) for fn, _ in jobs):
+            return min(self.pool_size, len(jobs))
+        budget = self.lookahead() / 2
+        wanted = math.ceil(len(jobs) * self._query_wall / budget) if self._query_wall else self.pool_size
+        return max(1, min(self.pool_size, len(jobs), wanted))
+
     def _run_jobs(self, jobs) -> list[Outcome]:
         """Each job's results are applied in its thread as soon as its query returned."""
-        if self.pool_size <= 1 or len(jobs) <= 1:
-            return self._run_group(jobs)
-        groups = [jobs[k::self.pool_size] for k in range(min(self.pool_size, len(jobs)))]
-        if self._pool is not None:
-            futures = [self._pool.submit(self._run_group, group) for group in groups]
-            return [o for f in as_completed(futures) for o in f.result()]
-        with ThreadPoolExecutor(self.pool_size, thread_name_prefix="gust-tracker") as pool:
-            futures = [pool.submit(self._run_group_in_temporary_pool, group) for group in groups]
-            return [o for f in as_completed(futures) for o in f.result()]
+        threads = self._threads_for(jobs)
+        t0 = time.perf_counter()
+        if threads == 1:
+            outcomes = [self._run_group(jobs)]
+        else:
+            groups = [jobs[k::threads] for k in range(threads)]
+            if self._pool is not None:
+                futures = [self._pool.submit(self._run_group, group) for group in groups]
+                outcomes = [f.result() for f in as_completed(futures)]
+            else:
+                with ThreadPoolExecutor(threads, thread_name_prefix="gust-tracker") as pool:
+                    futures = [pool.submit(self._run_group_in_temporary_pool, group) for group in groups]
+                    outcomes = [f.result() for f in as_completed(futures)]
+        per_query = (time.perf_counter() - t0) * threads / len(jobs)
+        self._query_wall = per_query if not self._query_wall else 0.8 * self._query_wall + 0.2 * per_query
+        return outcomes
 
     # -- one cycle --
 
     def run_once(self, flush: bool = True, periodic: bool = True) -> dict:
-        """Query every due item once; returns counts of this cycle. ``flush``:
-        write the still-running items now (the loop leaves them for the next
-        claim's transaction); ``periodic``: run the periodic hooks too."""
-        now = self.clock()
-        items = self.claim(now) if self._worth_claiming(now) else []
-        counts = {"claimed": len(items), "completed": 0, "running": 0, "errors": 0}
-        if items:
-            for outcome in self._run_jobs(self._jobs(items)):
-                counts["completed"] += outcome.completed
-                counts["running"] += len(outcome.running)
-                counts["errors"] += len(outcome.errors)
-                self._pending_running.extend(outcome.running)
-                self._pending_errors.extend(outcome.errors)
-            self._pending_claimed_at, self._pending_answered_by = now, self.clock()
-        if flush and (self._pending_running or self._pending_errors):
+        """Query every held item that is due once (claiming, renewing and
+        beating first when those are due); returns counts of this cycle:
+        ``claimed`` rows newly leased, ``queried`` items asked. ``flush``:
+        write error counts now (the loop leaves them for its next sync);
+        ``periodic``: run the periodic hooks too."""
+        now = self.clock().timestamp()
+        claimed = self.sync(now)
+        due = self._take_due(now + self.lookahead())
+        counts = {"claimed": len(claimed), "queried": len(due), "completed": 0, "running": 0, "errors": 0}
+        if due:
+            self._attach_actions(due)
+            outcomes = self._run_jobs(self._jobs(due))
+            answered = self.clock().timestamp()
+            done = []
+            with self._mu:
+                for outcome in outcomes:
+                    counts["completed"] += outcome.submitted
+                    counts["running"] += len(outcome.running)
+                    counts["errors"] += len(outcome.errors)
+                    for item, result, detected_at in outcome.done:
+                        if self._held.pop(item.id, None) is not None:  # not queried again
+                            done.append((item, result, detected_at))
+                    for item in outcome.running:
+                        item.last_query = answered
+                        if item.errors:
+                            item.errors = 0
+                            item.last_error_text = None
+                            self._writes.append(item)
+                        if item.id in self._held:
+                            self._reschedule(item, answered)
+                    for item, error in outcome.errors:
+                        item.last_query = answered
+                        if item.id in self._held:
+                            self._back_off(item, error, answered)
+            for item, result, detected_at in done:  # run_once() on its own: applied here, counted
+                if self._apply(item, result, detected_at):
+                    counts["completed"] += 1
+                    self.counters["completions"] += 1
+                else:
+                    counts["errors"] += 1
+        if flush and self._writes:
             with transaction.atomic():
-                self._flush(self.clock())
-        self.counters["queries"] += counts["claimed"]
-        self.counters["completions"] += counts["completed"]
+                self._write_errors()
+        self.counters["queries"] += counts["queried"]
         self.counters["errors"] += counts["errors"]
         if periodic:
             self._run_periodic()
-            self._last_periodic = time.monotonic()
         return counts
-
-    def _worth_claiming(self, now) -> bool:
-        """A write transaction only when there is something to write or claim:
-        on SQLite every BEGIN IMMEDIATE queues behind the web's and the worker's."""
-        if self._pending_running or self._pending_errors or time.monotonic() - self._last_beat >= BEAT_EVERY:
-            return True
-        due_by = now + timedelta(seconds=self.lookahead())
-        return TrackedAction.objects.filter(next_query_at__lte=due_by).filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).exists()
 
     def _run_periodic(self) -> None:
         """Call each periodic hook. A hook may return an object with an
@@ -431,80 +651,93 @@ class Tracker:
 
     # -- lifecycle --
 
-    def next_due_in(self) -> float:
-        """Seconds until the next item is due: its own pending items (not
-        written back yet) or a claimable row; at most one interval."""
-        now = self.clock()
-        nexts = []
-        for item in self._pending_running:
-            nexts.append(self._next_due_of(item, item.query_interval or self.query_interval, self._pending_answered_by))
-        row = (TrackedAction.objects.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-               .order_by("next_query_at").values_list("next_query_at", flat=True).first())
-        if row is not None:
-            nexts.append(row)
-        if not nexts:
-            return self.query_interval
-        return max(0.0, min(self.query_interval, (min(nexts) - now).total_seconds()))
-
-    def _wait(self, claimed: int) -> float:
-        """How long the loop sleeps: until the next item is due, at most until
-        the next beat; at least the lookahead (one wake-up for items due close
-        together) unless items are due already: a tracker behind catches up
-        at once."""
-        if claimed >= conf.get("BATCH"):
+    def _wait(self) -> float:
+        """How long the loop sleeps: until the next item is due, or the next
+        look for new rows (a lookahead), renewal or beat, whichever comes
+        first; at once after a full claim."""
+        if self._more or self._more_expired:
             return 0.0
-        until_beat = max(0.0, BEAT_EVERY - (time.monotonic() - self._last_beat))
-        due_in = self.next_due_in()
-        if due_in <= 0:
-            return 0.0
-        return max(self.lookahead(), min(due_in, until_beat))
+        now = self.clock().timestamp()
+        until = min(self._last_claim + self.lookahead(), self._last_renew + self.renew_every(),
+                    self._last_beat + BEAT_EVERY) - now
+        return max(0.0, min(self.next_due_in(), until))
 
-    def _beat(self, stopped: bool = False) -> None:
-        now = self.clock()
-        TrackerProcess.objects.update_or_create(
-            name=self.name,
-            defaults=dict(last_seen=now, query_interval=self.query_interval, thread_pool_size=self.pool_size,
-                          stopped_at=now if stopped else None, **self.counters),
-            create_defaults=dict(started_at=now, last_seen=now, query_interval=self.query_interval,
-                                 thread_pool_size=self.pool_size, **self.counters),
-        )
-        self._last_beat = time.monotonic()
+    def _beat(self, now: float | None = None, stopped: bool = False) -> None:
+        now = self.clock().timestamp() if now is None else now
+        at = _dt(now)
+        with self._mu:
+            held = len(self._held)
+        fields = dict(last_seen=at, query_interval=self.query_interval, thread_pool_size=self.pool_size,
+                      stopped_at=at if stopped else None, held=held, lag_s=round(self.lag(now), 3),
+                      periodic_cpu_s=round(self._periodic_cpu, 4),
+                      **self.counters)
+        # Raw SQL: once a second for the process's whole life (the ORM would cost ten times the query).
+        qn, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+        names = list(fields)
+        values = [adapt(v) if isinstance(v, datetime) else v for v in fields.values()]
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {qn(TrackerProcess._meta.db_table)} SET "
+                           f"{', '.join(f'{qn(n)} = %s' for n in names)} WHERE name = %s", [*values, self.name])
+            updated = cursor.rowcount
+        if not updated:
+            fields.pop("stopped_at")
+            TrackerProcess.objects.update_or_create(name=self.name, defaults=fields,
+                                                    create_defaults=dict(started_at=at, **fields))
+        self._last_beat = now
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="gust-tracker")
+        self._appliers = ThreadPoolExecutor(APPLY_THREADS, thread_name_prefix="gust-tracker-apply")
         self._beat()
         pending = TrackedAction.objects.count()
         logger.info("tracker %s started: %d tracked action(s) reloaded from the database, "
                     "QUERY_INTERVAL=%s s, THREAD_POOL_SIZE=%s", self.name, pending, self.query_interval, self.pool_size)
         self._thread = threading.Thread(target=self._loop, name="gust-tracker-loop", daemon=True)
+        self._periodic_thread = threading.Thread(target=self._periodic_loop, name="gust-tracker-periodic",
+                                                 daemon=True)
         self._thread.start()
+        self._periodic_thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                periodic = time.monotonic() - self._last_periodic >= PERIODIC_EVERY
-                counts = self.run_once(flush=False, periodic=periodic)
-                wait = self._wait(counts["claimed"])
+                self.run_once(flush=False, periodic=False)
+                wait = self._wait()
             except Exception:
                 logger.exception("tracker cycle failed; retrying")
                 close_old_connections()
-                wait = self.query_interval
+                wait = self.lookahead()
             if wait > 0:
                 self._stop.wait(wait)
-        try:
-            with transaction.atomic():
-                self._flush(self.clock())
-        except Exception:
-            logger.exception("writing the last cycle's results failed; their leases will expire")
+        connections.close_all()
+
+    def _periodic_loop(self) -> None:
+        while not self._stop.wait(PERIODIC_EVERY):
+            started = time.thread_time()
+            try:
+                self._run_periodic()
+            except Exception:  # pragma: no cover - _run_periodic logs each hook's failure itself
+                logger.exception("periodic hooks failed")
+            self._periodic_cpu += time.thread_time() - started
         connections.close_all()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming, let in-flight queries finish, release claims."""
+        """Stop claiming, let in-flight queries finish, release the lease
+        (each row's schedule written back)."""
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-        if self._pool:
-            self._pool.shutdown(wait=True)
-        released = TrackedAction.objects.filter(claimed_by=self.name).update(claimed_by=None, claimed_until=None)
+        for thread in (self._thread, self._periodic_thread):
+            if thread:
+                thread.join(timeout)
+        for pool in (self._pool, self._appliers):
+            if pool:
+                pool.shutdown(wait=True)  # in-flight queries and completions finish
+        self._appliers = None
+        try:
+            with transaction.atomic():
+                self._write_errors()
+            released = self.release()
+        except Exception:
+            logger.exception("releasing the lease failed; it will expire")
+            released = 0
         self._beat(stopped=True)
-        logger.info("tracker %s stopped (released %d claim(s))", self.name, released)
+        logger.info("tracker %s stopped (released %d row(s))", self.name, released)

@@ -315,27 +315,28 @@ def process_inbox(now=None) -> int:
 
 def stats(now=None) -> dict:
     now = now or timezone.now()
-    # Due and nobody working on it: a claimed row keeps its old due time until
-    # its tracker writes the result with its next claim.
-    due = TrackedAction.objects.filter(next_query_at__lte=now).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    # Due and nobody working on it: a leased row's schedule lives in its
+    # tracker's memory, which reports its own lag with its heartbeat.
+    due = TrackedAction.objects.filter(Q(claimed_by__isnull=True, next_query_at__lte=now) | Q(claimed_until__lt=now))
     oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
     alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
     processes = []
-    for p in TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after):
+    alive = list(TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after))
+    for p in alive:
         up = max((p.last_seen - p.started_at).total_seconds(), 1e-9)
         processes.append({
             "name": p.name, "started_at": p.started_at, "last_seen": p.last_seen,
             "query_interval": p.query_interval, "thread_pool_size": p.thread_pool_size,
             "queries": p.queries, "completions": p.completions, "errors": p.errors,
-            "periodic_errors": p.periodic_errors,
+            "periodic_errors": p.periodic_errors, "held": p.held, "lag_s": p.lag_s,
             "queries_per_s": round(p.queries / up, 3),
         })
     return {
         "tracked": TrackedAction.objects.count(),
         "by_mode": {m: TrackedAction.objects.filter(mode=m).count() for m in ("poll", "hybrid")},
         "due": due.count(),
-        "lag_s": round((now - oldest_due).total_seconds(), 3) if oldest_due else 0.0,
+        "lag_s": round(max([(now - oldest_due).total_seconds() if oldest_due else 0.0,
+                            *(p.lag_s for p in alive)]), 3),
         "erroring": TrackedAction.objects.filter(errors__gt=0).count(),
         "inbox_pending": CallbackInbox.objects.filter(applied_at__isnull=True).count(),
         "query_interval": conf.get("QUERY_INTERVAL"),

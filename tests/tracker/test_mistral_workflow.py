@@ -6,9 +6,11 @@ own ``params.notify`` webhooks (Mistral's body and event names)."""
 import http.server
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from django.test import Client, TestCase
+from django.utils import timezone
 
 from tracker import remote
 from tracker.models import TrackedAction
@@ -191,11 +193,12 @@ def test_a_live_remote_state_keeps_waiting(state):
 
 def test_the_tracker_polls_the_remote_until_it_succeeds(mistral):
     ex, action = calling(mistral.url, "poll")
-    tracker = Tracker(query_interval=0.01)
+    now = [timezone.now()]
+    tracker = Tracker(query_interval=0.01, clock=lambda: now[0])
     TrackedAction.objects.update(next_query_at=action.created_at, scheduled=True)
     assert tracker.run_once()["running"] == 1
     mistral.execution = info("SUCCESS", '{"doubled": 42}')
-    TrackedAction.objects.update(next_query_at=action.created_at)
+    now[0] += timedelta(seconds=1.1)  # the action's own query_interval: 1 s, on the tracker's schedule
     assert tracker.run_once()["completed"] == 1
     ex.refresh_from_db()
     assert ex.state == "SUCCESS" and ex.output == {"got": {"doubled": 42}}

@@ -79,16 +79,15 @@ def test_a_poll_mode_action_is_tracked_from_the_start_and_completed_by_the_track
     clock = Clock()
     fake = FakeQueries(QueryResult.running(), QueryResult(True, "SUCCESS", {"n": 7}))
     tracker = Tracker(queries=fake, clock=clock, thread_pool_size=1)
-    assert tracker.run_once()["claimed"] == 0  # not due yet: the tracker only set its first query time
+    # Leased, not queried yet: the tracker only set its first query time, in its memory.
+    assert tracker.run_once() == {"claimed": 1, "queried": 0, "completed": 0, "running": 0, "errors": 0}
     row.refresh_from_db()
-    assert row.scheduled and row.next_query_at == row.created_at + timedelta(seconds=2)
+    assert row.claimed_by == tracker.name
+    assert tracker.schedule() == {action.id: row.created_at + timedelta(seconds=2)}
     clock.advance(2.1)
-    assert tracker.run_once() == {"claimed": 1, "completed": 0, "running": 1, "errors": 0}
-    row.refresh_from_db()
-    assert row.queries == 1 and row.claimed_by is None
-    # On the item's grid: the previous due time + the interval, not "now + interval"
-    # (to the millisecond: SQLite computes it with strftime).
-    assert abs(row.next_query_at - (row.created_at + timedelta(seconds=4))) < timedelta(milliseconds=1)
+    assert tracker.run_once() == {"claimed": 0, "queried": 1, "completed": 0, "running": 1, "errors": 0}
+    # On the item's grid: the previous due time + the interval, not "now + interval".
+    assert abs(tracker.schedule()[action.id] - (row.created_at + timedelta(seconds=4))) < timedelta(milliseconds=1)
     clock.advance(2.0)
     assert tracker.run_once()["completed"] == 1
     ex.refresh_from_db()
@@ -105,9 +104,12 @@ def test_callback_mode_actions_are_not_polled_and_hybrid_waits_for_its_grace(set
     ex, action = start("hybrid")
     row = TrackedAction.objects.get(action=action)
     assert row.mode == "hybrid" and not row.scheduled
-    assert Tracker(queries=FakeQueries(QueryResult.running())).run_once()["claimed"] == 0
+    tracker = Tracker(queries=FakeQueries(QueryResult.running()))
+    assert tracker.run_once()["queried"] == 0
+    assert tracker.schedule()[action.id] >= before + timedelta(seconds=30)
+    assert tracker.release() == 1  # released, its first query time is written back
     row.refresh_from_db()
-    assert row.scheduled and row.next_query_at >= before + timedelta(seconds=30)
+    assert row.scheduled and row.next_query_at >= before + timedelta(seconds=30) and row.claimed_by is None
 
 
 def test_the_first_query_time_comes_from_the_tracker_that_claims_the_item(settings):
@@ -121,11 +123,12 @@ def test_the_first_query_time_comes_from_the_tracker_that_claims_the_item(settin
                       thread_pool_size=1)
     tracker.run_once()
     rows = {r.action_id: r for r in TrackedAction.objects.all()}
-    assert rows[action.id].next_query_at == rows[action.id].created_at + timedelta(seconds=1)
-    assert rows[own.id].next_query_at == rows[own.id].created_at + timedelta(seconds=3)
+    due = tracker.schedule()
+    assert due[action.id] == rows[action.id].created_at + timedelta(seconds=1)
+    assert due[own.id] == rows[own.id].created_at + timedelta(seconds=3)
     assert rows[own.id].query_interval == 3.0
     clock.advance(1.5)
-    assert tracker.run_once()["claimed"] == 1  # the 1 s one only
+    assert tracker.run_once()["queried"] == 1  # the 1 s one only
 
 
 def test_an_item_already_older_than_its_first_interval_is_queried_in_the_same_cycle():
@@ -133,25 +136,54 @@ def test_an_item_already_older_than_its_first_interval_is_queried_in_the_same_cy
     clock = Clock()
     clock.advance(3600)
     fake = FakeQueries(QueryResult.running())
-    assert Tracker(queries=fake, clock=clock, thread_pool_size=1).run_once()["claimed"] == 1
+    assert Tracker(queries=fake, clock=clock, thread_pool_size=1).run_once()["queried"] == 1
     assert fake.calls == [action.id]
 
 
-def test_the_loop_writes_still_running_items_with_its_next_claim():
-    """run_once(flush=False), as the loop runs it, keeps the cycle's
-    still-running items claimed; the next claim's transaction reschedules
-    them (one write transaction per cycle instead of two)."""
-    ex, action = start()
+def test_polling_a_still_running_item_costs_no_sql():
+    """The schedule lives in the tracker's memory while it holds the lease:
+    a cycle that only asks held items again writes nothing and reads nothing."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    actions = [start()[1] for _ in range(5)]
     clock = Clock()
     clock.advance(3600)
-    tracker = Tracker(queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
-    assert tracker.run_once(flush=False)["running"] == 1
-    row = TrackedAction.objects.get(action=action)
-    assert row.claimed_by == tracker.name and row.queries == 0
-    assert tracker.next_due_in() > 0  # its own pending item is not due again at once
-    tracker.claim(clock.now)
-    row.refresh_from_db()
-    assert row.claimed_by is None and row.queries == 1 and row.next_query_at > clock.now
+    fake = FakeQueries(QueryResult.running())
+    tracker = Tracker(queries=fake, clock=clock, thread_pool_size=1)
+    assert tracker.run_once(periodic=False)["queried"] == 5
+    clock.advance(tracker.query_interval)
+    tracker._last_claim = tracker._last_renew = tracker._last_beat = clock.now.timestamp()  # nothing else due
+    with CaptureQueriesContext(conn) as queries:
+        assert tracker.run_once(periodic=False) == {"claimed": 0, "queried": 5, "completed": 0, "running": 5,
+                                                   "errors": 0}
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert [sql for sql in statements if "tracker_trackedaction" in sql] == []
+    assert len(fake.calls) == 10 and set(fake.calls) == {a.id for a in actions}
+    assert tracker.release() == 5  # the counts go back with the lease
+    assert {r.queries for r in TrackedAction.objects.all()} == {2}
+
+
+def test_a_new_tracker_takes_its_share_and_a_tracker_over_its_share_releases_the_rest(settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 1.0}
+    for _ in range(40):
+        start()
+    clock = Clock()
+    clock.advance(3600)
+    first = Tracker(name="first", queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
+    assert first.run_once()["queried"] == 40  # alone: it takes everything
+    second = Tracker(name="second", queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
+    second._beat()  # alive
+    assert second.run_once()["claimed"] == 0  # nothing free
+    clock.advance(first.renew_every())
+    first.run_once()  # its renewal sees the other tracker and keeps about half
+    assert len(first.schedule()) == 20
+    freed = TrackedAction.objects.filter(claimed_by__isnull=True)
+    assert freed.count() == 20 and all(r.scheduled for r in freed)
+    clock.advance(first.query_interval)
+    second.run_once()
+    assert len(second.schedule()) == 20
+    assert set(first.schedule()).isdisjoint(second.schedule())
 
 
 def test_a_many_batch_is_split_across_the_pool():
@@ -163,9 +195,9 @@ def test_a_many_batch_is_split_across_the_pool():
     many.many = True
     tracker = Tracker(queries=lambda name: many, thread_pool_size=4)
     info = ActionInfo("a", "x.y", {}, {})
-    items = [Item(n, f"a{n}", None, 0, 0, "poll", timezone.now(), info) for n in range(4 * MIN_CHUNK + 1)]
+    items = [Item(n, f"a{n}", None, 0, 0, "poll", 0.0, info) for n in range(4 * MIN_CHUNK + 1)]
     jobs = tracker._jobs(items)
-    assert [len(batch) for _, batch in jobs] == [51, 51, 51, 48]
+    assert [len(batch) for _, batch in jobs] == [201, 201, 201, 198]
     assert sorted(i.id for _, batch in jobs for i in batch) == list(range(4 * MIN_CHUNK + 1))
     assert [len(b) for _, b in tracker._jobs(items[:30])] == [30]  # small batches stay one request
 
@@ -193,6 +225,28 @@ def test_query_errors_back_off_and_never_drop_the_item(settings):
     assert action.state == "RUNNING"
 
 
+def test_a_result_that_can_not_be_applied_is_retried_with_a_back_off(monkeypatch, settings):
+    settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 1.0}
+    ex, action = start()
+    clock = Clock()
+    clock.advance(3600)
+    tracker = Tracker(queries=FakeQueries(QueryResult(True, "SUCCESS", {"n": 1})), clock=clock, thread_pool_size=1)
+    real_complete = services.complete_action
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(services, "complete_action", broken)
+    assert tracker.run_once()["errors"] == 1
+    row = TrackedAction.objects.get(action=action)
+    assert row.errors == 1 and "engine bug" in row.last_error and row.claimed_by == tracker.name
+    monkeypatch.setattr(services, "complete_action", real_complete)
+    clock.advance(2.0)  # the back-off: two intervals
+    assert tracker.run_once()["completed"] == 1
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and not TrackedAction.objects.exists()
+
+
 def test_work_lives_in_the_database_and_a_new_tracker_picks_up_expired_claims(settings):
     ex, action = start()
     clock = Clock()
@@ -203,6 +257,21 @@ def test_work_lives_in_the_database_and_a_new_tracker_picks_up_expired_claims(se
     assert fresh.claim(clock.now) == []  # still leased by the crashed one
     clock.advance(settings.TRACKER.get("LEASE", 60) + 1)
     assert fresh.run_once()["completed"] == 1
+
+
+def test_a_dead_trackers_rows_are_taken_over_a_batch_at_a_time_until_none_are_left(settings):
+    settings.TRACKER = {**settings.TRACKER, "BATCH": 2, "LEASE": 60.0}
+    for _ in range(5):
+        start()
+    clock = Clock()
+    dead = Tracker(name="dead", queries=FakeQueries(QueryResult.running()), clock=clock)
+    while dead.run_once()["claimed"]:
+        pass
+    assert TrackedAction.objects.filter(claimed_by="dead").count() == 5
+    clock.advance(61)  # its lease ran out
+    heir = Tracker(name="heir", queries=FakeQueries(QueryResult.running()), clock=clock, thread_pool_size=1)
+    taken = [heir.run_once()["claimed"] for _ in range(3)]
+    assert taken == [2, 2, 1] and TrackedAction.objects.filter(claimed_by="heir").count() == 5
 
 
 @pytest.mark.django_db(transaction=True)
@@ -335,10 +404,9 @@ def test_a_batch_query_function_answers_many_actions_in_one_call(settings):
     clock = Clock()
     clock.advance(3600)
     counts = Tracker(clock=clock, thread_pool_size=4).run_once()
-    assert counts == {"claimed": 3, "completed": 1, "running": 2, "errors": 0}
+    assert counts == {"claimed": 3, "queried": 3, "completed": 1, "running": 2, "errors": 0}
     assert batch_query.calls == [sorted(a.id for a in actions)]
     assert TrackedAction.objects.count() == 2
-    assert all(r.queries == 1 for r in TrackedAction.objects.all())
 
 
 def test_an_overdue_action_whose_failing_raises_does_not_stop_the_sweep(

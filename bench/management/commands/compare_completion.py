@@ -83,6 +83,9 @@ class Command(BaseCommand):
         parser.add_argument("--scale", action="store_true",
                             help="the tracker at scale (bench/scale.py: the floor, per-item and batch polling at "
                                  "500 to 100,000 outstanding, 0.1 s) instead of the modes; with --quick, tiny sizes")
+        parser.add_argument("--scale-parts", default=None,
+                            help="with --scale, only these parts, comma-separated, in this order: "
+                                 "floor,per_item,batch_idle,batch,fast (the floor always runs)")
         parser.add_argument("--quick", action="store_true",
                             help="smoke test: n=20, delay 0.3 s, modes callback, poll-0.1s-x10, hybrid-0.2s-x10, "
                                  "small extras; under a minute")
@@ -117,6 +120,7 @@ class Command(BaseCommand):
         o.extras = not opts["no_extras"]
         o.query_shapes = opts["query_shapes"]
         o.scale = opts["scale"]
+        o.scale_parts = opts["scale_parts"]
         if o.scale:
             o.extras = False
             if not opts["modes"]:
@@ -185,7 +189,7 @@ class Command(BaseCommand):
     def _command_line(opts) -> str:
         parts = ["python", "manage.py", "compare_completion"]
         for key in ("n", "delay", "jitter", "rate", "drop_fraction", "grace", "idle_tracked", "idle_seconds",
-                    "outstanding", "sample", "output"):
+                    "outstanding", "sample", "scale_parts", "output"):
             if opts[key] is not None:
                 parts += [f"--{key.replace('_', '-')}", str(opts[key])]
         if opts["modes"]:
@@ -297,6 +301,8 @@ class Command(BaseCommand):
 
                 try:
                     sizes = scale.quick_sizes() if o.quick else scale.full_sizes()
+                    if o.scale_parts:
+                        sizes["parts"] = [p.strip() for p in o.scale_parts.split(",") if p.strip()]
                     result["scale"] = scale.Scale(driver, sizes).run()
                     result["scale"]["targets"] = scale.evaluate(result["scale"])
                 except CompareFailure as exc:
