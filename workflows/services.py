@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from workflows import actions, adhoc, books, conf, engine, notify, queue, signals, trace
@@ -201,10 +201,14 @@ def start_execution(
             params=params,
             state=State.IDLE,
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
-            runtime={"wb_name": wf.workbook_name} if wf.workbook_name else {},
+            runtime={HAD_TIMERS: False, **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
         )
         _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
-        _apply(execution, engine.Start(), fresh=True)
+        decision = _apply(execution, engine.Start(), fresh=True)
+    # What the caller holds is the row as stored, unless work after the
+    # commit (a worker job run inline, a continuation) or a sub-workflow
+    # (which writes its parent through another object) changed it since.
+    execution.changed_after_start = bool(decision.dispatch or decision.more or spec.calls_workflows)
     return execution
 
 
@@ -218,20 +222,43 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
     if state not in (State.SUCCESS, State.ERROR):
         raise InvalidInput(f"An action execution can be completed with SUCCESS or ERROR, not {state!r}")
     with transaction.atomic():
-        action = ActionExecution.objects.filter(id=action_id).only("id", "workflow_execution_id", "state").first()
-        if action is None:
-            raise NotFound("ActionExecution", action_id)
-        if action.workflow_execution_id is None:
-            return _complete_adhoc(action_id, state, output)
-        execution = _lock_execution(action.workflow_execution_id)
-        # Re-read under the lock: another completion may have committed meanwhile.
-        current = ActionExecution.objects.get(id=action_id)
+        if _holds_write_lock():
+            # SQLite's BEGIN IMMEDIATE: nobody else writes until this commits,
+            # so the action and its execution are read once, together.
+            current = (ActionExecution.objects.select_related("workflow_execution")
+                       .defer("workflow_execution__spec").filter(id=action_id).first())
+            if current is None:
+                raise NotFound("ActionExecution", action_id)
+            if current.workflow_execution_id is None:
+                return _complete_adhoc(action_id, state, output)
+            execution = current.workflow_execution
+        else:
+            # Lock the action's execution in one statement, then read the
+            # action under that lock: another completion may have committed
+            # since any earlier read.
+            owner = ActionExecution.objects.filter(id=action_id).values("workflow_execution_id")[:1]
+            execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=Subquery(owner)).first()
+            current = ActionExecution.objects.filter(id=action_id).first()
+            if current is None:
+                raise NotFound("ActionExecution", action_id)
+            if current.workflow_execution_id is None:
+                return _complete_adhoc(action_id, state, output)
+            if execution is None:
+                raise NotFound("WorkflowExecution", current.workflow_execution_id)
         if current.state != State.RUNNING:
             return _repeat_or_conflict(current, state, output)
         store = _RowStore(execution)
         store.action_rows[current.id] = current  # read under the lock already
         _apply(execution, engine.ActionCompleted(action_id, state, output), store=store)
     return current  # _apply wrote the engine's changes into this row
+
+
+def _holds_write_lock() -> bool:
+    """The transaction in progress began with SQLite's ``BEGIN IMMEDIATE``:
+    it holds the database's write lock, so what it reads can not change
+    under it (PostgreSQL's row locks need a re-read after ``FOR UPDATE``)."""
+    return connection.vendor == "sqlite" and connection.settings_dict.get("OPTIONS", {}).get(
+        "transaction_mode") == "IMMEDIATE"
 
 
 def superseded_by(action_id: str) -> str | None:
@@ -793,17 +820,26 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
             signals.action_finished.send(sender=ActionExecution, action=row)
 
 
+# WorkflowExecution.runtime key: False when made, True once a Timer row was made for it.
+HAD_TIMERS = "had_timers"
+
+
 def _store_timers(execution, decision: engine.Decision, now) -> None:
     """The engine's timer commands, in the same transaction as the state
     they belong to; an execution that ended keeps none."""
     if execution.state in TERMINAL:
-        Timer.objects.filter(execution_id=execution.id).delete()
+        # Only an execution that ever had a timer can have one left: the
+        # others (most) end without a DELETE. One made before the mark
+        # existed has no key and is treated as having had timers.
+        if (execution.runtime or {}).get(HAD_TIMERS, True):
+            Timer.objects.filter(execution_id=execution.id).delete()
         return
     for cmd in decision.commands:
         if isinstance(cmd, engine.CancelTimers):
             Timer.objects.filter(task_execution_id=cmd.task_id, kind__in=list(cmd.kinds)).delete()
         elif isinstance(cmd, engine.StartTimer):
             Timer.objects.filter(task_execution_id=cmd.task_id, kind=cmd.kind).delete()
+            execution.runtime = {**(execution.runtime or {}), HAD_TIMERS: True}
             Timer.objects.create(execution_id=execution.id, task_execution_id=cmd.task_id, kind=cmd.kind,
                                  due_at=now + timedelta(seconds=cmd.seconds))
 
@@ -830,8 +866,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     final = decision.snapshot
     execution.state, execution.state_info = final.state, final.state_info
     execution.context, execution.output, execution.runtime = final.context, final.output, final.runtime
+    _store_timers(execution, decision, now)  # before the save: it marks the runtime of an execution with timers
     execution.save(update_fields=["state", "state_info", "context", "output", "runtime", "updated_at"])
-    _store_timers(execution, decision, now)
 
     name = execution.workflow_name
     events = decision.trace
@@ -900,7 +936,7 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
         workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
         input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
         task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
-        runtime={**engine.new_runtime(), "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
+        runtime={**engine.new_runtime(), HAD_TIMERS: False, "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
                  **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
     )
     _apply(child, engine.Start(), fresh=True)

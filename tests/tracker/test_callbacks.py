@@ -209,3 +209,33 @@ def test_the_early_callback_inbox_is_bounded(client, settings):
     codes = [put(client, "/api/callbacks/" + callbacks.make_token(f"early-{n}", 1)).status_code for n in range(5)]
     assert codes == [202, 202, 202, 429, 429]
     assert CallbackInbox.objects.count() == 3
+
+
+def test_a_callback_is_one_transaction_without_lookups_it_does_not_need(client, running):
+    """The completion's statements (bench/README.md, compare_completion): no
+    successor search for a RUNNING action, no tracking-row DELETE for an
+    action never tracked, no timer DELETE for an execution that never had one."""
+    from django.test.utils import CaptureQueriesContext
+
+    ex, action = running
+    with CaptureQueriesContext(connection) as q:
+        assert put(client, url_path(action), output={"v": 1}).status_code == 200
+    sql = [s["sql"] for s in q.captured_queries]
+    assert not [s for s in sql if "tracker_trackedaction" in s or "workflows_timer" in s], sql
+    assert not [s for s in sql if "created_at\" >=" in s], sql  # superseded_by
+    assert len(sql) <= (11 if connection.vendor == "sqlite" else 12), sql
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS" and ex.output == {"got": {"v": 1}}
+
+
+def test_an_earlier_attempt_of_a_task_is_gone_once_a_newer_one_runs(client, running):
+    ex, action = running
+    old = url_path(action)
+    ActionExecution.objects.filter(id=action.id).update(state="ERROR")  # it failed; a retry runs it now
+    newer = ActionExecution.objects.create(
+        task_execution_id=action.task_execution_id, workflow_execution_id=ex.id, name=action.name,
+        workflow_name=action.workflow_name, task_name=action.task_name, state="RUNNING", is_sync=False,
+        input={}, created_at=action.created_at + timedelta(seconds=1))
+    resp = put(client, old)
+    assert resp.status_code == 410 and newer.id in resp.json()["faultstring"]
+    assert ActionExecution.objects.get(id=newer.id).state == "RUNNING"

@@ -168,7 +168,8 @@ class Executions(APIView):
             description=data.get("description") or "",
             namespace=namespace,
         )
-        ex.refresh_from_db()
+        if ex.changed_after_start:  # else the row is as it was stored: no second read
+            ex.refresh_from_db()
         return Response(resources.execution(ex), status=status.HTTP_201_CREATED)
 
 
