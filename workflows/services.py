@@ -154,6 +154,29 @@ def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
     return spec
 
 
+_DEFINITION_SPECS: OrderedDict[tuple[str, str, str], lang.WorkflowSpec] = OrderedDict()
+_DEFINITION_SPECS_LOCK = threading.Lock()
+
+
+def _definition_spec(wf: WorkflowDefinition) -> lang.WorkflowSpec:
+    """The spec of a stored definition, built once per process per version:
+    every writer (save_workflows, workbooks) stores the spec parsed from the
+    text whose checksum it stores beside it, so id + checksum names it.
+    Specs are not changed after they are built (_spec_for shares them too)."""
+    key = (wf.id, wf.checksum, wf.name)
+    with _DEFINITION_SPECS_LOCK:  # gunicorn's threads share it
+        spec = _DEFINITION_SPECS.get(key)
+        if spec is not None:
+            _DEFINITION_SPECS.move_to_end(key)
+            return spec
+    spec = lang.build_workflow(wf.name, wf.spec)
+    with _DEFINITION_SPECS_LOCK:
+        _DEFINITION_SPECS[key] = spec
+        if len(_DEFINITION_SPECS) > 256:
+            _DEFINITION_SPECS.popitem(last=False)
+    return spec
+
+
 def start_execution(
     workflow_identifier: str,
     workflow_input: dict | None = None,
@@ -179,7 +202,7 @@ def start_execution(
     with transaction.atomic():
         wf = find_workflow(workflow_identifier, namespace)
         params["namespace"] = wf.namespace  # found by id: the workflow's own
-        spec = lang.build_workflow(wf.name, wf.spec)
+        spec = _definition_spec(wf)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
