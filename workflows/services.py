@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
@@ -108,12 +108,14 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
     return saved
 
 
-def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
+def find_workflow(identifier: str, namespace: str = "", defer: tuple[str, ...] = ()) -> WorkflowDefinition:
     # One query for both spellings; a definition whose id matches wins over
     # one whose name does, as Mistral looks up the id first. As Mistral's
     # get_workflow_definition, an id matches in any namespace, a name only
-    # in the namespace given (no fallback to the default one).
-    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))[:2])
+    # in the namespace given (no fallback to the default one). ``defer``:
+    # columns read only when used.
+    rows = WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))
+    found = list((rows.defer(*defer) if defer else rows)[:2])
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
         raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
@@ -200,9 +202,12 @@ def start_execution(
     if "notify" in params and (problems := notify.check(params["notify"])):
         raise InvalidInput(f"Invalid params.notify: {'; '.join(problems)}")
     with transaction.atomic():
-        wf = find_workflow(workflow_identifier, namespace)
+        # The text is not needed, and the spec only when this process has
+        # not built it yet (_definition_spec reads the deferred column then).
+        wf = find_workflow(workflow_identifier, namespace, defer=("definition", "spec"))
         params["namespace"] = wf.namespace  # found by id: the workflow's own
         spec = _definition_spec(wf)
+        raw = spec.raw  # == wf.spec (build_workflow keeps the mapping)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
@@ -214,11 +219,11 @@ def start_execution(
         from workflows import environments  # it writes through this module
 
         params = environments.resolve(params)  # a named env is copied: the execution keeps it
-        execution = WorkflowExecution.objects.create(
+        execution = WorkflowExecution(
             workflow_id=wf.id,
             workflow_name=wf.name,
             workflow_namespace=wf.namespace,
-            spec=wf.spec,
+            spec=raw,
             description=description or "",
             input=values,
             params=params,
@@ -226,6 +231,7 @@ def start_execution(
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
             runtime={HAD_TIMERS: False, **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
         )
+        _insert_rows(WorkflowExecution, [execution])
         _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
         decision = _apply(execution, engine.Start(), fresh=True)
     # What the caller holds is the row as stored, unless work after the
@@ -748,17 +754,21 @@ def _mistral_time(value) -> str | None:
 _TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
                 "started_at", "finished_at", "updated_at"]
 _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
+_EXECUTION_FIELDS = ["state", "state_info", "context", "output", "runtime", "updated_at"]
 
 
 def _update_rows(model, rows: list, fields: list[str]) -> None:
-    """Write ``fields`` of changed rows. ``bulk_update`` builds a CASE WHEN per
-    field and row: for the one or two rows of a typical step that was 40% of
-    an async completion's PUT; a plain UPDATE per row is cheaper up to a few."""
-    if len(rows) > 4:
-        model.objects.bulk_update(rows, fields)
-        return
-    for row in rows:
-        model.objects.filter(pk=row.pk).update(**{f: getattr(row, f) for f in fields})
+    """Write ``fields`` of changed rows: one plain UPDATE, sent once per row
+    with ``executemany``. ``bulk_update`` built a CASE WHEN per field and row
+    (40% of an async completion's PUT); the ORM's UPDATE compiler per row was
+    most of what remained (bench/README.md, "HTTP path")."""
+    if len(rows) == 1:
+        _write_fields(model, rows[0], fields)
+    elif rows:
+        sql, columns = _update_plan(model, tuple(fields), connection.vendor)
+        params = [[*(_adapted(row, columns)), row.pk] for row in rows]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
 
 
 @functools.lru_cache(maxsize=8)
@@ -766,24 +776,59 @@ def _insert_plan(model, vendor: str):
     """(INSERT statement, per column: attname and how its value is adapted)
     for ``_insert_rows``: what ``get_db_prep_save`` does for the field types
     these models use, decided once per model instead of per value."""
-    ops, qn = connection.ops, connection.ops.quote_name
+    qn = connection.ops.quote_name
     columns = []
     for f in model._meta.concrete_fields:
-        kind = f.get_internal_type()
-        if kind == "JSONField":
-            adapt = functools.partial(_json_value, ops.adapt_json_value, f.encoder)
-        elif kind == "DateTimeField":
-            adapt = functools.partial(_time_value, ops.adapt_datetimefield_value)
-        elif kind in ("CharField", "TextField", "BooleanField", "PositiveIntegerField", "IntegerField",
-                      "BigAutoField", "ForeignKey"):
-            adapt = None  # the driver takes str, bool, int and None as they are
-        else:  # a field type added later: Django's own preparation
-            adapt = functools.partial(lambda field, v: field.get_db_prep_save(v, connection), f)
-        auto = kind == "DateTimeField" and (f.auto_now or f.auto_now_add)
-        columns.append((f.attname, f.column, adapt, auto))
+        auto = f.get_internal_type() == "DateTimeField" and (f.auto_now or f.auto_now_add)
+        columns.append((f.attname, f.column, _adapter(f), auto))
     sql = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c[1]) for c in columns)}) "
            f"VALUES ({', '.join(['%s'] * len(columns))})")
     return sql, columns
+
+
+def _adapter(f):
+    """How ``get_db_prep_save`` adapts a value of field ``f`` for the field
+    types these models use (None: the driver takes it as it is)."""
+    ops = connection.ops
+    kind = f.get_internal_type()
+    if kind == "JSONField":
+        return functools.partial(_json_value, ops.adapt_json_value, f.encoder)
+    if kind == "DateTimeField":
+        return functools.partial(_time_value, ops.adapt_datetimefield_value)
+    if kind in ("CharField", "TextField", "BooleanField", "PositiveIntegerField", "IntegerField", "BigAutoField",
+                "ForeignKey"):
+        return None
+    return functools.partial(lambda field, v: field.get_db_prep_save(v, connection), f)  # a type added later
+
+
+@functools.lru_cache(maxsize=32)
+def _update_plan(model, fields: tuple[str, ...], vendor: str):
+    qn = connection.ops.quote_name
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in columns)} "
+           f"WHERE {qn(meta.pk.column)} = %s")
+    return sql, [(f.attname, _adapter(f)) for f in columns]
+
+
+def _write_fields(model, row, fields: list[str]) -> None:
+    """``row.save(update_fields=fields)`` as one plain UPDATE (the ORM's
+    compiler was most of an UPDATE's cost); ``updated_at`` is set by the
+    caller. Raises as ``save`` does when the row is gone."""
+    sql, columns = _update_plan(model, tuple(fields), connection.vendor)
+    params = [*_adapted(row, columns), row.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount == 0:
+            raise DatabaseError(f"{model.__name__} {row.pk} is gone: its update affected no row")
+
+
+def _adapted(row, columns) -> list:
+    values = []
+    for attname, adapt in columns:
+        value = getattr(row, attname)
+        values.append(value if adapt is None or value is None else adapt(value))
+    return values
 
 
 def _json_value(adapt, encoder, value):
@@ -949,7 +994,8 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     execution.state, execution.state_info = final.state, final.state_info
     execution.context, execution.output, execution.runtime = final.context, final.output, final.runtime
     _store_timers(execution, decision, now)  # before the save: it marks the runtime of an execution with timers
-    execution.save(update_fields=["state", "state_info", "context", "output", "runtime", "updated_at"])
+    execution.updated_at = timezone.now()
+    _write_fields(WorkflowExecution, execution, _EXECUTION_FIELDS)
 
     name = execution.workflow_name
     events = decision.trace
