@@ -108,7 +108,7 @@ def main() -> None:
         env.pop("GUST_SYNC_WORKER", None)
         subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
         run = subprocess.run([sys.executable, "-m", "bench.request_cpu", "--child", "--n", str(args.n)], cwd=ROOT,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=env, capture_output=True, text=True)
         if run.returncode != 0:  # the trace log goes to stderr: shown only when something failed
             sys.exit(f"request_cpu failed:\n{run.stderr[-3000:]}")
         lines = run.stdout.strip().splitlines()
