@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from workflows import services
+from workflows import plainsql, services
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
 
@@ -241,7 +241,7 @@ def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeat
 
 
 def test_the_engines_plain_insert_stores_what_bulk_create_stores():
-    """services._insert_rows replaces bulk_create for new task and action
+    """plainsql.insert_rows replaces bulk_create for new task and action
     rows: every field reads back the same, auto_now fields included."""
     from datetime import timedelta
 
@@ -262,8 +262,8 @@ def test_the_engines_plain_insert_stores_what_bulk_create_stores():
         return task, action
 
     fast_task, fast_action = rows("fast")
-    services._insert_rows(TaskExecution, [fast_task])
-    services._insert_rows(ActionExecution, [fast_action])
+    plainsql.insert_rows(TaskExecution, [fast_task])
+    plainsql.insert_rows(ActionExecution, [fast_action])
     orm_task, orm_action = rows("orm")
     TaskExecution.objects.bulk_create([orm_task])
     ActionExecution.objects.bulk_create([orm_action])

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from workflows import actions, adhoc, books, conf, engine, notify, queue, signals, trace
+from workflows import actions, adhoc, books, conf, engine, notify, plainsql, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.lang import spec as lang
 from workflows.lang.values import NotJson, to_json
@@ -231,7 +231,7 @@ def start_execution(
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
             runtime={HAD_TIMERS: False, **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
         )
-        _insert_rows(WorkflowExecution, [execution])
+        plainsql.insert_rows(WorkflowExecution, [execution])
         _SPEC_CACHE[(execution.id, execution.workflow_name)] = spec
         decision = _apply(execution, engine.Start(), fresh=True)
     # What the caller holds is the row as stored, unless work after the
@@ -600,52 +600,7 @@ def _task_view(row: TaskExecution, live: list) -> engine.TaskView:
     )
 
 
-class _PlainSelect:
-    """Rows of one model by a hand-written WHERE, as the ORM would return
-    them: the same columns (less ``exclude``, deferred as ``defer()`` does),
-    each value through Django's own converters, instances from
-    ``Model.from_db``; only the query compiler is skipped."""
-
-    def __init__(self, model, exclude: tuple[str, ...] = ()):
-        self.model = model
-        self.fields = [f for f in model._meta.concrete_fields if f.name not in exclude]
-        self._plans: dict[str, tuple[str, list]] = {}
-
-    def q(self, column: str) -> str:
-        return connection.ops.quote_name(column)
-
-    def _plan(self) -> tuple[str, list]:
-        key = connection.vendor
-        plan = self._plans.get(key)
-        if plan is None:
-            table = self.q(self.model._meta.db_table)
-            sql = f"SELECT {', '.join(f'{table}.{self.q(f.column)}' for f in self.fields)} FROM {table} WHERE "
-            converters = []
-            for f in self.fields:
-                col = f.get_col(self.model._meta.db_table)
-                found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-                converters.append((found, col))
-            plan = self._plans[key] = (sql, converters)
-        return plan
-
-    def fetch(self, where: str, params: list, order: str = "") -> list:
-        sql, converters = self._plan()
-        with connection.cursor() as cursor:
-            cursor.execute(sql + where + order, params)
-            rows = cursor.fetchall()
-        names = [f.attname for f in self.fields]
-        out = []
-        for row in rows:
-            values = []
-            for value, (funcs, col) in zip(row, converters, strict=True):
-                for func in funcs:
-                    value = func(value, col, connection)
-                values.append(value)
-            out.append(self.model.from_db(connection.alias, names, values))
-        return out
-
-
-_TASK_SELECT = _PlainSelect(TaskExecution, exclude=("items",))
+_TASK_SELECT = plainsql.PlainSelect(TaskExecution, exclude=("items",))
 
 
 class _RowStore:
@@ -820,114 +775,6 @@ _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
 _EXECUTION_FIELDS = ["state", "state_info", "context", "output", "runtime", "updated_at"]
 
 
-def _update_rows(model, rows: list, fields: list[str]) -> None:
-    """Write ``fields`` of changed rows: one plain UPDATE, sent once per row
-    with ``executemany``. ``bulk_update`` built a CASE WHEN per field and row
-    (40% of an async completion's PUT); the ORM's UPDATE compiler per row was
-    most of what remained (bench/README.md, "HTTP path")."""
-    if len(rows) == 1:
-        _write_fields(model, rows[0], fields)
-    elif rows:
-        sql, columns = _update_plan(model, tuple(fields), connection.vendor)
-        params = [[*(_adapted(row, columns)), row.pk] for row in rows]
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, params)
-
-
-@functools.lru_cache(maxsize=8)
-def _insert_plan(model, vendor: str):
-    """(INSERT statement, per column: attname and how its value is adapted)
-    for ``_insert_rows``: what ``get_db_prep_save`` does for the field types
-    these models use, decided once per model instead of per value."""
-    qn = connection.ops.quote_name
-    columns = []
-    for f in model._meta.concrete_fields:
-        auto = f.get_internal_type() == "DateTimeField" and (f.auto_now or f.auto_now_add)
-        columns.append((f.attname, f.column, _adapter(f), auto))
-    sql = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c[1]) for c in columns)}) "
-           f"VALUES ({', '.join(['%s'] * len(columns))})")
-    return sql, columns
-
-
-def _adapter(f):
-    """How ``get_db_prep_save`` adapts a value of field ``f`` for the field
-    types these models use (None: the driver takes it as it is)."""
-    ops = connection.ops
-    kind = f.get_internal_type()
-    if kind == "JSONField":
-        return functools.partial(_json_value, ops.adapt_json_value, f.encoder)
-    if kind == "DateTimeField":
-        return functools.partial(_time_value, ops.adapt_datetimefield_value)
-    if kind in ("CharField", "TextField", "BooleanField", "PositiveIntegerField", "IntegerField", "BigAutoField",
-                "ForeignKey"):
-        return None
-    return functools.partial(lambda field, v: field.get_db_prep_save(v, connection), f)  # a type added later
-
-
-@functools.lru_cache(maxsize=32)
-def _update_plan(model, fields: tuple[str, ...], vendor: str):
-    qn = connection.ops.quote_name
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in columns)} "
-           f"WHERE {qn(meta.pk.column)} = %s")
-    return sql, [(f.attname, _adapter(f)) for f in columns]
-
-
-def _write_fields(model, row, fields: list[str]) -> None:
-    """``row.save(update_fields=fields)`` as one plain UPDATE (the ORM's
-    compiler was most of an UPDATE's cost); ``updated_at`` is set by the
-    caller. Raises as ``save`` does when the row is gone."""
-    sql, columns = _update_plan(model, tuple(fields), connection.vendor)
-    params = [*_adapted(row, columns), row.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount == 0:
-            raise DatabaseError(f"{model.__name__} {row.pk} is gone: its update affected no row")
-
-
-def _adapted(row, columns) -> list:
-    values = []
-    for attname, adapt in columns:
-        value = getattr(row, attname)
-        values.append(value if adapt is None or value is None else adapt(value))
-    return values
-
-
-def _json_value(adapt, encoder, value):
-    return None if value is None else adapt(value, encoder)
-
-
-def _time_value(adapt, value):
-    return None if value is None else adapt(value)
-
-
-def _insert_rows(model, rows: list) -> None:
-    """``bulk_create(rows)`` for the engine's new task and action rows in one
-    ``executemany``: the ORM's INSERT compiler (per value ``get_db_prep_save``)
-    was a third of a seq50 POST (cProfile, bench/README.md "HTTP path"). As
-    ``bulk_create``, auto_now fields get the time of the insert, and the rows
-    are marked saved."""
-    if not rows:
-        return
-    sql, columns = _insert_plan(model, connection.vendor)
-    params = []
-    for row in rows:
-        stamp = None
-        values = []
-        for attname, _, adapt, auto in columns:
-            if auto:
-                stamp = stamp or timezone.now()
-                setattr(row, attname, stamp)
-            value = getattr(row, attname)
-            values.append(value if adapt is None or value is None else adapt(value))
-        params.append(values)
-        row._state.adding = False
-        row._state.db = connection.alias
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
 def _stamp(row, view, now) -> None:
     if view.started and row.started_at is None:
         row.started_at = now
@@ -950,7 +797,7 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         )
         _stamp(row, view, now)
         new_rows.append(row)
-    _insert_rows(TaskExecution, new_rows)
+    plainsql.insert_rows(TaskExecution, new_rows)
     changed_rows = []
     for view in decision.changed_tasks.values():
         row = store.task_rows[view.id]
@@ -960,7 +807,7 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         _stamp(row, view, now)
         changed_rows.append(row)
     if changed_rows:
-        _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
+        plainsql.update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
     for view in decision.changed_tasks.values():
         if view.items_new:  # written once per round of items, not with every change of the task
             TaskExecution.objects.filter(id=view.id).update(items=view.items)
@@ -990,7 +837,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
         )
         for task, a in decision.new_actions if a.kind == "action"
     ]
-    _insert_rows(ActionExecution, new_actions)
+    plainsql.insert_rows(ActionExecution, new_actions)
     for row in new_actions:
         if not row.is_sync and row.state == State.RUNNING:
             signals.async_action_started.send(sender=ActionExecution, action=row)
@@ -1004,7 +851,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
         row.updated_at = now
         changed_actions.append(row)
     if changed_actions:
-        _update_rows(ActionExecution, changed_actions, _ACTION_FIELDS)
+        plainsql.update_rows(ActionExecution, changed_actions, _ACTION_FIELDS)
     for row in new_actions + changed_actions:
         if row.state in TERMINAL:
             signals.action_finished.send(sender=ActionExecution, action=row)
@@ -1058,7 +905,7 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     execution.context, execution.output, execution.runtime = final.context, final.output, final.runtime
     _store_timers(execution, decision, now)  # before the save: it marks the runtime of an execution with timers
     execution.updated_at = timezone.now()
-    _write_fields(WorkflowExecution, execution, _EXECUTION_FIELDS)
+    plainsql.write_fields(WorkflowExecution, execution, _EXECUTION_FIELDS)
 
     name = execution.workflow_name
     events = decision.trace
