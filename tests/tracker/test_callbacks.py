@@ -220,7 +220,9 @@ def test_a_callback_is_one_transaction_without_lookups_it_does_not_need(client, 
     ex, action = running
     with CaptureQueriesContext(connection) as q:
         assert put(client, url_path(action), output={"v": 1}).status_code == 200
-    sql = [s["sql"] for s in q.captured_queries]
+    # The notifier reads the webhook list again every NOTIFIER_CACHE_SECONDS
+    # (tracker/notifier.py): one statement now and then, not per completion.
+    sql = [s["sql"] for s in q.captured_queries if '"tracker_webhook"' not in s["sql"]]
     assert not [s for s in sql if "tracker_trackedaction" in s or "workflows_timer" in s], sql
     assert not [s for s in sql if "created_at\" >=" in s], sql  # superseded_by
     assert len(sql) <= (11 if connection.vendor == "sqlite" else 12), sql
