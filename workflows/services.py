@@ -293,11 +293,14 @@ def _holds_write_lock() -> bool:
 def superseded_by(action_id: str) -> str | None:
     """The id of a later action execution of the same task (a retry or a
     rerun made a new one), or None: an older attempt's callback is then gone."""
-    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at").first()
+    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at",
+                                                                    "runtime_context").first()
     if row is None or row[0] is None:
         return None
-    return (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
-            .order_by("-created_at").values_list("id", flat=True).first())
+    index = (row[2] or {}).get("index")  # a with-items item is superseded only by a later run of the same item
+    later = (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
+             .order_by("-created_at").values_list("id", "runtime_context"))
+    return next((aid for aid, rc in later if (rc or {}).get("index") == index), None)
 
 
 def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:

@@ -241,3 +241,16 @@ def test_an_earlier_attempt_of_a_task_is_gone_once_a_newer_one_runs(client, runn
     resp = put(client, old)
     assert resp.status_code == 410 and newer.id in resp.json()["faultstring"]
     assert ActionExecution.objects.get(id=newer.id).state == "RUNNING"
+
+
+def test_each_with_items_async_item_completes_by_its_own_callback_and_a_repeat_is_200(client):
+    services.save_workflows("version: '2.0'\nwi:\n  tasks:\n    t:\n      with-items: i in [1, 2, 3]\n"
+                            "      action: std.async_noop\n")
+    ex = services.start_execution("wi")
+    items = list(ActionExecution.objects.filter(workflow_execution=ex).order_by("created_at"))
+    assert len(items) == 3
+    for n, action in enumerate(items):
+        assert put(client, url_path(action), output=n).status_code == 200
+    assert put(client, url_path(items[0]), output=0).status_code == 200  # the same result again
+    ex.refresh_from_db()
+    assert ex.state == "SUCCESS"
