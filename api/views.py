@@ -4,7 +4,7 @@ through ``api.errors``."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -161,7 +161,11 @@ class Executions(APIView):
             description=data.get("description") or "",
             namespace=namespace,
         )
-        ex.refresh_from_db()
+        # Read back only when something may have changed the row since, or
+        # when the database keeps JSON in its own key order (PostgreSQL's
+        # jsonb), so that this answer and a later GET show the same text.
+        if ex.changed_after_start or connection.vendor != "sqlite":
+            ex.refresh_from_db()
         return Response(resources.execution(ex), status=status.HTTP_201_CREATED)
 
 
@@ -169,7 +173,10 @@ class ExecutionDetail(APIView):
     required = {"DELETE": (perms.DELETE_EXECUTION,)}
 
     def get(self, request, execution_id):
-        return Response(resources.execution(selectors.execution(execution_id), detail=True))
+        found = resources.execution_by_id(execution_id, detail=True)
+        if found is None:
+            raise NotFound("WorkflowExecution", execution_id)
+        return Response(found)
 
     def put(self, request, execution_id):
         """Pause, resume or cancel (``state``), change ``description``, or

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from workflows import services
+from workflows import plainsql, services
 from workflows.errors import Conflict, InvalidDefinition, InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
 
@@ -238,3 +238,43 @@ def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeat
     assert services.fail_overdue_actions(now=timezone.now() + timedelta(seconds=61)).failed == 1
     action.refresh_from_db()
     assert "without a result, callback or heartbeat" in action.state_info
+
+
+def test_the_engines_plain_insert_stores_what_bulk_create_stores():
+    """plainsql.insert_rows replaces bulk_create for new task and action
+    rows: every field reads back the same, auto_now fields included."""
+    from datetime import timedelta
+
+    from django.forms.models import model_to_dict
+    from django.utils import timezone
+
+    services.save_workflows("version: '2.0'\nw:\n  tasks:\n    t: {action: std.noop}\n")
+    ex = services.start_execution("w")
+    now = timezone.now()
+
+    def rows(suffix):
+        task = TaskExecution(id=f"task-{suffix}", workflow_execution_id=ex.id, name="t", seq=7, state="RUNNING",
+                             state_info="x\u00e9", result={"a": [1, None, "é"]}, published={}, runtime_context={"k": 1},
+                             in_context={"n": None}, processed=True, items=None, started_at=now, finished_at=None)
+        action = ActionExecution(id=f"action-{suffix}", task_execution_id=task.id, workflow_execution_id=ex.id,
+                                 name="std.noop", state="RUNNING", is_sync=False, accepted=True, input={"q": "é"},
+                                 output=None, deadline=now + timedelta(seconds=5), runtime_context={"index": 3})
+        return task, action
+
+    fast_task, fast_action = rows("fast")
+    plainsql.insert_rows(TaskExecution, [fast_task])
+    plainsql.insert_rows(ActionExecution, [fast_action])
+    orm_task, orm_action = rows("orm")
+    TaskExecution.objects.bulk_create([orm_task])
+    ActionExecution.objects.bulk_create([orm_action])
+    assert not fast_task._state.adding and not fast_action._state.adding
+    for model, fast, orm in ((TaskExecution, fast_task, orm_task), (ActionExecution, fast_action, orm_action)):
+        a, b = (model_to_dict(model.objects.get(id=r.id)) for r in (fast, orm))
+        for d in (a, b):
+            d.pop("id", None)
+            d.pop("task_execution", None)
+        assert a == b
+        stored = model.objects.get(id=fast.id)
+        assert stored.created_at == fast.created_at and abs(stored.created_at - now) < timedelta(seconds=60)
+    assert ActionExecution.objects.get(id="action-fast").output is None  # SQL NULL, as bulk_create
+    assert ActionExecution.objects.filter(id="action-fast", output__isnull=True).exists()

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from workflows import services
-from workflows.models import ActionExecution, TaskExecution, Timer
+from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +176,28 @@ timed:
         out, _ = proc.communicate(timeout=30)
     assert ex.state == "SUCCESS", out[-3000:]
     assert ActionExecution.objects.filter(workflow_execution=ex, task_name="r").count() == 3
+
+
+def test_an_execution_that_ends_with_a_timer_left_deletes_it_and_one_that_never_had_one_asks_nothing():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    services.save_workflows(TIMEOUT)
+    ex = services.start_execution("slow")
+    assert Timer.objects.filter(execution=ex).exists()
+    services.change_execution_state(ex.id, "CANCELLED")  # the timeout's timer is still due
+    assert not Timer.objects.filter(execution=ex).exists()
+
+    # A row made before the mark existed (no key in its runtime) is treated as having had timers.
+    ex = services.start_execution("slow")
+    runtime = dict(WorkflowExecution.objects.get(id=ex.id).runtime)
+    assert runtime.pop(services.HAD_TIMERS) is True
+    WorkflowExecution.objects.filter(id=ex.id).update(runtime=runtime)
+    services.change_execution_state(ex.id, "CANCELLED")
+    assert not Timer.objects.filter(execution=ex).exists()
+
+    services.save_workflows("version: '2.0'\nquick:\n  tasks:\n    t: {action: std.noop}\n")
+    with CaptureQueriesContext(connection) as q:
+        ex = services.start_execution("quick")
+    assert ex.state == "SUCCESS"
+    assert not [s for s in q.captured_queries if "workflows_timer" in s["sql"]]

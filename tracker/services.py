@@ -79,6 +79,9 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_
                 f"answer named one; it can only be completed through its callback URL or "
                 f"PUT /v2/action_executions/{action_id}"
             )
+        if not may_be_tracked(action):  # so that its end deletes the row (on_action_finished)
+            action.runtime_context = {**(action.runtime_context or {}), TRACKED: True}
+            action.save(update_fields=["runtime_context"])
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(
             action=action,
@@ -117,8 +120,20 @@ def on_async_action_started(sender, action, **kwargs):
 def on_action_finished(sender, action, **kwargs):
     """Receiver: a finished action needs no more queries, however it finished.
     Only async actions are ever tracked, so sync ones cost no query."""
-    if not action.is_sync:
+    if not action.is_sync and may_be_tracked(action):
         TrackedAction.objects.filter(action_id=action.id).delete()
+
+
+TRACKED = "tracked"  # runtime_context key: track() made a row for an action not declared poll or hybrid
+
+
+def may_be_tracked(action: ActionExecution) -> bool:
+    """Whether a TrackedAction row can exist for this action: it declared
+    ``tracking: poll|hybrid``, or ``track()`` (by hand, or after a failed
+    notification fetch) marked it. A callback-only action's completion then
+    costs no DELETE."""
+    return (action.input or {}).get("tracking") in ("poll", "hybrid") or bool(
+        (action.runtime_context or {}).get(TRACKED))
 
 
 # --- callbacks ---------------------------------------------------------------
@@ -153,12 +168,16 @@ def _resolve(token: str) -> tuple[str, int, bool]:
     seconds ago whose action is not visible was deleted (or never committed).
     """
     action_id, attempt, age = _read(token)
-    current = ActionExecution.objects.filter(id=action_id).values_list("attempt", flat=True).first()
+    row = ActionExecution.objects.filter(id=action_id).values_list("attempt", "state").first()
+    current, action_state = row if row is not None else (None, None)
     if current is None and age > conf.get("IN_FLIGHT_WINDOW"):
         raise Gone(f"Action execution {action_id} does not exist (deleted, or its dispatch was rolled back)")
     if current is not None and attempt < current:
         raise Gone(f"This callback URL belongs to attempt {attempt}; action {action_id} is at attempt {current}")
-    newer = wf_services.superseded_by(action_id) if current is not None else None
+    # A retry or a rerun makes its new action only after this one ended, so
+    # a RUNNING action has no successor to look for (two statements saved on
+    # every callback); with-items siblings that run beside it are not newer attempts.
+    newer = wf_services.superseded_by(action_id) if current is not None and action_state != State.RUNNING else None
     if newer is not None:
         raise Gone(f"This callback URL belongs to an earlier attempt of its task: action {newer} runs it now")
     return action_id, attempt, current is not None

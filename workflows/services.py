@@ -11,8 +11,6 @@ that rolled back. Callers are the REST API, the dashboard, the worker and
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -21,13 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from core import actions, adhoc, engine
 from core.lang import spec as lang
 from core.states import TERMINAL, State
-from workflows import books, conf, notify, queue, signals, trace
+from workflows import books, conf, notify, plainsql, queue, signals, trace
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.models import (
     HANDED_OVER,
@@ -102,12 +100,14 @@ def save_workflows(text: str, namespace: str = "", *, update: bool = False) -> l
     return saved
 
 
-def find_workflow(identifier: str, namespace: str = "") -> WorkflowDefinition:
+def find_workflow(identifier: str, namespace: str = "", defer: tuple[str, ...] = ()) -> WorkflowDefinition:
     # One query for both spellings; a definition whose id matches wins over
     # one whose name does, as Mistral looks up the id first. As Mistral's
     # get_workflow_definition, an id matches in any namespace, a name only
-    # in the namespace given (no fallback to the default one).
-    found = list(WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))[:2])
+    # in the namespace given (no fallback to the default one). ``defer``:
+    # columns read only when used.
+    rows = WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))
+    found = list((rows.defer(*defer) if defer else rows)[:2])
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
         raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
@@ -129,39 +129,52 @@ def delete_workflow(identifier: str, namespace: str = "") -> None:
 
 # --- executions --------------------------------------------------------------
 
-# Parsed specs, shared by the executions that run the same text: the key is a
-# digest of the spec the execution copied (``runtime["spec_key"]``), so a
-# thousand live executions of one workflow hold one entry, and the cache is
-# bounded by the distinct definitions in use, not by the executions.
+# Parsed specs, one per version of a definition: every writer (save_workflows,
+# workbooks) stores the spec parsed from the text whose checksum it stores
+# beside it, so id + checksum names a spec. An execution keeps that key
+# (``runtime["spec_key"]``), so a thousand live executions of one workflow
+# share one entry, and the cache is bounded by the definitions in use, not by
+# the executions. Specs are not changed after they are built.
 _SPEC_CACHE: OrderedDict[tuple[str, str, str | None], lang.WorkflowSpec] = OrderedDict()
+_SPEC_CACHE_LOCK = threading.Lock()  # gunicorn's threads share it
 SPEC_CACHE_SIZE = 512
 
 
-def spec_key(raw: dict) -> str:
-    return hashlib.blake2b(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode(), digest_size=16).hexdigest()
+def spec_key(wf: WorkflowDefinition) -> str:
+    return f"{wf.id}:{wf.checksum}"
 
 
-def _cache_key(execution: WorkflowExecution) -> tuple[str, str, str | None]:
-    # A reverse workflow's spec depends on its target task. An execution made
-    # before spec keys existed has its own entry.
-    shared = (execution.runtime or {}).get("spec_key") or execution.id
-    return shared, execution.workflow_name, (execution.params or {}).get("task_name")
+def _cached_spec(key: tuple[str, str, str | None], build: Callable[[], lang.WorkflowSpec]) -> lang.WorkflowSpec:
+    with _SPEC_CACHE_LOCK:
+        spec = _SPEC_CACHE.get(key)
+        if spec is not None:
+            _SPEC_CACHE.move_to_end(key)  # the least recently used goes first
+            return spec
+    spec = build()
+    with _SPEC_CACHE_LOCK:
+        _SPEC_CACHE[key] = spec
+        if len(_SPEC_CACHE) > SPEC_CACHE_SIZE:
+            _SPEC_CACHE.popitem(last=False)
+    return spec
+
+
+def _definition_spec(wf: WorkflowDefinition) -> lang.WorkflowSpec:
+    """The spec of a stored definition (reads its deferred spec column only
+    when this process has not built this version yet)."""
+    return _cached_spec((spec_key(wf), wf.name, None), lambda: lang.build_workflow(wf.name, wf.spec))
 
 
 def _spec_for(execution: WorkflowExecution) -> lang.WorkflowSpec:
-    """Specs are immutable per execution; parse each text once per process."""
-    key = _cache_key(execution)
-    spec = _SPEC_CACHE.get(key)
-    if spec is None:
+    """The spec an execution runs; a reverse workflow's is cut to its target
+    task. An execution made before spec keys existed has an entry of its own."""
+    target = (execution.params or {}).get("task_name")
+
+    def build() -> lang.WorkflowSpec:
         spec = lang.build_workflow(execution.workflow_name, execution.spec)
-        if spec.reverse:
-            spec = lang.for_target(spec, (execution.params or {}).get("task_name"))
-        _SPEC_CACHE[key] = spec
-        if len(_SPEC_CACHE) > SPEC_CACHE_SIZE:
-            _SPEC_CACHE.popitem(last=False)  # the least recently used
-    else:
-        _SPEC_CACHE.move_to_end(key)
-    return spec
+        return lang.for_target(spec, target) if spec.reverse else spec
+
+    shared = (execution.runtime or {}).get("spec_key") or execution.id
+    return _cached_spec((shared, execution.workflow_name, target), build)
 
 
 def start_execution(
@@ -187,9 +200,12 @@ def start_execution(
     if "notify" in params and (problems := notify.check(params["notify"])):
         raise InvalidInput(f"Invalid params.notify: {'; '.join(problems)}")
     with transaction.atomic():
-        wf = find_workflow(workflow_identifier, namespace)
+        # The text is not needed, and the spec only when this process has
+        # not built it yet (_definition_spec reads the deferred column then).
+        wf = find_workflow(workflow_identifier, namespace, defer=("definition", "spec"))
         params["namespace"] = wf.namespace  # found by id: the workflow's own
-        spec = lang.build_workflow(wf.name, wf.spec)
+        spec = _definition_spec(wf)
+        raw = spec.raw  # == wf.spec (build_workflow keeps the mapping)
         values, errors = engine.check_input(spec, workflow_input or {})
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
@@ -201,20 +217,27 @@ def start_execution(
         from workflows import environments  # it writes through this module
 
         params = environments.resolve(params)  # a named env is copied: the execution keeps it
-        execution = WorkflowExecution.objects.create(
+        execution = WorkflowExecution(
             workflow_id=wf.id,
             workflow_name=wf.name,
             workflow_namespace=wf.namespace,
-            spec=wf.spec,
+            spec=raw,
             description=description or "",
             input=values,
             params=params,
             state=State.IDLE,
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
-            runtime={"spec_key": spec_key(wf.spec), **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
+            runtime={HAD_TIMERS: False, "spec_key": spec_key(wf),
+                     **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
         )
-        _SPEC_CACHE[_cache_key(execution)] = spec
-        _apply(execution, engine.Start(), fresh=True)
+        plainsql.insert_rows(WorkflowExecution, [execution])
+        if spec.reverse:
+            _cached_spec((spec_key(wf), wf.name, params.get("task_name")), lambda: spec)
+        decision = _apply(execution, engine.Start(), fresh=True)
+    # What the caller holds is the row as stored, unless work after the
+    # commit (a worker job run inline, a continuation) or a sub-workflow
+    # (which writes its parent through another object) changed it since.
+    execution.changed_after_start = bool(decision.dispatch or decision.more or spec.calls_workflows)
     return execution
 
 
@@ -228,14 +251,29 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
     if state not in (State.SUCCESS, State.ERROR):
         raise InvalidInput(f"An action execution can be completed with SUCCESS or ERROR, not {state!r}")
     with transaction.atomic():
-        action = ActionExecution.objects.filter(id=action_id).only("id", "workflow_execution_id", "state").first()
-        if action is None:
-            raise NotFound("ActionExecution", action_id)
-        if action.workflow_execution_id is None:
-            return _complete_adhoc(action_id, state, output)
-        execution = lock_execution(action.workflow_execution_id)
-        # Re-read under the lock: another completion may have committed meanwhile.
-        current = ActionExecution.objects.get(id=action_id)
+        if _holds_write_lock():
+            # SQLite's BEGIN IMMEDIATE: nobody else writes until this commits,
+            # so the action and its execution are read once, together.
+            current = (ActionExecution.objects.select_related("workflow_execution")
+                       .defer("workflow_execution__spec").filter(id=action_id).first())
+            if current is None:
+                raise NotFound("ActionExecution", action_id)
+            if current.workflow_execution_id is None:
+                return _complete_adhoc(action_id, state, output)
+            execution = current.workflow_execution
+        else:
+            # Lock the action's execution in one statement, then read the
+            # action under that lock: another completion may have committed
+            # since any earlier read.
+            owner = ActionExecution.objects.filter(id=action_id).values("workflow_execution_id")[:1]
+            execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=Subquery(owner)).first()
+            current = ActionExecution.objects.filter(id=action_id).first()
+            if current is None:
+                raise NotFound("ActionExecution", action_id)
+            if current.workflow_execution_id is None:
+                return _complete_adhoc(action_id, state, output)
+            if execution is None:
+                raise NotFound("WorkflowExecution", current.workflow_execution_id)
         if current.state != State.RUNNING:
             return _repeat_or_conflict(current, state, output)
         store = _RowStore(execution)
@@ -244,14 +282,25 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
     return current  # _apply wrote the engine's changes into this row
 
 
+def _holds_write_lock() -> bool:
+    """The transaction in progress began with SQLite's ``BEGIN IMMEDIATE``:
+    it holds the database's write lock, so what it reads can not change
+    under it (PostgreSQL's row locks need a re-read after ``FOR UPDATE``)."""
+    return connection.vendor == "sqlite" and connection.settings_dict.get("OPTIONS", {}).get(
+        "transaction_mode") == "IMMEDIATE"
+
+
 def superseded_by(action_id: str) -> str | None:
     """The id of a later action execution of the same task (a retry or a
     rerun made a new one), or None: an older attempt's callback is then gone."""
-    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at").first()
+    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at",
+                                                                    "runtime_context").first()
     if row is None or row[0] is None:
         return None
-    return (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
-            .order_by("-created_at").values_list("id", flat=True).first())
+    index = (row[2] or {}).get("index")  # a with-items item is superseded only by a later run of the same item
+    later = (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
+             .order_by("-created_at").values_list("id", "runtime_context"))
+    return next((aid for aid, rc in later if (rc or {}).get("index") == index), None)
 
 
 def _repeat_or_conflict(action: ActionExecution, state: str, output) -> ActionExecution:
@@ -539,6 +588,9 @@ def _task_view(row: TaskExecution, live: list) -> engine.TaskView:
     )
 
 
+_TASK_SELECT = plainsql.PlainSelect(TaskExecution, exclude=("items",))
+
+
 class _RowStore:
     """The engine's :class:`engine.Store` over one execution's rows: each
     question is one indexed query for the rows it names (and their live
@@ -584,8 +636,17 @@ class _RowStore:
             by_task.setdefault(a.task_execution_id, []).append(a)
         return [_task_view(self.task_rows[r.id], by_task.get(r.id, [])) for r in rows]
 
+    def _task_rows(self, where: str, params: list, order: str = "") -> list[TaskExecution]:
+        """The execution's task rows (without ``items``) matching ``where``: a
+        plain SELECT, each value through the converters the ORM would apply
+        (the query compiler was most of a completion's SELECT cost)."""
+        if self.fresh:
+            return []
+        return _TASK_SELECT.fetch(f"{_TASK_SELECT.q('workflow_execution_id')} = %s{where}",
+                                  [self.execution.id, *params], order)
+
     def task(self, task_id):
-        found = self._views(self._rows().filter(id=task_id))
+        found = self._views(self._task_rows(f" AND {_TASK_SELECT.q('id')} = %s", [task_id]))
         return found[0] if found else None
 
     def task_of_action(self, action_id):
@@ -604,17 +665,23 @@ class _RowStore:
         return (task, view) if view else None
 
     def latest(self, name):
-        found = self._views(self._rows().filter(name=name).order_by("-seq")[:1])
+        found = self._views(self._task_rows(f" AND {_TASK_SELECT.q('name')} = %s", [name],
+                                            f" ORDER BY {_TASK_SELECT.q('seq')} DESC LIMIT 1"))
         return found[0] if found else None
 
     def in_states(self, states):
-        return self._views(self._rows().filter(state__in=list(states)).order_by("seq"))
+        states = list(states)
+        if not states:
+            return []
+        marks = ", ".join(["%s"] * len(states))
+        return self._views(self._task_rows(f" AND {_TASK_SELECT.q('state')} IN ({marks})", states,
+                                           f" ORDER BY {_TASK_SELECT.q('seq')}"))
 
     def unhandled_errors(self):
         return self._views(self._rows().filter(state=State.ERROR, runtime_context__error_handled=False).order_by("seq"))
 
     def all_tasks(self):
-        return self._views(self._rows().order_by("seq"))
+        return self._views(self._task_rows("", [], f" ORDER BY {_TASK_SELECT.q('seq')}"))
 
     def actions_of(self, task_id):
         if self.fresh:
@@ -693,17 +760,7 @@ def _mistral_time(value) -> str | None:
 _TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
                 "started_at", "finished_at", "updated_at"]
 _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
-
-
-def _update_rows(model, rows: list, fields: list[str]) -> None:
-    """Write ``fields`` of changed rows. ``bulk_update`` builds a CASE WHEN per
-    field and row: for the one or two rows of a typical step that was 40% of
-    an async completion's PUT; a plain UPDATE per row is cheaper up to a few."""
-    if len(rows) > 4:
-        model.objects.bulk_update(rows, fields)
-        return
-    for row in rows:
-        model.objects.filter(pk=row.pk).update(**{f: getattr(row, f) for f in fields})
+_EXECUTION_FIELDS = ["state", "state_info", "context", "output", "runtime", "updated_at"]
 
 
 def _stamp(row, view, now) -> None:
@@ -728,7 +785,7 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         )
         _stamp(row, view, now)
         new_rows.append(row)
-    TaskExecution.objects.bulk_create(new_rows)
+    plainsql.insert_rows(TaskExecution, new_rows)
     changed_rows = []
     for view in decision.changed_tasks.values():
         row = store.task_rows[view.id]
@@ -738,7 +795,7 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
         _stamp(row, view, now)
         changed_rows.append(row)
     if changed_rows:
-        _update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
+        plainsql.update_rows(TaskExecution, changed_rows, _TASK_FIELDS)
     for view in decision.changed_tasks.values():
         if view.items_new:  # written once per round of items, not with every change of the task
             TaskExecution.objects.filter(id=view.id).update(items=view.items)
@@ -768,7 +825,7 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
         )
         for task, a in decision.new_actions if a.kind == "action"
     ]
-    ActionExecution.objects.bulk_create(new_actions)
+    plainsql.insert_rows(ActionExecution, new_actions)
     for row in new_actions:
         if not row.is_sync and row.state == State.RUNNING:
             signals.async_action_started.send(sender=ActionExecution, action=row)
@@ -782,23 +839,32 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
         row.updated_at = now
         changed_actions.append(row)
     if changed_actions:
-        _update_rows(ActionExecution, changed_actions, _ACTION_FIELDS)
+        plainsql.update_rows(ActionExecution, changed_actions, _ACTION_FIELDS)
     for row in new_actions + changed_actions:
         if row.state in TERMINAL:
             signals.action_finished.send(sender=ActionExecution, action=row)
+
+
+# WorkflowExecution.runtime key: False when made, True once a Timer row was made for it.
+HAD_TIMERS = "had_timers"
 
 
 def _store_timers(execution, decision: engine.Decision, now) -> None:
     """The engine's timer commands, in the same transaction as the state
     they belong to; an execution that ended keeps none."""
     if execution.state in TERMINAL:
-        Timer.objects.filter(execution_id=execution.id).delete()
+        # Only an execution that ever had a timer can have one left: the
+        # others (most) end without a DELETE. One made before the mark
+        # existed has no key and is treated as having had timers.
+        if (execution.runtime or {}).get(HAD_TIMERS, True):
+            Timer.objects.filter(execution_id=execution.id).delete()
         return
     for cmd in decision.commands:
         if isinstance(cmd, engine.CancelTimers):
             Timer.objects.filter(task_execution_id=cmd.task_id, kind__in=list(cmd.kinds)).delete()
         elif isinstance(cmd, engine.StartTimer):
             Timer.objects.filter(task_execution_id=cmd.task_id, kind=cmd.kind).delete()
+            execution.runtime = {**(execution.runtime or {}), HAD_TIMERS: True}
             Timer.objects.create(execution_id=execution.id, task_execution_id=cmd.task_id, kind=cmd.kind,
                                  due_at=now + timedelta(seconds=cmd.seconds))
 
@@ -825,8 +891,9 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     final = decision.snapshot
     execution.state, execution.state_info = final.state, final.state_info
     execution.context, execution.output, execution.runtime = final.context, final.output, final.runtime
-    execution.save(update_fields=["state", "state_info", "context", "output", "runtime", "updated_at"])
-    _store_timers(execution, decision, now)
+    _store_timers(execution, decision, now)  # before the save: it marks the runtime of an execution with timers
+    execution.updated_at = timezone.now()
+    plainsql.write_fields(WorkflowExecution, execution, _EXECUTION_FIELDS)
 
     name = execution.workflow_name
     events = decision.trace
@@ -895,7 +962,7 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
         workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
         input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
         task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
-        runtime={**engine.new_runtime(), "spec_key": spec_key(definition.spec),
+        runtime={**engine.new_runtime(), HAD_TIMERS: False, "spec_key": spec_key(definition),
                  "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
                  **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
     )

@@ -481,3 +481,13 @@ def test_a_tracking_mode_that_does_not_exist_is_refused_at_upload():
         services.save_workflows(polled_wf("sometimes"))
     assert any("must be callback | poll | hybrid, not 'sometimes'" in e["message"] for e in refused.value.errors)
     services.save_workflows(polled_wf("<% $.mode %>").replace("polled:", "exprmode:"))  # decided at run time
+
+
+def test_an_action_tracked_by_hand_loses_its_row_when_a_callback_completes_it():
+    services.save_workflows(polled_wf("callback"), update=True)
+    ex = services.start_execution("polled")
+    action = ActionExecution.objects.get(workflow_execution=ex)
+    call_command("track_result", action.id)
+    assert TrackedAction.objects.filter(action=action).exists()
+    services.complete_action(action.id, "SUCCESS", {"by": "callback"})
+    assert not TrackedAction.objects.exists()
