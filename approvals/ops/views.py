@@ -26,6 +26,7 @@ from approvals.models import OperatorAction
 from approvals.ops import services as ops
 from approvals.ops.forms import AuditFilterForm, CompleteActionForm, WaitingFilterForm
 from approvals.ops.waiting import waiting_rows
+from workflows import completions
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution
 from workflows.states import State
@@ -122,8 +123,9 @@ def action_complete(request, action_id: str):
         status = 400
         if form.is_valid():
             try:
-                entry = ops.complete_action(request.user, action_id, form.cleaned_data["state"],
-                                            form.cleaned_data["output"])
+                with completions.completing("by hand", door="operator"):
+                    entry = ops.complete_action(request.user, action_id, form.cleaned_data["state"],
+                                                form.cleaned_data["output"])
             except Forbidden as exc:
                 return forbidden(request, exc.message)
             except (Conflict, InvalidInput, NotFound) as exc:

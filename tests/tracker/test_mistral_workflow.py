@@ -11,7 +11,7 @@ import pytest
 from django.test import Client, TestCase
 
 from tracker import remote
-from tracker.models import TrackedAction, WebhookDelivery
+from tracker.models import Completion, TrackedAction, WebhookDelivery
 from tracker.queries import ActionInfo, QueryError
 from tracker.runner import Tracker
 from workflows import services
@@ -230,6 +230,8 @@ def test_a_failed_notification_fails_the_task_with_the_remote_state_info(mistral
     ex.refresh_from_db()
     assert ex.state == "ERROR"
     assert "Remote workflow execution r1 failed: boom" in TaskExecution.objects.get(workflow_execution=ex).state_info
+    assert Completion.objects.filter(action_id=action.id).values_list("mode", "door").get() == (
+        "callback", "notification")
 
 
 def test_a_succeeded_notification_fetches_the_output_once(mistral):
