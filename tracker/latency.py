@@ -34,12 +34,14 @@ from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from tracker import advice
 from workflows import completions
 from workflows.states import State
 
 BINS_PER_DECADE = 20
 MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
-DEFAULTS = {"RAW_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000, "LIVE_RAW_MAX": 20_000}
+DEFAULTS = {"RAW_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000, "LIVE_RAW_MAX": 20_000,
+            "ADVICE_MIN": advice.MIN_COMPLETIONS}
 MODES = ("callback", "hybrid-callback", "poll", "hybrid-poll", "by hand", "approval", "timeout", "failed to start")
 APPROVAL_ACTIONS = ("gust.approval",)
 OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
@@ -306,7 +308,8 @@ def figures(window: str = "24h", now: datetime | None = None) -> dict:
     actions = [_row(mode, name, g) for (mode, name), g in
                sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))]
     return {"window": window, "since": since, "now": now, "total": sum(g["count"] for g in by_mode.values()),
-            "modes": modes, "actions": actions, "histograms": _histograms(by_mode, order)}
+            "modes": modes, "actions": actions, "histograms": _histograms(by_mode, order),
+            "advice": advice.advise(actions, min_completions=int(conf("ADVICE_MIN")))}
 
 
 COUNTERS = ("count", "polls", "polled", "interval_sum", "statements", "counted")

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ["workflows/engine.py", "workflows/adhoc.py", "workflows/policies.py", "workflows/states.py",
         "workflows/actions.py", "workflows/graph.py", "workflows/cron.py",
-        "workflows/timeline.py",
+        "workflows/timeline.py", "tracker/advice.py",
         *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "workflows/lang").glob("*.py"))]
 PURE_MODULES = {p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in PURE}
 FORBIDDEN_TOP = {"django", "rest_framework", "django_q", "drf_spectacular", "tracker", "approvals", "bench", "config"}
