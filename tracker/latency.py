@@ -123,7 +123,7 @@ def record(sender, action, **kwargs):
 
     source = current()
     now = timezone.now()
-    detected = (source.detected_at if source else None) or now
+    detected = source.detected_at if source else now
     Completion.objects.create(
         action_id=action.id, action_name=action.name[:255], execution_id=action.workflow_execution_id,
         mode=mode_of(action, source), door=source.door if source else "other", detected_at=detected,

@@ -114,7 +114,9 @@ def run_benchmark(request):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Benchmark run {run.id} queued: {run.step}.")
-    return redirect(reverse("tracker_pages:compare") + "#benchmark")
+    window = request.POST.get("window")
+    query = f"?window={window}" if window in latency.WINDOWS else ""
+    return redirect(reverse("tracker_pages:compare") + query + "#benchmark")
 
 
 def fingerprint(page: str) -> str:

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 # The door a mode comes through when the caller names none.
 DEFAULT_DOOR = {"callback": "signed-url", "poll": "tracker", "timeout": "sweep", "by hand": "api",
@@ -38,7 +39,7 @@ DEFAULT_DOOR = {"callback": "signed-url", "poll": "tracker", "timeout": "sweep",
 class Source:
     mode: str  # callback, poll, by hand, approval, timeout, failed to start (hybrid- is added from the action)
     door: str  # api, signed-url, notification, inbox, tracker, sweep, timer, operator, approval-*, worker
-    detected_at: datetime | None = None  # when Gust received the answer; None: when the completion is recorded
+    detected_at: datetime  # when Gust received the answer (by default: when the door opened its block)
     polls: int | None = None
     outside_done_at: Any = None  # as the outside system reported it: ISO 8601 text or epoch seconds
     statements: int = field(default=0, compare=False)  # counted since the block opened or the last record
@@ -57,7 +58,8 @@ _current: contextvars.ContextVar[Source | None] = contextvars.ContextVar("gust_c
 def completing(mode: str, detected_at: datetime | None = None, polls: int | None = None,
                outside_done_at: Any = None, door: str | None = None):
     """Results completed inside this block came back by ``mode`` through ``door``."""
-    source = Source(mode, door or DEFAULT_DOOR.get(mode, "other"), detected_at, polls, outside_done_at)
+    source = Source(mode, door or DEFAULT_DOOR.get(mode, "other"), detected_at or timezone.now(), polls,
+                    outside_done_at)
 
     def count(execute, sql, params, many, context):
         source.statements += 1
