@@ -12,11 +12,13 @@ traffic, not only in a benchmark.
   (``record``) writes one ``Completion`` row in the completing transaction,
   with the SQL statements the door spent and, for a poll, the interval.
 - ``roll_up()`` (a periodic hook of the tracker) folds raw rows into
-  per-minute ``CompletionBucket`` rows with log-scale histograms of
-  "outside done → detected" and "detected → next task running"; the next
-  task's start is read then, from its ``started_at``, off the hot path.
-  Raw rows are kept ``COMPLETIONS["RAW_DAYS"]`` (2), buckets
-  ``COMPLETIONS["BUCKET_DAYS"]`` (90).
+  per-minute and per-hour ``CompletionBucket`` rows with log-scale
+  histograms of "outside done → detected" and "detected → next task
+  running"; the next task's start is read then, from its ``started_at``,
+  off the hot path. Kept (``COMPLETIONS``): raw rows ``RAW_DAYS`` (2),
+  minute buckets ``MINUTE_BUCKET_DAYS`` (2), hour buckets ``BUCKET_DAYS`` (90).
+  Windows up to 6 h read minute buckets, longer ones hour buckets (a 30-day
+  window reads about 720 rows per mode and action name).
 - ``figures(window)`` merges the buckets of a time window (and the rows not
   rolled up yet) into p50/p95/p99 per mode and per action name. Percentiles
   come from the histograms: within a bin's width (about 12%, 20 bins per
@@ -30,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import Min, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -40,8 +42,9 @@ from workflows.states import State
 
 BINS_PER_DECADE = 20
 MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
-DEFAULTS = {"RAW_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000, "LIVE_RAW_MAX": 20_000,
-            "ADVICE_MIN": advice.MIN_COMPLETIONS}
+HOUR = 60  # CompletionBucket.span of an hour bucket, in minutes
+DEFAULTS = {"RAW_DAYS": 2.0, "MINUTE_BUCKET_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000,
+            "LIVE_RAW_MAX": 20_000, "ADVICE_MIN": advice.MIN_COMPLETIONS}
 MODES = ("callback", "hybrid-callback", "poll", "hybrid-poll", "by hand", "approval", "timeout", "failed to start")
 APPROVAL_ACTIONS = ("gust.approval",)
 OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
@@ -245,18 +248,18 @@ def roll_up(now: datetime | None = None) -> int:
         if rows:
             folded: dict = {}
             _fold(rows, folded)
+            hours: dict = {}
             for (minute, mode, name), agg in folded.items():
-                bucket, _ = CompletionBucket.objects.select_for_update().get_or_create(
-                    minute=minute, mode=mode, action_name=name)
-                bucket.count += agg["count"]
-                bucket.polls += agg["polls"]
-                bucket.polled += agg["polled"]
-                bucket.interval_sum += agg["interval_sum"]
-                bucket.statements += agg["statements"]
-                bucket.counted += agg["counted"]
-                merge(bucket.detect_hist, agg["detect_hist"])
-                merge(bucket.next_hist, agg["next_hist"])
-                bucket.save()
+                _merge_group(hours, (minute.replace(minute=0), mode, name), agg)
+            for span, groups in ((1, folded), (HOUR, hours)):
+                for (start, mode, name), agg in groups.items():
+                    bucket, _ = CompletionBucket.objects.select_for_update().get_or_create(
+                        minute=start, span=span, mode=mode, action_name=name)
+                    for k in COUNTERS:
+                        setattr(bucket, k, getattr(bucket, k) + agg[k])
+                    merge(bucket.detect_hist, agg["detect_hist"])
+                    merge(bucket.next_hist, agg["next_hist"])
+                    bucket.save()
             Completion.objects.filter(id__in=[c.id for c in rows]).update(rolled_up=True)
     _prune(now)
     return len(rows)
@@ -270,12 +273,14 @@ def _prune(now: datetime) -> None:
                .values_list("id", flat=True)[:5000])
     if old:
         Completion.objects.filter(id__in=old).delete()
+    CompletionBucket.objects.filter(span=1, minute__lt=now - timedelta(days=conf("MINUTE_BUCKET_DAYS"))).delete()
     CompletionBucket.objects.filter(minute__lt=now - timedelta(days=conf("BUCKET_DAYS"))).delete()
 
 
 # --- the live figures -------------------------------------------------------------
 
 
+LONG_WINDOW = timedelta(hours=6)  # longer windows read hour buckets
 WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
            "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -288,12 +293,19 @@ def figures(window: str = "24h", now: datetime | None = None) -> dict:
 
     now = now or timezone.now()
     since = now - WINDOWS[window]
+    first_minute = since.replace(second=0, microsecond=0)
+    if WINDOWS[window] > LONG_WINDOW:
+        # Whole hours from the hour buckets, the minutes before the first whole hour from minute buckets.
+        cut = since.replace(minute=0, second=0, microsecond=0)
+        cut = cut if cut == since else cut + timedelta(hours=1)
+        which = Q(span=HOUR, minute__gte=cut) | Q(span=1, minute__gte=first_minute, minute__lt=cut)
+    else:
+        which = Q(span=1, minute__gte=first_minute)
     groups: dict = {}
-    for b in CompletionBucket.objects.filter(minute__gte=since.replace(second=0, microsecond=0)).iterator():
-        _merge_group(groups, (b.mode, b.action_name), {
-            "count": b.count, "polls": b.polls, "polled": b.polled, "interval_sum": b.interval_sum,
-            "statements": b.statements,
-            "counted": b.counted, "detect_hist": b.detect_hist, "next_hist": b.next_hist})
+    fields = ("mode", "action_name", *COUNTERS, "detect_hist", "next_hist")
+    for values in CompletionBucket.objects.filter(which).values_list(*fields).iterator(chunk_size=5000):
+        b = dict(zip(fields, values, strict=True))
+        _merge_group(groups, (b["mode"], b["action_name"]), b)
     fresh: dict = {}
     raw = _with_next_start(Completion.objects.filter(rolled_up=False, detected_at__gte=since)
                            .order_by("-id"))[:conf("LIVE_RAW_MAX")]

@@ -149,11 +149,13 @@ class Completion(models.Model):
 
 
 class CompletionBucket(models.Model):
-    """Completions of one minute, mode and action name: counts and
-    log-scale histograms (tracker.latency.BINS_PER_DECADE), so the live
-    figures stay fast with millions of completions."""
+    """Completions of one minute (``span`` 1) or one hour (``span`` 60), mode
+    and action name: counts and log-scale histograms
+    (tracker.latency.BINS_PER_DECADE), so the live figures stay fast with
+    millions of completions."""
 
-    minute = models.DateTimeField(db_index=True)
+    minute = models.DateTimeField(db_index=True, help_text="The start of the minute or hour.")
+    span = models.PositiveSmallIntegerField(default=1, help_text="Minutes: 1 or 60.")
     mode = models.CharField(max_length=20)
     action_name = models.CharField(max_length=255)
     count = models.PositiveIntegerField(default=0)
@@ -166,11 +168,11 @@ class CompletionBucket(models.Model):
     next_hist = models.JSONField(default=dict, help_text='"detected -> next task running" ms: {bin: count}')
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["minute", "mode", "action_name"],
-                                               name="tracker_completionbucket_key")]
+        constraints = [models.UniqueConstraint(fields=["minute", "span", "mode", "action_name"],
+                                               name="tracker_completionbucket_span_key")]
 
     def __str__(self):
-        return f"{self.minute:%Y-%m-%d %H:%M} {self.mode} {self.action_name}: {self.count}"
+        return f"{self.minute:%Y-%m-%d %H:%M} +{self.span}m {self.mode} {self.action_name}: {self.count}"
 
 
 class BenchmarkRun(models.Model):
