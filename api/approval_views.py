@@ -22,6 +22,7 @@ from approvals import access, services
 from approvals.errors import InvalidData
 from approvals.forms import AGES, INBOX_STATUSES
 from approvals.models import Approval, ApprovalResponse, Assignment
+from workflows import completions
 from workflows.auth import XAuthTokenAuthentication
 from workflows.errors import InvalidInput, NotFound
 
@@ -131,7 +132,8 @@ class ApprovalAnswer(_Base):
             return Response({"faultstring": "Invalid answer", "errors": answer.errors},
                             status=status.HTTP_400_BAD_REQUEST)
         try:
-            services.answer(approval_id, request.user, **answer.validated_data)
+            with completions.completing("approval", door="approval-api"):
+                services.answer(approval_id, request.user, **answer.validated_data)
         except InvalidData as exc:
             return Response({"faultstring": exc.message, "errors": exc.field_errors},
                             status=status.HTTP_400_BAD_REQUEST)

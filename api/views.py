@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
@@ -18,7 +19,7 @@ from api.listing import in_namespace, paginate
 from api.parsers import loads
 from core.states import State
 from ops import services as ops
-from workflows import action_runs, books, environments, rows, selectors, services
+from workflows import action_runs, books, completions, environments, rows, selectors, services
 from workflows import permissions as perms
 from workflows.errors import InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
@@ -394,23 +395,29 @@ class ActionExecutionDetail(APIView):
         return Response(resources.action_execution(selectors.action_execution(action_id)))
 
     def put(self, request, action_id):
-        """Complete an async action: ``{"state": "SUCCESS"|"ERROR", "output": ...}``.
+        """Complete an async action: ``{"state": "SUCCESS"|"ERROR", "output": ...}``,
+        optionally with ``finished_at`` (ISO 8601 or epoch seconds: when the
+        job ended, for the live latency figures; a bad value is ignored).
 
         200 with the stored action; 404 unknown id; 400 bad state; 409 (with
         ``state``) when it is no longer RUNNING, which changes nothing.
         """
+        received_at = timezone.now()
         data = request.data if isinstance(request.data, dict) else None
         if data is None or "state" not in data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
         state = data["state"]
         output = rows.checked_json(_output_arg(data.get("output")), "output")
-        if perms.enforced():
-            # By hand: ops.complete_actions, audited. An approval's action
-            # is otherwise answered through its approval, by its assignees.
-            ops.complete_action(request.user, action_id, state, output)
-            action = ActionExecution.objects.get(id=action_id)
-        else:
-            action = services.complete_action(action_id, state, output)
+        # By hand, or the callback of an action that asked for one (tracker.latency.mode_of).
+        with completions.completing("by hand", door="api", detected_at=received_at,
+                                    outside_done_at=data.get("finished_at")):
+            if perms.enforced():
+                # By hand: ops.complete_actions, audited. An approval's action
+                # is otherwise answered through its approval, by its assignees.
+                ops.complete_action(request.user, action_id, state, output)
+                action = ActionExecution.objects.get(id=action_id)
+            else:
+                action = services.complete_action(action_id, state, output)
         return Response(resources.action_execution(action))
 
     # Mistral's docs tell outside systems to POST the result to this path.

@@ -34,6 +34,7 @@ from approvals.errors import Forbidden, InvalidData
 from approvals.models import Approval, ApprovalResponse, Assignment
 from approvals.params import parse
 from core.states import State
+from workflows import completions
 from workflows import services as wf_services
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import WorkflowExecution
@@ -258,7 +259,7 @@ def _expire(approval: Approval) -> str:
     outcome = "approved" if approved else "rejected"
     _close(approval, Approval.Status.EXPIRED, result, f"Expired without a decision; {outcome} by default")
     try:
-        with transaction.atomic():
+        with transaction.atomic(), completions.completing("approval", door="approval-expiry"):
             _complete(approval, result)
     except (Conflict, NotFound) as exc:  # the action ended some other way meanwhile
         _close(approval, Approval.Status.CANCELLED, None, f"Expired, but its action was gone: {exc.message}")

@@ -17,6 +17,7 @@ from approvals import access, services
 from approvals.errors import Forbidden, InvalidData
 from approvals.forms import AnswerForm, InboxFilterForm
 from approvals.models import Approval, ApprovalResponse
+from workflows import completions
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import WorkflowExecution
 from workflows.views import pretty_json
@@ -60,8 +61,9 @@ def detail(request, approval_id: str):
         status = 400
         if form.is_valid():
             try:
-                services.answer(approval.id, user, request.POST.get("decision", ""),
-                                form.cleaned_data["comment"], form.schema_data())
+                with completions.completing("approval", door="approval-page"):
+                    services.answer(approval.id, user, request.POST.get("decision", ""),
+                                    form.cleaned_data["comment"], form.schema_data())
             except Forbidden as exc:
                 return _forbidden(request, approval, exc.message)
             except InvalidData as exc:

@@ -27,7 +27,7 @@ from ops import services as ops
 from ops.forms import AuditFilterForm, CompleteActionForm, WaitingFilterForm
 from ops.models import OperatorAction
 from ops.waiting import waiting_rows
-from workflows import selectors
+from workflows import completions, selectors
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import ActionExecution, TaskExecution
 
@@ -123,8 +123,9 @@ def action_complete(request, action_id: str):
         status = 400
         if form.is_valid():
             try:
-                entry = ops.complete_action(request.user, action_id, form.cleaned_data["state"],
-                                            form.cleaned_data["output"])
+                with completions.completing("by hand", door="operator"):
+                    entry = ops.complete_action(request.user, action_id, form.cleaned_data["state"],
+                                                form.cleaned_data["output"])
             except Forbidden as exc:
                 return forbidden(request, exc.message)
             except (Conflict, InvalidInput, NotFound) as exc:

@@ -67,9 +67,12 @@
     var data = JSON.parse(node.textContent);
     if (!data.bins.length) { return; }
     document.querySelectorAll("svg.latency-histogram").forEach(function (svg) {
+      while (svg.firstChild) { svg.removeChild(svg.firstChild); }
       draw(svg, data, svg.getAttribute("data-series"));
     });
   }
 
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+  // static/live.js swapped a live region in: draw its histograms again.
+  document.addEventListener("gust:live", init);
 })();

@@ -6,6 +6,7 @@ a tracked action's query interval)."""
 from django.contrib import admin
 
 from tracker.models import (
+    BenchmarkRun,
     CallbackInbox,
     Completion,
     CompletionBucket,
@@ -50,16 +51,24 @@ class TrackerProcessAdmin(ReadOnlyAdmin):
 
 @admin.register(Completion)
 class CompletionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "mode", "action_name", "action_id", "outside_done_at", "detected_at", "recorded_at",
-                    "polls", "rolled_up")
-    list_filter = ("mode", "rolled_up")
+    list_display = ("id", "mode", "door", "action_name", "action_id", "outside_done_at", "detected_at", "recorded_at",
+                    "polls", "interval", "statements", "rolled_up")
+    list_filter = ("mode", "door", "rolled_up")
     search_fields = ("=action_id", "=execution_id", "action_name")
     date_hierarchy = "detected_at"
 
 
 @admin.register(CompletionBucket)
 class CompletionBucketAdmin(ReadOnlyAdmin):
-    list_display = ("minute", "mode", "action_name", "count", "polls", "polled")
-    list_filter = ("mode",)
+    list_display = ("minute", "span", "mode", "action_name", "count", "polls", "polled", "statements")
+    list_filter = ("span", "mode")
     search_fields = ("action_name",)
     date_hierarchy = "minute"
+
+
+@admin.register(BenchmarkRun)
+class BenchmarkRunAdmin(ReadOnlyAdmin):
+    """Runs of the comparison page's button (tracker.benchmarks)."""
+
+    list_display = ("id", "state", "requested_by", "progress", "step", "created_at", "finished_at")
+    list_filter = ("state",)

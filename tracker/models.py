@@ -103,12 +103,19 @@ class Completion(models.Model):
     action_name = models.CharField(max_length=255)
     execution_id = models.CharField(max_length=36, null=True, blank=True)
     mode = models.CharField(max_length=20, help_text="callback, poll, hybrid-callback, hybrid-poll, by hand, "
-                                                     "approval or timeout")
+                                                     "approval, timeout or failed to start")
+    door = models.CharField(max_length=20, default="other",
+                            help_text="Where it came in: api, signed-url, notification, inbox, tracker, sweep, timer, "
+                                      "operator, approval-page, approval-api, approval-expiry, worker (see "
+                                      "workflows.completions).")
     outside_done_at = models.DateTimeField(null=True, blank=True,
                                            help_text="When the outside system says it finished, if it says.")
     detected_at = models.DateTimeField(db_index=True, help_text="When Gust received the callback or poll answer.")
     recorded_at = models.DateTimeField(help_text="The completing transaction, in which the next task starts.")
     polls = models.PositiveIntegerField(null=True, blank=True)
+    interval = models.FloatField(null=True, blank=True, help_text="Polled: the query interval in seconds.")
+    statements = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="SQL statements the door spent up to this row.")
     rolled_up = models.BooleanField(default=False)
 
     class Meta:
@@ -119,22 +126,65 @@ class Completion(models.Model):
 
 
 class CompletionBucket(models.Model):
-    """Completions of one minute, mode and action name: counts and
-    log-scale histograms (tracker.latency.BINS_PER_DECADE), so the live
-    figures stay fast with millions of completions."""
+    """Completions of one minute (``span`` 1) or one hour (``span`` 60), mode
+    and action name: counts and log-scale histograms
+    (tracker.latency.BINS_PER_DECADE), so the live figures stay fast with
+    millions of completions."""
 
-    minute = models.DateTimeField(db_index=True)
+    minute = models.DateTimeField(db_index=True, help_text="The start of the minute or hour.")
+    span = models.PositiveSmallIntegerField(default=1, help_text="Minutes: 1 or 60.")
     mode = models.CharField(max_length=20)
     action_name = models.CharField(max_length=255)
     count = models.PositiveIntegerField(default=0)
     polls = models.PositiveBigIntegerField(default=0)
     polled = models.PositiveIntegerField(default=0, help_text="Completions whose poll count is known.")
+    interval_sum = models.FloatField(default=0.0, help_text="Sum of the query intervals of the polled ones.")
+    statements = models.PositiveBigIntegerField(default=0)
+    counted = models.PositiveIntegerField(default=0, help_text="Completions whose SQL statements were counted.")
     detect_hist = models.JSONField(default=dict, help_text='"outside done -> detected" ms: {bin: count}')
     next_hist = models.JSONField(default=dict, help_text='"detected -> next task running" ms: {bin: count}')
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["minute", "mode", "action_name"],
-                                               name="tracker_completionbucket_key")]
+        constraints = [models.UniqueConstraint(fields=["minute", "span", "mode", "action_name"],
+                                               name="tracker_completionbucket_span_key")]
 
     def __str__(self):
-        return f"{self.minute:%Y-%m-%d %H:%M} {self.mode} {self.action_name}: {self.count}"
+        return f"{self.minute:%Y-%m-%d %H:%M} +{self.span}m {self.mode} {self.action_name}: {self.count}"
+
+
+class BenchmarkRun(models.Model):
+    """One ``compare_completion`` run started from the comparison page: a
+    worker job runs the command and writes its progress here, so the page
+    shows it across reloads. At most one is queued or running at a time
+    (the constraint), see ``tracker.benchmarks``."""
+
+    class State(models.TextChoices):
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        SUCCESS = "SUCCESS"
+        ERROR = "ERROR"
+
+    ACTIVE = (State.QUEUED, State.RUNNING)
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    slot = models.CharField(max_length=20, default="compare", help_text="One active run per slot.")
+    requested_by = models.CharField(max_length=150)
+    args = models.JSONField(default=list, help_text="compare_completion's arguments")
+    progress = models.FloatField(default=0.0, help_text="0 to 1")
+    step = models.CharField(max_length=300, blank=True, default="")
+    log_tail = models.TextField(blank=True, default="")
+    output = models.CharField(max_length=500, blank=True, default="", help_text="The JSON file it writes.")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Its heartbeat while it runs.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["slot"], condition=models.Q(state__in=["QUEUED", "RUNNING"]),
+                                               name="tracker_benchmarkrun_one_active")]
+        permissions = [("run_benchmark", "Can run the completion benchmark from the comparison page")]
+
+    def __str__(self):
+        return f"compare_completion {self.id} {self.state}"

@@ -284,7 +284,7 @@ def apply_notification(token: str, body, received_at=None) -> NotificationOutcom
         state, output = State.ERROR, remote.cancelled(remote_id, body.get("state_info"))
     try:
         # (Mistral's updated_at has whole seconds: too coarse for an "outside done" time.)
-        with latency.completing("callback", detected_at=received_at):
+        with latency.completing("callback", detected_at=received_at, door="notification"):
             action = wf_services.complete_action(action_id, state, output)
     except Conflict as exc:  # a poll, or a cancel, came first: the first result won
         return NotificationOutcome(False, exc.message, ActionExecution.objects.filter(id=action_id).first())
@@ -318,7 +318,7 @@ def process_inbox(now=None) -> int:
                 item.outcome = f"ignored: attempt {item.attempt} is older than {action.attempt}"
             else:
                 try:
-                    with latency.completing("callback", detected_at=item.received_at):
+                    with latency.completing("callback", detected_at=item.received_at, door="inbox"):
                         wf_services.complete_action(item.action_id, item.state, item.output)
                     item.outcome = "applied"
                 except GustError as exc:

@@ -9,4 +9,6 @@ app_name = "tracker_pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("compare/", views.compare, name="compare"),
+    path("compare/run", views.run_benchmark, name="run_benchmark"),
+    path("events", views.events, name="events"),
 ]

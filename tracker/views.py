@@ -1,8 +1,11 @@
 """Tracker pages of the dashboard: live tracker figures, and the latest
 ``manage.py compare_completion`` run drawn as inline SVG charts.
 
-Both only read: the figures come from ``tracker.services.stats()``, the
-comparison from the JSON files the command writes to bench/results/.
+Both pages are live (``workflows.live``: an event stream says "changed",
+``static/live.js`` fetches the region again with ``X-Gust-Live: 1``). The
+figures come from ``tracker.services.stats()`` and ``tracker.latency``, the
+comparison from the JSON files the command writes to bench/results/; the
+comparison page's button queues a quick run (``tracker.benchmarks``).
 """
 
 from __future__ import annotations
@@ -13,11 +16,19 @@ import re
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Max
 from django.http import Http404
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from tracker import latency, services
+from tracker import benchmarks, latency, services
+from tracker.models import Completion, TrackerProcess
+from workflows import live
+from workflows.errors import Conflict
+from workflows.views import is_live
 
 RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 LATEST = "compare-latest.json"
@@ -28,38 +39,54 @@ ROLES = (("web", "#2da44e"), ("worker", "#bf8700"), ("tracker", "#8250df"))
 
 
 def _live(request) -> dict:
-    """The live completion figures of ``?window=`` (an unknown one: the last 24 h)."""
-    return {"live": latency.by_mode_for_page(request.GET.get("window", "24h")), "windows": list(latency.WINDOWS)}
+    """The live completion figures of ``?window=`` (an unknown one: the last 24 h), with their charts."""
+    figures = latency.by_mode_for_page(request.GET.get("window", "24h"))
+    return {"live": figures, "windows": list(latency.WINDOWS),
+            "live_charts": [
+                {"title": title, "chart": latency_chart([
+                    {"name": r["mode"], "latency_ms": {p: r[key][p] for p, _ in PERCENTILES}}
+                    for r in figures["modes"] if r[key]["n"]])}
+                for key, title in (("next", "detected → next task running"), ("detect", "outside done → detected"))]}
+
+
+def _page(request, template: str, region: str, context: dict):
+    """The whole page, or only its live region for ``static/live.js``."""
+    return render(request, region if is_live(request) else template, context)
 
 
 @require_GET
 def overview(request):
-    """Live figures of the results tracker (the page refreshes itself)."""
-    return render(request, "tracker/overview.html", {"nav": "tracker", "stats": services.stats(),
-                                                     "has_comparison": (RESULTS_DIR / LATEST).exists(),
-                                                     **_live(request)})
+    """Live figures of the results tracker."""
+    return _page(request, "tracker/overview.html", "tracker/_overview_live.html",
+                 {"nav": "tracker", "stats": services.stats(), "has_comparison": (RESULTS_DIR / LATEST).exists(),
+                  **_live(request)})
 
 
 @require_GET
 def compare(request):
-    """The latest comparison (or ``?run=compare-<timestamp>.json``) as charts and tables."""
+    """The latest comparison (or ``?run=compare-<timestamp>.json``) as charts
+    and tables, the live figures, and the benchmark button with its progress."""
     name = request.GET.get("run") or LATEST
     if not _RUN_NAME.match(name):
         raise Http404("No such comparison run")
     path = RESULTS_DIR / name
     runs = sorted((p.name for p in RESULTS_DIR.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST),
                   reverse=True)[:30]
-    context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None, **_live(request)}
+    context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None,
+               "bench_run": benchmarks.latest(), "can_run": benchmarks.allowed(request.user),
+               "quick_command": " ".join(["manage.py compare_completion", *benchmarks.conf("BENCHMARK_ARGS")]),
+               **_live(request)}
+    template = ("tracker/compare.html", "tracker/_compare_live.html")
     if not path.exists():
         if name != LATEST:
             raise Http404("No such comparison run")
-        return render(request, "tracker/compare.html", context)
+        return _page(request, *template, context)
     try:
         result = json.loads(path.read_text())
         modes = result.get("modes") or []
     except (OSError, ValueError) as exc:
         context["error"] = f"{path.name} could not be read: {exc}"
-        return render(request, "tracker/compare.html", context)
+        return _page(request, *template, context)
     context.update(
         result=result,
         modes=modes,
@@ -72,7 +99,42 @@ def compare(request):
         extras=_percentages(result.get("extras") or {}),
         targets=result.get("targets") or [],
     )
-    return render(request, "tracker/compare.html", context)
+    return _page(request, *template, context)
+
+
+@login_required
+@require_POST
+def run_benchmark(request):
+    """The button: queue a quick ``compare_completion`` run (one at a time, permission tracker.run_benchmark)."""
+    try:
+        run = benchmarks.request(request.user, RESULTS_DIR)
+    except benchmarks.Forbidden as exc:
+        return render(request, "403.html", {"message": exc.message}, status=403)
+    except Conflict as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Benchmark run {run.id} queued: {run.step}.")
+    window = request.POST.get("window")
+    query = f"?window={window}" if window in latency.WINDOWS else ""
+    return redirect(reverse("tracker_pages:compare") + query + "#benchmark")
+
+
+def fingerprint(page: str) -> str:
+    """What the page shows changed: a completion, the benchmark run, and on
+    the overview the tracker's heartbeat (to 5 s)."""
+    last = Completion.objects.aggregate(m=Max("id"))["m"] or 0
+    run = benchmarks.latest()
+    parts = [str(last), f"{run.id}-{run.state}-{run.progress}-{run.step}" if run else "-"]
+    if page == "overview":
+        seen = TrackerProcess.objects.aggregate(m=Max("last_seen"))["m"]
+        parts.append(str(int(seen.timestamp() // 5)) if seen else "-")
+    return "|".join(parts)
+
+
+@require_GET
+def events(request):
+    page = "overview" if request.GET.get("page") == "overview" else "compare"
+    return live._stream(request, lambda: fingerprint(page))
 
 
 def _percentages(extras: dict) -> dict:

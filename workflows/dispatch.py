@@ -20,7 +20,7 @@ from django.utils.module_loading import import_string
 
 from core import actions, adhoc
 from core.states import State
-from workflows import conf, queue, services
+from workflows import completions, conf, queue, services
 from workflows.errors import Conflict, NotFound
 from workflows.models import HANDED_OVER, ActionExecution
 
@@ -97,7 +97,9 @@ def _claim(action_id: str) -> bool:
 
 def _report(action_id: str, state: str, result) -> None:
     try:
-        services.complete_action(action_id, state, result)
+        # A sync action's result, or an async one that failed before its outside system had it.
+        with completions.completing("failed to start", door="worker"):
+            services.complete_action(action_id, state, result)
     except (Conflict, NotFound) as exc:
         # Completed, cancelled or deleted meanwhile: the first result wins.
         logger.info("result of action %s not applied: %s", action_id, exc)

@@ -13,7 +13,7 @@ import threading
 
 from django.db import close_old_connections, connections
 
-from workflows import services, triggers
+from workflows import completions, services, triggers
 
 logger = logging.getLogger("gust.timers")
 POLL = 0.5  # seconds between looks at the timer table when none is due sooner
@@ -28,7 +28,9 @@ class TimerLoop:
         self.triggered = 0  # executions started by cron triggers
 
     def run_once(self) -> int:
-        fired = services.fire_due_timers()
+        # A timeout policy that fires fails the task's running action: no result came back.
+        with completions.completing("timeout", door="timer"):
+            fired = services.fire_due_timers()
         self.fired += fired
         self.triggered += triggers.fire_due()
         return fired

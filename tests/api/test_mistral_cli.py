@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from tracker.models import Completion
 from workflows.models import ActionExecution, TaskExecution, WorkflowDefinition, WorkflowExecution
 
 pytestmark = [pytest.mark.cli, pytest.mark.django_db(transaction=True)]
@@ -107,6 +108,8 @@ def test_execution_completed_through_action_execution_update(mistral, cli_demo_y
 
     done = mistral.json("action-execution-update", action_id, "--state", "SUCCESS", "--output", '{"value": 3}')
     assert (done["ID"], done["State"], done["Accepted"]) == (action_id, "SUCCESS", True)
+    # The CLI is the REST API's door to the live latency figures, by hand for std.async_noop.
+    assert Completion.objects.filter(action_id=action_id).values_list("mode", "door").get() == ("by hand", "api")
 
     assert mistral.value("execution-get", ex_id, "-c", "State") == "SUCCESS"
     assert json.loads(mistral("execution-get-output", ex_id).stdout) == {

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "core").rglob("*.py"))
+# The pure core, and the pure parts of the apps above it (tested without a database).
+PURE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "core").rglob("*.py")) + ["tracker/advice.py"]
 PURE_MODULES = {p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in PURE}
 FORBIDDEN_TOP = {"django", "rest_framework", "django_q", "drf_spectacular",
                  "workflows", "webhooks", "tracker", "approvals", "ops", "api", "bench", "config"}

@@ -55,8 +55,10 @@ def test_a_callback_records_its_mode_and_the_outside_completion_time(client):
     assert c.mode == "callback" and c.action_name == "std.mistral_http" and c.execution_id == ex.id
     assert c.outside_done_at == done and c.detected_at >= done and c.recorded_at >= c.detected_at
     assert latency.roll_up(later()) == 1
-    bucket = CompletionBucket.objects.get()
+    bucket = CompletionBucket.objects.get(span=1)
     assert (bucket.mode, bucket.action_name, bucket.count) == ("callback", "std.mistral_http", 1)
+    hour = CompletionBucket.objects.get(span=60)
+    assert hour.minute == bucket.minute.replace(minute=0) and hour.count == 1 and hour.next_hist == bucket.next_hist
     assert sum(bucket.detect_hist.values()) == 1 and sum(bucket.next_hist.values()) == 1
     after = TaskExecution.objects.get(workflow_execution=ex, name="after")
     next_ms = (after.started_at - c.detected_at).total_seconds() * 1000
@@ -107,6 +109,26 @@ def test_figures_merge_buckets_and_rows_not_rolled_up_yet(client):
     assert sum(f["histograms"]["modes"][0]["next"]) == 4
     assert len(f["histograms"]["bins"]) == len(f["histograms"]["modes"][0]["next"]) + 1
     assert latency.figures("15m", now=later(3600))["total"] == 0  # outside the window
+
+
+def test_a_long_window_reads_whole_hours_from_hour_buckets_and_the_rest_from_minute_buckets():
+    now = datetime(2026, 12, 1, 12, 30, 20, tzinfo=UTC)
+
+    def bucket(start, span, count):
+        CompletionBucket.objects.create(minute=start, span=span, mode="poll", action_name="x", count=count,
+                                        detect_hist={"60": count})
+
+    # 24 h back from 12:30:20 is 12:30:20 yesterday: minutes 12:30..12:59 from minute buckets, then hours.
+    yesterday = now - timedelta(days=1)
+    for m in (29, 30, 45, 59):
+        bucket(yesterday.replace(minute=m, second=0), 1, 1)  # 12:29 is outside the window
+    bucket(yesterday.replace(minute=0, second=0), 60, 4)  # the hour that holds them: not read
+    for h in range(1, 25):
+        bucket(yesterday.replace(minute=0, second=0) + timedelta(hours=h), 60, 10)
+    bucket(now.replace(second=0), 1, 10)  # a minute bucket of the current hour: its hour bucket counts it
+    f = latency.figures("24h", now=now)
+    assert f["total"] == 3 + 24 * 10
+    assert latency.figures("1h", now=now)["total"] == 10  # minute buckets only
 
 
 def test_percentiles_from_the_histogram_are_within_a_bin_of_the_exact_value():

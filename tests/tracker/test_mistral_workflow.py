@@ -13,7 +13,7 @@ from django.test import Client, TestCase
 from django.utils import timezone
 
 from tracker import remote
-from tracker.models import TrackedAction
+from tracker.models import Completion, TrackedAction
 from tracker.queries import ActionInfo, QueryError
 from tracker.runner import Tracker
 from webhooks.models import WebhookDelivery
@@ -234,6 +234,8 @@ def test_a_failed_notification_fails_the_task_with_the_remote_state_info(mistral
     ex.refresh_from_db()
     assert ex.state == "ERROR"
     assert "Remote workflow execution r1 failed: boom" in TaskExecution.objects.get(workflow_execution=ex).state_info
+    assert Completion.objects.filter(action_id=action.id).values_list("mode", "door").get() == (
+        "callback", "notification")
 
 
 def test_a_succeeded_notification_fetches_the_output_once(mistral):
