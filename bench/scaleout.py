@@ -70,14 +70,48 @@ class Load:
     seconds: float = 0.0
 
 
-def drive(base: str, clients: int, seconds: float, say=print, stop_after=None) -> Load:
+def drive(base: str, clients: int, seconds: float, say=print, stop_after=None, poller: str = "shared") -> Load:
     """``clients`` threads start ``bench_work10`` back to back for ``seconds``
-    and wait for each to end (POST, then GET every 5 ms). ``stop_after``:
-    (seconds, callable) run once from its own thread mid-run."""
+    and wait for each to end. ``poller="shared"``: one thread GETs every
+    pending execution once per round, 5 ms between rounds (the reference's
+    concurrent scenario, bench/rest.py ``_conc_round``); ``"each"``: every
+    client GETs its own every 5 ms (its sequential scenarios, times
+    ``clients``). ``stop_after``: (seconds, callable) run once mid-run."""
     cl = rest.Client(base)
     load = Load()
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+    pending: dict[str, threading.Event] = {}
+    states: dict[str, str] = {}
+    running = threading.Event()
+    running.set()
+
+    def wait(ex_id: str) -> None:
+        if poller == "each":
+            rest.wait_state(cl, ex_id, timeout=300)
+            return
+        done = threading.Event()
+        with lock:
+            pending[ex_id] = done
+        if not done.wait(300):
+            raise rest.BenchFailure(f"timeout waiting for {ex_id}")
+        if states.get(ex_id) != "SUCCESS":
+            raise rest.BenchFailure(f"execution {ex_id} ended {states.get(ex_id)}")
+
+    def shared_poller():
+        while running.is_set():
+            with lock:
+                ids = list(pending)
+            for ex_id in ids:
+                try:
+                    st, body = cl.get(f"/executions/{ex_id}")
+                except OSError:
+                    continue
+                if st == 200 and body["state"] in ("SUCCESS", "ERROR", "CANCELLED"):
+                    states[ex_id] = body["state"]
+                    with lock:
+                        pending.pop(ex_id).set()
+            time.sleep(rest.POLL_S)
 
     def client():
         while time.monotonic() < deadline:
@@ -87,7 +121,7 @@ def drive(base: str, clients: int, seconds: float, say=print, stop_after=None) -
                 t1 = time.perf_counter()
                 with lock:
                     load.ids.append(ex["id"])
-                rest.wait_state(cl, ex["id"], timeout=300)
+                wait(ex["id"])
             except Exception as exc:  # noqa: BLE001 -- counted and reported, the run goes on
                 with lock:
                     load.errors.append(repr(exc)[:300])
@@ -98,7 +132,10 @@ def drive(base: str, clients: int, seconds: float, say=print, stop_after=None) -
                 load.latencies_ms.append((time.perf_counter() - t0) * 1000)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    poll_thread = threading.Thread(target=shared_poller, daemon=True)
     t0 = time.perf_counter()
+    if poller == "shared":
+        poll_thread.start()
     for t in threads:
         t.start()
     if stop_after:
@@ -108,6 +145,7 @@ def drive(base: str, clients: int, seconds: float, say=print, stop_after=None) -
     for t in threads:
         t.join(seconds + 400)
     load.seconds = time.perf_counter() - t0
+    running.clear()
     return load
 
 
@@ -178,7 +216,7 @@ def configs_from(web: list[int], workers: list[int], pool: int) -> list[Config]:
 
 
 def run_curve(configs: list[Config], clients: int, seconds: float, say, broker: str = "redis",
-              redis_url: str | None = None) -> dict:
+              redis_url: str | None = None, poller: str = "shared") -> dict:
     from bench import children, isolation
 
     db = isolation.create()
@@ -189,7 +227,7 @@ def run_curve(configs: list[Config], clients: int, seconds: float, say, broker: 
     try:
         children.migrate(base_env)
         for i, cfg in enumerate(configs):
-            res = run_config(db, base_env, cfg, clients, seconds, say, broker, redis_url, tag=f"c{i}")
+            res = run_config(db, base_env, cfg, clients, seconds, say, broker, redis_url, tag=f"c{i}", poller=poller)
             results.append(res)
             say(f"scaleout_bench: {cfg.label}: {res['load'].get('executions_per_s')} executions/s "
                 f"({res['load'].get('actions_per_s')} worker actions/s), p95 {res['load'].get('p95_ms')} ms, "
@@ -201,7 +239,7 @@ def run_curve(configs: list[Config], clients: int, seconds: float, say, broker: 
 
 def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, say, broker: str,
                redis_url: str | None, tag: str, hosts=None, kill_at: float | None = None,
-               extra_env: dict | None = None) -> dict:
+               extra_env: dict | None = None, poller: str = "shared") -> dict:
     """One configuration: start, load, stop, check. ``hosts`` (bench.netns.Hosts)
     places the processes; ``kill_at`` seconds into the load, the first worker
     host is stopped (its processes killed, its link down)."""
@@ -255,7 +293,7 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
                 killed.update(hosts.kill_host("worker", 0, workers[0]))
                 say(f"  stopped worker host 0 at {kill_at:.0f} s: {killed}")
             stop_after = (kill_at, kill)
-        load = drive(f"{web_host}/v2", clients, seconds, say, stop_after)
+        load = drive(f"{web_host}/v2", clients, seconds, say, stop_after, poller)
         cpu = {name: round(tree_cpu_s(p.pid) - cpu0[name], 2) for p in started
                for name in [p.log.stem] if p.alive()}
         servers = {k: round(v - srv0.get(k, 0.0), 2) for k, v in server_cpu_s().items()}
@@ -270,7 +308,7 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
                                  *(["--redo-ok"] if kill_at is not None else []))
     done = len(load.latencies_ms) or 1
     out = {"web_processes": cfg.web, "worker_processes": cfg.workers, "pool_per_worker": cfg.pool,
-           "clients": clients, "load": summary(load), "check": checked,
+           "clients": clients, "poller": poller, "load": summary(load), "check": checked,
            "cpu_s": {**cpu, "driver": round(me, 2), **servers, "machine_busy": round(busy, 2)},
            "cpu_ms_per_execution": {"web": round(1000 * cpu.get("web", 0) / done, 2),
                                     "workers": round(1000 * sum(v for k, v in cpu.items() if k.startswith("worker"))
@@ -312,8 +350,10 @@ def _wait_web(url: str, procs, timeout: float = 60.0) -> None:
 
 
 def markdown(doc: dict) -> str:
+    poll = ("one poller GETs every pending execution per round, 5 ms apart" if doc.get("poller", "shared") == "shared"
+            else "each client GETs its execution every 5 ms")
     lines = [f"Database {doc['database']}, broker {doc['broker']}, {doc['clients']} clients × "
-             f"{doc['seconds']:g} s of `{WORKFLOW_NAME}` (10 worker actions each) per configuration; "
+             f"{doc['seconds']:g} s of `{WORKFLOW_NAME}` (10 worker actions each) per configuration ({poll}); "
              f"load average {doc['load_average_before']} before, {doc['load_average']} after.", "",
              "| web processes | worker processes (× pool) | executions/s | worker actions/s | p50 ms | p95 ms "
              "| POST p95 ms | CPU ms per execution: web / workers / PostgreSQL / whole machine | busy cores "

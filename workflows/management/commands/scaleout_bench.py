@@ -44,6 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--pool", type=int, default=2, help="GUST_WORKERS of each worker process (2)")
         parser.add_argument("--clients", type=int, default=10, help="client threads (10)")
         parser.add_argument("--seconds", type=float, default=10.0, help="load per configuration (10 s)")
+        parser.add_argument("--poller", choices=["shared", "each"], default="shared",
+                            help="shared: one thread polls every pending execution per 5 ms round (the reference's "
+                                 "concurrent scenario); each: every client polls its own every 5 ms")
         parser.add_argument("--output", type=Path, default=None)
         parser.add_argument("--child", choices=["check"], help=argparse_suppress())
         parser.add_argument("--ids", type=Path, help=argparse_suppress())
@@ -68,12 +71,14 @@ class Command(BaseCommand):
         started = dt.datetime.now(dt.UTC)
         load_before = [round(x, 2) for x in os.getloadavg()]
         doc = bench_scaleout.run_curve(configs, opts["clients"], opts["seconds"], self.stdout.write, opts["broker"],
-                                       os.environ.get("REDIS_URL"))
+                                       os.environ.get("REDIS_URL"), opts["poller"])
         doc.update({"kind": "scaleout_bench", "timestamp": started.isoformat(timespec="seconds"),
                     "command": (f"python manage.py scaleout_bench --database {opts['database']} --broker "
                                 f"{opts['broker']} --workers {opts['workers']} --web {opts['web']} --pool "
-                                f"{opts['pool']} --clients {opts['clients']} --seconds {opts['seconds']:g}"),
-                    "clients": opts["clients"], "seconds": opts["seconds"], "load_average_before": load_before,
+                                f"{opts['pool']} --clients {opts['clients']} --seconds {opts['seconds']:g} "
+                                f"--poller {opts['poller']}"),
+                    "clients": opts["clients"], "seconds": opts["seconds"], "poller": opts["poller"],
+                    "load_average_before": load_before,
                     "load_average": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count()})
         doc["ok"] = all(r["check"]["ok"] for r in doc["results"])
         out = opts["output"] or RESULTS_DIR / f"scaleout-{started:%Y%m%dT%H%M%SZ}.json"
