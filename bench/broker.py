@@ -66,7 +66,7 @@ def wait(jobs: int, timeout: float) -> dict:
 def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_dir: Path | None = None,
             redis_url: str | None = None) -> dict:
     from bench import children, isolation, runcount
-    from bench.procs import GustProcesses, tree_cpu_s
+    from bench.procs import GustProcesses, machine_busy_s, tree_cpu_s
 
     db = isolation.create()
     runs_dir = db.tmpdir / "runs"
@@ -83,6 +83,7 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
         say(f"  {db.describe()}: {jobs} jobs queued in {seeded['seed_s']} s ({broker} broker, "
             f"{clusters} x {workers} workers)")
         procs.env = workers_env
+        servers0, busy0 = server_cpu_s(), machine_busy_s()
         t0 = time.time()
         for i in range(clusters):
             started.append(procs._spawn("worker", [sys.executable, "manage.py", "worker"], log_name=f"worker-{i}"))
@@ -90,6 +91,8 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
         waited = children.run_child("broker_bench", env, "wait", "--jobs", str(jobs))
         wall = time.time() - t0
         cpu = sum(tree_cpu_s(p.pid) for p in started)
+        servers = {k: round(v - servers0.get(k, 0.0), 2) for k, v in server_cpu_s().items()}
+        busy = round(machine_busy_s() - busy0, 2)
         if profiler:
             profiler.join(120)
     finally:
@@ -101,7 +104,25 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
           and counted["distinct"] == jobs)
     return {"broker": broker, "database": db.vendor, "clusters": clusters, "workers_per_cluster": workers,
             "jobs": jobs, "ok": ok, **waited, "wall_from_worker_start_s": round(wall, 2),
-            "worker_cpu_s": round(cpu, 2), "runs": counted, "seed": seeded}
+            "worker_cpu_s": round(cpu, 2),
+            "worker_cpu_ms_per_job": round(1000 * cpu / jobs, 2),
+            # The database and Redis servers are shared with whatever else runs on the
+            # machine: their CPU over the run is an upper bound of what this run cost them.
+            "server_cpu_s": servers, "machine_busy_cpu_s": busy,
+            "machine_busy_ms_per_job": round(1000 * busy / jobs, 2), "runs": counted, "seed": seeded}
+
+
+def server_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of every PostgreSQL and Redis server process on the machine."""
+    import psutil
+
+    out = {"postgres": 0.0, "redis": 0.0}
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        name, t = p.info["name"] or "", p.info["cpu_times"]
+        key = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if key and t:
+            out[key] += t.user + t.system
+    return out
 
 
 def _profile(pid: int, runs_dir: Path, directory: Path, broker: str) -> threading.Thread:

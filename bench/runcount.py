@@ -34,12 +34,18 @@ def sleep(inp: dict, action) -> None:
 actions.BUILTIN["std.sleep"] = dataclasses.replace(actions.BUILTIN["std.sleep"], impl="bench.runcount.sleep")
 
 
-def read(directory: Path) -> dict:
-    """Runs per action id over every worker's file: total, distinct, and the ids run more than once."""
+def read_all(directory: Path) -> dict[str, int]:
+    """Runs per action id over every worker's file."""
     seen: dict[str, int] = {}
     for path in directory.glob("runs-*.txt"):
         for line in path.read_text().split():
             seen[line] = seen.get(line, 0) + 1
+    return seen
+
+
+def read(directory: Path) -> dict:
+    """Runs per action id over every worker's file: total, distinct, and the ids run more than once."""
+    seen = read_all(directory)
     twice = sorted(a for a, n in seen.items() if n > 1)
     return {"runs": sum(seen.values()), "distinct": len(seen), "run_more_than_once": len(twice),
             "examples": twice[:5]}

@@ -7,7 +7,7 @@ GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
 GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
 GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL, GUST_METRICS_TOKEN,
-GUST_EXPIRATION_* (the execution expiration policy, below)
+GUST_EXPIRATION_* (the execution expiration policy, below), GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT
 GUST_EGRESS_DENIED_CIDRS, GUST_EGRESS_ALLOWED_CIDRS, GUST_EGRESS_ALLOWED_HOSTS (comma-separated)
 """
 
@@ -160,6 +160,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GUST_TEST_SQLITE", str(VAR_DIR / "test.sqlite3"))}
+
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A host that dies inside a transaction (power lost, link down) leaves its
+    # session open on the server until TCP notices, hours later, and its row
+    # locks stop every other worker that touches the same execution: the
+    # multi-host run stopped a worker host mid-run and a survivor waited 300 s
+    # (bench/README.md, "Multi-host"). Gust never waits inside a transaction
+    # (I/O runs outside them), so the server ends a session idle in one after
+    # GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT seconds (0: never) and its locks go.
+    _idle = float(os.environ.get("GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT", "60"))
+    if _idle > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c idle_in_transaction_session_timeout={int(_idle * 1000)}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

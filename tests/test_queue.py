@@ -10,7 +10,7 @@ from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from workflows.queue import GustORM
+from workflows.queue import GustORM, GustRedis
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +23,10 @@ def broker(monkeypatch):
 
 
 def test_the_settings_use_it_and_do_not_store_successful_jobs(monkeypatch):
-    from django_q.brokers.redis_broker import Redis
-
     assert settings.Q_CLUSTER["broker_class"] == "workflows.queue.gust_broker"
     assert isinstance(get_broker(), GustORM)
     monkeypatch.setattr(Conf, "ORM", None)  # as on GUST_BROKER=redis
-    assert type(get_broker()) is Redis
+    assert type(get_broker()) is GustRedis
     assert settings.Q_CLUSTER["save_limit"] < 0  # django-q2: successful jobs are not saved
 
 
@@ -58,3 +56,33 @@ def test_other_queues_are_not_touched(broker):
     GustORM(list_key="another-queue").enqueue("not-mine")
     assert broker.dequeue() is None
     assert OrmQ.objects.get().lock <= timezone.now()
+
+
+def test_a_merged_job_acknowledges_every_job_it_stands_for(broker):
+    for i in range(3):
+        broker.enqueue(f"payload-{i}")
+    taken = broker.dequeue()
+    broker.acknowledge([ack for ack, _ in taken[:2]])
+    assert list(OrmQ.objects.values_list("payload", flat=True)) == ["payload-2"]
+
+
+def test_the_redis_broker_takes_up_to_bulk_jobs_per_dequeue(monkeypatch):
+    import os
+
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.from_url(url).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {url}")
+    monkeypatch.setattr(Conf, "REDIS", url)
+    monkeypatch.setattr(Conf, "BULK", 3)
+    b = GustRedis(list_key=f"gust-test-bulk-{os.getpid()}")
+    try:
+        for i in range(4):
+            b.enqueue(f"p{i}")
+        assert [p for _, p in b.dequeue()] == [b"p0", b"p1", b"p2"]
+        assert [p for _, p in b.dequeue()] == [b"p3"]
+    finally:
+        b.delete_queue()

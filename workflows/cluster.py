@@ -31,7 +31,7 @@ import uuid
 from django_q.cluster import Sentinel
 from django_q.signing import SignedPackage
 
-from workflows import conf, lifecycle
+from workflows import conf, dispatch, lifecycle, queue
 
 logger = logging.getLogger("gust.worker")
 
@@ -90,13 +90,22 @@ class GustSentinel(Sentinel):
     """A django-q2 sentinel run in the command's own process."""
 
     def start(self):  # called at the end of Sentinel.__init__, after its signal set-up
+        import multiprocessing
+
+        dispatch.STOPPING = multiprocessing.get_context("fork").RawValue("b", 0)  # shared with the forked pool
         signal.signal(signal.SIGTERM, self._ask_to_stop)
         signal.signal(signal.SIGINT, self._ask_to_stop)
         os.register_at_fork(after_in_child=_detach_child)
         super().start()
 
+    def spawn_pusher(self):
+        # Gust's pusher merges the run_action jobs of a dequeue (workflows.queue.pusher).
+        return self.spawn_process(queue.pusher, self.task_queue, self.event_out, self.broker, self.pool_size)
+
     def _ask_to_stop(self, signum, frame):
         logger.info("worker %s got %s: finishing the jobs in flight", self.name, signal.Signals(signum).name)
+        if dispatch.STOPPING is not None:
+            dispatch.STOPPING.value = 1
         self.stop_event.set()
 
     def stop(self):

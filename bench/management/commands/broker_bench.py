@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -40,13 +41,17 @@ class Command(BaseCommand):
         results = []
         for brk, clusters, workers in runs:
             self.stdout.write(f"broker_bench: {brk} broker, {clusters} worker process(es) x {workers} workers")
+            load_before = [round(x, 2) for x in os.getloadavg()]
             res = bench_broker.run_one(brk, clusters, workers, opts["jobs"], self.stdout.write, opts["profile"])
+            res["load_average_before"] = load_before
+            res["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             res["target_jobs_per_s"] = TARGETS[brk]
             results.append(res)
             self.stdout.write(f"  {res['jobs_per_s']} jobs/s (target {TARGETS[brk]:g}), runs {res['runs']['runs']}, "
                               f"run twice {res['runs']['run_more_than_once']}, ok={res['ok']}")
         doc = {"kind": "broker_bench", "timestamp": started.isoformat(timespec="seconds"),
                "command": "python manage.py broker_bench --runs " + opts["runs"] + f" --jobs {opts['jobs']}",
+               "load_average": [round(x, 2) for x in os.getloadavg()],
                "ok": all(r["ok"] for r in results), "results": results}
         out = opts["output"] or RESULTS_DIR / f"broker-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
@@ -81,10 +86,13 @@ def argparse_suppress():
 
 
 def markdown(doc: dict) -> str:
-    lines = ["| broker | database | processes x workers | jobs | jobs/s | target | runs | run twice | ok |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| broker | database | processes x workers | jobs | jobs/s | target | worker CPU ms/job "
+             "| PostgreSQL / Redis CPU s | machine busy ms/job | runs | run twice | ok |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in doc["results"]:
+        srv = r.get("server_cpu_s", {})
         lines.append(f"| {r['broker']} | {r['database']} | {r['clusters']} x {r['workers_per_cluster']} | {r['jobs']} "
-                     f"| {r['jobs_per_s']} | {r['target_jobs_per_s']:g} | {r['runs']['runs']} "
-                     f"| {r['runs']['run_more_than_once']} | {r['ok']} |")
+                     f"| {r['jobs_per_s']} | {r['target_jobs_per_s']:g} | {r.get('worker_cpu_ms_per_job')} "
+                     f"| {srv.get('postgres')} / {srv.get('redis')} | {r.get('machine_busy_ms_per_job')} "
+                     f"| {r['runs']['runs']} | {r['runs']['run_more_than_once']} | {r['ok']} |")
     return "\n".join(lines) + "\n"

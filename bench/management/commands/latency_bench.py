@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bench import children, isolation
 
-RESULTS_DIR = Path(settings.BASE_DIR) / "bench" / "results"
+RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 
 
 class Command(BaseCommand):
