@@ -5,8 +5,8 @@ THREAD_POOL_SIZE  queries in flight at once per tracker process (seed 001: 10)
 HYBRID_GRACE      seconds a hybrid action waits for its callback before polling starts
 MAX_BACKOFF       longest wait after repeated query errors
 BATCH             rows one claim takes at most (a full claim is followed by another at once)
-LEASE             seconds a tracker's lease on its rows holds unless renewed (it renews every
-                  min(5, LEASE / 4) s); a dead tracker's rows are taken over after it
+LEASE             seconds after a tracker's last heartbeat (and after its claim) before another
+                  tracker may take its rows over (the heartbeat, every second, keeps the lease)
 CALLBACK_TTL      seconds a signed callback URL stays valid
 HEARTBEAT_EXTENSION  seconds a heartbeat moves an action's deadline forward
 INBOX_GIVE_UP     seconds an early callback waits for its action to appear

@@ -3,20 +3,22 @@
 - Work lives in the database (``TrackedAction``); a restarted tracker finds
   it there. A tracker **leases** the rows it polls (``claimed_by``,
   ``claimed_until``) and keeps their schedule in memory (a heap of due
-  times), so polling a still-running item costs no SQL at all. The database
-  hears from a tracker when it claims rows, every few seconds to renew its
-  whole lease in one ``UPDATE … WHERE claimed_by = me``, when a query fails
-  (the error and the back-off are visible at once), when an item finishes
-  (the completion itself), and when rows are released: then each row's
-  next due time and query count are written back.
+  times), so polling a still-running item costs no SQL at all. The lease
+  lives on through the tracker's heartbeat (``TrackerProcess.last_seen``,
+  every second), not through row writes. The database hears from a tracker
+  when it claims rows, when a query fails (the error and the back-off are
+  visible at once), when an item finishes (the completion itself), and when
+  rows are released: then each row's next due time and query count are
+  written back.
 - Any number of trackers share the rows: a claim is one ``UPDATE … WHERE id
   IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING`` of due rows
   nobody holds (SQLite's IMMEDIATE transactions serialize claims). With
   other trackers alive a tracker takes at most its share of the scheduled
   rows (new rows are taken by whoever sees them first) and releases what it
   holds beyond its share at a renewal, so a tracker that joins gets its part
-  within a renewal. A tracker that dies leaves its lease to expire (LEASE);
-  the others then take its rows over. ``stop()`` releases the lease.
+  within a renewal (every few seconds). A tracker that dies stops beating;
+  LEASE seconds later the others take its rows over. ``stop()`` releases
+  the lease.
 - The first query time of a new row is set here, from this tracker's
   QUERY_INTERVAL / HYBRID_GRACE: its creation time + that delay. Later ones
   stay on the item's grid (previous due time + interval), so a cycle's
@@ -193,7 +195,10 @@ class Tracker:
         skip = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
         batch = conf.get("BATCH")
         if expired:
-            where, params = "claimed_by IS NOT NULL AND claimed_until < %s", [adapt(_dt(now))]
+            processes = qn(TrackerProcess._meta.db_table)
+            where = (f"claimed_by IS NOT NULL AND claimed_until < %s AND claimed_by NOT IN ("
+                     f"SELECT name FROM {processes} WHERE stopped_at IS NULL AND last_seen >= %s)")
+            params = [adapt(_dt(now)), adapt(_dt(now - conf.get("LEASE")))]
         else:
             where, params = "claimed_by IS NULL AND next_query_at <= %s", [adapt(_dt(now + self.lookahead()))]
         with self._mu:
@@ -241,14 +246,18 @@ class Tracker:
         return items
 
     def _renew(self, now: float) -> None:
-        """Move the whole lease on, forget rows that are no longer ours (a
-        callback completed and deleted them, ``track_result`` re-armed them),
-        and keep to this tracker's share when others are alive."""
-        until = connection.ops.adapt_datetimefield_value(_dt(now + conf.get("LEASE")))
+        """Forget rows that are no longer ours (a callback completed and
+        deleted them, ``track_result`` re-armed them), and keep to this
+        tracker's share when others are alive. The lease itself lives on
+        through the heartbeat: a row is another tracker's to take only once
+        its ``claimed_until`` passed *and* its tracker's heartbeat is older
+        than LEASE (``_claim_rows(expired=True)``), so keeping 100,000 rows
+        costs no row writes (rewriting them every few seconds took seconds
+        on PostgreSQL: a new row version each)."""
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {connection.ops.quote_name(TrackedAction._meta.db_table)} "
-                           f"SET claimed_until = %s WHERE claimed_by = %s", [until, self.name])
-            renewed = cursor.rowcount
+            cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(TrackedAction._meta.db_table)} "
+                           f"WHERE claimed_by = %s", [self.name])
+            renewed = cursor.fetchone()[0]
         with self._mu:
             held = len(self._held)
         if renewed != held:

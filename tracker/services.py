@@ -336,7 +336,11 @@ def stats(now=None) -> dict:
     now = now or timezone.now()
     # Due and nobody working on it: a leased row's schedule lives in its
     # tracker's memory, which reports its own lag with its heartbeat.
-    due = TrackedAction.objects.filter(Q(claimed_by__isnull=True, next_query_at__lte=now) | Q(claimed_until__lt=now))
+    leasing = TrackerProcess.objects.filter(stopped_at__isnull=True,
+                                            last_seen__gte=now - timedelta(seconds=conf.get("LEASE")))
+    due = TrackedAction.objects.filter(
+        Q(claimed_by__isnull=True, next_query_at__lte=now)
+        | (Q(claimed_until__lt=now) & ~Q(claimed_by__in=leasing.values("name"))))
     oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
     alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
     processes = []
