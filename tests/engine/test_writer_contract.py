@@ -32,6 +32,7 @@ WRITERS = {
     "CallbackInbox": {"tracker/services.py"},
     "Completion": {"tracker/latency.py"},
     "CompletionBucket": {"tracker/latency.py"},
+    "BenchmarkRun": {"tracker/benchmarks.py"},  # the comparison page's benchmark button
     # approvals and the operator console
     "Approval": {"approvals/services.py"},
     "ApprovalResponse": {"approvals/services.py"},
