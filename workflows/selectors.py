@@ -6,6 +6,8 @@ door needs the row to exist. Writes go through ``workflows.services``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
 from workflows.errors import NotFound
@@ -15,26 +17,25 @@ from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowDefi
 LIST_FIELDS = ("id", "workflow_name", "state", "created_at", "updated_at", "description")
 
 
-def execution(execution_id: str) -> WorkflowExecution:
-    found = WorkflowExecution.objects.filter(id=execution_id).first()
+def _one(rows: QuerySet, ident: str) -> Any:
+    """The row with id ``ident``, or NotFound naming its model."""
+    found = rows.filter(id=ident).first()
     if found is None:
-        raise NotFound("WorkflowExecution", execution_id)
+        raise NotFound(rows.model.__name__, ident)
     return found
+
+
+def execution(execution_id: str) -> WorkflowExecution:
+    return _one(WorkflowExecution.objects.all(), execution_id)
 
 
 def task(task_id: str) -> TaskExecution:
     """The task with its execution (its spec says what the task is)."""
-    found = TaskExecution.objects.select_related("workflow_execution").filter(id=task_id).first()
-    if found is None:
-        raise NotFound("TaskExecution", task_id)
-    return found
+    return _one(TaskExecution.objects.select_related("workflow_execution"), task_id)
 
 
 def action_execution(action_id: str) -> ActionExecution:
-    found = ActionExecution.objects.filter(id=action_id).first()
-    if found is None:
-        raise NotFound("ActionExecution", action_id)
-    return found
+    return _one(ActionExecution.objects.all(), action_id)
 
 
 def task_exists(task_id: str) -> bool:
