@@ -140,7 +140,13 @@ class Hosts:
             return
         u = urlsplit(url)
         target = f"{u.hostname or '127.0.0.1'}:{u.port or default_port}"
-        proc = subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind={GATEWAY},fork,reuseaddr", f"TCP:{target}"],
+        # A host stopped mid-request (its link down) never acknowledges the
+        # server's answer; TCP_USER_TIMEOUT (level 6, option 18: 5 s) and
+        # keepalives on the hosts' side make its forwarder give up and close
+        # the server's session, so its locks go. The server's own timeouts
+        # (config/settings.py) only see the forwarder, which is alive.
+        proc = subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind={GATEWAY},fork,reuseaddr,keepalive,keepidle=2,"
+                                 "keepintvl=1,keepcnt=3,setsockopt-int=6:18:5000", f"TCP:{target}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.forwarders.append(proc)
         deadline = time.monotonic() + 10

@@ -7,12 +7,14 @@ GUST_BROKER    orm (default) or redis
 REDIS_URL      redis://127.0.0.1:6379/0
 GUST_SECRET_KEY (default: a random key kept in $GUST_VAR_DIR/secret_key), GUST_TLS,
 GUST_DEBUG, GUST_ALLOWED_HOSTS, GUST_WORKERS, GUST_LOG_LEVEL, GUST_METRICS_TOKEN,
-GUST_EXPIRATION_* (the execution expiration policy, below), GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT
+GUST_EXPIRATION_* (the execution expiration policy, below), GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT,
+GUST_PG_TCP_KEEPALIVE
 GUST_EGRESS_DENIED_CIDRS, GUST_EGRESS_ALLOWED_CIDRS, GUST_EGRESS_ALLOWED_HOSTS (comma-separated)
 """
 
 import os
 import secrets
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -169,10 +171,30 @@ if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     # (bench/README.md, "Multi-host"). Gust never waits inside a transaction
     # (I/O runs outside them), so the server ends a session idle in one after
     # GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT seconds (0: never) and its locks go.
+    #
+    # That timer only runs once the server has answered a whole request. A
+    # host that dies halfway through sending one (a large INSERT split over
+    # TCP segments, the rest lost with the link) leaves its session waiting for
+    # the rest with the locks held and no timer, and the server's answer to
+    # the part it got unacknowledged (seen in the multi-host run, one time in
+    # three). The server's TCP timeouts end that session: tcp_user_timeout
+    # (unacknowledged data) of 2 × GUST_PG_TCP_KEEPALIVE seconds, keepalive
+    # probes after that many idle seconds (0: the server's defaults, hours).
     _idle = float(os.environ.get("GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT", "60"))
+    _keepalive = int(float(os.environ.get("GUST_PG_TCP_KEEPALIVE", "30")))
+    _server = []
     if _idle > 0:
-        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-            f"-c idle_in_transaction_session_timeout={int(_idle * 1000)}")
+        _server.append(f"-c idle_in_transaction_session_timeout={int(_idle * 1000)}")
+    if _keepalive > 0:
+        _server.append(f"-c tcp_keepalives_idle={_keepalive} -c tcp_keepalives_interval={max(1, _keepalive // 3)} "
+                       f"-c tcp_keepalives_count=3 -c tcp_user_timeout={_keepalive * 2000}")
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    if _server:
+        _pg_options["options"] = " ".join(_server)
+    # pg_stat_activity names the Gust process of each session: "gust worker",
+    # "gust run_tracker", "gust web" (gunicorn, runserver is "gust runserver").
+    _command = sys.argv[1] if len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" else "web"
+    _pg_options.setdefault("application_name", f"gust {_command}"[:63])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

@@ -40,3 +40,16 @@ def test_production_settings_pass_the_deployment_checks(tmp_path):
                          env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
+
+
+def test_postgresql_sessions_end_when_their_host_dies(tmp_path):
+    """A dead host's session must not keep its locks: an idle-in-transaction
+    timeout, and TCP timeouts for a host that died mid-request (no timer runs
+    then); the session is named for its Gust process."""
+    url = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
+    expr = "s.DATABASES['default']['OPTIONS']"
+    opts = settings_value(tmp_path, expr, **url)
+    assert ("-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 "
+            "-c tcp_keepalives_count=3 -c tcp_user_timeout=60000") in opts and "'application_name': 'gust web'" in opts
+    opts = settings_value(tmp_path, expr, GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT="0", GUST_PG_TCP_KEEPALIVE="0", **url)
+    assert "options" not in opts

@@ -64,8 +64,14 @@ def test_multihost_bench_survives_a_worker_host_stopped_mid_run(tmp_path, server
     if why:
         pytest.skip(f"network namespaces: {why}")
     out = tmp_path / "multihost.json"
-    call_command("multihost_bench", "--clients", "2", "--seconds", "6", "--kill-at", "2", "--output", str(out),
-                 stdout=io.StringIO())
+    said = io.StringIO()
+    try:
+        call_command("multihost_bench", "--clients", "2", "--seconds", "6", "--kill-at", "2", "--output", str(out),
+                     stdout=said, stderr=said)
+    finally:
+        print(said.getvalue())  # what the run said, shown by pytest when the test fails
+        if out.exists():
+            print(out.read_text())
     doc = json.loads(out.read_text())
     (r,) = doc["results"]
     ck = r["check"]
