@@ -28,7 +28,7 @@ import requests
 
 from bench import compare
 from bench.compare import Mode, Options
-from bench.procs import ROOT, GustProcesses
+from bench.procs import ROOT, GustProcesses, orphan_guard
 
 FLUSH_WAIT_S = 0.5  # > 2 x querycount.FLUSH_S: every process has written its counts
 PROGRESS_EVERY_S = 10.0  # a line "n/N SUCCESS after t s" while a long wait goes on
@@ -46,7 +46,7 @@ class Outside:
         self._log = open(self.log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.outside", "--delay", str(delay)], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True, preexec_fn=orphan_guard(),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         line = self.proc.stdout.readline().strip()

@@ -28,6 +28,8 @@ import subprocess
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.procs import orphan_guard
+
 PREFIX = "gso-"
 BRIDGE = "gso-br"
 NET = "10.77.0"
@@ -147,6 +149,7 @@ class Hosts:
         # (config/settings.py) only see the forwarder, which is alive.
         proc = subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind={GATEWAY},fork,reuseaddr,keepalive,keepidle=2,"
                                  "keepintvl=1,keepcnt=3,setsockopt-int=6:18:5000", f"TCP:{target}"],
+                                preexec_fn=orphan_guard(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.forwarders.append(proc)
         deadline = time.monotonic() + 10

@@ -10,11 +10,14 @@
 Every process runs in its own session (process group) with stdout/stderr in
 a log file of the run's scratch directory; ``stop()`` sends SIGTERM (the
 graceful shutdown each command implements) and SIGKILLs the group after a
-bound.
+bound. Every process a benchmark starts also gets SIGTERM when the
+benchmark itself dies (``die_with_parent``), so a run stopped by Ctrl-C, a
+kill or a CI timeout leaves no Gust processes behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -33,6 +36,30 @@ from bench import querycount
 ROOT = Path(__file__).resolve().parent.parent
 WEB_WORKERS = 2  # as bin/run
 WEB_THREADS = 4
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """``preexec_fn`` for a benchmark's child: the kernel sends it SIGTERM (the
+    graceful stop every Gust command implements) when the process that
+    started it dies, however it dies. ``parent``: that process's pid, to catch
+    a parent that died before the signal was asked for. Linux only; elsewhere
+    nothing happens. Start children from the main thread: the signal follows
+    the thread that forked."""
+    if _LIBC is None:
+        return
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def orphan_guard():
+    """The ``preexec_fn`` to pass to ``subprocess.Popen``."""
+    parent = os.getpid()
+    return lambda: die_with_parent(parent)
 
 
 def free_port() -> int:
@@ -155,7 +182,7 @@ class GustProcesses:
         log = self.scratch / f"{log_name or role}.log"
         with open(log, "w") as out:
             popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=orphan_guard())
         return Proc(role, argv, popen, log)
 
     def start_web_and_worker(self, timeout: float = 60.0) -> None:

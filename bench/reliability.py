@@ -45,7 +45,7 @@ import psutil
 import requests
 
 from bench import isolation
-from bench.procs import ROOT, GustProcesses
+from bench.procs import ROOT, GustProcesses, orphan_guard
 
 SCENARIOS = ("worker_kill9", "queue_backlog", "web_kill9", "worker_sigterm", "stop_all", "completions", "fuzz_parser",
              "fuzz_api")
@@ -396,7 +396,8 @@ def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
     rc = None
     try:
         with open(child_log, "w") as log:
-            proc = subprocess.Popen(argv, env=cenv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+            proc = subprocess.Popen(argv, env=cenv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                                    preexec_fn=orphan_guard())
             for line in proc.stdout:
                 say(line.rstrip("\n"))
             rc = proc.wait()

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from bench.gusts import GustInstance, wait_for
-from bench.procs import ROOT, free_port
+from bench.procs import ROOT, free_port, orphan_guard
 
 POLL_EVERY = 0.01  # seconds between the driver's GETs of the local execution
 
@@ -106,7 +106,7 @@ class MistralServer:
             self.proc = subprocess.Popen([str(self.python), str(ROOT / "bench" / "mistral_server.py"),
                                           str(self.scratch), str(self.port)], cwd=self.scratch, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=orphan_guard())
 
         def answers():
             if self.proc.poll() is not None:

@@ -29,6 +29,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import isolation
+from bench.procs import orphan_guard
 from bench.runner import DEFAULT_REPEAT, SCENARIOS
 
 RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
@@ -129,7 +130,8 @@ class Command(BaseCommand):
         try:
             with open(child_log, "w") as log:
                 proc = subprocess.Popen(
-                    argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=log, text=True
+                    argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=log, text=True,
+                    preexec_fn=orphan_guard(),
                 )
                 for line in proc.stdout:
                     self.stdout.write(line.rstrip("\n"))

@@ -28,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bench import compare, isolation
 from bench.compare import Mode, Options
+from bench.procs import orphan_guard
 
 RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 
@@ -156,7 +157,7 @@ class Command(BaseCommand):
         try:
             with open(child_log, "w") as log:
                 proc = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=log,
-                                        text=True)
+                                        text=True, preexec_fn=orphan_guard())
                 for line in proc.stdout:
                     self.stdout.write(line.rstrip("\n"))
                 rc = proc.wait()
