@@ -11,7 +11,7 @@ Every process runs in its own session (process group) with stdout/stderr in
 a log file of the run's scratch directory; ``stop()`` sends SIGTERM (the
 graceful shutdown each command implements) and SIGKILLs the group after a
 bound. Every process a benchmark starts also gets SIGTERM when the
-benchmark itself dies (``die_with_parent``), so a run stopped by Ctrl-C, a
+benchmark itself dies (``orphan_guard``), so a run stopped by Ctrl-C, a
 kill or a CI timeout leaves no Gust processes behind.
 """
 
@@ -42,24 +42,22 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(parent: int | None = None) -> None:
-    """``preexec_fn`` for a benchmark's child: the kernel sends it SIGTERM (the
-    graceful stop every Gust command implements) when the process that
-    started it dies, however it dies. ``parent``: that process's pid, to catch
-    a parent that died before the signal was asked for. Linux only; elsewhere
-    nothing happens. Start children from the main thread: the signal follows
-    the thread that forked."""
-    if _LIBC is None:
-        return
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if parent is not None and os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def orphan_guard():
-    """The ``preexec_fn`` to pass to ``subprocess.Popen``."""
+    """The ``preexec_fn`` for a benchmark's child: the kernel sends the child
+    SIGTERM (the graceful stop every Gust command implements) when the process
+    that started it dies, however it dies; a parent already gone by then is
+    caught too. Linux only; elsewhere nothing happens. Start children from the
+    main thread: the signal follows the thread that forked."""
     parent = os.getpid()
-    return lambda: die_with_parent(parent)
+
+    def die_with_parent() -> None:
+        if _LIBC is None:
+            return
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return die_with_parent
 
 
 def free_port() -> int:
