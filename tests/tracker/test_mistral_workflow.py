@@ -18,7 +18,7 @@ from tracker.queries import ActionInfo, QueryError
 from tracker.runner import Tracker
 from webhooks.models import WebhookDelivery
 from workflows import services
-from workflows.callbacks import callback_url
+from workflows.callbacks import callback_url, read_token
 from workflows.errors import InvalidInput
 from workflows.models import ActionExecution, TaskExecution
 
@@ -109,8 +109,13 @@ def test_callback_mode_starts_the_remote_execution_with_a_webhook_for_the_three_
     params = json.loads(body["params"])
     assert params["env"] == {"a": 1}
     (hook,) = params["notify"]
-    assert hook == {"type": "webhook", "url": callback_url(action.id, action.attempt) + "/notification",
-                    "event_types": ["WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"]}
+    assert hook["type"] == "webhook"
+    assert hook["event_types"] == ["WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"]
+    # The token is signed with the second it was made in, so compare what it says, not its bytes.
+    prefix = callback_url(action.id, action.attempt).rsplit("/", 1)[0] + "/"
+    assert hook["url"].startswith(prefix) and hook["url"].endswith("/notification")
+    token = hook["url"][len(prefix):-len("/notification")]
+    assert read_token(token, max_age=60) == (str(action.id), action.attempt)
     action.refresh_from_db()
     assert action.state == "RUNNING" and action.runtime_context[remote.REMOTE_ID] == "r1"
     assert not TrackedAction.objects.exists()
