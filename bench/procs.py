@@ -193,7 +193,7 @@ class GustProcesses:
         self.web = self._spawn("web", [
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS),
-            "--access-logfile", "-", "--log-level", "warning",
+            "--access-logfile", "-", "--logger-class", "config.gunicorn_log.AccessLog", "--log-level", "warning",
         ], log_name=log_name)
         deadline = time.monotonic() + timeout
         while True:

@@ -265,7 +265,8 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
         web = procs._spawn("web", _prefix(hosts, "web", 0) + [
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", hosts.bind(procs.port) if hosts else
             f"127.0.0.1:{procs.port}", "--workers", str(cfg.web), "--threads", "4",
-            "--access-logfile", "-", "--log-level", "warning"], extra_env={"GUST_PUBLIC_URL": web_host})
+            "--access-logfile", "-", "--logger-class", "config.gunicorn_log.AccessLog",
+            "--log-level", "warning"], extra_env={"GUST_PUBLIC_URL": web_host})
         started.append(web)
         workers = [procs._spawn("worker", _prefix(hosts, "worker", k) + [sys.executable, "manage.py", "worker"],
                                 log_name=f"worker-{k}") for k in range(cfg.workers)]

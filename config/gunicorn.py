@@ -17,6 +17,7 @@ graceful_timeout = int(os.environ.get("GUST_WEB_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 forwarded_allow_ips = os.environ.get("GUST_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUST_ACCESS_LOG", "-") or None
+logger_class = "config.gunicorn_log.AccessLog"  # the same lines as gunicorn's, cheaper
 loglevel = os.environ.get("GUST_WEB_LOG_LEVEL", "warning")
 proc_name = "gust-web"
 

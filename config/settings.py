@@ -100,12 +100,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "workflows.middleware.RequestId",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, auth and messages middleware, each passing an API
+    # request without a session cookie through untouched
+    # (workflows.middleware.sessionless).
+    "workflows.middleware.Sessions",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "workflows.middleware.Authentication",
     "workflows.middleware.DashboardLoginRequired",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "workflows.middleware.Messages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]

@@ -190,3 +190,36 @@ def test_production_start_runs_a_workflow_over_http_and_stops_cleanly(prod_env, 
     assert "bin/prod: stopped" in log.read_text()
     with pytest.raises(ProcessLookupError):  # nothing of its process group is left
         os.killpg(proc.pid, 0)
+
+
+def test_the_access_log_prints_gunicorns_own_line():
+    """config.gunicorn_log.AccessLog builds only the atoms the default format
+    prints; the line is the one gunicorn's Logger would print."""
+    import datetime
+    import logging
+    from types import SimpleNamespace
+
+    from gunicorn import glogging
+    from gunicorn.config import Config
+
+    from config.gunicorn_log import AccessLog
+
+    environ = {"REMOTE_ADDR": "10.0.0.7", "REQUEST_METHOD": "GET", "RAW_URI": "/v2/executions/x?a=1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_USER_AGENT": 'curl "8"', "HTTP_REFERER": "http://h/",
+               "PATH_INFO": "/v2/executions/x", "QUERY_STRING": "a=1"}
+    resp = SimpleNamespace(status="200 OK", sent=512, headers=[("Content-Type", "application/json")])
+    req = SimpleNamespace(headers=[("HOST", "h")])
+    took = datetime.timedelta(microseconds=1500)
+    lines = []
+    for cls in (glogging.Logger, AccessLog):
+        log = cls(Config())
+        log.now = lambda: "[02/Dec/2026:20:00:00 +0000]"
+        atoms = log.atoms_wrapper_class(log.atoms(resp, req, environ, took))
+        lines.append(logging.LogRecord("a", 20, "", 0, log.cfg.access_log_format, (atoms,), None).getMessage())
+    assert lines[0] == lines[1] == ('10.0.0.7 - - [02/Dec/2026:20:00:00 +0000] "GET /v2/executions/x?a=1 HTTP/1.1" '
+                                    '200 512 "http://h/" "curl \\"8\\""')
+    other = Config()
+    other.set("access_log_format", "%(U)s %({host}i)s")
+    log = AccessLog(other)
+    atoms = log.atoms_wrapper_class(log.atoms(resp, req, environ, took))
+    assert other.access_log_format % atoms == "/v2/executions/x h"  # any other format: gunicorn's own atoms

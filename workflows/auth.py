@@ -14,7 +14,7 @@ from workflows import conf, permissions
 
 class XAuthTokenAuthentication(TokenAuthentication):
     def authenticate(self, request):
-        token = request.headers.get("X-Auth-Token")
+        token = request.META.get("HTTP_X_AUTH_TOKEN")  # not request.headers: it copies every header
         if token:
             return self.authenticate_credentials(token.strip())
         return super().authenticate(request)

@@ -87,3 +87,24 @@ def test_unknown_api_paths_answer_json_404s(client, path):
     resp = client.get(path)
     assert resp.status_code == 404 and resp["Content-Type"] == "application/json"
     assert "Not found" in resp.json()["faultstring"]
+
+
+def test_a_logged_in_browser_uses_the_api_with_its_session_and_its_csrf_rule(auth_on, token):
+    """The API skips the session layers only for a request without a session
+    cookie (workflows.middleware.sessionless); the dashboard's own calls
+    carry one and are authenticated by it, with DRF's CSRF check."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(get_user_model().objects.get(username="ops"))
+    assert browser.get("/v2/workflows").status_code == 200
+    refused = browser.post("/v2/workflows", data="version: '2.0'\n", content_type="text/plain")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["faultstring"]
+    assert Client().get("/v2/workflows").status_code == 401  # the same request without the cookie
+
+
+def test_a_request_without_a_session_cookie_gets_none(client, auth_on, token):
+    resp = client.get("/v2/workflows", HTTP_X_AUTH_TOKEN=token)
+    assert resp.status_code == 200 and "Set-Cookie" not in resp.headers
+    assert resp["X-Request-ID"].startswith("req-") and resp["X-Frame-Options"] == "DENY"
+    assert client.get("/accounts/login/").cookies.get("csrftoken")  # pages still get theirs
