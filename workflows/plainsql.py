@@ -48,17 +48,32 @@ class PlainSelect:
         with connection.cursor() as cursor:
             cursor.execute(sql + where + order, params)
             rows = cursor.fetchall()
-        names = [f.attname for f in self.fields]
-        out = []
-        for row in rows:
-            values = []
-            for value, (funcs, col) in zip(row, converters, strict=True):
-                for func in funcs:
-                    value = func(value, col, connection)
-                values.append(value)
-            out.append(self.model.from_db(connection.alias, names, values))
-        return out
+        return [self._instance(row, converters) for row in rows]
 
+    def fetch_with(self, other: PlainSelect, fk: str, where: str, params: list) -> list[tuple]:
+        """(row, the ``other`` row its ``fk`` column points at, or None) in
+        one SELECT with a LEFT JOIN, as ``select_related(fk)`` reads them."""
+        sql, converters = self._plan()
+        other_sql, other_converters = other._plan()
+        mine, theirs = self.q(self.model._meta.db_table), other.q(other.model._meta.db_table)
+        column = self.q(self.model._meta.get_field(fk).column)
+        columns = other_sql[len("SELECT "):other_sql.index(" FROM ")]
+        joined = (sql.replace(" FROM ", f", {columns} FROM ", 1).removesuffix(" WHERE ")
+                  + f" LEFT JOIN {theirs} ON {mine}.{column} = {theirs}.{other.q(other.model._meta.pk.column)} WHERE ")
+        with connection.cursor() as cursor:
+            cursor.execute(joined + where, params)
+            rows = cursor.fetchall()
+        n = len(converters)
+        return [(self._instance(row[:n], converters),
+                 other._instance(row[n:], other_converters) if row[n] is not None else None) for row in rows]
+
+    def _instance(self, row, converters):
+        values = []
+        for value, (funcs, col) in zip(row, converters, strict=True):
+            for func in funcs:
+                value = func(value, col, connection)
+            values.append(value)
+        return self.model.from_db(connection.alias, [f.attname for f in self.fields], values)
 
 
 def update_rows(model, rows: list, fields: list[str]) -> None:

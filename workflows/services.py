@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Subquery
 from django.utils import timezone
 
 from core import actions, adhoc, engine
@@ -106,12 +106,20 @@ def find_workflow(identifier: str, namespace: str = "", defer: tuple[str, ...] =
     # get_workflow_definition, an id matches in any namespace, a name only
     # in the namespace given (no fallback to the default one). ``defer``:
     # columns read only when used.
-    rows = WorkflowDefinition.objects.filter(Q(id=identifier) | Q(name=identifier, namespace=namespace))
-    found = list((rows.defer(*defer) if defer else rows)[:2])
+    # A plain SELECT: the ORM's compiler for this query was a fifth of a
+    # POST /v2/executions (bench/README.md, "HTTP path").
+    sel = _definition_select(defer)
+    found = sel.fetch(f"{sel.q('id')} = %s OR ({sel.q('name')} = %s AND {sel.q('namespace')} = %s)",
+                      [identifier, identifier, namespace], " LIMIT 2")
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
         raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
     return wf
+
+
+@functools.cache
+def _definition_select(defer: tuple[str, ...]) -> plainsql.PlainSelect:
+    return plainsql.PlainSelect(WorkflowDefinition, exclude=defer)
 
 
 @transaction.atomic
@@ -254,20 +262,24 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
         if _holds_write_lock():
             # SQLite's BEGIN IMMEDIATE: nobody else writes until this commits,
             # so the action and its execution are read once, together.
-            current = (ActionExecution.objects.select_related("workflow_execution")
-                       .defer("workflow_execution__spec").filter(id=action_id).first())
-            if current is None:
+            # One plain SELECT with a join: the ORM's compiler for it was a
+            # quarter of an async completion (bench/README.md, "HTTP path").
+            found = _ACTION_SELECT.fetch_with(_EXECUTION_SELECT, "workflow_execution", _ACTION_BY_ID, [action_id])
+            if not found:
                 raise NotFound("ActionExecution", action_id)
+            current, execution = found[0]
             if current.workflow_execution_id is None:
                 return _complete_adhoc(action_id, state, output)
-            execution = current.workflow_execution
+            if execution is None:
+                raise NotFound("WorkflowExecution", current.workflow_execution_id)
+            current.workflow_execution = execution
         else:
             # Lock the action's execution in one statement, then read the
             # action under that lock: another completion may have committed
             # since any earlier read.
             owner = ActionExecution.objects.filter(id=action_id).values("workflow_execution_id")[:1]
             execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(id=Subquery(owner)).first()
-            current = ActionExecution.objects.filter(id=action_id).first()
+            current = _action_row(action_id)
             if current is None:
                 raise NotFound("ActionExecution", action_id)
             if current.workflow_execution_id is None:
@@ -280,6 +292,18 @@ def complete_action(action_id: str, state: str, output=None) -> ActionExecution:
         store.action_rows[current.id] = current  # read under the lock already
         _apply(execution, engine.ActionCompleted(action_id, state, output), store=store)
     return current  # _apply wrote the engine's changes into this row
+
+
+_ACTION_SELECT = plainsql.PlainSelect(ActionExecution)
+_EXECUTION_SELECT = plainsql.PlainSelect(WorkflowExecution, exclude=("spec",))  # read when used, as defer("spec")
+
+
+_ACTION_BY_ID = f"{ActionExecution._meta.db_table}.id = %s"  # plain names: quoting them is a no-op
+
+
+def _action_row(action_id: str) -> ActionExecution | None:
+    found = _ACTION_SELECT.fetch(_ACTION_BY_ID, [action_id])
+    return found[0] if found else None
 
 
 def _holds_write_lock() -> bool:
