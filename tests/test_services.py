@@ -278,3 +278,27 @@ def test_the_engines_plain_insert_stores_what_bulk_create_stores():
         assert stored.created_at == fast.created_at and abs(stored.created_at - now) < timedelta(seconds=60)
     assert ActionExecution.objects.get(id="action-fast").output is None  # SQL NULL, as bulk_create
     assert ActionExecution.objects.filter(id="action-fast", output__isnull=True).exists()
+
+
+def test_a_plain_joined_select_reads_what_select_related_reads():
+    """plainsql.PlainSelect.fetch_with (a completion's one read of its action
+    and execution): every field as the ORM's select_related reads it, and no
+    execution for an action that has none (run-action's)."""
+    from django.forms.models import model_to_dict
+
+    services.save_workflows(HELLO)
+    ex = services.start_execution("hello", {"name": "é"})
+    action = running_action(ex)
+    lone = ActionExecution.objects.create(name="std.noop", state="RUNNING", input={"a": [1]})
+    actions = plainsql.PlainSelect(ActionExecution)
+    executions = plainsql.PlainSelect(WorkflowExecution, exclude=("spec",))
+    where = f"{ActionExecution._meta.db_table}.id = %s"
+    ((fast, fast_ex),) = actions.fetch_with(executions, "workflow_execution", where, [action.id])
+    assert fast_ex.get_deferred_fields() == {"spec"}  # read when used, as defer("spec")
+    orm = ActionExecution.objects.select_related("workflow_execution").get(id=action.id)
+    assert model_to_dict(fast) == model_to_dict(orm) and fast.created_at == orm.created_at
+    assert model_to_dict(fast_ex) == model_to_dict(orm.workflow_execution)
+    assert fast_ex.updated_at == orm.workflow_execution.updated_at
+    assert fast_ex.spec == orm.workflow_execution.spec
+    assert actions.fetch_with(executions, "workflow_execution", where, [lone.id])[0][1] is None
+    assert actions.fetch_with(executions, "workflow_execution", where, ["no-such-id"]) == []
