@@ -23,8 +23,6 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GUST_VAR_DIR", BASE_DIR / "var"))
-# Where the benchmark commands write their results and the comparison page reads them.
-BENCH_RESULTS_DIR = Path(os.environ.get("GUST_BENCH_RESULTS_DIR", BASE_DIR / "bench" / "results"))
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -337,6 +335,8 @@ TRACKER = {
     "PERIODIC": ["approvals.services.sweep", "workflows.retention.periodic"],
     "QUERIES": dict(kv.split("=", 1) for kv in os.environ.get("GUST_TRACKER_QUERIES", "").split(",") if "=" in kv),
 }
+if os.environ.get("GUST_BENCH_RESULTS_DIR"):  # where benchmark results go (tracker.conf.results_dir)
+    TRACKER["BENCH_RESULTS_DIR"] = os.environ["GUST_BENCH_RESULTS_DIR"]
 
 # Where outgoing HTTP may go (std.http, std.mistral_http, gust.http_job, the
 # tracker's status queries, webhooks), read at call time by workflows.egress.

@@ -3,7 +3,7 @@ at call time (override_settings works)."""
 
 from typing import Any
 
-from django.conf import settings
+from workflows.conf import reader
 
 DEFAULTS: dict[str, Any] = {
     # A bearer token that may read /metrics without a login (empty: none).
@@ -11,5 +11,4 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def get(name: str) -> Any:
-    return {**DEFAULTS, **getattr(settings, "OPS", {})}[name]
+get = reader("OPS", DEFAULTS)

@@ -15,9 +15,15 @@ IN_FLIGHT_WINDOW  seconds after signing during which a token's action may still 
 INBOX_MAX         early callbacks waiting at most, in all (more are refused with 429)
 PERIODIC          dotted paths called once per cycle (e.g. approval expiry)
 QUERIES           {action name: dotted path of a query function} overriding the built-ins
+BENCH_RESULTS_DIR where `compare_completion` (and the other benchmark commands) write their
+                  results and the comparison page reads them (default: bench/results)
 """
 
+from pathlib import Path
+
 from django.conf import settings
+
+from workflows.conf import reader
 
 DEFAULTS = {
     "QUERY_INTERVAL": 5.0,
@@ -34,8 +40,13 @@ DEFAULTS = {
     "PERIODIC": [],
     "QUERIES": {},
     "COMPLETIONS": {},  # the latency rows' retention (tracker.latency.DEFAULTS)
+    "BENCH_RESULTS_DIR": None,  # None: bench/results in the project
 }
 
+get = reader("TRACKER", DEFAULTS)
 
-def get(name: str):
-    return {**DEFAULTS, **getattr(settings, "TRACKER", {})}[name]
+
+def results_dir() -> Path:
+    """The benchmark results folder, read at call time like every setting."""
+    configured = get("BENCH_RESULTS_DIR")
+    return Path(configured) if configured else Path(settings.BASE_DIR) / "bench" / "results"

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
@@ -25,12 +23,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from tracker import benchmarks, latency, services
+from tracker.conf import results_dir
 from tracker.models import Completion, TrackerProcess
 from workflows import live
 from workflows.errors import Conflict
 from workflows.views import is_live
 
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 LATEST = "compare-latest.json"
 _RUN_NAME = re.compile(r"^compare-(latest|\d{8}T\d{6}Z)\.json$")
 
@@ -58,7 +56,7 @@ def _page(request, template: str, region: str, context: dict):
 def overview(request):
     """Live figures of the results tracker."""
     return _page(request, "tracker/overview.html", "tracker/_overview_live.html",
-                 {"nav": "tracker", "stats": services.stats(), "has_comparison": (RESULTS_DIR / LATEST).exists(),
+                 {"nav": "tracker", "stats": services.stats(), "has_comparison": (results_dir() / LATEST).exists(),
                   **_live(request)})
 
 
@@ -69,8 +67,9 @@ def compare(request):
     name = request.GET.get("run") or LATEST
     if not _RUN_NAME.match(name):
         raise Http404("No such comparison run")
-    path = RESULTS_DIR / name
-    runs = sorted((p.name for p in RESULTS_DIR.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST),
+    folder = results_dir()
+    path = folder / name
+    runs = sorted((p.name for p in folder.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST),
                   reverse=True)[:30]
     context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None,
                "bench_run": benchmarks.latest(), "can_run": benchmarks.allowed(request.user),
@@ -107,7 +106,7 @@ def compare(request):
 def run_benchmark(request):
     """The button: queue a quick ``compare_completion`` run (one at a time, permission tracker.run_benchmark)."""
     try:
-        run = benchmarks.request(request.user, RESULTS_DIR)
+        run = benchmarks.request(request.user, results_dir())
     except benchmarks.Forbidden as exc:
         return render(request, "403.html", {"message": exc.message}, status=403)
     except Conflict as exc:

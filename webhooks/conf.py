@@ -3,7 +3,7 @@ at call time (override_settings works)."""
 
 from typing import Any
 
-from django.conf import settings
+from workflows.conf import reader
 
 DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 8,  # deliveries of one event to one webhook before it is FAILED
@@ -12,5 +12,4 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def get(name: str) -> Any:
-    return {**DEFAULTS, **getattr(settings, "WEBHOOKS", {})}[name]
+get = reader("WEBHOOKS", DEFAULTS)

@@ -7,6 +7,7 @@ config/settings.py fills ``GUST`` from the environment (``GUST_<NAME>``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -59,8 +60,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def get(name: str) -> Any:
-    return getattr(settings, "GUST", {}).get(name, DEFAULTS[name])
+def reader(namespace: str, defaults: dict[str, Any]) -> Callable[[str], Any]:
+    """``get(name)`` for one app's settings: ``settings.<namespace>[name]``,
+    else ``defaults[name]``, looked up at each call. Every app's conf module
+    is one of these; a name with no default is a KeyError (a typo, not a
+    setting)."""
+
+    def get(name: str) -> Any:
+        values = getattr(settings, namespace, {})
+        return values[name] if name in values else defaults[name]
+
+    return get
+
+
+get = reader("GUST", DEFAULTS)
 
 
 def limits() -> Limits:

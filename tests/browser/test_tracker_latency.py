@@ -98,9 +98,8 @@ def outside():
 
 @pytest.fixture
 def fresh_install(tmp_path, monkeypatch, settings):
-    from tracker import views
 
-    monkeypatch.setattr(views, "RESULTS_DIR", tmp_path)  # no benchmark has run
+    monkeypatch.setitem(settings.TRACKER, "BENCH_RESULTS_DIR", tmp_path)  # no benchmark has run
     settings.TRACKER = {**settings.TRACKER, "COMPLETIONS": {"BENCHMARK_ARGS": TINY}}
 
     def worker(run_id):  # a thread stands in for the worker process (tests run jobs inline)

@@ -32,8 +32,8 @@ open(out, "w").write(json.dumps({"ok": True, "modes": [{"name": "callback", "tra
 
 
 @pytest.fixture
-def results(tmp_path, monkeypatch):
-    monkeypatch.setattr(views, "RESULTS_DIR", tmp_path)
+def results(tmp_path, monkeypatch, settings):
+    monkeypatch.setitem(settings.TRACKER, "BENCH_RESULTS_DIR", tmp_path)
     monkeypatch.setattr(benchmarks, "argv", lambda run: [sys.executable, "-c", SCRIPT, *run.args, "--output",
                                                           run.output])
     return tmp_path

@@ -255,10 +255,9 @@ def test_the_targets_are_judged_from_the_result():
 
 
 @pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    from tracker import views
+def results_dir(tmp_path, monkeypatch, settings):
 
-    monkeypatch.setattr(views, "RESULTS_DIR", tmp_path)
+    monkeypatch.setitem(settings.TRACKER, "BENCH_RESULTS_DIR", tmp_path)
     return tmp_path
 
 

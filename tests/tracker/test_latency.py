@@ -164,10 +164,9 @@ def test_old_rows_and_buckets_are_pruned(settings):
     assert not Completion.objects.exists() and not CompletionBucket.objects.exists()
 
 
-def test_the_tracker_and_comparison_pages_show_the_live_figures(client, tmp_path, monkeypatch):
-    from tracker import views
+def test_the_tracker_and_comparison_pages_show_the_live_figures(client, tmp_path, monkeypatch, settings):
 
-    monkeypatch.setattr(views, "RESULTS_DIR", tmp_path)  # a fresh install: no comparison run yet
+    monkeypatch.setitem(settings.TRACKER, "BENCH_RESULTS_DIR", tmp_path)  # a fresh install: no comparison run yet
     callback(client, start()[1])
     for url in ("/tracker/", "/tracker/compare/"):
         page = client.get(url).content.decode()

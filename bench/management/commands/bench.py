@@ -31,8 +31,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bench import isolation
 from bench.procs import orphan_guard
 from bench.runner import DEFAULT_REPEAT, SCENARIOS
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 def _parse_scenarios(value: str) -> list[str]:
@@ -194,7 +193,7 @@ class Command(BaseCommand):
             targets = [output]
         else:
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            targets = [RESULTS_DIR / f"bench-{stamp}.json", RESULTS_DIR / "latest.json"]
+            targets = [results_dir() / f"bench-{stamp}.json", results_dir() / "latest.json"]
         for p in targets:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)

@@ -9,13 +9,12 @@ import json
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import broker as bench_broker
 from bench import children
+from tracker.conf import results_dir
 
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 TARGETS = {"orm": 300.0, "redis": 1000.0}
 
 
@@ -53,7 +52,7 @@ class Command(BaseCommand):
                "command": "python manage.py broker_bench --runs " + opts["runs"] + f" --jobs {opts['jobs']}",
                "load_average": [round(x, 2) for x in os.getloadavg()],
                "ok": all(r["ok"] for r in results), "results": results}
-        out = opts["output"] or RESULTS_DIR / f"broker-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"broker-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError("a run lost a job or ran one twice (see the JSON)")

@@ -29,8 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bench import compare, isolation
 from bench.compare import Mode, Options
 from bench.procs import orphan_guard
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 def _parse_modes(values: list[str]) -> list[Mode]:
@@ -213,10 +212,10 @@ class Command(BaseCommand):
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
             if "scale" in result:  # not a comparison of modes: the compare page keeps showing the last one
                 vendor = result["database"]["vendor"]
-                targets = [RESULTS_DIR / f"tracker-scale-{stamp}-{vendor}.json",
-                           RESULTS_DIR / f"tracker-scale-latest-{vendor}.json"]
+                targets = [results_dir() / f"tracker-scale-{stamp}-{vendor}.json",
+                           results_dir() / f"tracker-scale-latest-{vendor}.json"]
             else:
-                targets = [RESULTS_DIR / f"compare-{stamp}.json", RESULTS_DIR / "compare-latest.json"]
+                targets = [results_dir() / f"compare-{stamp}.json", results_dir() / "compare-latest.json"]
         for p in targets:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)

@@ -10,13 +10,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import children
 from bench import cron as bench_cron
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
@@ -40,7 +38,7 @@ class Command(BaseCommand):
         doc = {"kind": "cron_bench", "timestamp": started.isoformat(timespec="seconds"),
                "command": (f"python manage.py cron_bench --triggers {opts['triggers']} --minutes {opts['minutes']} "
                            f"--processes {opts['processes']}"), **res}
-        out = opts["output"] or RESULTS_DIR / f"cron-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"cron-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError(f"expected {doc['expected']} executions and no duplicates, got {doc['executions']} "

@@ -15,8 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bench import engine as scenarios
 from bench import isolation
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
@@ -83,7 +82,7 @@ class Command(BaseCommand):
 
     def _write(self, result: dict, output: Path | None) -> list[Path]:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-        target = output or RESULTS_DIR / f"engine-{stamp}.json"
+        target = output or results_dir() / f"engine-{stamp}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(result, indent=2))
         md = target.with_suffix(".md")

@@ -10,12 +10,10 @@ import json
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import children, isolation
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
@@ -50,7 +48,7 @@ class Command(BaseCommand):
                "command": (f"python manage.py latency_bench --completions {opts['completions']} --days {opts['days']:g}"
                            f" --groups {opts['groups']} --raw {opts['raw']}"),
                "load_after": [round(x, 2) for x in os.getloadavg()], **res}
-        out = opts["output"] or RESULTS_DIR / f"live-latency-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"live-latency-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
 
     def _child(self, opts):

@@ -13,13 +13,12 @@ import json
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import children, netns
 from bench import scaleout as bench_scaleout
+from tracker.conf import results_dir
 
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/postgres"
 # Short enough that the dead host's work comes back within the run.
 FAST_RECOVERY = {"GUST_WORKER_LEASE": "3", "GUST_WORKER_REDISPATCH_AFTER": "4", "GUST_QUERY_INTERVAL": "1",
@@ -77,7 +76,7 @@ class Command(BaseCommand):
                "recovery_settings": FAST_RECOVERY, "load_average_before": load_before,
                "load_average": [round(x, 2) for x in os.getloadavg()], "database": db.vendor, "broker": "redis",
                "clients": opts["clients"], "seconds": opts["seconds"], "results": [res], "ok": res["check"]["ok"]}
-        out = opts["output"] or RESULTS_DIR / f"multihost-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"multihost-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError("an execution did not end SUCCESS or an action ran twice (see the JSON)")

@@ -20,9 +20,9 @@ from django.core.management.base import BaseCommand, CommandError
 from bench import reliability, report
 from bench import scenarios as scenario_runs
 from bench.reliability import SCENARIOS, Options
+from tracker.conf import results_dir
 
 DOC = Path(settings.BASE_DIR) / "docs" / "reliability.md"
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 
 
 class Command(BaseCommand):
@@ -88,7 +88,7 @@ class Command(BaseCommand):
         out_md = opts["output"] or DOC
         out_md.parent.mkdir(parents=True, exist_ok=True)
         out_md.write_text(report.render_markdown(result, command))
-        out_json = opts["json"] or RESULTS_DIR / f"reliability-{started:%Y%m%dT%H%M%SZ}.json"
+        out_json = opts["json"] or results_dir() / f"reliability-{started:%Y%m%dT%H%M%SZ}.json"
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(result, indent=2, default=str) + "\n")
         self.stdout.write(f"reliability: wrote {out_md} and {out_json}")

@@ -21,8 +21,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import isolation, rest
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
@@ -92,7 +91,7 @@ class Command(BaseCommand):
             paths = [opts["output"]]
         else:
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            paths = [RESULTS_DIR / f"rest-{stamp}.json", RESULTS_DIR / "rest-latest.json"]
+            paths = [results_dir() / f"rest-{stamp}.json", results_dir() / "rest-latest.json"]
         for p in paths:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,13 +10,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import children
 from bench import retention as bench_retention
-
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
+from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
@@ -47,7 +45,7 @@ class Command(BaseCommand):
                "command": (f"python manage.py retention_bench --old {opts['old']} --clients {opts['clients']} "
                            f"--batch-size {opts['batch_size']} --phase-seconds {opts['phase_seconds']:g}"),
                **res}
-        out = opts["output"] or RESULTS_DIR / f"retention-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"retention-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError(f"the check failed: {doc['checked']} errors {doc['client_errors']}")

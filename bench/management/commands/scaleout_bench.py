@@ -10,13 +10,12 @@ import json
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import children
 from bench import scaleout as bench_scaleout
+from tracker.conf import results_dir
 
-RESULTS_DIR = Path(settings.BENCH_RESULTS_DIR)
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
@@ -81,7 +80,7 @@ class Command(BaseCommand):
                     "load_average_before": load_before,
                     "load_average": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count()})
         doc["ok"] = all(r["check"]["ok"] for r in doc["results"])
-        out = opts["output"] or RESULTS_DIR / f"scaleout-{started:%Y%m%dT%H%M%SZ}.json"
+        out = opts["output"] or results_dir() / f"scaleout-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, bench_scaleout.markdown(doc), self.stdout.write)
         if not doc["ok"]:
             raise CommandError("an execution was lost or an action ran twice (see the JSON)")
