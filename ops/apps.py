@@ -12,6 +12,8 @@ class OpsConfig(AppConfig):
 
     def ready(self):
         from ops import metrics
-        from workflows import signals
+        from workflows import page_parts, signals
 
         signals.execution_events.connect(metrics.on_execution_events, dispatch_uid="ops.metrics.transitions")
+        for slot in page_parts.SLOTS:  # the buttons and the audit trail on the execution page
+            page_parts.add(slot, f"ops/parts/{slot}.html")

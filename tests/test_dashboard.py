@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from core.states import State
 from ops.models import OperatorAction
-from workflows import live, services
+from workflows import live, page_parts, services
 from workflows.models import WorkflowDefinition, WorkflowExecution
 
 pytestmark = pytest.mark.django_db
@@ -485,3 +485,27 @@ def test_too_many_streams_answer_busy_and_a_gone_execution_says_so(client, workf
     services.delete_execution(ex.id)
     assert "event: gone" in read_all(client.get(f"/executions/{ex.id}/events"))
     assert live.open_streams() == 0
+
+
+# --- the operator console's parts of the page (workflows.page_parts) ---
+
+
+def test_the_operator_console_adds_its_parts_to_every_slot():
+    assert page_parts.execution_page() == {slot: (f"ops/parts/{slot}.html",) for slot in page_parts.SLOTS}
+
+
+def test_a_part_is_added_once_and_an_unknown_slot_is_refused():
+    page_parts.add("task", "ops/parts/task.html")
+    assert page_parts.execution_page()["task"] == ("ops/parts/task.html",)
+    with pytest.raises(ValueError, match="No slot 'sidebar' on the execution page; the slots are execution, task"):
+        page_parts.add("sidebar", "x.html")
+
+
+def test_without_the_parts_the_page_shows_the_execution_and_no_operator_buttons(operator, workflows, monkeypatch):
+    ex = running()
+    with_parts = operator.get(f"/executions/{ex.id}/").content.decode()
+    assert 'value="PAUSED"' in with_parts and "Operator actions" in with_parts
+    monkeypatch.setattr(page_parts, "_parts", {slot: [] for slot in page_parts.SLOTS})
+    html = operator.get(f"/executions/{ex.id}/").content.decode()
+    assert ex.id in html and "waiter" in html
+    assert 'name="state"' not in html and "Operator actions" not in html

@@ -29,7 +29,7 @@ from pygments.lexers import YamlLexer
 from core import graph, policies, timeline
 from core.lang.spec import build_workflow
 from core.states import TERMINAL, State
-from workflows import live, selectors, services, tree
+from workflows import live, page_parts, selectors, services, tree
 from workflows import permissions as perms
 from workflows.errors import Conflict, DuplicateWorkflow, InvalidDefinition, InvalidInput, NotFound
 from workflows.forms import INPUT_PREFIX, ExecutionFilterForm, StartExecutionForm, UploadForm
@@ -256,6 +256,7 @@ def execution_detail(request, execution_id: str):
         "workflow_exists": selectors.workflow_exists(execution.workflow_name, execution.workflow_namespace),
         "nav": "executions",
         "version": live.fingerprint_of(execution),  # of the row shown, not a newer one
+        "page_parts": page_parts.execution_page(),  # the operator console's buttons, when it is installed
     }
     template = "workflows/_execution_live.html" if is_live(request) else "workflows/execution_detail.html"
     return render(request, template, context)

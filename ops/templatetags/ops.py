@@ -14,7 +14,7 @@ AUDIT_ROWS = 20
 APPROVAL_ACTION = "gust.approval"
 
 
-@register.inclusion_tag("approvals/includes/operator_controls.html", takes_context=True)
+@register.inclusion_tag("ops/includes/operator_controls.html", takes_context=True)
 def operator_controls(context, action):
     """The approval link of a ``gust.approval`` action, and the buttons a
     RUNNING action offers to whoever may press them."""
@@ -35,7 +35,7 @@ def operator_controls(context, action):
     }
 
 
-@register.inclusion_tag("approvals/includes/audit_trail.html")
+@register.inclusion_tag("ops/includes/audit_trail.html")
 def audit_trail(execution_id):
     entries = list(OperatorAction.objects.filter(execution_id=execution_id)[:AUDIT_ROWS])
     return {"entries": entries, "execution_id": execution_id, "limit": AUDIT_ROWS}

@@ -4,6 +4,7 @@ about alone. This test is the contract: a new import of Django, of the ORM
 or of a Django-side Gust module into the core fails CI."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,78 @@ def test_the_contract_sees_the_imports():
     assert "core.lang.spec" in graph["core.engine"]
     assert "workflows.services" in graph["api.views"]
     assert "workflows.auth" in graph["ops.metrics"]  # imported inside a function
+
+
+# --- templates follow the same layers -------------------------------------------
+# A page of one app may load tag libraries, include templates, link to URL
+# namespaces and test permissions only of its own app and the apps below it
+# (an operator button on a workflows page would make workflows depend on ops;
+# ops adds it through workflows.page_parts instead). The site frame
+# (base.html, which every page extends) belongs to config.
+URL_NAMESPACES = {"dashboard": "workflows", "tracker_pages": "tracker", "approvals": "approvals", "ops": "ops",
+                  "admin": "config"}
+TEMPLATE_REFERENCES = re.compile(
+    r"{%\s*load\s+(?P<libs>[\w ]+?)\s*%}"
+    r"|{%\s*(?:include|extends)\s+[\"'](?P<template>[^\"']+)[\"']"
+    r"|{%\s*url\s+[\"'](?P<namespace>\w+):"
+    r"|\bperms\.(?P<perm_app>\w+)\.")
+
+
+def template_owner(name: str) -> str:
+    """The app a template name (``ops/parts/task.html``) belongs to."""
+    first, _, rest = name.partition("/")
+    if first == "includes":
+        return "workflows"  # the dashboard's shared pieces
+    if first == "admin" and rest.split("/")[0] in LAYERS:
+        return rest.split("/")[0]
+    return first if first in LAYERS else "config"
+
+
+def _templates() -> dict[str, Path]:
+    found = {}
+    for folder in [ROOT / "templates", *(ROOT / top / "templates" for top in LAYERS)]:
+        for path in folder.rglob("*.html"):
+            found.setdefault(path.relative_to(folder).as_posix(), path)
+    return found
+
+
+def _tag_libraries() -> dict[str, str]:
+    return {p.stem: p.relative_to(ROOT).parts[0] for top in LAYERS for p in (ROOT / top).glob("templatetags/*.py")
+            if p.stem != "__init__"}
+
+
+def template_dependencies(text: str, libraries: dict[str, str], ours=None) -> set[tuple[str, str]]:
+    """(app, what) for each app a template's text refers to; of the templates
+    it includes or extends, only ``ours`` (Django's own, such as the admin's,
+    are not Gust's layers)."""
+    found = set()
+    for m in TEMPLATE_REFERENCES.finditer(text):
+        if m["libs"]:
+            found.update((libraries[lib], f"{{% load {lib} %}}") for lib in m["libs"].split() if lib in libraries)
+        elif m["template"] and m["template"] != "base.html" and (ours is None or m["template"] in ours):
+            found.add((template_owner(m["template"]), m["template"]))
+        elif m["namespace"] in URL_NAMESPACES:
+            found.add((URL_NAMESPACES[m["namespace"]], f"url '{m['namespace']}:...'"))
+        elif m["perm_app"] in LAYERS:
+            found.add((m["perm_app"], f"perms.{m['perm_app']}"))
+    return found
+
+
+def test_every_template_refers_only_to_its_layer_and_the_ones_below():
+    libraries, templates = _tag_libraries(), _templates()
+    upward = sorted(f"{name} ({template_owner(name)}) -> {what} ({app})"
+                    for name, path in templates.items()
+                    for app, what in template_dependencies(path.read_text(), libraries, templates)
+                    if LAYERS.index(app) > LAYERS.index(template_owner(name)))
+    assert upward == []
+
+
+def test_the_template_contract_sees_loads_includes_urls_and_permissions():
+    text = ("{% load static ops %}{% include \"approvals/x.html\" %}{% url 'tracker_pages:overview' %}"
+            "{% if perms.ops.fix_tasks %}{% extends \"base.html\" %}{% url 'login' %}")
+    assert template_dependencies(text, {"ops": "ops"}) == {
+        ("ops", "{% load ops %}"), ("approvals", "approvals/x.html"), ("tracker", "url 'tracker_pages:...'"),
+        ("ops", "perms.ops")}
+    assert template_owner("ops/parts/task.html") == "ops"
+    assert template_owner("includes/badge.html") == "workflows"
+    assert template_owner("registration/login.html") == "config"
