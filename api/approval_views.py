@@ -18,13 +18,13 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals import access, services
+from approvals import access, selectors, services
 from approvals.errors import InvalidData
 from approvals.forms import AGES, INBOX_STATUSES
 from approvals.models import Approval, ApprovalResponse, Assignment
 from workflows import completions
 from workflows.auth import XAuthTokenAuthentication
-from workflows.errors import InvalidInput, NotFound
+from workflows.errors import InvalidInput
 
 LIST_LIMIT = 200
 
@@ -82,9 +82,7 @@ class _Base(APIView):
     permission_classes = [IsAuthenticated]
 
     def _get(self, request, approval_id: str) -> Approval:
-        approval = Approval.objects.prefetch_related("assignments", "responses").filter(id=approval_id).first()
-        if approval is None:
-            raise NotFound("Approval", approval_id)
+        approval = selectors.approval(approval_id, with_answers=True)
         if not access.can_view(request.user, approval):
             raise PermissionDenied(f"{request.user.get_username()} is not an assignee of this approval")
         return approval
@@ -107,7 +105,7 @@ class ApprovalList(_Base):
         age = request.query_params.get("age", "")
         if age not in dict(AGES):
             raise InvalidInput(f"age must be one of {', '.join(a for a, _ in AGES if a)}")
-        qs = access.inbox(request.user, status_, request.query_params.get("workflow", "").strip(), age)
+        qs = selectors.inbox(request.user, status_, request.query_params.get("workflow", "").strip(), age)
         qs = qs.prefetch_related("assignments", "responses")[:LIST_LIMIT]
         return Response({"approvals": ApprovalSerializer(qs, many=True, context={"request": request}).data})
 

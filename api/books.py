@@ -13,10 +13,9 @@ from api import resources
 from api.listing import in_namespace, paginate
 from api.views import namespace_arg, text_body, validation_response
 from core import actions
-from workflows import books
+from workflows import books, selectors
 from workflows import permissions as perms
 from workflows.errors import InvalidInput, NotFound
-from workflows.models import ActionDefinition, Workbook
 
 WORKBOOK_FIELDS = {"id", "name", "namespace", "scope", "project_id", "created_at", "updated_at", "definition"}
 
@@ -28,7 +27,7 @@ class Workbooks(APIView):
     }
 
     def get(self, request):
-        return Response(paginate(request, in_namespace(request, Workbook.objects.all()), key="workbooks",
+        return Response(paginate(request, in_namespace(request, selectors.workbooks()), key="workbooks",
                                  render=resources.workbook, filters=WORKBOOK_FIELDS | {"tags"},
                                  sortable=WORKBOOK_FIELDS - {"definition"}))
 
@@ -65,7 +64,7 @@ class Actions(APIView):
         ``namespace`` defaults to '' (built-ins are there)."""
         namespace = namespace_arg(request)
         items = [resources.action_definition(a) for a in actions.every().values()] if not namespace else []
-        items += [resources.adhoc_action(a) for a in ActionDefinition.objects.filter(namespace=namespace)]
+        items += [resources.adhoc_action(a) for a in selectors.adhoc_actions(namespace)]
         return Response({"actions": sorted(items, key=lambda a: a["name"])})
 
     def post(self, request):

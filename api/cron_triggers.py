@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 from api import resources
 from api.listing import paginate
 from workflows import permissions as perms
-from workflows import triggers
-from workflows.models import CronTrigger
+from workflows import selectors, triggers
 
 FIELDS = {"id", "name", "pattern", "workflow_name", "workflow_id", "remaining_executions", "first_execution_time",
           "next_execution_time", "project_id", "created_at", "updated_at"}
@@ -21,7 +20,7 @@ class CronTriggers(APIView):
     required = {"POST": (perms.ADD_CRON_TRIGGER,)}
 
     def get(self, request):
-        return Response(paginate(request, CronTrigger.objects.all(), key="cron_triggers",
+        return Response(paginate(request, selectors.cron_triggers(), key="cron_triggers",
                                  render=resources.cron_trigger, filters=FIELDS, sortable=FIELDS))
 
     def post(self, request):

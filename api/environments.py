@@ -9,9 +9,8 @@ from rest_framework.views import APIView
 
 from api import resources
 from api.listing import paginate
-from workflows import environments
+from workflows import environments, selectors
 from workflows import permissions as perms
-from workflows.models import Environment
 
 FIELDS = {"id", "name", "description", "scope", "project_id", "created_at", "updated_at"}
 
@@ -20,7 +19,7 @@ class Environments(APIView):
     required = {"POST": (perms.ADD_ENVIRONMENT,), "PUT": (perms.CHANGE_ENVIRONMENT,)}
 
     def get(self, request):
-        return Response(paginate(request, Environment.objects.all(), key="environments",
+        return Response(paginate(request, selectors.environments(), key="environments",
                                  render=resources.environment, filters=FIELDS, sortable=FIELDS))
 
     def post(self, request):

@@ -95,7 +95,7 @@ class Workflows(APIView):
 
     @extend_schema(operation_id="workflows_list")
     def get(self, request):
-        qs = in_namespace(request, services.WorkflowDefinition.objects.all())
+        qs = in_namespace(request, selectors.workflows())
         return Response(paginate(request, qs, key="workflows", render=resources.workflow,
                                  filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
 

@@ -1,5 +1,5 @@
-"""Who may see and answer an approval, and the inbox built on it. Policy
-lives here, not in the views.
+"""Who may see and answer an approval. Policy lives here, not in the views;
+the inbox built on it is ``approvals.selectors.inbox``.
 
 Answering needs an assignment: the user's name, one of the user's groups, or
 (after an escalation) one of the ``escalate_to`` names. Seeing an approval
@@ -9,11 +9,8 @@ superusers); seeing never allows answering.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from approvals.models import Approval, Assignment
 
@@ -50,29 +47,3 @@ def eligible_users(approval: Approval) -> QuerySet:
     groups = [n for k, n in rows if k == Assignment.GROUP]
     User = get_user_model()
     return User.objects.filter(Q(username__in=users) | Q(groups__name__in=groups), is_active=True).distinct()
-
-
-AGE_FILTERS = {
-    "1h": lambda now: {"created_at__gte": now - timedelta(hours=1)},
-    "1d": lambda now: {"created_at__gte": now - timedelta(days=1)},
-    "old": lambda now: {"created_at__lt": now - timedelta(days=1)},
-    "week": lambda now: {"created_at__lt": now - timedelta(days=7)},
-}
-
-
-def inbox(user, status: str, workflow: str = "", age: str = "") -> QuerySet[Approval]:
-    """The approvals ``user`` may answer, narrowed like the inbox's filters
-    (shared with the REST list)."""
-    qs = answerable_by(user)
-    username = user.get_username()
-    if status == "pending":
-        qs = qs.filter(status=Approval.Status.PENDING).exclude(responses__username=username)
-    elif status == "answered":
-        qs = qs.filter(responses__username=username)
-    elif status == "expired":
-        qs = qs.filter(status=Approval.Status.EXPIRED)
-    if workflow:
-        qs = qs.filter(workflow_name__icontains=workflow)
-    if age in AGE_FILTERS:
-        qs = qs.filter(**AGE_FILTERS[age](timezone.now()))
-    return qs.order_by("-created_at", "id")

@@ -10,16 +10,16 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from approvals import access, services
+from approvals import access, selectors, services
 from approvals.errors import Forbidden, InvalidData
 from approvals.forms import AnswerForm, InboxFilterForm
 from approvals.models import Approval, ApprovalResponse
 from workflows import completions
 from workflows.errors import Conflict, InvalidInput, NotFound
-from workflows.models import WorkflowExecution
 from workflows.views import pretty_json
 
 PER_PAGE = 25
@@ -31,16 +31,21 @@ def inbox(request):
     if form.is_bound and form.is_valid():
         status = form.cleaned_data["status"] or "pending"
         workflow, age = form.cleaned_data["workflow"].strip(), form.cleaned_data["age"]
-    page = Paginator(access.inbox(request.user, status, workflow, age), PER_PAGE).get_page(request.GET.get("page"))
-    mine = dict(
-        ApprovalResponse.objects.filter(approval__in=list(page.object_list), username=request.user.get_username())
-        .values_list("approval_id", "decision")
-    )
+    rows = selectors.inbox(request.user, status, workflow, age)
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    mine = selectors.decisions_of(request.user.get_username(), page.object_list)
     for a in page.object_list:
         a.my_decision = mine.get(a.id)
     context = {"form": form, "page": page, "status": status, "nav": "approvals",
                "filtered": bool(workflow or age or status != "pending")}
     return render(request, "approvals/inbox.html", context)
+
+
+def _or_404(find, ident: str) -> Approval:
+    try:
+        return find(ident)
+    except NotFound:
+        raise Http404("No Approval matches the given query.") from None  # get_object_or_404's words
 
 
 def _forbidden(request, approval: Approval, message: str):
@@ -51,7 +56,7 @@ def _forbidden(request, approval: Approval, message: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def detail(request, approval_id: str):
-    approval = get_object_or_404(Approval, id=approval_id)
+    approval = _or_404(selectors.approval, approval_id)
     user = request.user
     if not access.can_view(user, approval):
         return _forbidden(request, approval, f"{user.get_username()} is not an assignee of this approval.")
@@ -88,7 +93,7 @@ def detail(request, approval_id: str):
         "mine": next((r for r in responses if r.username == user.get_username()), None),
         "assignments": list(approval.assignments.order_by("via", "kind", "name")),
         "result_json": pretty_json(approval.result) if approval.result is not None else "",
-        "execution": WorkflowExecution.objects.filter(id=approval.execution_id).only("id", "state").first(),
+        "execution": selectors.execution_of(approval),
         "nav": "approvals",
     }
     return render(request, "approvals/detail.html", context, status=status)
@@ -98,5 +103,5 @@ def detail(request, approval_id: str):
 @require_GET
 def for_action(request, action_id: str):
     """The execution page links an approval action here without knowing the approval's id."""
-    approval = get_object_or_404(Approval, action_id=action_id)
+    approval = _or_404(selectors.approval_of_action, action_id)
     return redirect("approvals:detail", approval_id=approval.id)

@@ -2,11 +2,14 @@
 executions are shown, never changed here: a state changes only through
 ``workflows.services`` (the dashboard and the API offer pause, resume,
 cancel, rerun and action completion), and each of their pages links to the
-dashboard page that has those buttons."""
+dashboard page that has those buttons. The definition lists are the
+dashboard's and /v2's: their rows come from ``workflows.selectors``."""
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.urls import reverse
 
+from workflows import selectors
 from workflows.models import (
     ActionDefinition,
     ActionExecution,
@@ -55,11 +58,20 @@ def _execution_page(execution_id: str | None, task_name: str | None = None) -> s
     return f"{url}#task-{task_name}" if task_name else url
 
 
+def _admin_rows(rows: QuerySet) -> QuerySet:
+    """A selector's rows in the admin's own order (its columns, else the
+    model's): Django would add the selector's order after the admin's."""
+    return rows.order_by()
+
+
 @admin.register(WorkflowDefinition)
 class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_display = ("name", "namespace", "input", "created_at", "updated_at")
     search_fields = ("name", "id")
     readonly_fields = ("id", "spec", "checksum", "input", "created_at", "updated_at", "definition")
+
+    def get_queryset(self, request):
+        return _admin_rows(selectors.workflows())
 
 
 @admin.register(Workbook)
@@ -70,11 +82,17 @@ class WorkbookAdmin(ReadOnlyAdmin):
     list_display = ("name", "namespace", "created_at", "updated_at")
     search_fields = ("name", "id")
 
+    def get_queryset(self, request):
+        return _admin_rows(selectors.workbooks())
+
 
 @admin.register(ActionDefinition)
 class ActionDefinitionAdmin(ReadOnlyAdmin):
     list_display = ("name", "namespace", "workbook_name", "input", "created_at", "updated_at")
     search_fields = ("name", "id")
+
+    def get_queryset(self, request):
+        return _admin_rows(selectors.adhoc_actions())
 
 
 class TaskInline(admin.TabularInline):
@@ -130,6 +148,9 @@ class EnvironmentAdmin(ReadOnlyAdmin):
     list_display = ("name", "description", "scope", "created_at", "updated_at")
     search_fields = ("name", "id")
 
+    def get_queryset(self, request):
+        return _admin_rows(selectors.environments())
+
 
 @admin.register(CronTrigger)
 class CronTriggerAdmin(ReadOnlyAdmin):
@@ -137,3 +158,6 @@ class CronTriggerAdmin(ReadOnlyAdmin):
 
     list_display = ("name", "workflow_name", "pattern", "next_execution_time", "remaining_executions", "created_at")
     search_fields = ("name", "id", "workflow_name")
+
+    def get_queryset(self, request):
+        return _admin_rows(selectors.cron_triggers())

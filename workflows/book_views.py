@@ -11,7 +11,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
 from core import actions
-from workflows.models import ActionDefinition, Workbook, WorkflowDefinition
+from workflows import books, selectors
+from workflows.errors import NotFound
 
 
 def _yaml(text: str) -> str:
@@ -20,22 +21,21 @@ def _yaml(text: str) -> str:
 
 @require_GET
 def workbook_list(request):
-    workbooks = Workbook.objects.order_by("namespace", "name")
-    return render(request, "workflows/workbook_list.html", {"workbooks": workbooks, "nav": "workbooks"})
+    return render(request, "workflows/workbook_list.html", {"workbooks": selectors.workbooks(), "nav": "workbooks"})
 
 
 @require_GET
 def workbook_detail(request, name: str):
     namespace = request.GET.get("namespace", "")
-    wb = Workbook.objects.filter(name=name, namespace=namespace).first()
-    if wb is None:
-        raise Http404(f"No workbook named {name} in namespace '{namespace}'")
-    owned = {"namespace": namespace, "workbook_name": wb.name}
+    try:
+        wb = books.find_workbook(name, namespace)
+    except NotFound:
+        raise Http404(f"No workbook named {name} in namespace '{namespace}'") from None
     context = {
         "workbook": wb,
         "highlighted": _yaml(wb.definition),
-        "workflows": WorkflowDefinition.objects.filter(**owned).order_by("name"),
-        "actions": ActionDefinition.objects.filter(**owned).order_by("name"),
+        "workflows": selectors.workbook_workflows(wb),
+        "actions": selectors.workbook_actions(wb),
         "nav": "workbooks",
     }
     return render(request, "workflows/workbook_detail.html", context)
@@ -46,7 +46,7 @@ def action_list(request):
     """Built-in actions, then ad-hoc ones (every namespace), each with its input."""
     context = {
         "builtins": sorted(actions.every().values(), key=lambda a: a.name),
-        "adhoc": ActionDefinition.objects.order_by("namespace", "name"),
+        "adhoc": selectors.adhoc_actions(),
         "nav": "actions",
     }
     return render(request, "workflows/action_list.html", context)

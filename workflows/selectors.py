@@ -6,12 +6,23 @@ door needs the row to exist. Writes go through ``workflows.services``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from workflows.errors import NotFound
-from workflows.models import ActionExecution, TaskExecution, Timer, WorkflowDefinition, WorkflowExecution
+from workflows.models import (
+    ActionDefinition,
+    ActionExecution,
+    CronTrigger,
+    Environment,
+    TaskExecution,
+    Timer,
+    Workbook,
+    WorkflowDefinition,
+    WorkflowExecution,
+)
 
 # What an execution list shows: its rows never load the spec, context or output.
 LIST_FIELDS = ("id", "workflow_name", "state", "created_at", "updated_at", "description")
@@ -74,3 +85,48 @@ def workflows() -> QuerySet[WorkflowDefinition]:
 
 def workflow_exists(name: str, namespace: str) -> bool:
     return WorkflowDefinition.objects.filter(name=name, namespace=namespace).exists()
+
+
+# --- definitions: workflows, workbooks, actions, environments, cron triggers
+# The lists the dashboard shows, in its order. The /v2 lists start from the
+# same rows and order them by ``sort_keys``; the admin orders them by its
+# columns. A single row is found where it is written (``books.find_workbook``,
+# ``environments.find``, ``triggers.find``, ``services.find_workflow``),
+# because the writes look it up the same way.
+
+
+def workbooks() -> QuerySet[Workbook]:
+    return Workbook.objects.order_by("namespace", "name")
+
+
+def workbook_workflows(workbook: Workbook) -> QuerySet[WorkflowDefinition]:
+    """The workflows a workbook defines, by name."""
+    return WorkflowDefinition.objects.filter(namespace=workbook.namespace, workbook_name=workbook.name).order_by("name")
+
+
+def workbook_actions(workbook: Workbook) -> QuerySet[ActionDefinition]:
+    """The ad-hoc actions a workbook defines, by name."""
+    return ActionDefinition.objects.filter(namespace=workbook.namespace, workbook_name=workbook.name).order_by("name")
+
+
+def adhoc_actions(namespace: str | None = None) -> QuerySet[ActionDefinition]:
+    """Ad-hoc actions by namespace and name; only those of ``namespace`` when
+    it is given ('' is the default namespace)."""
+    rows = ActionDefinition.objects.order_by("namespace", "name")
+    return rows if namespace is None else rows.filter(namespace=namespace)
+
+
+def environments() -> QuerySet[Environment]:
+    return Environment.objects.order_by("name")
+
+
+def cron_triggers() -> QuerySet[CronTrigger]:
+    """The next to fire first."""
+    return CronTrigger.objects.order_by("next_execution_time", "name")
+
+
+def started_by_trigger(trigger: CronTrigger, limit: int) -> QuerySet[WorkflowExecution]:
+    """The newest executions a cron trigger started: they carry its id in
+    their description (Mistral's ``triggered_by``)."""
+    rows = WorkflowExecution.objects.filter(description__contains=json.dumps(trigger.id))
+    return rows.only("id", "workflow_name", "state", "created_at").order_by("-created_at")[:limit]
