@@ -7,7 +7,7 @@
   each accepted workflow then goes through the pure engine's Start, which
   must answer or raise engine.Conflict. Any other exception is a crash.
 - ``fuzz_api``: schemathesis cases (positive and negative) for every
-  operation of the server's own /api/ schema and of bench/openapi_v2.yaml,
+  operation of the server's own /api/ schema and of api/openapi_v2.yaml,
   sent to a real web process with the API token; every 5xx is kept with the
   request that produced it, and each operation is also called once without a
   token to see whether it asks for a login.
@@ -405,8 +405,12 @@ def confirm_over_http(out: dict, base: str, headers: dict, say: Callable[[str], 
 
 # Reachable without a login by design: discovery, the login itself, and the
 # signed callback URLs (their token is the credential).
-PUBLIC = {"GET /v2/", "GET /versions", "GET /identity/v3/", "POST /identity/v3/auth/tokens",
+PUBLIC = {"GET /v2", "GET /v2/", "GET /versions", "GET /identity/v3/", "POST /identity/v3/auth/tokens",
           "POST /api/callbacks/{token}", "PUT /api/callbacks/{token}", "POST /api/callbacks/{token}/heartbeat"}
+# Documented, and not fuzzed: run-action runs the named action in the web
+# process (std.http with run_sync reaches outside), which no worker-free run
+# may do.
+NOT_FUZZED = {"POST /v2/action_executions"}
 
 
 def _request_of(resp) -> dict:
@@ -435,7 +439,7 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
     schema_errors: list[str] = []
     no_negative: list[str] = []
 
-    for label, doc in (("/api/ (served by /api/schema)", api_doc), ("/v2 (bench/openapi_v2.yaml)", v2_doc)):
+    for label, doc in (("/api/ (served by /api/schema)", api_doc), ("/v2 (api/openapi_v2.yaml)", v2_doc)):
         doc["servers"] = [{"url": base}]
         schema = schemathesis.openapi.from_dict(doc)
         for res in schema.get_all_operations():
@@ -445,6 +449,8 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
                 schema_errors.append(f"{label}: {exc}"[:300])
                 continue
             op_name = f"{op.method.upper()} {op.path}"
+            if op_name in NOT_FUZZED:
+                continue
             codes = Counter()
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 try:
@@ -500,5 +506,5 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
         "operations": ops_out, "findings": findings[:40], "findings_total": len(findings),
         "five_xx_by_operation": dict(Counter(f["operation"] for f in findings if f.get("status"))),
         "answered_without_login": unauth_open, "schema_problems": schema_errors[:20],
-        "no_negative_cases": no_negative,
+        "no_negative_cases": no_negative, "not_fuzzed": sorted(NOT_FUZZED),
     }

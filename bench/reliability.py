@@ -59,7 +59,7 @@ TITLES = {
     "fuzz_parser": "property-based fuzzing of the definition parser (hypothesis)",
     "fuzz_api": "fuzzing the HTTP API (schemathesis)",
 }
-V2_SCHEMA = Path(__file__).with_name("openapi_v2.yaml")
+V2_SCHEMA = ROOT / "api" / "openapi_v2.yaml"  # /v2's OpenAPI document, as Gust serves it at /api/schema/v2
 USER = "reliability"
 
 

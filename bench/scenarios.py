@@ -367,7 +367,7 @@ def scenario_fuzz_parser(ctx: Ctx) -> dict:
 def scenario_fuzz_api(ctx: Ctx) -> dict:
     """schemathesis against a real web process (no worker, so nothing a
     generated request starts can reach outside): /api/ from the schema the
-    server serves at /api/schema, /v2 from bench/openapi_v2.yaml; positive and
+    server serves at /api/schema, /v2 from api/openapi_v2.yaml; positive and
     negative cases per operation, authenticated with the API token."""
     from bench import fuzz
 

@@ -219,14 +219,25 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
-# /api/schema documents Gust's own /api (read at /api/docs); /v2 follows
-# Mistral's API reference. Swagger UI comes from drf-spectacular-sidecar and
-# has no online validator, so the page works on a host without internet.
+# /api/schema documents Gust's own /api, generated from its serializers;
+# /api/schema/v2 serves the hand-written document of the Mistral-shaped /v2
+# (api/openapi_v2.yaml). /api/docs shows either, picked in Swagger UI's top
+# bar. Swagger UI comes from drf-spectacular-sidecar and has no online
+# validator, so the page works on a host without internet. The settings are
+# JavaScript (a string, which drf-spectacular passes through) because the
+# standalone preset that draws the selector is a JavaScript object.
 SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
                         "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
                         "SERVE_PERMISSIONS": ["workflows.auth.LoginRequiredUnlessOpen"],
                         "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-                        "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None}}
+                        "SWAGGER_UI_SETTINGS": """{
+  "deepLinking": true,
+  "validatorUrl": null,
+  "urls": [{"url": "/api/schema", "name": "Gust /api (approvals)"},
+           {"url": "/api/schema/v2", "name": "Mistral-compatible /v2"}],
+  "presets": [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  "layout": "StandaloneLayout"
+}"""}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {

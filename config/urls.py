@@ -9,6 +9,7 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import identity
+from api import schema as api_schema
 from api import views as api_views
 from config import health
 from ops import metrics
@@ -43,6 +44,7 @@ def favicon(request):
 urlpatterns = [
     re_path(r"^v2/?", include("api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/v2", api_schema.V2Schema.as_view(), name="schema-v2"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/approvals", include("api.approval_urls")),
     path("api/", include("api.callback_urls")),

@@ -403,6 +403,7 @@ def test_the_api_schema_is_a_readable_page_that_needs_nothing_from_the_internet(
     assert r.status_code == 200 and r["Content-Type"].startswith("text/html")
     html = r.content.decode()
     assert "SwaggerUIBundle" in html and '"/api/schema"' in html
+    assert '"/api/schema/v2"' in html and "StandaloneLayout" in html  # /v2 a pick away in the top bar
     assert '"validatorUrl": null' in html  # Swagger UI would otherwise ask validator.swagger.io
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert assets and all(a.startswith("/static/") for a in assets), assets

@@ -82,12 +82,14 @@ def open_as(browser, live_server):
         context.close()
 
 
-def shoot(page, name: str, *, docs: bool = False) -> Path:
-    """Save a full-page screenshot; a main page (``docs=True``) is also copied
-    to docs/screenshots/ when GUST_UPDATE_SCREENSHOTS=1."""
+def shoot(page, name: str, *, docs: bool = False, full_page: bool = True) -> Path:
+    """Save a screenshot of the whole page (or, ``full_page=False``, of what
+    the window shows: for a page too long to read in the README); a main page
+    (``docs=True``) is also copied to docs/screenshots/ when
+    GUST_UPDATE_SCREENSHOTS=1."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     if docs and os.environ.get("GUST_UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS / path.name)
