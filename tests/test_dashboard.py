@@ -390,7 +390,7 @@ def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     html = client.get("/workflows/").content.decode()
     assert 'href="/static/gust.css"' in html and 'src="/static/live.js"' in html
     for label, href in (("Executions", "/"), ("Workflows", "/workflows/"), ("Admin", "/admin/"),
-                        ("API schema", "/api/docs"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
+                        ("API docs", "/api/docs"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
         assert re.search(rf'href="{re.escape(href)}">{label}</a>', html)
     assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
 
