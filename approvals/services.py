@@ -21,7 +21,9 @@ them in the other order could deadlock on PostgreSQL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
@@ -37,7 +39,12 @@ from core.states import State
 from workflows import completions
 from workflows import services as wf_services
 from workflows.errors import Conflict, InvalidInput, NotFound
-from workflows.models import WorkflowExecution
+from workflows.models import ActionExecution, WorkflowExecution
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
+
+    type User = AbstractUser | AnonymousUser  # request.user
 
 logger = logging.getLogger("gust.approvals")
 
@@ -48,7 +55,7 @@ SWEEP_BATCH = 200  # approvals handled per sweep call; the rest are due next tim
 # --- opening and closing (signal receivers) -------------------------------------
 
 
-def open_for_action(action) -> Approval | None:
+def open_for_action(action: ActionExecution) -> Approval | None:
     """Store the approval of a ``gust.approval`` action that just started.
 
     Runs inside the engine's transaction, so the approval commits or rolls
@@ -76,7 +83,7 @@ def open_for_action(action) -> Approval | None:
     return approval
 
 
-def close_for_action(action) -> None:
+def close_for_action(action: ActionExecution) -> None:
     """An approval's action ended without a decision from here: close it so
     nobody answers a question that is no longer asked."""
     if action.run_name != ACTION_NAME:
@@ -114,7 +121,7 @@ def _lock(approval_id: str, *, skip_locked: bool = False) -> Approval | None:
 # --- answering -------------------------------------------------------------------
 
 
-def answer(approval_id: str, user, decision: str, comment: str = "", data=None) -> Approval:
+def answer(approval_id: str, user: User, decision: str, comment: str = "", data: Any = None) -> Approval:
     """Record ``user``'s decision ("approve" or "reject") and apply the outcome.
 
     Raises NotFound, InvalidInput (bad decision), Forbidden (not an
@@ -175,7 +182,8 @@ def _decide(approval: Approval, last: ApprovalResponse) -> None:
     _complete(approval, result)
 
 
-def _result(approval: Approval, approved: bool, data: dict, responses, expired: bool = False) -> dict:
+def _result(approval: Approval, approved: bool, data: dict, responses: Iterable[ApprovalResponse],
+            expired: bool = False) -> dict:
     return {"approved": approved, "data": data, "responses": [r.as_result() for r in responses],
             "expired": expired}
 

@@ -1,14 +1,31 @@
 """The operator console's audit log; its permissions are the console's own."""
 
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
 from django.db import models
 
 from approvals.models import AuditRecord, json_text
+
+if TYPE_CHECKING:
+    class TextChoices(StrEnum):
+        """Django's TextChoices as the type checker must see it (a StrEnum whose
+        members have a label). Django ships no types, so without this a member
+        written with its label, ``RERUN_TASK = "rerun_task", "rerun task"``,
+        reads as that tuple where a kind is passed on."""
+
+        choices: ClassVar[list[tuple[str, str]]]
+
+        @property
+        def label(self) -> str: ...
+else:
+    TextChoices = models.TextChoices
 
 
 class OperatorAction(AuditRecord):
     """One operator intervention, written in the same transaction as the change."""
 
-    class Kind(models.TextChoices):
+    class Kind(TextChoices):
         PAUSE = "pause"
         RESUME = "resume"
         CANCEL = "cancel"

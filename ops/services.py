@@ -11,6 +11,8 @@ InvalidInput; any of them changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -22,6 +24,11 @@ from workflows import selectors
 from workflows import services as wf_services
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import TaskExecution
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
+
+    type User = AbstractUser | AnonymousUser  # request.user
 
 Kind = OperatorAction.Kind
 
@@ -40,25 +47,25 @@ KIND_OF = {v.value: k for k, v in STATE_OF.items()}
 DONE = {Kind.PAUSE: "Paused", Kind.RESUME: "Resumed", Kind.CANCEL: "Cancelled"}
 
 
-def allowed(user, kind: str) -> bool:
+def allowed(user: User, kind: Kind) -> bool:
     return user.is_active and user.has_perm(PERMISSION[kind])
 
 
-def _require(user, kind: str) -> None:
+def _require(user: User, kind: Kind) -> None:
     if not allowed(user, kind):
         raise Forbidden(f"{user.get_username() or 'Anonymous'} may not {Kind(kind).label.lower()}: "
                         f"the permission {PERMISSION[kind]} is needed")
 
 
-def _audit(user, kind: str, summary: str, execution_id=None, target_id="", target_name="",
-           payload=None) -> OperatorAction:
+def _audit(user: User, kind: Kind, summary: str, execution_id: str | None = None, target_id: str = "",
+           target_name: str = "", payload: dict | None = None) -> OperatorAction:
     return OperatorAction.objects.create(
         username=user.get_username(), kind=kind, execution_id=execution_id, target_id=target_id or "",
         target_name=target_name or "", payload=payload or {}, summary=summary,
     )
 
 
-def change_execution_state(user, execution_id: str, state: str, state_info: str | None = None) -> OperatorAction:
+def change_execution_state(user: User, execution_id: str, state: str, state_info: str | None = None) -> OperatorAction:
     """Pause (PAUSED), resume (RUNNING) or cancel (CANCELLED) an execution;
     ``state_info`` is kept as the reason of a pause or a cancel."""
     if state not in KIND_OF:
@@ -71,7 +78,7 @@ def change_execution_state(user, execution_id: str, state: str, state_info: str 
                       execution_id=execution_id)
 
 
-def _fix_task(user, task_id: str, kind: str, fix, done: str) -> OperatorAction:
+def _fix_task(user: User, task_id: str, kind: Kind, fix: Callable[[str], object], done: str) -> OperatorAction:
     _require(user, kind)
     with transaction.atomic():
         task = TaskExecution.objects.filter(id=task_id).first()
@@ -81,18 +88,18 @@ def _fix_task(user, task_id: str, kind: str, fix, done: str) -> OperatorAction:
         return _audit(user, kind, f"{done} task {task.name}", task.workflow_execution_id, task_id, task.name)
 
 
-def rerun_task(user, task_id: str, reset: bool = True) -> OperatorAction:
+def rerun_task(user: User, task_id: str, reset: bool = True) -> OperatorAction:
     """Run a failed task again (a new action execution); ``reset=False``:
     only the failed items of a with-items task."""
     return _fix_task(user, task_id, Kind.RERUN_TASK, lambda t: wf_services.rerun_task(t, reset), "Reran")
 
 
-def skip_task(user, task_id: str) -> OperatorAction:
+def skip_task(user: User, task_id: str) -> OperatorAction:
     """Mark a failed task SKIPPED and follow its on-success transitions."""
     return _fix_task(user, task_id, Kind.SKIP_TASK, wf_services.skip_task, "Skipped")
 
 
-def complete_action(user, action_id: str, state: str, output) -> OperatorAction:
+def complete_action(user: User, action_id: str, state: str, output: Any) -> OperatorAction:
     """Finish a RUNNING action by hand with ``output`` as its result (SUCCESS) or error (ERROR)."""
     _require(user, Kind.COMPLETE_ACTION)
     with transaction.atomic():
@@ -105,7 +112,7 @@ def complete_action(user, action_id: str, state: str, output) -> OperatorAction:
                       {"state": state, "output": output})
 
 
-def track(user, action_id: str, mode: str = "poll") -> OperatorAction:
+def track(user: User, action_id: str, mode: str = "poll") -> OperatorAction:
     _require(user, Kind.TRACK)
     with transaction.atomic():
         action = selectors.action_execution(action_id)
@@ -114,7 +121,7 @@ def track(user, action_id: str, mode: str = "poll") -> OperatorAction:
                       action.workflow_execution_id, action_id, action.task_name or action.name, {"mode": mode})
 
 
-def untrack(user, action_id: str) -> OperatorAction:
+def untrack(user: User, action_id: str) -> OperatorAction:
     _require(user, Kind.UNTRACK)
     with transaction.atomic():
         action = selectors.action_execution(action_id)

@@ -20,12 +20,13 @@ BENCH_RESULTS_DIR where `compare_completion` (and the other benchmark commands) 
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
 from workflows.conf import reader
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "QUERY_INTERVAL": 5.0,
     "THREAD_POOL_SIZE": 10,
     "HYBRID_GRACE": 30.0,

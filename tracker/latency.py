@@ -28,10 +28,12 @@ traffic, not only in a benchmark.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Min, OuterRef, Q, Subquery
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -39,6 +41,10 @@ from core.states import State
 from tracker import advice
 from tracker import conf as tracker_conf
 from workflows import completions
+
+if TYPE_CHECKING:
+    from tracker.models import Completion
+    from workflows.models import ActionExecution
 
 BINS_PER_DECADE = 20
 MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
@@ -50,7 +56,7 @@ APPROVAL_ACTIONS = ("gust.approval",)
 OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
 
 
-def conf(name: str):
+def conf(name: str) -> Any:
     return {**DEFAULTS, **tracker_conf.get("COMPLETIONS")}[name]
 
 
@@ -63,7 +69,7 @@ completing = completions.completing
 current = completions.current
 
 
-def outside_time(value, detected_at: datetime) -> datetime | None:
+def outside_time(value: Any, detected_at: datetime) -> datetime | None:
     """The outside system's ``finished_at``: ISO 8601 (naive = UTC) or epoch
     seconds; None when absent, unreadable or implausibly far from ``detected_at``."""
     when = None
@@ -93,14 +99,14 @@ def outside_time(value, detected_at: datetime) -> datetime | None:
     return when
 
 
-def sends_callback(action) -> bool:
+def sends_callback(action: ActionExecution) -> bool:
     """The action asked its outside system to call back (an async HTTP
     action tracked by ``callback`` or ``hybrid``): a result PUT through the
     REST API is then that callback, Mistral's way, not a result by hand."""
     return (action.input or {}).get("tracking") in ("callback", "hybrid")
 
 
-def mode_of(action, source: Source | None) -> str:
+def mode_of(action: ActionExecution, source: Source | None) -> str:
     """How the result came back: the door's mode, with ``hybrid-`` for a
     callback or poll of a hybrid action; with no door named, an approval's
     result is an approval, anything else by hand."""
@@ -114,7 +120,7 @@ def mode_of(action, source: Source | None) -> str:
     return mode
 
 
-def record(sender, action, **kwargs):
+def record(sender: object, action: ActionExecution, **kwargs: object) -> None:
     """Receiver of ``action_finished``: one Completion row per async action
     that completed (a cancelled one did not come back), in the completing
     transaction. Its ``statements`` are those counted by the door's
@@ -137,7 +143,7 @@ def record(sender, action, **kwargs):
     )
 
 
-def _interval(action) -> float | None:
+def _interval(action: ActionExecution) -> float | None:
     """A polled action's query interval: its own ``query_interval``, else
     this process's (polls are recorded in the tracker that made them)."""
     from tracker import conf as tracker_conf
@@ -198,7 +204,7 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
 # --- rolling up -----------------------------------------------------------------
 
 
-def _with_next_start(qs):
+def _with_next_start(qs: QuerySet[Completion]) -> QuerySet[Completion]:
     """Annotate each Completion with the first task of its execution that
     started in its completing transaction (between detection and recording)."""
     from workflows.models import TaskExecution
@@ -210,7 +216,7 @@ def _with_next_start(qs):
     return qs.annotate(next_started_at=Subquery(first))
 
 
-def _fold(rows, into: dict) -> None:
+def _fold(rows: Iterable[Completion], into: dict) -> None:
     """Add completion rows (with next_started_at) to {(minute, mode, name): figures}."""
     for c in rows:
         key = (c.detected_at.replace(second=0, microsecond=0), c.mode, c.action_name)
@@ -331,7 +337,7 @@ def _empty() -> dict:
     return {**dict.fromkeys(COUNTERS, 0), "detect_hist": {}, "next_hist": {}}
 
 
-def _merge_group(groups: dict, key, more: dict) -> None:
+def _merge_group(groups: dict, key: Hashable, more: dict) -> None:
     g = groups.get(key)
     if g is None:
         g = groups[key] = _empty()
@@ -349,7 +355,7 @@ def _shown(ms: float | None) -> float | None:
 
 
 def _row(mode: str, name: str | None, g: dict) -> dict:
-    def pcts(h):
+    def pcts(h: dict) -> dict:
         return {"n": sum(h.values()), **{f"p{q}": _shown(percentile(h, q)) for q in (50, 95, 99)}}
 
     return {"mode": mode, "action_name": name, "count": g["count"],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -34,8 +34,11 @@ from core import actions
 from core.actions import REQUIRED, ActionDef, ActionFailed
 from core.states import State
 from tracker import http
-from tracker.queries import QueryError, QueryResult
+from tracker.queries import ActionInfo, QueryError, QueryResult
 from workflows import egress, queue
+
+if TYPE_CHECKING:
+    from workflows.models import ActionExecution
 
 logger = logging.getLogger("gust.remote")
 
@@ -178,7 +181,7 @@ def notify_entry(action_id: str, attempt: int) -> dict:
             "event_types": list(FINISH_EVENTS)}
 
 
-def start(inp: dict, action) -> dict:
+def start(inp: dict, action: ActionExecution) -> dict:
     """The worker implementation: start the remote execution. Returns
     {remote_execution_id} for the action's runtime_context. When the action
     was cancelled while the request was in flight, the remote execution is
@@ -269,7 +272,7 @@ def fetch(inp: dict, remote_id: str, most: float = MAX_TIMEOUT) -> QueryResult:
     return result_of(body, remote_id)
 
 
-def status(action) -> QueryResult:
+def status(action: ActionInfo) -> QueryResult:
     """The tracker's query function (an ``ActionInfo``)."""
     remote_id = action.runtime_context.get(REMOTE_ID)
     if not remote_id:
@@ -282,7 +285,7 @@ def status(action) -> QueryResult:
 # --- cancelling --------------------------------------------------------------------
 
 
-def on_action_finished(sender, action, **kwargs):
+def on_action_finished(sender: object, action: ActionExecution, **kwargs: object) -> None:
     """Receiver of ``action_finished``: a mistral.workflow that ended without
     the remote's success (cancelled with its task or workflow, timed out,
     overdue) cancels its remote execution, in a worker job after commit."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Min, Q
@@ -43,7 +44,7 @@ class TooBusy(GustError):
 # --- tracking rows -----------------------------------------------------------
 
 
-def seconds_or_none(value, low: float = 0.01, high: float = 7 * 24 * 3600.0) -> float | None:
+def seconds_or_none(value: Any, low: float = 0.01, high: float = 7 * 24 * 3600.0) -> float | None:
     """A per-action ``query_interval`` or ``grace`` as a number of seconds
     within [low, high]; anything else (an expression that gave text, a
     negative number) means "the tracker's setting" rather than a broken row."""
@@ -54,7 +55,8 @@ def seconds_or_none(value, low: float = 0.01, high: float = 7 * 24 * 3600.0) -> 
     return seconds if low <= seconds <= high else None
 
 
-def track(action_id: str, mode: str = "poll", added_by: str = "operator", query_interval: float | None = None):
+def track(action_id: str, mode: str = "poll", added_by: str = "operator",
+          query_interval: float | None = None) -> TrackedAction:
     """Start (or re-arm) polling one RUNNING async action, e.g. from
     ``manage.py track_result``. Raises NotFound, Conflict (not RUNNING) or
     InvalidInput (no query function for its action class, bad mode)."""
@@ -99,7 +101,7 @@ def untrack(action_id: str) -> bool:
     return bool(deleted)
 
 
-def on_async_action_started(sender, action, **kwargs):
+def on_async_action_started(sender: object, action: ActionExecution, **kwargs: object) -> None:
     """Receiver: an async action declared ``tracking: poll|hybrid`` gets its row
     in the same transaction that created it."""
     mode = action.input.get("tracking") or "callback"
@@ -117,7 +119,7 @@ def on_async_action_started(sender, action, **kwargs):
     )
 
 
-def on_action_finished(sender, action, **kwargs):
+def on_action_finished(sender: object, action: ActionExecution, **kwargs: object) -> None:
     """Receiver: a finished action needs no more queries, however it finished.
     Only async actions are ever tracked, so sync ones cost no query."""
     if not action.is_sync and may_be_tracked(action):
@@ -183,7 +185,7 @@ def _resolve(token: str) -> tuple[str, int, bool]:
     return action_id, attempt, current is not None
 
 
-def _store_early(action_id: str, attempt: int, state: str, output) -> None:
+def _store_early(action_id: str, attempt: int, state: str, output: Any) -> None:
     """Keep a result that arrived before its action became visible: one per
     attempt (a repeat of the same result is a no-op, a different one a
     conflict), and about INBOX_MAX waiting in all. No transaction of its own:
@@ -200,7 +202,8 @@ def _store_early(action_id: str, attempt: int, state: str, output) -> None:
     # (Its finished_at is not kept: the inbox's received_at is when Gust got it.)
 
 
-def apply_callback(token: str, state: str, output, finished_at=None, received_at=None) -> CallbackOutcome:
+def apply_callback(token: str, state: str, output: Any, finished_at: Any = None,
+                   received_at: datetime | None = None) -> CallbackOutcome:
     """Complete an action through its signed URL.
 
     200 with the action when applied, or when the same result was already
@@ -231,7 +234,7 @@ class NotificationOutcome:
     status: int = 200  # 202: the output is left to the tracker to fetch
 
 
-def apply_notification(token: str, body, received_at=None) -> NotificationOutcome:
+def apply_notification(token: str, body: Any, received_at: datetime | None = None) -> NotificationOutcome:
     """A Mistral execution notification (the webhook publisher's body: the
     execution's ``id``, ``state``, ``state_info``, ... and ``event``) for the
     ``mistral.workflow`` action of a signed URL.
@@ -273,7 +276,9 @@ def apply_notification(token: str, body, received_at=None) -> NotificationOutcom
             reason = str(exc)
         else:
             reason = f"the remote says execution {remote_id} is still running"
-        if result is None or not result.done:
+        # remote.fetch gives every done result its state (SUCCESS or ERROR);
+        # the last test says so to the type checker.
+        if result is None or not result.done or result.state is None:
             track(action_id, mode="poll", added_by="notification")
             return NotificationOutcome(False, f"the output could not be fetched ({reason}); "
                                               f"the tracker polls for it", action, status=202)
@@ -299,7 +304,7 @@ def heartbeat(token: str) -> ActionExecution:
     return wf_services.extend_deadline(action_id, conf.get("HEARTBEAT_EXTENSION"))
 
 
-def process_inbox(now=None) -> int:
+def process_inbox(now: datetime | None = None) -> int:
     """Apply stored early callbacks whose action is now visible; give up on
     those that waited longer than INBOX_GIVE_UP. Returns how many were handled."""
     now = now or timezone.now()
@@ -332,7 +337,7 @@ def process_inbox(now=None) -> int:
 # --- figures -----------------------------------------------------------------
 
 
-def stats(now=None) -> dict:
+def stats(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     # Due and nobody working on it: a leased row's schedule lives in its
     # tracker's memory, which reports its own lag with its heartbeat.

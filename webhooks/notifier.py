@@ -36,17 +36,23 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.engine import TraceEvent
 from webhooks import conf
 from webhooks.models import Webhook, WebhookDelivery
 from workflows import egress, notify, queue
 from workflows.rows import ts
+
+if TYPE_CHECKING:
+    from workflows.models import WorkflowExecution
 
 logger = logging.getLogger("gust.notifier")
 
@@ -83,7 +89,7 @@ def _active_webhooks() -> list[tuple[int, frozenset[str]]]:
     return hooks
 
 
-def _kinds(events) -> frozenset[str]:
+def _kinds(events: Any) -> frozenset[str]:
     if isinstance(events, str):  # tolerate "TASK_FAILED" typed without brackets
         return frozenset([events])
     return frozenset(events or ())
@@ -92,7 +98,7 @@ def _kinds(events) -> frozenset[str]:
 # --- the outbox --------------------------------------------------------------
 
 
-def record_trace(workflow_name: str, events: list) -> list[int]:
+def record_trace(workflow_name: str, events: list[TraceEvent]) -> list[int]:
     """Outbox rows for engine trace events (``core.engine.TraceEvent``).
 
     Must run inside the transaction of the change; returns the new row ids.
@@ -112,7 +118,7 @@ def record_trace(workflow_name: str, events: list) -> list[int]:
     return _write_outbox(hooks, items)
 
 
-def record_notify(execution, events: list) -> list[int]:
+def record_notify(execution: WorkflowExecution, events: list[TraceEvent]) -> list[int]:
     """Outbox rows for an execution's own ``params.notify`` publishers
     (``workflows.notify``): one per webhook publisher and workflow event it
     takes, with Mistral's body. Must run inside the transaction of the change."""
@@ -137,7 +143,7 @@ def record_notify(execution, events: list) -> list[int]:
     return ids
 
 
-def mistral_notification(ex, event: str) -> dict:
+def mistral_notification(ex: WorkflowExecution, event: str) -> dict:
     """Mistral 23's webhook body for a workflow event (engine/workflows.py ``_notify``)."""
     return {
         "id": ex.id, "name": ex.workflow_name, "workflow_name": ex.workflow_name,
@@ -170,7 +176,7 @@ def publish(kind: str, payload: dict, execution_id: str | None = None) -> list[i
         return _write_outbox(hooks, [(kind, execution_id, body)])
 
 
-def _write_outbox(hooks, items: list[tuple[str, str | None, dict]]) -> list[int]:
+def _write_outbox(hooks: list[tuple[int, frozenset[str]]], items: Iterable[tuple[str, str | None, dict]]) -> list[int]:
     now = timezone.now()
     at = now.isoformat()
     rows = [
@@ -243,7 +249,7 @@ def requeue(delivery_ids: Iterable[int]) -> int:
     return len(ids)
 
 
-def _claim(queryset, now: datetime, limit: int | None) -> list[WebhookDelivery]:
+def _claim(queryset: QuerySet[WebhookDelivery], now: datetime, limit: int | None) -> list[WebhookDelivery]:
     """Lease due PENDING rows in one short transaction and return them in id
     order. ``select_for_update`` is a no-op on SQLite, where the IMMEDIATE
     transaction already holds the write lock from its first statement."""
@@ -270,6 +276,8 @@ def _send(rows: list[WebhookDelivery], fixed_now: datetime | None) -> None:
     for row in rows:
         hook = row.webhook
         key = hook.id if hook else row.url
+        status: int | None
+        error: str | None
         if hook is not None and not hook.active:
             status, error, give_up = None, "webhook is inactive", True
         elif key in refused:
@@ -287,7 +295,7 @@ def _send(rows: list[WebhookDelivery], fixed_now: datetime | None) -> None:
                 # A policy decision, not a network failure: retrying can not help.
                 status, error, give_up = None, str(exc), True
                 refused[key] = error
-            if status is None and not give_up:
+            if status is None and error is not None and not give_up:  # no answer; error says why
                 unreachable[key] = error
         _record(row, status, error, give_up, max_attempts, fixed_now or timezone.now())
 
@@ -327,7 +335,8 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _record(row, status, error, give_up, max_attempts, now) -> None:
+def _record(row: WebhookDelivery, status: int | None, error: str | None, give_up: bool, max_attempts: int,
+            now: datetime) -> None:
     attempts = row.attempts + 1
     where = WebhookDelivery.objects.filter(id=row.id, state=PENDING)
     url = _shown(_url(row))

@@ -3,6 +3,7 @@ tracking, rerun/skip and the waiting view."""
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -216,3 +217,10 @@ def test_the_audit_log_is_read_only_in_the_admin(client, waiting_action):
     with pytest.raises(TypeError):
         OperatorAction.objects.filter(pk=entry.pk).delete()
     assert OperatorAction.objects.count() == 1
+
+
+def test_the_kinds_are_what_ops_models_tells_the_type_checker():
+    # ops.models declares TextChoices to mypy as a StrEnum with labels and choices.
+    Kind = OperatorAction.Kind
+    assert issubclass(Kind, StrEnum) and Kind.RERUN_TASK == "rerun_task"
+    assert Kind.RERUN_TASK.label == "rerun task" and ("track", "start tracking") in Kind.choices
