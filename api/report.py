@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from core import policies
 from core.states import State
-from workflows import conf
-from workflows.errors import InvalidInput, NotFound
-from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
+from workflows import conf, selectors
+from workflows.errors import InvalidInput
+from workflows.models import WorkflowExecution
 from workflows.rows import ts
 
 # Mistral's ESTIMATED_TIME_QUERY_LIMIT: finished runs the estimate averages.
@@ -41,9 +41,7 @@ def build(execution_id: str, *, errors_only: bool = False, max_depth: int = -1,
     """The report resource. Raises NotFound for an unknown execution, and
     InvalidInput when the tree would hold more than ``max_entries()`` task,
     action and sub-workflow executions (statistics alone are never refused)."""
-    root = WorkflowExecution.objects.filter(id=execution_id).only(*_BASE, "workflow_name", "workflow_id").first()
-    if root is None:
-        raise NotFound("WorkflowExecution", execution_id)
+    root = selectors.execution(execution_id, fields=(*_BASE, "workflow_name", "workflow_id"))
     stats = {f"{name}_tasks_count": 0 for name in ("total", "running", "success", "error", "idle", "paused")}
     stats["estimated_time"] = estimated_time(root)
     report: dict = {"statistics": stats}
@@ -60,9 +58,7 @@ def estimated_time(ex: WorkflowExecution) -> int:
     successful executions minus the time this one has run, at least 1."""
     if ex.state != State.RUNNING:
         return 0
-    previous = (WorkflowExecution.objects.filter(workflow_id=ex.workflow_id, state=State.SUCCESS)
-                .exclude(id=ex.id).order_by("-created_at").values_list("created_at", "updated_at")
-                [:ESTIMATED_TIME_QUERY_LIMIT])
+    previous = selectors.successful_runs(ex.workflow_id, excluding=ex.id)[:ESTIMATED_TIME_QUERY_LIMIT]
     runs = [(end - start).total_seconds() for start, end in previous]
     if not runs:
         return -1
@@ -78,7 +74,7 @@ def _add(stats: dict, state: str, n: int = 1) -> None:
 
 
 def _tasks_of(level, errors_only: bool) -> QuerySet:
-    qs = TaskExecution.objects.filter(workflow_execution_id__in=level)
+    qs = selectors.tasks_of(level)
     return qs.filter(state=State.ERROR) if errors_only else qs
 
 
@@ -99,7 +95,7 @@ def _count_only(root: WorkflowExecution, stats: dict, errors_only: bool, max_dep
             return
         for row in counts:
             _add(stats, row["state"], row["n"])
-        level = WorkflowExecution.objects.filter(task_execution_id__in=tasks.values("id")).values("id")
+        level = selectors.children_of(tasks.values("id")).values("id")
         depth += 1
 
 
@@ -150,14 +146,12 @@ def _tree(root: WorkflowExecution, stats: dict, errors_only: bool, max_depth: in
             level[t.workflow_execution_id]["task_executions"].append(entry)
             by_task[t.id] = entry
         ids = list(by_task)
-        for a in budget.take(ActionExecution.objects.filter(task_execution_id__in=ids)
-                             .only(*_BASE, "name", "accepted", "task_execution_id").order_by("created_at", "id")):
+        for a in budget.take(selectors.actions_of(ids).only(*_BASE, "name", "accepted", "task_execution_id")):
             entry = _entry(a, a.name)
             entry.update(accepted=a.accepted, last_heartbeat=None)
             by_task[a.task_execution_id]["action_executions"].append(entry)
         level = {}
-        for c in budget.take(WorkflowExecution.objects.filter(task_execution_id__in=ids)
-                             .only(*_BASE, "workflow_name", "task_execution_id").order_by("created_at", "id")):
+        for c in budget.take(selectors.children_of(ids).only(*_BASE, "workflow_name", "task_execution_id")):
             level[c.id] = _entry(c, c.workflow_name)
             by_task[c.task_execution_id]["workflow_executions"].append(level[c.id])
         depth += 1
@@ -173,23 +167,18 @@ def sub_executions(origin: str, ident: str, *, errors_only: bool = False, max_de
     task's children), negative for all. Bounded as the report is."""
     budget = _Budget(f"The sub-executions of {ident}")
     if origin == "execution":
-        top = [WorkflowExecution.objects.filter(id=ident).first()]
-        if top[0] is None:
-            raise NotFound("WorkflowExecution", ident)
+        top = [selectors.execution(ident)]
     else:
-        task = TaskExecution.objects.filter(id=ident).only("id", "state").first()
-        if task is None:
-            raise NotFound("TaskExecution", ident)
+        task = selectors.task(ident, fields=("id", "state"))
         if errors_only and task.state != State.ERROR:
             return []
-        top = budget.take(WorkflowExecution.objects.filter(task_execution_id=task.id).order_by("created_at", "id"))
+        top = budget.take(selectors.children_of(task.id))
     below: dict[str, list[WorkflowExecution]] = {}
     level, depth = top, 1
     while level and _deeper(depth, max_depth):
         tasks = budget.take(_tasks_of([w.id for w in level], errors_only)
                             .order_by("workflow_execution_id", "seq").values_list("id", "workflow_execution_id"))
-        level = budget.take(WorkflowExecution.objects.filter(task_execution_id__in=[t for t, _ in tasks])
-                            .order_by("created_at", "id"))
+        level = budget.take(selectors.children_of([t for t, _ in tasks]))
         of_task: dict[str, list[WorkflowExecution]] = {}
         for child in level:
             of_task.setdefault(child.task_execution_id, []).append(child)

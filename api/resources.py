@@ -6,13 +6,9 @@ times as ``YYYY-MM-DD HH:MM:SS``; python-mistralclient expects exactly that.
 """
 
 import json
-from datetime import UTC, datetime
-from functools import lru_cache
 from types import SimpleNamespace
 
-from django.db import connection
-from django.utils import timezone
-
+from workflows import selectors
 from workflows.models import (
     ActionDefinition,
     ActionExecution,
@@ -86,42 +82,12 @@ def execution(ex: WorkflowExecution, detail: bool = False) -> dict:
 _EXECUTION_COLUMNS = ("id", "workflow_id", "workflow_name", "workflow_namespace", "description", "tags", "params",
                       "task_execution_id", "root_execution_id", "state", "state_info", "input", "output",
                       "created_at", "updated_at", "project_id")
-_JSON_COLUMNS = {"tags", "params", "input", "output"}
-_TIME_COLUMNS = {"created_at", "updated_at"}
 
 
 def execution_by_id(execution_id: str, detail: bool = False) -> dict | None:
     """``execution(row)`` of one execution in one plain SELECT, or None."""
-    sql = _execution_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [execution_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = {}
-    for name, value in zip(_EXECUTION_COLUMNS, row, strict=True):
-        if name in _JSON_COLUMNS and isinstance(value, (str, bytes)):
-            value = json.loads(value)  # SQLite's text; psycopg decodes jsonb itself
-        elif name in _TIME_COLUMNS and isinstance(value, str):
-            value = _sqlite_time(value)
-        values[name] = value
-    return execution(SimpleNamespace(**values), detail=detail)
-
-
-def _sqlite_time(value: str):
-    """SQLite stores an aware datetime as UTC text; Django reads it back the same way."""
-    return timezone.make_aware(datetime.fromisoformat(value), UTC) if value else None
-
-
-@lru_cache(maxsize=4)
-def _execution_sql_for(vendor: str) -> str:
-    qn = connection.ops.quote_name
-    table = qn(WorkflowExecution._meta.db_table)
-    return f"SELECT {', '.join(qn(c) for c in _EXECUTION_COLUMNS)} FROM {table} WHERE {qn('id')} = %s"
-
-
-def _execution_sql() -> str:
-    return _execution_sql_for(connection.vendor)
+    values = selectors.execution_values(execution_id, _EXECUTION_COLUMNS)
+    return None if values is None else execution(SimpleNamespace(**values), detail=detail)
 
 
 def task(t: TaskExecution, ex: WorkflowExecution | None = None) -> dict:

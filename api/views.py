@@ -22,7 +22,7 @@ from ops import services as ops
 from workflows import action_runs, books, completions, environments, rows, selectors, services
 from workflows import permissions as perms
 from workflows.errors import InvalidInput, NotFound
-from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
+from workflows.models import TaskExecution
 
 EXECUTION_FIELDS = {
     "id", "workflow_id", "workflow_name", "workflow_namespace", "description", "state", "state_info",
@@ -143,7 +143,7 @@ class Executions(APIView):
     required = {"POST": (perms.START,)}
 
     def get(self, request):
-        return Response(paginate(request, WorkflowExecution.objects.all(), key="executions",
+        return Response(paginate(request, selectors.all_executions(), key="executions",
                                  render=resources.execution, filters=EXECUTION_FIELDS, sortable=EXECUTION_FIELDS))
 
     def post(self, request):
@@ -283,7 +283,7 @@ def _tasks(qs: QuerySet, request):
 
 class Tasks(APIView):
     def get(self, request):
-        return Response(_tasks(TaskExecution.objects.all(), request))
+        return Response(_tasks(selectors.all_tasks(), request))
 
 
 class ExecutionTasks(APIView):
@@ -355,7 +355,7 @@ class ActionExecutions(APIView):
     required = {"POST": (perms.RUN_ACTION,)}
 
     def get(self, request):
-        return Response(_action_executions(ActionExecution.objects.all(), request))
+        return Response(_action_executions(selectors.all_action_executions(), request))
 
     def post(self, request):
         """``mistral run-action``: run one action outside any workflow
@@ -378,7 +378,7 @@ class TaskActionExecutions(APIView):
     def get(self, request, task_id):
         if not selectors.task_exists(task_id):
             raise NotFound("TaskExecution", task_id)
-        return Response(_action_executions(ActionExecution.objects.filter(task_execution_id=task_id), request))
+        return Response(_action_executions(selectors.actions_of(task_id), request))
 
 
 class ActionExecutionDetail(APIView):
@@ -415,7 +415,7 @@ class ActionExecutionDetail(APIView):
                 # By hand: ops.complete_actions, audited. An approval's action
                 # is otherwise answered through its approval, by its assignees.
                 ops.complete_action(request.user, action_id, state, output)
-                action = ActionExecution.objects.get(id=action_id)
+                action = selectors.action_execution(action_id)
             else:
                 action = services.complete_action(action_id, state, output)
         return Response(resources.action_execution(action))

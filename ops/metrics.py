@@ -83,12 +83,11 @@ class GustCollector:
 
 
 def _executions():
-    from workflows.models import WorkflowExecution
+    from workflows import selectors
 
     family = GaugeMetricFamily("gust_executions", "Workflow executions by state.", labels=["state"])
     counts = dict.fromkeys(EXECUTION_STATES, 0)
-    for row in WorkflowExecution.objects.order_by().values("state").annotate(n=Count("id")):
-        counts[row["state"]] = row["n"]
+    counts.update(selectors.execution_counts())
     for state, n in counts.items():
         family.add_metric([state], n)
     yield family
@@ -102,11 +101,10 @@ def _queue_depth():
 
 
 def _tracker():
-    from tracker.models import TrackedAction
+    from tracker import selectors as tracking
 
     now = timezone.now()
-    due = TrackedAction.objects.filter(next_query_at__lte=now).order_by()
-    stats = due.aggregate(n=Count("id"), oldest=Min("next_query_at"))
+    stats = tracking.past_due(now).aggregate(n=Count("id"), oldest=Min("next_query_at"))
     lag = (now - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
     yield GaugeMetricFamily("gust_tracker_due_items", "Tracked actions whose next query is due.", value=stats["n"])
     yield GaugeMetricFamily("gust_tracker_lag_seconds", "Age of the oldest due tracked action (0 when none is due).",

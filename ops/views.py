@@ -29,7 +29,7 @@ from ops.models import OperatorAction
 from ops.waiting import waiting_rows
 from workflows import completions, selectors
 from workflows.errors import Conflict, InvalidInput, NotFound
-from workflows.models import ActionExecution, TaskExecution
+from workflows.models import ActionExecution
 
 PER_PAGE = 50
 
@@ -76,9 +76,10 @@ def execution_state(request, execution_id: str):
 
 
 def _task_page(task_id: str) -> str:
-    task = TaskExecution.objects.filter(id=task_id).only("workflow_execution_id").first()
-    if task is None:
-        raise Http404(f"No task execution with id {task_id}")
+    try:
+        task = selectors.task(task_id, fields=("workflow_execution_id",))
+    except NotFound:
+        raise Http404(f"No task execution with id {task_id}") from None
     return _execution_page(task.workflow_execution_id)
 
 

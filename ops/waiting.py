@@ -7,8 +7,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Approval
-from core.states import State
-from tracker.models import TrackedAction
+from tracker import selectors as tracking
+from workflows import selectors
 from workflows.models import ActionExecution
 from workflows.views import format_duration
 
@@ -18,7 +18,7 @@ MODES = [("", "All modes"), ("callback", "callback"), ("poll", "poll"), ("hybrid
 
 
 def waiting_actions(mode: str = "") -> QuerySet[ActionExecution]:
-    qs = ActionExecution.objects.filter(state=State.RUNNING, is_sync=False).select_related("workflow_execution")
+    qs = selectors.running_async_actions()
     if mode == "approval":
         qs = qs.filter(name=APPROVAL_ACTION)
     elif mode in ("poll", "hybrid"):
@@ -26,12 +26,12 @@ def waiting_actions(mode: str = "") -> QuerySet[ActionExecution]:
     elif mode == "callback":
         qs = qs.exclude(name=APPROVAL_ACTION).filter(tracking__isnull=True).filter(
             Q(input__tracking__isnull=True) | Q(input__tracking="callback"))
-    return qs.order_by("created_at", "id")
+    return qs
 
 
 def decorate(actions: list[ActionExecution]) -> list[dict]:
     ids = [a.id for a in actions]
-    tracked = {t.action_id: t for t in TrackedAction.objects.filter(action_id__in=ids)}
+    tracked = {t.action_id: t for t in tracking.tracking_of(ids)}
     approvals = {a.action_id: a for a in Approval.objects.filter(action_id__in=ids)}
     now = timezone.now()
     rows = []

@@ -16,15 +16,13 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from tracker import benchmarks, latency, services
+from tracker import benchmarks, latency, selectors, services
 from tracker.conf import results_dir
-from tracker.models import Completion, TrackerProcess
 from workflows import live
 from workflows.errors import Conflict
 from workflows.views import is_live
@@ -121,11 +119,11 @@ def run_benchmark(request):
 def fingerprint(page: str) -> str:
     """What the page shows changed: a completion, the benchmark run, and on
     the overview the tracker's heartbeat (to 5 s)."""
-    last = Completion.objects.aggregate(m=Max("id"))["m"] or 0
+    last = selectors.last_completion_id()
     run = benchmarks.latest()
     parts = [str(last), f"{run.id}-{run.state}-{run.progress}-{run.step}" if run else "-"]
     if page == "overview":
-        seen = TrackerProcess.objects.aggregate(m=Max("last_seen"))["m"]
+        seen = selectors.last_heartbeat()
         parts.append(str(int(seen.timestamp() // 5)) if seen else "-")
     return "|".join(parts)
 

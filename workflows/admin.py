@@ -2,8 +2,8 @@
 executions are shown, never changed here: a state changes only through
 ``workflows.services`` (the dashboard and the API offer pause, resume,
 cancel, rerun and action completion), and each of their pages links to the
-dashboard page that has those buttons. The definition lists are the
-dashboard's and /v2's: their rows come from ``workflows.selectors``."""
+dashboard page that has those buttons. Their lists read through
+``workflows.selectors``, as the /v2 lists and the dashboard's do."""
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -117,6 +117,9 @@ class WorkflowExecutionAdmin(EngineRowAdmin):
     search_fields = ("id", "workflow_name", "description")
     inlines = [TaskInline]
 
+    def get_queryset(self, request):
+        return selectors.all_executions()
+
     def dashboard_url(self, obj):
         return _execution_page(obj.id)
 
@@ -127,6 +130,9 @@ class TaskExecutionAdmin(EngineRowAdmin):
     list_filter = ("state",)
     search_fields = ("id", "name", "workflow_execution__id")
 
+    def get_queryset(self, request):
+        return selectors.all_tasks()
+
     def dashboard_url(self, obj):
         return _execution_page(obj.workflow_execution_id, obj.name)
 
@@ -136,6 +142,9 @@ class ActionExecutionAdmin(EngineRowAdmin):
     list_display = ("name", "id", "task_name", "workflow_name", "state", "accepted", "created_at")
     list_filter = ("state", "name", "is_sync")
     search_fields = ("id", "name", "task_name", "workflow_name")
+
+    def get_queryset(self, request):
+        return selectors.all_action_executions()
 
     def dashboard_url(self, obj):
         return _execution_page(obj.workflow_execution_id, obj.task_name)

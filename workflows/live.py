@@ -25,11 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from django.db.models import Count, Max
 from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from workflows import conf
+from workflows import conf, selectors
 from workflows.models import WorkflowExecution
 
 _lock = threading.Lock()
@@ -49,13 +48,13 @@ def fingerprint_of(execution: WorkflowExecution) -> str:
 
 
 def execution_fingerprint(execution_id: str) -> str | None:
-    row = WorkflowExecution.objects.filter(id=execution_id).values_list("updated_at", "state").first()
+    row = selectors.execution_stamp(execution_id)
     return None if row is None else _fingerprint(*row)
 
 
 def list_fingerprint() -> str:
-    agg = WorkflowExecution.objects.aggregate(n=Count("id"), last=Max("updated_at"))
-    return f"{agg['n']}-{agg['last'].timestamp() if agg['last'] else 0:.6f}"
+    n, last = selectors.executions_stamp()
+    return f"{n}-{last.timestamp() if last else 0:.6f}"
 
 
 def _claim() -> bool:

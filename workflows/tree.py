@@ -1,7 +1,7 @@
-"""Read queries for the execution page's place in a tree: the chain of
-parent executions up to the root (the breadcrumb), each task's action and
-sub-workflow executions, capped per task so that a with-items task of
-10,000 items costs one page of rows, and a with-items task's counters.
+"""The execution page's place in a tree, read through ``workflows.selectors``:
+the chain of parent executions up to the root (the breadcrumb), each task's
+action and sub-workflow executions, capped per task so that a with-items
+task of 10,000 items costs one page of rows, and a with-items task's counters.
 
 Read only; the engine's counters (``runtime_context["with_items"]``) say how
 far a with-items task is, so nothing here counts rows to know it.
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from core import policies
+from workflows import selectors
+from workflows.errors import NotFound
 from workflows.models import ActionExecution, TaskExecution, WorkflowExecution
 
 ITEMS_PER_PAGE = 50  # action or sub-workflow executions shown per task
@@ -26,16 +28,20 @@ class Crumb:
     task: TaskExecution  # the task of ``execution`` that started the next one down
 
 
+# What a crumb shows of a task and its execution.
+_CRUMB = ("id", "name", "workflow_execution__id", "workflow_execution__workflow_name", "workflow_execution__state",
+          "workflow_execution__task_execution_id")
+
+
 def lineage(execution: WorkflowExecution) -> list[Crumb]:
     """The executions above ``execution``, root first, each with the task
     that started the one below it. Empty for a root execution."""
     chain: list[Crumb] = []
     task_id = execution.task_execution_id
     while task_id and len(chain) < MAX_LINEAGE:
-        task = (TaskExecution.objects.select_related("workflow_execution").only(
-            "id", "name", "workflow_execution__id", "workflow_execution__workflow_name",
-            "workflow_execution__state", "workflow_execution__task_execution_id").filter(id=task_id).first())
-        if task is None:  # (deleted under it; the root id on the row still links)
+        try:
+            task = selectors.task(task_id, fields=_CRUMB)
+        except NotFound:  # (deleted under it; the root id on the row still links)
             break
         chain.insert(0, Crumb(task.workflow_execution, task))
         task_id = task.workflow_execution.task_execution_id
@@ -74,9 +80,8 @@ def units_of(execution: WorkflowExecution, pages: dict[str, int] | None = None) 
     id]`` (1 when not given). Two count queries, one query for the tasks
     that fit on a page, one per task that does not."""
     pages = pages or {}
-    tasks = TaskExecution.objects.filter(workflow_execution=execution).values("id")
-    actions = ActionExecution.objects.filter(task_execution_id__in=tasks).order_by("created_at", "id")
-    children = WorkflowExecution.objects.filter(task_execution_id__in=tasks).order_by("created_at", "id")
+    tasks = selectors.tasks_of(execution.id).values("id")
+    actions, children = selectors.actions_of(tasks), selectors.children_of(tasks)
     found: dict[str, Units] = {}
     for kind, qs in (("actions", actions), ("children", children)):
         counts = {row["task_execution_id"]: row["n"] for row in
