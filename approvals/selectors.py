@@ -63,6 +63,11 @@ def approval_of_action(action_id: str) -> Approval:
     return found
 
 
+def approvals_of_actions(action_ids: Iterable[str]) -> dict[str, Approval]:
+    """The approvals these action executions ask for, by action id (the waiting view)."""
+    return {a.action_id: a for a in Approval.objects.filter(action_id__in=list(action_ids))}
+
+
 def decisions_of(username: str, approvals: Iterable[Approval]) -> dict[str, str]:
     """approval id -> the decision ``username`` gave, for those answered."""
     rows = ApprovalResponse.objects.filter(approval__in=list(approvals), username=username)

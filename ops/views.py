@@ -26,6 +26,7 @@ from core.states import State
 from ops import services as ops
 from ops.forms import AuditFilterForm, CompleteActionForm, WaitingFilterForm
 from ops.models import OperatorAction
+from ops.selectors import audit_log
 from ops.waiting import waiting_rows
 from workflows import completions, selectors
 from workflows.errors import Conflict, InvalidInput, NotFound
@@ -156,14 +157,8 @@ def waiting(request):
 @require_GET
 def audit(request):
     form = AuditFilterForm(request.GET or None)
-    qs = OperatorAction.objects.all()
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        if data["execution"]:
-            qs = qs.filter(execution_id=data["execution"].strip())
-        if data["kind"]:
-            qs = qs.filter(kind=data["kind"])
-        if data["user"]:
-            qs = qs.filter(username=data["user"].strip())
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    qs = audit_log(execution_id=(data.get("execution") or "").strip(), kind=data.get("kind") or "",
+                   username=(data.get("user") or "").strip())
     page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "ops/audit.html", {"form": form, "page": page, "nav": "audit"})

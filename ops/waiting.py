@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from approvals.models import Approval
+from approvals import selectors as approval_reads
 from tracker import selectors as tracking
 from workflows import selectors
 from workflows.models import ActionExecution
@@ -32,7 +32,7 @@ def waiting_actions(mode: str = "") -> QuerySet[ActionExecution]:
 def decorate(actions: list[ActionExecution]) -> list[dict]:
     ids = [a.id for a in actions]
     tracked = {t.action_id: t for t in tracking.tracking_of(ids)}
-    approvals = {a.action_id: a for a in Approval.objects.filter(action_id__in=ids)}
+    approvals = approval_reads.approvals_of_actions(ids)
     now = timezone.now()
     rows = []
     for a in actions:

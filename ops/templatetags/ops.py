@@ -7,6 +7,7 @@ from django import template
 from core.states import State
 from ops import services as ops
 from ops.models import OperatorAction
+from ops.selectors import audit_log
 
 register = template.Library()
 
@@ -37,5 +38,5 @@ def operator_controls(context, action):
 
 @register.inclusion_tag("ops/includes/audit_trail.html")
 def audit_trail(execution_id):
-    entries = list(OperatorAction.objects.filter(execution_id=execution_id)[:AUDIT_ROWS])
+    entries = list(audit_log(execution_id=execution_id)[:AUDIT_ROWS])
     return {"entries": entries, "execution_id": execution_id, "limit": AUDIT_ROWS}

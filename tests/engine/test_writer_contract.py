@@ -65,3 +65,35 @@ def test_the_contract_sees_the_writes():
     found = writes()
     assert "workflows/services.py" in found["TaskExecution"]
     assert "approvals/services.py" in found["Approval"]
+
+
+# --- and the doors read through selectors -------------------------------------
+# A page, an API view, a template tag or the admin asks a selector
+# (workflows/selectors.py, tracker/selectors.py, approvals/selectors.py,
+# ops/selectors.py) for its rows, so a list query is written once and every
+# door shows the same rows. Services and the owning modules read as they write.
+DOORS = ["api/", "workflows/views.py", "workflows/book_views.py", "workflows/resource_views.py",
+         "workflows/tree.py", "workflows/live.py", "workflows/admin.py", "ops/views.py", "ops/waiting.py",
+         "ops/metrics.py", "ops/templatetags/", "ops/admin.py", "tracker/views.py", "tracker/admin.py",
+         "approvals/views.py", "approvals/admin.py", "webhooks/admin.py"]
+# The API's token lookups are Django REST framework's model, read where the token is checked.
+DOOR_READS_ALLOWED = {("Token", "api/identity.py")}
+READ = re.compile(r"\b([A-Z]\w+)\.objects\b")
+
+
+def door_reads() -> set[tuple[str, str]]:
+    found = set()
+    for door in DOORS:
+        paths = (ROOT / door).rglob("*.py") if door.endswith("/") else [ROOT / door]
+        for path in paths:
+            found.update((m.group(1), str(path.relative_to(ROOT))) for m in READ.finditer(path.read_text()))
+    return found
+
+
+def test_the_doors_read_through_selectors():
+    assert sorted(door_reads() - DOOR_READS_ALLOWED) == []
+
+
+def test_the_door_contract_sees_the_doors():
+    assert all((ROOT / door).exists() for door in DOORS)
+    assert ("Token", "api/identity.py") in door_reads()
