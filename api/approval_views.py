@@ -46,10 +46,34 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Approval
-        fields = ["id", "title", "description", "status", "form", "quorum", "reject_on_first", "assignees",
-                  "groups", "expires_at", "on_expiry", "escalate_to", "escalated_at", "remind_every",
-                  "reminders_sent", "workflow_name", "task_name", "execution_id", "action_execution_id",
-                  "result", "closed_at", "closed_reason", "created_at", "updated_at", "responses", "can_answer"]
+        fields = [
+            "id",
+            "title",
+            "description",
+            "status",
+            "form",
+            "quorum",
+            "reject_on_first",
+            "assignees",
+            "groups",
+            "expires_at",
+            "on_expiry",
+            "escalate_to",
+            "escalated_at",
+            "remind_every",
+            "reminders_sent",
+            "workflow_name",
+            "task_name",
+            "execution_id",
+            "action_execution_id",
+            "result",
+            "closed_at",
+            "closed_reason",
+            "created_at",
+            "updated_at",
+            "responses",
+            "can_answer",
+        ]
 
     def _names(self, obj, kind) -> list[str]:
         return sorted(a.name for a in obj.assignments.all() if a.kind == kind)
@@ -70,11 +94,14 @@ class AnswerSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=dict, help_text="Must match the approval's form schema.")
 
 
-Error = inline_serializer("ApprovalError", {
-    "faultstring": serializers.CharField(),
-    "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False),
-    "state": serializers.CharField(required=False),
-})
+Error = inline_serializer(
+    "ApprovalError",
+    {
+        "faultstring": serializers.CharField(),
+        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False),
+        "state": serializers.CharField(required=False),
+    },
+)
 
 
 class _Base(APIView):
@@ -122,19 +149,20 @@ class ApprovalAnswer(_Base):
         request=AnswerSerializer,
         responses={201: ApprovalSerializer, 400: Error, 403: Error, 404: Error, 409: Error},
         description="Approve or reject. 403: not an assignee; 400: data that breaks the form schema "
-                    "(errors per field); 409: already answered by you, or the approval is closed.",
+        "(errors per field); 409: already answered by you, or the approval is closed.",
     )
     def post(self, request, approval_id: str):
         answer = AnswerSerializer(data=request.data)
         if not answer.is_valid():
-            return Response({"faultstring": "Invalid answer", "errors": answer.errors},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {"faultstring": "Invalid answer", "errors": answer.errors}, status=status.HTTP_400_BAD_REQUEST
+            )
         try:
             with completions.completing("approval", door="approval-api"):
                 services.answer(approval_id, request.user, **answer.validated_data)
         except InvalidData as exc:
-            return Response({"faultstring": exc.message, "errors": exc.field_errors},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {"faultstring": exc.message, "errors": exc.field_errors}, status=status.HTTP_400_BAD_REQUEST
+            )
         approval = self._get(request, approval_id)
-        return Response(ApprovalSerializer(approval, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(ApprovalSerializer(approval, context={"request": request}).data, status=status.HTTP_201_CREATED)

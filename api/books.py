@@ -27,9 +27,16 @@ class Workbooks(APIView):
     }
 
     def get(self, request):
-        return Response(paginate(request, in_namespace(request, selectors.workbooks()), key="workbooks",
-                                 render=resources.workbook, filters=WORKBOOK_FIELDS | {"tags"},
-                                 sortable=WORKBOOK_FIELDS - {"definition"}))
+        return Response(
+            paginate(
+                request,
+                in_namespace(request, selectors.workbooks()),
+                key="workbooks",
+                render=resources.workbook,
+                filters=WORKBOOK_FIELDS | {"tags"},
+                sortable=WORKBOOK_FIELDS - {"definition"},
+            )
+        )
 
     def post(self, request):
         wb = books.save_workbook(text_body(request, "workbook"), namespace_arg(request))
@@ -72,8 +79,12 @@ class Actions(APIView):
         return Response({"actions": [resources.adhoc_action(a) for a in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
-        saved = books.save_actions(text_body(request, "action"), namespace_arg(request), update=True,
-                                   identifier=request.query_params.get("identifier") or None)
+        saved = books.save_actions(
+            text_body(request, "action"),
+            namespace_arg(request),
+            update=True,
+            identifier=request.query_params.get("identifier") or None,
+        )
         return Response({"actions": [resources.adhoc_action(a) for a in saved]})
 
 

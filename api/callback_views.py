@@ -18,8 +18,10 @@ from workflows.errors import InvalidInput
 class CallbackBody(serializers.Serializer):
     state = serializers.ChoiceField(choices=["SUCCESS", "ERROR"])
     output = serializers.JSONField(required=False, allow_null=True)
-    finished_at = serializers.CharField(required=False, help_text="When the job ended (ISO 8601 or epoch seconds); "
-                                                                  "for the tracker page's latency figures")
+    finished_at = serializers.CharField(
+        required=False,
+        help_text="When the job ended (ISO 8601 or epoch seconds); for the tracker page's latency figures",
+    )
 
 
 class Callback(APIView):
@@ -35,11 +37,18 @@ class Callback(APIView):
         received_at = timezone.now()
         if not isinstance(request.data, dict) or "state" not in request.data:
             raise InvalidInput("Send a JSON object with 'state' (SUCCESS or ERROR) and 'output'")
-        outcome = services.apply_callback(token, request.data["state"], _output_arg(request.data.get("output")),
-                                          finished_at=request.data.get("finished_at"), received_at=received_at)
+        outcome = services.apply_callback(
+            token,
+            request.data["state"],
+            _output_arg(request.data.get("output")),
+            finished_at=request.data.get("finished_at"),
+            received_at=received_at,
+        )
         if outcome.status == 202:
-            return Response({"stored": True, "detail": "the action is not visible yet; "
-                             "the result will be applied once"}, status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {"stored": True, "detail": "the action is not visible yet; the result will be applied once"},
+                status=status.HTTP_202_ACCEPTED,
+            )
         return Response(resources.action_execution(outcome.action))
 
     post = put
@@ -53,8 +62,11 @@ class Notification(APIView):
     authentication_classes = []  # the signed token is the credential
     permission_classes = [AllowAny]
 
-    @extend_schema(request=dict, responses={200: dict, 202: dict, 400: dict, 403: dict, 404: dict, 410: dict},
-                   summary="A remote Mistral's execution notification (WORKFLOW_SUCCEEDED, _FAILED, _CANCELLED)")
+    @extend_schema(
+        request=dict,
+        responses={200: dict, 202: dict, 400: dict, 403: dict, 404: dict, 410: dict},
+        summary="A remote Mistral's execution notification (WORKFLOW_SUCCEEDED, _FAILED, _CANCELLED)",
+    )
     def post(self, request, token):
         received_at = timezone.now()
         try:
@@ -83,8 +95,9 @@ class Heartbeat(APIView):
 
 class Stats(APIView):
     @extend_schema(
-        responses=inline_serializer("TrackerStats", {"tracked": serializers.IntegerField(),
-                                                     "lag_s": serializers.FloatField()}),
+        responses=inline_serializer(
+            "TrackerStats", {"tracked": serializers.IntegerField(), "lag_s": serializers.FloatField()}
+        ),
         summary="Tracker figures: tracked items, query rate, lag behind schedule, errors",
     )
     def get(self, request):

@@ -12,16 +12,35 @@ from api.listing import paginate
 from workflows import permissions as perms
 from workflows import selectors, triggers
 
-FIELDS = {"id", "name", "pattern", "workflow_name", "workflow_id", "remaining_executions", "first_execution_time",
-          "next_execution_time", "project_id", "created_at", "updated_at"}
+FIELDS = {
+    "id",
+    "name",
+    "pattern",
+    "workflow_name",
+    "workflow_id",
+    "remaining_executions",
+    "first_execution_time",
+    "next_execution_time",
+    "project_id",
+    "created_at",
+    "updated_at",
+}
 
 
 class CronTriggers(APIView):
     required = {"POST": (perms.ADD_CRON_TRIGGER,)}
 
     def get(self, request):
-        return Response(paginate(request, selectors.cron_triggers(), key="cron_triggers",
-                                 render=resources.cron_trigger, filters=FIELDS, sortable=FIELDS))
+        return Response(
+            paginate(
+                request,
+                selectors.cron_triggers(),
+                key="cron_triggers",
+                render=resources.cron_trigger,
+                filters=FIELDS,
+                sortable=FIELDS,
+            )
+        )
 
     def post(self, request):
         return Response(resources.cron_trigger(triggers.create(request.data)), status=status.HTTP_201_CREATED)

@@ -19,8 +19,16 @@ class Environments(APIView):
     required = {"POST": (perms.ADD_ENVIRONMENT,), "PUT": (perms.CHANGE_ENVIRONMENT,)}
 
     def get(self, request):
-        return Response(paginate(request, selectors.environments(), key="environments",
-                                 render=resources.environment, filters=FIELDS, sortable=FIELDS))
+        return Response(
+            paginate(
+                request,
+                selectors.environments(),
+                key="environments",
+                render=resources.environment,
+                filters=FIELDS,
+                sortable=FIELDS,
+            )
+        )
 
     def post(self, request):
         env = environments.create(request.data)

@@ -40,11 +40,17 @@ class Version(APIView):
     permission_classes = [AllowAny]
 
     def get(self, request):
-        return Response({"version": {
-            "id": "v3.14", "status": "stable", "updated": "2026-01-01T00:00:00Z",
-            "links": [{"rel": "self", "href": request.build_absolute_uri("/identity/v3/")}],
-            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
-        }})
+        return Response(
+            {
+                "version": {
+                    "id": "v3.14",
+                    "status": "stable",
+                    "updated": "2026-01-01T00:00:00Z",
+                    "links": [{"rel": "self", "href": request.build_absolute_uri("/identity/v3/")}],
+                    "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+                }
+            }
+        )
 
 
 def _user_from(request, identity: dict):
@@ -76,15 +82,19 @@ class Tokens(APIView):
     def post(self, request):
         auth = (request.data or {}).get("auth") if isinstance(request.data, dict) else None
         if not isinstance(auth, dict):
-            raise InvalidInput("Send {\"auth\": {\"identity\": ...}} as Keystone v3 does")
+            raise InvalidInput('Send {"auth": {"identity": ...}} as Keystone v3 does')
         user, method = _user_from(request._request, auth.get("identity") or {})
         token, _ = Token.objects.get_or_create(user=user)
         now = timezone.now()
         role = "admin" if user.is_superuser else "member"
         body = {
             "methods": [method],
-            "user": {"id": str(user.pk), "name": user.get_username(), "domain": PROJECT["domain"],
-                     "password_expires_at": None},
+            "user": {
+                "id": str(user.pk),
+                "name": user.get_username(),
+                "domain": PROJECT["domain"],
+                "password_expires_at": None,
+            },
             "audit_ids": [token.key[:8]],
             "issued_at": now.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "expires_at": (now + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
@@ -93,7 +103,15 @@ class Tokens(APIView):
         if auth.get("scope"):
             v2 = request.build_absolute_uri("/v2")
             body["project"] = PROJECT
-            body["catalog"] = [{"type": "workflowv2", "name": "mistral", "id": "gust", "endpoints": [
-                {"id": f"gust-{i}", "interface": i, "region": "RegionOne", "region_id": "RegionOne", "url": v2}
-                for i in ("public", "internal", "admin")]}]
+            body["catalog"] = [
+                {
+                    "type": "workflowv2",
+                    "name": "mistral",
+                    "id": "gust",
+                    "endpoints": [
+                        {"id": f"gust-{i}", "interface": i, "region": "RegionOne", "region_id": "RegionOne", "url": v2}
+                        for i in ("public", "internal", "admin")
+                    ],
+                }
+            ]
         return Response({"token": body}, status=status.HTTP_201_CREATED, headers={"X-Subject-Token": token.key})

@@ -93,8 +93,17 @@ def in_namespace(request, qs: QuerySet) -> QuerySet:
     return qs if namespace is None else qs.filter(namespace=namespace)
 
 
-def paginate(request, qs: QuerySet, *, key: str, render, filters, sortable: set[str],
-             default_sort: str = "created_at", tiebreak: tuple[str, ...] = ()) -> dict:
+def paginate(
+    request,
+    qs: QuerySet,
+    *,
+    key: str,
+    render,
+    filters,
+    sortable: set[str],
+    default_sort: str = "created_at",
+    tiebreak: tuple[str, ...] = (),
+) -> dict:
     """``filters``: the filter names, or a mapping of name -> ORM lookup path
     for names that live on a related row. ``tiebreak``: keys added (in the
     first key's direction) before ``id`` to order rows that tie."""

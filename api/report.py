@@ -26,8 +26,13 @@ from workflows.rows import ts
 ESTIMATED_TIME_QUERY_LIMIT = 20
 # The task states Mistral's statistics count (update_statistics_with_task);
 # a task in another state (WAITING, CANCELLED, ...) is in no count, not even the total.
-COUNTED = {State.RUNNING: "running", State.SUCCESS: "success", State.ERROR: "error", State.IDLE: "idle",
-           State.PAUSED: "paused"}
+COUNTED = {
+    State.RUNNING: "running",
+    State.SUCCESS: "success",
+    State.ERROR: "error",
+    State.IDLE: "idle",
+    State.PAUSED: "paused",
+}
 
 _BASE = ("id", "state", "state_info", "created_at", "updated_at")
 
@@ -36,8 +41,7 @@ def max_entries() -> int:
     return conf.api("REPORT_MAX_ENTRIES")
 
 
-def build(execution_id: str, *, errors_only: bool = False, max_depth: int = -1,
-          statistics_only: bool = False) -> dict:
+def build(execution_id: str, *, errors_only: bool = False, max_depth: int = -1, statistics_only: bool = False) -> dict:
     """The report resource. Raises NotFound for an unknown execution, and
     InvalidInput when the tree would hold more than ``max_entries()`` task,
     action and sub-workflow executions (statistics alone are never refused)."""
@@ -118,8 +122,14 @@ class _Budget:
 
 
 def _entry(row, name: str) -> dict:
-    return {"id": row.id, "name": name, "created_at": ts(row.created_at), "updated_at": ts(row.updated_at),
-            "state": row.state, "state_info": row.state_info}
+    return {
+        "id": row.id,
+        "name": name,
+        "created_at": ts(row.created_at),
+        "updated_at": ts(row.updated_at),
+        "state": row.state,
+        "state_info": row.state_info,
+    }
 
 
 def _tree(root: WorkflowExecution, stats: dict, errors_only: bool, max_depth: int) -> dict:
@@ -132,9 +142,11 @@ def _tree(root: WorkflowExecution, stats: dict, errors_only: bool, max_depth: in
     while level and _deeper(depth, max_depth):
         for entry in level.values():
             entry["task_executions"] = []
-        tasks = budget.take(_tasks_of(list(level), errors_only)
-                            .only(*_BASE, "name", "workflow_execution_id", "runtime_context")
-                            .order_by("workflow_execution_id", "seq"))
+        tasks = budget.take(
+            _tasks_of(list(level), errors_only)
+            .only(*_BASE, "name", "workflow_execution_id", "runtime_context")
+            .order_by("workflow_execution_id", "seq")
+        )
         by_task: dict[str, dict] = {}
         for t in tasks:
             _add(stats, t.state)
@@ -176,8 +188,11 @@ def sub_executions(origin: str, ident: str, *, errors_only: bool = False, max_de
     below: dict[str, list[WorkflowExecution]] = {}
     level, depth = top, 1
     while level and _deeper(depth, max_depth):
-        tasks = budget.take(_tasks_of([w.id for w in level], errors_only)
-                            .order_by("workflow_execution_id", "seq").values_list("id", "workflow_execution_id"))
+        tasks = budget.take(
+            _tasks_of([w.id for w in level], errors_only)
+            .order_by("workflow_execution_id", "seq")
+            .values_list("id", "workflow_execution_id")
+        )
         level = budget.take(selectors.children_of([t for t, _ in tasks]))
         of_task: dict[str, list[WorkflowExecution]] = {}
         for child in level:
@@ -202,8 +217,9 @@ def parse_flag(raw: str | None, name: str) -> bool:
         return True
     if value in ("false", "0", "no", "off", "n", "f", ""):
         return False
-    raise InvalidInput(f"Invalid input for field/attribute {name}. Value: '{raw[:40]}'. Wrong type. "
-                       f"Expected 'bool', got 'str'")
+    raise InvalidInput(
+        f"Invalid input for field/attribute {name}. Value: '{raw[:40]}'. Wrong type. Expected 'bool', got 'str'"
+    )
 
 
 def parse_depth(raw: str | None) -> int:
@@ -212,6 +228,6 @@ def parse_depth(raw: str | None) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(f"Invalid input for field/attribute max_depth. Value: '{raw[:40]}'. Wrong type. "
-                           f"Expected 'int', got 'str'") from None
-
+        raise InvalidInput(
+            f"Invalid input for field/attribute max_depth. Value: '{raw[:40]}'. Wrong type. Expected 'int', got 'str'"
+        ) from None

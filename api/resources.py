@@ -79,9 +79,24 @@ def execution(ex: WorkflowExecution, detail: bool = False) -> dict:
 # The columns execution() shows, read without the ORM for GET /v2/executions/<id>
 # (the poll every client makes; the query compiler and the row's JSON fields
 # it does not show were half of that request's time, bench/README.md).
-_EXECUTION_COLUMNS = ("id", "workflow_id", "workflow_name", "workflow_namespace", "description", "tags", "params",
-                      "task_execution_id", "root_execution_id", "state", "state_info", "input", "output",
-                      "created_at", "updated_at", "project_id")
+_EXECUTION_COLUMNS = (
+    "id",
+    "workflow_id",
+    "workflow_name",
+    "workflow_namespace",
+    "description",
+    "tags",
+    "params",
+    "task_execution_id",
+    "root_execution_id",
+    "state",
+    "state_info",
+    "input",
+    "output",
+    "created_at",
+    "updated_at",
+    "project_id",
+)
 
 
 def execution_by_id(execution_id: str, detail: bool = False) -> dict | None:

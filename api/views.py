@@ -25,13 +25,43 @@ from workflows.errors import InvalidInput, NotFound
 from workflows.models import TaskExecution
 
 EXECUTION_FIELDS = {
-    "id", "workflow_id", "workflow_name", "workflow_namespace", "description", "state", "state_info",
-    "task_execution_id", "root_execution_id", "created_at", "updated_at", "project_id",
+    "id",
+    "workflow_id",
+    "workflow_name",
+    "workflow_namespace",
+    "description",
+    "state",
+    "state_info",
+    "task_execution_id",
+    "root_execution_id",
+    "created_at",
+    "updated_at",
+    "project_id",
 }
-TASK_FIELDS = {"id", "name", "state", "state_info", "processed", "created_at", "updated_at", "started_at",
-               "finished_at", "type"}
-ACTION_EX_FIELDS = {"id", "name", "state", "state_info", "accepted", "task_name", "workflow_name",
-                    "task_execution_id", "created_at", "updated_at"}
+TASK_FIELDS = {
+    "id",
+    "name",
+    "state",
+    "state_info",
+    "processed",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "type",
+}
+ACTION_EX_FIELDS = {
+    "id",
+    "name",
+    "state",
+    "state_info",
+    "accepted",
+    "task_name",
+    "workflow_name",
+    "task_execution_id",
+    "created_at",
+    "updated_at",
+}
 WORKFLOW_FIELDS = {"id", "name", "namespace", "scope", "project_id", "created_at", "updated_at", "checksum"}
 
 
@@ -83,8 +113,13 @@ class Versions(APIView):
 
     def get(self, request):
         href = request.build_absolute_uri("/v2")
-        return Response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-            {"href": href, "target": "v2", "rel": "self"}]}]})
+        return Response(
+            {
+                "versions": [
+                    {"id": "v2.0", "status": "CURRENT", "links": [{"href": href, "target": "v2", "rel": "self"}]}
+                ]
+            }
+        )
 
 
 # --- workflows ---------------------------------------------------------------
@@ -96,17 +131,23 @@ class Workflows(APIView):
     @extend_schema(operation_id="workflows_list")
     def get(self, request):
         qs = in_namespace(request, selectors.workflows())
-        return Response(paginate(request, qs, key="workflows", render=resources.workflow,
-                                 filters=WORKFLOW_FIELDS | {"tags", "input"}, sortable=WORKFLOW_FIELDS))
+        return Response(
+            paginate(
+                request,
+                qs,
+                key="workflows",
+                render=resources.workflow,
+                filters=WORKFLOW_FIELDS | {"tags", "input"},
+                sortable=WORKFLOW_FIELDS,
+            )
+        )
 
     def post(self, request):
         saved = services.save_workflows(text_body(request), namespace_arg(request))
         return Response({"workflows": [resources.workflow(w) for w in saved]}, status=status.HTTP_201_CREATED)
 
     def put(self, request):
-        saved = services.save_workflows(
-            text_body(request), namespace_arg(request), update=True
-        )
+        saved = services.save_workflows(text_body(request), namespace_arg(request), update=True)
         return Response({"workflows": [resources.workflow(w) for w in saved]})
 
 
@@ -143,8 +184,16 @@ class Executions(APIView):
     required = {"POST": (perms.START,)}
 
     def get(self, request):
-        return Response(paginate(request, selectors.all_executions(), key="executions",
-                                 render=resources.execution, filters=EXECUTION_FIELDS, sortable=EXECUTION_FIELDS))
+        return Response(
+            paginate(
+                request,
+                selectors.all_executions(),
+                key="executions",
+                render=resources.execution,
+                filters=EXECUTION_FIELDS,
+                sortable=EXECUTION_FIELDS,
+            )
+        )
 
     def post(self, request):
         data = request.data if isinstance(request.data, dict) else {}
@@ -190,7 +239,8 @@ class ExecutionDetail(APIView):
             raise InvalidInput("The property state, description, or env is not provided for update.")
         if env and data.get("state") and data["state"] != State.RUNNING:
             raise InvalidInput(
-                "The property env can only be updated when workflow execution is not running or on resume from pause.")
+                "The property env can only be updated when workflow execution is not running or on resume from pause."
+            )
         ex = selectors.execution(execution_id)
         if "description" in data:
             perms.require(request.user, perms.EDIT_EXECUTION)
@@ -230,12 +280,14 @@ class ExecutionReport(APIView):
         unknown = sorted(set(params) - self.PARAMS)
         if unknown:
             raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
-        return Response(report.build(
-            execution_id,
-            errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
-            max_depth=report.parse_depth(params.get("max_depth")),
-            statistics_only=report.parse_flag(params.get("statistics_only"), "statistics_only"),
-        ))
+        return Response(
+            report.build(
+                execution_id,
+                errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
+                max_depth=report.parse_depth(params.get("max_depth")),
+                statistics_only=report.parse_flag(params.get("statistics_only"), "statistics_only"),
+            )
+        )
 
 
 class SubExecutions(APIView):
@@ -250,7 +302,8 @@ class SubExecutions(APIView):
         if unknown:
             raise InvalidInput(f"Unknown argument: {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
         found = report.sub_executions(
-            "execution" if execution_id else "task", execution_id or task_id,
+            "execution" if execution_id else "task",
+            execution_id or task_id,
             errors_only=report.parse_flag(params.get("errors_only"), "errors_only"),
             max_depth=report.parse_depth(params.get("max_depth")),
         )
@@ -276,9 +329,16 @@ TASK_EXECUTION_FILTERS = {
 
 def _tasks(qs: QuerySet, request):
     # Tasks created in one step share created_at; seq keeps them in creation order.
-    return paginate(request, qs.select_related("workflow_execution"), key="tasks", render=resources.task,
-                    filters={**{f: f for f in TASK_FIELDS}, **TASK_EXECUTION_FILTERS},
-                    sortable=TASK_FIELDS | {"seq"}, default_sort="created_at", tiebreak=("seq",))
+    return paginate(
+        request,
+        qs.select_related("workflow_execution"),
+        key="tasks",
+        render=resources.task,
+        filters={**{f: f for f in TASK_FIELDS}, **TASK_EXECUTION_FILTERS},
+        sortable=TASK_FIELDS | {"seq"},
+        default_sort="created_at",
+        tiebreak=("seq",),
+    )
 
 
 class Tasks(APIView):
@@ -336,8 +396,14 @@ def task_spec(task: TaskExecution) -> dict:
 
 
 def _action_executions(qs: QuerySet, request):
-    return paginate(request, qs, key="action_executions", render=resources.action_execution,
-                    filters=ACTION_EX_FIELDS | {"workflow_execution_id"}, sortable=ACTION_EX_FIELDS)
+    return paginate(
+        request,
+        qs,
+        key="action_executions",
+        render=resources.action_execution,
+        filters=ACTION_EX_FIELDS | {"workflow_execution_id"},
+        sortable=ACTION_EX_FIELDS,
+    )
 
 
 def _output_arg(value):
@@ -388,7 +454,8 @@ class ActionExecutionDetail(APIView):
                 "Authentication credentials were not provided. To complete an action without a login, send "
                 "the result to the signed URL in the Gust-Callback-URL header of the action's request; or "
                 "send an API token (X-Auth-Token or 'Authorization: Token <token>'; `manage.py api_token <user>`)"
-                " of a user with the permission ops.complete_actions.")
+                " of a user with the permission ops.complete_actions."
+            )
         super().permission_denied(request, message, code)
 
     def get(self, request, action_id):
@@ -409,8 +476,9 @@ class ActionExecutionDetail(APIView):
         state = data["state"]
         output = rows.checked_json(_output_arg(data.get("output")), "output")
         # By hand, or the callback of an action that asked for one (tracker.latency.mode_of).
-        with completions.completing("by hand", door="api", detected_at=received_at,
-                                    outside_done_at=data.get("finished_at")):
+        with completions.completing(
+            "by hand", door="api", detected_at=received_at, outside_done_at=data.get("finished_at")
+        ):
             if perms.enforced():
                 # By hand: ops.complete_actions, audited. An approval's action
                 # is otherwise answered through its approval, by its assignees.
@@ -422,4 +490,3 @@ class ActionExecutionDetail(APIView):
 
     # Mistral's docs tell outside systems to POST the result to this path.
     post = put
-

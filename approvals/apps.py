@@ -10,6 +10,7 @@ class ApprovalsConfig(AppConfig):
         from approvals.actions import APPROVAL
         from core import actions
         from workflows import signals
+
         actions.register(APPROVAL)
 
         signals.async_action_started.connect(

@@ -5,8 +5,7 @@ from __future__ import annotations
 APPROVED, REJECTED = "APPROVED", "REJECTED"
 
 
-def decide(*, quorum: int, reject_on_first: bool, approvals: int, rejections: int,
-           can_still_answer: int) -> str | None:
+def decide(*, quorum: int, reject_on_first: bool, approvals: int, rejections: int, can_still_answer: int) -> str | None:
     """APPROVED, REJECTED or None (keep waiting).
 
     - ``quorum`` approvals approve;

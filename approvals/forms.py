@@ -17,16 +17,21 @@ from approvals import schema
 from approvals.models import Approval
 
 DATA_PREFIX = "data__"  # keeps form fields apart from "comment" and "decision"
-INBOX_STATUSES = [("pending", "Waiting for me"), ("answered", "Answered by me"), ("expired", "Expired"),
-                  ("all", "All")]
-AGES = [("", "Any age"), ("1h", "Newer than 1 hour"), ("1d", "Newer than 1 day"), ("old", "Older than 1 day"),
-        ("week", "Older than 7 days")]
+INBOX_STATUSES = [("pending", "Waiting for me"), ("answered", "Answered by me"), ("expired", "Expired"), ("all", "All")]
+AGES = [
+    ("", "Any age"),
+    ("1h", "Newer than 1 hour"),
+    ("1d", "Newer than 1 day"),
+    ("old", "Older than 1 day"),
+    ("week", "Older than 7 days"),
+]
 
 
 class InboxFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=INBOX_STATUSES)
-    workflow = forms.CharField(required=False, max_length=255,
-                               widget=forms.TextInput(attrs={"placeholder": "workflow name", "type": "search"}))
+    workflow = forms.CharField(
+        required=False, max_length=255, widget=forms.TextInput(attrs={"placeholder": "workflow name", "type": "search"})
+    )
     age = forms.ChoiceField(required=False, choices=AGES)
 
 
@@ -52,8 +57,9 @@ def _field_for(name: str, spec: dict) -> forms.Field:
     if kind == "array" and isinstance(spec.get("items"), dict) and "enum" in spec["items"]:
         choices = [(json.dumps(v), str(v)) for v in spec["items"]["enum"]]
         initial = [json.dumps(v) for v in spec.get("default") or []]
-        return forms.MultipleChoiceField(**{**common, "initial": initial}, choices=choices,
-                                         widget=forms.CheckboxSelectMultiple)
+        return forms.MultipleChoiceField(
+            **{**common, "initial": initial}, choices=choices, widget=forms.CheckboxSelectMultiple
+        )
     if kind == "string" or (kind is None and not spec.get("properties")):
         fmt = spec.get("format")
         if fmt == "textarea" or spec.get("maxLength", 0) > 200:
@@ -62,8 +68,11 @@ def _field_for(name: str, spec: dict) -> forms.Field:
         return forms.CharField(**common, strip=False, widget=forms.TextInput(attrs={"type": input_type}))
     # Objects and free-form arrays: JSON typed by hand.
     initial = json.dumps(spec["default"]) if "default" in spec else None
-    return forms.CharField(**{**common, "initial": initial}, strip=False,
-                           widget=forms.Textarea(attrs={"rows": 3, "class": "code", "placeholder": "JSON"}))
+    return forms.CharField(
+        **{**common, "initial": initial},
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "code", "placeholder": "JSON"}),
+    )
 
 
 class AnswerForm(forms.Form):

@@ -152,5 +152,10 @@ class ApprovalResponse(AuditRecord):
         return json_text(self.data)
 
     def as_result(self) -> dict:
-        return {"user": self.username, "decision": self.decision, "comment": self.comment,
-                "data": self.data, "at": self.at.isoformat()}
+        return {
+            "user": self.username,
+            "decision": self.decision,
+            "comment": self.comment,
+            "data": self.data,
+            "at": self.at.isoformat(),
+        }

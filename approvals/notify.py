@@ -78,13 +78,15 @@ def publish(kind: str, approval: Approval, recipients=None, **extra) -> None:
         return
     subject = _SUBJECTS[kind].format(title=approval.title, outcome=extra.get("outcome", ""))
     body = "\n".join(
-        line for line in (
+        line
+        for line in (
             approval.title,
             approval.description,
             f"Workflow {approval.workflow_name}, task {approval.task_name}.",
             f"Expires at {approval.expires_at:%Y-%m-%d %H:%M} UTC." if approval.expires_at else "",
             f"Open it: {url_of(approval)}",
-        ) if line
+        )
+        if line
     )
     transaction.on_commit(lambda: _send(subject, body, addresses))
 

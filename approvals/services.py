@@ -68,11 +68,21 @@ def open_for_action(action: ActionExecution) -> Approval | None:
     p = parse(action.run_input or {})
     now = timezone.now()
     approval = Approval.objects.create(
-        action_id=action.id, execution_id=action.workflow_execution_id, workflow_name=action.workflow_name or "",
-        task_name=action.task_name or "", title=p.title, description=p.description, form=p.form,
-        form_order=p.form_order, quorum=p.quorum, reject_on_first=p.reject_on_first, expires_in=p.expires_in,
-        expires_at=now + timedelta(seconds=p.expires_in) if p.expires_in else None, on_expiry=p.on_expiry,
-        escalate_to=p.escalate_to, remind_every=p.remind_every,
+        action_id=action.id,
+        execution_id=action.workflow_execution_id,
+        workflow_name=action.workflow_name or "",
+        task_name=action.task_name or "",
+        title=p.title,
+        description=p.description,
+        form=p.form,
+        form_order=p.form_order,
+        quorum=p.quorum,
+        reject_on_first=p.reject_on_first,
+        expires_in=p.expires_in,
+        expires_at=now + timedelta(seconds=p.expires_in) if p.expires_in else None,
+        on_expiry=p.on_expiry,
+        escalate_to=p.escalate_to,
+        remind_every=p.remind_every,
         next_reminder_at=now + timedelta(seconds=p.remind_every) if p.remind_every else None,
     )
     Assignment.objects.bulk_create(
@@ -91,8 +101,13 @@ def close_for_action(action: ActionExecution) -> None:
     approval = Approval.objects.select_for_update().filter(action_id=action.id, status=Approval.Status.PENDING).first()
     if approval is None:  # decided here (the usual case) or never opened
         return
-    _close(approval, Approval.Status.CANCELLED, None, f"The action ended {action.state} without an answer here"
-           + (f": {action.state_info}" if action.state_info else ""))
+    _close(
+        approval,
+        Approval.Status.CANCELLED,
+        None,
+        f"The action ended {action.state} without an answer here"
+        + (f": {action.state_info}" if action.state_info else ""),
+    )
 
 
 def _close(approval: Approval, status: str, result: dict | None, reason: str = "") -> None:
@@ -144,8 +159,11 @@ def answer(approval_id: str, user: User, decision: str, comment: str = "", data:
         username = user.get_username()
         previous = approval.responses.filter(username=username).first()
         if previous is not None:
-            raise Conflict(f"You already answered this approval ({previous.decision}, "
-                           f"{previous.at:%Y-%m-%d %H:%M:%S} UTC); an answer can not be changed", approval.status)
+            raise Conflict(
+                f"You already answered this approval ({previous.decision}, "
+                f"{previous.at:%Y-%m-%d %H:%M:%S} UTC); an answer can not be changed",
+                approval.status,
+            )
         if not approval.is_open:
             raise Conflict(f"This approval is already {approval.status}; it takes no more answers", approval.status)
         data, errors = schema.validate(approval.form, data, require=decision == ApprovalResponse.APPROVE)
@@ -154,10 +172,12 @@ def answer(approval_id: str, user: User, decision: str, comment: str = "", data:
         try:
             with transaction.atomic():
                 response = ApprovalResponse.objects.create(
-                    approval=approval, username=username, decision=decision, comment=comment.strip(), data=data)
+                    approval=approval, username=username, decision=decision, comment=comment.strip(), data=data
+                )
         except IntegrityError:  # the same user in a concurrent request won the race
-            raise Conflict("You already answered this approval; an answer can not be changed",
-                           approval.status) from None
+            raise Conflict(
+                "You already answered this approval; an answer can not be changed", approval.status
+            ) from None
         _decide(approval, response)
         notify.publish(notify.ANSWERED, approval, user=username, decision=decision)
     return approval
@@ -182,10 +202,10 @@ def _decide(approval: Approval, last: ApprovalResponse) -> None:
     _complete(approval, result)
 
 
-def _result(approval: Approval, approved: bool, data: dict, responses: Iterable[ApprovalResponse],
-            expired: bool = False) -> dict:
-    return {"approved": approved, "data": data, "responses": [r.as_result() for r in responses],
-            "expired": expired}
+def _result(
+    approval: Approval, approved: bool, data: dict, responses: Iterable[ApprovalResponse], expired: bool = False
+) -> dict:
+    return {"approved": approved, "data": data, "responses": [r.as_result() for r in responses], "expired": expired}
 
 
 def _complete(approval: Approval, result: dict) -> None:
@@ -208,9 +228,12 @@ def sweep(now: datetime | None = None) -> dict:
     """
     now = now or timezone.now()
     counts = {"reminded": 0, "escalated": 0, "expired": 0, "closed": 0, "errors": 0}
-    due = Approval.objects.filter(status=Approval.Status.PENDING).filter(
-        Q(expires_at__lte=now) | Q(next_reminder_at__lte=now)
-    ).order_by("created_at").values_list("id", flat=True)[:SWEEP_BATCH]
+    due = (
+        Approval.objects.filter(status=Approval.Status.PENDING)
+        .filter(Q(expires_at__lte=now) | Q(next_reminder_at__lte=now))
+        .order_by("created_at")
+        .values_list("id", flat=True)[:SWEEP_BATCH]
+    )
     for approval_id in list(due):
         try:
             with transaction.atomic():
@@ -248,8 +271,12 @@ def _escalate(approval: Approval, now: datetime) -> str:
     groups = set(Group.objects.filter(name__in=approval.escalate_to).values_list("name", flat=True))
     before = set(access.eligible_users(approval).values_list("pk", flat=True))
     Assignment.objects.bulk_create(
-        [Assignment(approval=approval, kind=Assignment.GROUP if n in groups else Assignment.USER, name=n,
-                    via="escalation") for n in approval.escalate_to],
+        [
+            Assignment(
+                approval=approval, kind=Assignment.GROUP if n in groups else Assignment.USER, name=n, via="escalation"
+            )
+            for n in approval.escalate_to
+        ],
         ignore_conflicts=True,
     )
     approval.escalated_at = now

@@ -23,6 +23,8 @@ from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.views import pretty_json
 
 PER_PAGE = 25
+
+
 @login_required
 @require_GET
 def inbox(request):
@@ -36,8 +38,13 @@ def inbox(request):
     mine = selectors.decisions_of(request.user.get_username(), page.object_list)
     for a in page.object_list:
         a.my_decision = mine.get(a.id)
-    context = {"form": form, "page": page, "status": status, "nav": "approvals",
-               "filtered": bool(workflow or age or status != "pending")}
+    context = {
+        "form": form,
+        "page": page,
+        "status": status,
+        "nav": "approvals",
+        "filtered": bool(workflow or age or status != "pending"),
+    }
     return render(request, "approvals/inbox.html", context)
 
 
@@ -49,8 +56,7 @@ def _or_404(find, ident: str) -> Approval:
 
 
 def _forbidden(request, approval: Approval, message: str):
-    return render(request, "403.html", {"approval": approval, "message": message, "nav": "approvals"},
-                  status=403)
+    return render(request, "403.html", {"approval": approval, "message": message, "nav": "approvals"}, status=403)
 
 
 @login_required
@@ -67,8 +73,13 @@ def detail(request, approval_id: str):
         if form.is_valid():
             try:
                 with completions.completing("approval", door="approval-page"):
-                    services.answer(approval.id, user, request.POST.get("decision", ""),
-                                    form.cleaned_data["comment"], form.schema_data())
+                    services.answer(
+                        approval.id,
+                        user,
+                        request.POST.get("decision", ""),
+                        form.cleaned_data["comment"],
+                        form.schema_data(),
+                    )
             except Forbidden as exc:
                 return _forbidden(request, approval, exc.message)
             except InvalidData as exc:

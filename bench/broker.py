@@ -56,23 +56,35 @@ def wait(jobs: int, timeout: float) -> dict:
     states = dict(actions.order_by().values_list("state").annotate(n=Count("id")))
     executions = dict(WorkflowExecution.objects.order_by().values_list("state").annotate(n=Count("id")))
     seconds = (span["last"] - span["first"]).total_seconds() if span["first"] and span["last"] else None
-    return {"action_states": states, "execution_states": executions, "span_s": seconds,
-            "jobs_per_s": round(states.get("SUCCESS", 0) / seconds, 1) if seconds else None}
+    return {
+        "action_states": states,
+        "execution_states": executions,
+        "span_s": seconds,
+        "jobs_per_s": round(states.get("SUCCESS", 0) / seconds, 1) if seconds else None,
+    }
 
 
 # --- in the parent (no database) ----------------------------------------------------
 
 
-def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_dir: Path | None = None,
-            redis_url: str | None = None) -> dict:
+def run_one(
+    broker: str,
+    clusters: int,
+    workers: int,
+    jobs: int,
+    say,
+    profile_dir: Path | None = None,
+    redis_url: str | None = None,
+) -> dict:
     from bench import children, isolation, runcount
     from bench.procs import GustProcesses, machine_busy_s, tree_cpu_s
 
     db = isolation.create()
     runs_dir = db.tmpdir / "runs"
     runs_dir.mkdir()
-    procs = GustProcesses(db.tmpdir, {**db.env, "DJANGO_SETTINGS_MODULE": "config.settings"}, broker=broker,
-                          redis_url=redis_url)
+    procs = GustProcesses(
+        db.tmpdir, {**db.env, "DJANGO_SETTINGS_MODULE": "config.settings"}, broker=broker, redis_url=redis_url
+    )
     env = {**procs.env, "GUST_QUEUE": f"gust-broker-bench-{os.getpid()}", "GUST_LOG_LEVEL": "WARNING"}
     env.pop("GUST_COUNT_QUERIES_DIR", None)
     workers_env = {**env, "GUST_BENCH_RUNS_DIR": str(runs_dir), "GUST_WORKERS": str(workers)}
@@ -80,8 +92,10 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
     try:
         children.migrate(env)
         seeded = children.run_child("broker_bench", env, "seed", "--jobs", str(jobs))
-        say(f"  {db.describe()}: {jobs} jobs queued in {seeded['seed_s']} s ({broker} broker, "
-            f"{clusters} x {workers} workers)")
+        say(
+            f"  {db.describe()}: {jobs} jobs queued in {seeded['seed_s']} s ({broker} broker, "
+            f"{clusters} x {workers} workers)"
+        )
         procs.env = workers_env
         servers0, busy0 = server_cpu_s(), machine_busy_s()
         t0 = time.time()
@@ -100,16 +114,30 @@ def run_one(broker: str, clusters: int, workers: int, jobs: int, say, profile_di
             p.stop(20)
         counted = runcount.read(runs_dir)
         db.drop()
-    ok = (waited["action_states"].get("SUCCESS", 0) == jobs and counted["run_more_than_once"] == 0
-          and counted["distinct"] == jobs)
-    return {"broker": broker, "database": db.vendor, "clusters": clusters, "workers_per_cluster": workers,
-            "jobs": jobs, "ok": ok, **waited, "wall_from_worker_start_s": round(wall, 2),
-            "worker_cpu_s": round(cpu, 2),
-            "worker_cpu_ms_per_job": round(1000 * cpu / jobs, 2),
-            # The database and Redis servers are shared with whatever else runs on the
-            # machine: their CPU over the run is an upper bound of what this run cost them.
-            "server_cpu_s": servers, "machine_busy_cpu_s": busy,
-            "machine_busy_ms_per_job": round(1000 * busy / jobs, 2), "runs": counted, "seed": seeded}
+    ok = (
+        waited["action_states"].get("SUCCESS", 0) == jobs
+        and counted["run_more_than_once"] == 0
+        and counted["distinct"] == jobs
+    )
+    return {
+        "broker": broker,
+        "database": db.vendor,
+        "clusters": clusters,
+        "workers_per_cluster": workers,
+        "jobs": jobs,
+        "ok": ok,
+        **waited,
+        "wall_from_worker_start_s": round(wall, 2),
+        "worker_cpu_s": round(cpu, 2),
+        "worker_cpu_ms_per_job": round(1000 * cpu / jobs, 2),
+        # The database and Redis servers are shared with whatever else runs on the
+        # machine: their CPU over the run is an upper bound of what this run cost them.
+        "server_cpu_s": servers,
+        "machine_busy_cpu_s": busy,
+        "machine_busy_ms_per_job": round(1000 * busy / jobs, 2),
+        "runs": counted,
+        "seed": seeded,
+    }
 
 
 def server_cpu_s() -> dict[str, float]:
@@ -130,8 +158,22 @@ def _profile(pid: int, runs_dir: Path, directory: Path, broker: str) -> threadin
     (so start-up is not in it): sampling, ``--nonblocking``, raw stacks."""
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / f"broker-{broker}-{int(time.time())}.txt"
-    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses",
-            "--nonblocking", "--duration", "8", "--rate", "200", "--format", "raw", "--output", str(out)]
+    argv = [
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--nonblocking",
+        "--duration",
+        "8",
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+    ]
 
     def record():
         end = time.monotonic() + 120

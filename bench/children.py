@@ -13,16 +13,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrate(env: dict) -> None:
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"migrate failed:\n{done.stderr[-3000:]}")
 
 
 def run_child(command: str, env: dict, *args: str, timeout: float = 1800) -> dict:
     """``manage.py <command> --child <args>`` on the throwaway database; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "manage.py", command, "--child", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "manage.py", command, "--child", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{command} child {args} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -118,9 +118,20 @@ class Options:
 
     @classmethod
     def quick_options(cls, **overrides) -> Options:
-        base = dict(n=20, delay=0.3, rate=40.0, modes=list(QUICK_MODES), idle_tracked=100, idle_seconds=3.0,
-                    idle_per_item_seconds=0.0, outstanding=300, sample=10, warmup=4, idle_baseline_seconds=1.0,
-                    quick=True)
+        base = dict(
+            n=20,
+            delay=0.3,
+            rate=40.0,
+            modes=list(QUICK_MODES),
+            idle_tracked=100,
+            idle_seconds=3.0,
+            idle_per_item_seconds=0.0,
+            outstanding=300,
+            sample=10,
+            warmup=4,
+            idle_baseline_seconds=1.0,
+            quick=True,
+        )
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -172,27 +183,43 @@ def evaluate(result: dict) -> list[dict]:
         lat = m.get("latency_ms") or {}
         if m["tracking"] == "callback" and lat.get("p50") is not None:
             note = "" if vendor == "sqlite" else f"the target is stated for SQLite; this run is {vendor}"
-            out.append(_target(f"{m['name']}: p50 <= 15 ms (HTTP callback)", lat["p50"], 15.0,
-                               lat["p50"] <= 15.0, "ms", note))
+            out.append(
+                _target(f"{m['name']}: p50 <= 15 ms (HTTP callback)", lat["p50"], 15.0, lat["p50"] <= 15.0, "ms", note)
+            )
         if m["tracking"] == "poll" and lat.get("p95") is not None:
             limit = round(m["query_interval"] * 1000 * 1.1, 1)
-            out.append(_target(f"{m['name']}: p95 <= QUERY_INTERVAL + 10%", lat["p95"], limit,
-                               lat["p95"] <= limit, "ms"))
+            out.append(
+                _target(f"{m['name']}: p95 <= QUERY_INTERVAL + 10%", lat["p95"], limit, lat["p95"] <= limit, "ms")
+            )
     extras = result.get("extras") or {}
     idle = extras.get("idle")
     if idle and idle.get("tracker_core_per_1000") is not None:
         v = idle["tracker_core_per_1000"]
-        out.append(_target(f"idle tracker <= 2% of a core per 1,000 tracked at {_num(idle['query_interval'])} s",
-                           round(v * 100, 2), 2.0, v <= 0.02, "% of a core per 1,000",
-                           f"{idle['tracked']} tracked, batch query function"))
+        out.append(
+            _target(
+                f"idle tracker <= 2% of a core per 1,000 tracked at {_num(idle['query_interval'])} s",
+                round(v * 100, 2),
+                2.0,
+                v <= 0.02,
+                "% of a core per 1,000",
+                f"{idle['tracked']} tracked, batch query function",
+            )
+        )
     few, many = extras.get("few"), extras.get("many")
     if few and many and few["latency_ms"].get("p95") is not None and many["latency_ms"].get("p95") is not None:
         interval_ms = many["query_interval"] * 1000
         limit = round(few["latency_ms"]["p95"] + 0.1 * interval_ms, 1)
         goal = f"{many['outstanding']} outstanding: p95 not above the few-outstanding p95 + 10% of QUERY_INTERVAL"
-        out.append(_target(goal,
-                           many["latency_ms"]["p95"], limit, many["latency_ms"]["p95"] <= limit, "ms",
-                           f"few ({few['outstanding']} outstanding): p95 {few['latency_ms']['p95']} ms"))
+        out.append(
+            _target(
+                goal,
+                many["latency_ms"]["p95"],
+                limit,
+                many["latency_ms"]["p95"] <= limit,
+                "ms",
+                f"few ({few['outstanding']} outstanding): p95 {few['latency_ms']['p95']} ms",
+            )
+        )
     return out
 
 
@@ -204,10 +231,12 @@ def _fmt(v, digits: int = 1) -> str:
 
 
 def summary(result: dict) -> str:
-    rows = [f"compare_completion ({result['database']['vendor']}, {result['broker']} broker, "
-            f"n={result['options']['n']} per mode):",
-            f"  {'mode':<16} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'CPU s':>7} {'web':>6} {'worker':>6} "
-            f"{'tracker':>7} {'SQL/compl':>9} {'commits/c':>9} {'others':>6}"]
+    rows = [
+        f"compare_completion ({result['database']['vendor']}, {result['broker']} broker, "
+        f"n={result['options']['n']} per mode):",
+        f"  {'mode':<16} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'CPU s':>7} {'web':>6} {'worker':>6} "
+        f"{'tracker':>7} {'SQL/compl':>9} {'commits/c':>9} {'others':>6}",
+    ]
     for m in result.get("modes", []):
         lat, cpu, q = m["latency_ms"], m["cpu_s"], m["queries"]
         rows.append(
@@ -221,24 +250,32 @@ def summary(result: dict) -> str:
         e = extras.get(key)
         if e:
             lat = e["latency_ms"]
-            rows.append(f"  poll {_num(e['query_interval'])} s, {e['outstanding']:>6} outstanding: "
-                        f"p50 {_fmt(lat['p50'])} p95 {_fmt(lat['p95'])} p99 {_fmt(lat['p99'])} ms; "
-                        f"tracker {e['tracker_core'] * 100:.1f}% of a core, "
-                        f"max lag {_fmt(e.get('max_lag_s'), 2)} s")
+            rows.append(
+                f"  poll {_num(e['query_interval'])} s, {e['outstanding']:>6} outstanding: "
+                f"p50 {_fmt(lat['p50'])} p95 {_fmt(lat['p95'])} p99 {_fmt(lat['p99'])} ms; "
+                f"tracker {e['tracker_core'] * 100:.1f}% of a core, "
+                f"max lag {_fmt(e.get('max_lag_s'), 2)} s"
+            )
     idle = extras.get("idle")
     if idle:
-        rows.append(f"  idle tracker, {idle['tracked']} tracked at {_num(idle['query_interval'])} s: "
-                    f"{idle['tracker_core'] * 100:.2f}% of a core "
-                    f"({idle['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
-                    f"{idle['polls_per_s']:.0f} polls/s")
+        rows.append(
+            f"  idle tracker, {idle['tracked']} tracked at {_num(idle['query_interval'])} s: "
+            f"{idle['tracker_core'] * 100:.2f}% of a core "
+            f"({idle['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
+            f"{idle['polls_per_s']:.0f} polls/s"
+        )
     per_item = extras.get("idle_per_item")
     if per_item:
-        rows.append(f"  same, one GET per item: {per_item['tracker_core'] * 100:.1f}% of a core, "
-                    f"{per_item['polls_per_s']:.0f} polls/s of {per_item['polls_needed_per_s']:.0f} needed")
+        rows.append(
+            f"  same, one GET per item: {per_item['tracker_core'] * 100:.1f}% of a core, "
+            f"{per_item['polls_per_s']:.0f} polls/s of {per_item['polls_needed_per_s']:.0f} needed"
+        )
     rows.append("  (others: cores busy with neither Gust nor the benchmark during the mode — other people's load)")
     rows.append("targets:")
     for t in result.get("targets", []):
         mark = "MET " if t["met"] else "MISS"
-        rows.append(f"  [{mark}] {t['target']}: {t['value']} (limit {t['limit']} {t['unit']})"
-                    + (f" — {t['note']}" if t.get("note") else ""))
+        rows.append(
+            f"  [{mark}] {t['target']}: {t['value']} (limit {t['limit']} {t['unit']})"
+            + (f" — {t['note']}" if t.get("note") else "")
+        )
     return "\n".join(rows)

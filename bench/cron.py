@@ -29,10 +29,16 @@ def seed(triggers: int, minutes: int) -> dict:
 
     services.save_workflows(f"version: '2.0'\n{WORKFLOW}:\n  tasks:\n    t1: {{action: std.noop}}\n")
     for i in range(triggers):
-        trigger_services.create({"name": f"every-minute-{i}", "workflow_name": WORKFLOW, "pattern": "* * * * *",
-                                 "remaining_executions": minutes,
-                                 # Mistral refuses two triggers alike in all but name
-                                 "workflow_params": {"env": {"trigger": i}}})
+        trigger_services.create(
+            {
+                "name": f"every-minute-{i}",
+                "workflow_name": WORKFLOW,
+                "pattern": "* * * * *",
+                "remaining_executions": minutes,
+                # Mistral refuses two triggers alike in all but name
+                "workflow_params": {"env": {"trigger": i}},
+            }
+        )
     return {"triggers": triggers}
 
 
@@ -77,8 +83,10 @@ def run(triggers: int, minutes: int, processes: int, say) -> dict:
             time.sleep(15)
             procs.check_alive()
             seen = children.run_child("cron_bench", procs.env, "verify")
-            say(f"  {time.monotonic() - t0:5.0f} s: {seen['executions']} executions, "
-                f"{seen['triggers_left']} triggers left")
+            say(
+                f"  {time.monotonic() - t0:5.0f} s: {seen['executions']} executions, "
+                f"{seen['triggers_left']} triggers left"
+            )
             if seen["triggers_left"] == 0 or time.monotonic() > deadline:
                 break
         time.sleep(2)  # an execution that started in the last instant is counted
@@ -89,7 +97,20 @@ def run(triggers: int, minutes: int, processes: int, say) -> dict:
         procs.stop_all(timeout=10.0)
         db.drop()
     expected = triggers * minutes
-    ok = (seen["executions"] == expected and seen["duplicates"] == 0 and seen["triggers_left"] == 0
-          and seen["per_trigger"] == [minutes] * triggers and seen["states"] == {"SUCCESS": expected})
-    return {"database": db.describe(), "triggers": triggers, "minutes": minutes, "processes": processes,
-            "expected": expected, **seen, "elapsed_s": round(elapsed, 1), "ok": ok}
+    ok = (
+        seen["executions"] == expected
+        and seen["duplicates"] == 0
+        and seen["triggers_left"] == 0
+        and seen["per_trigger"] == [minutes] * triggers
+        and seen["states"] == {"SUCCESS": expected}
+    )
+    return {
+        "database": db.describe(),
+        "triggers": triggers,
+        "minutes": minutes,
+        "processes": processes,
+        "expected": expected,
+        **seen,
+        "elapsed_s": round(elapsed, 1),
+        "ok": ok,
+    }

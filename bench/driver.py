@@ -45,8 +45,13 @@ class Outside:
         self.log = scratch / "outside.log"
         self._log = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.outside", "--delay", str(delay)], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True, preexec_fn=orphan_guard(),
+            [sys.executable, "-m", "bench.outside", "--delay", str(delay)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            start_new_session=True,
+            preexec_fn=orphan_guard(),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         line = self.proc.stdout.readline().strip()
@@ -104,7 +109,10 @@ class Driver:
             "query_interval": interval if interval is not None else mode.interval,
             "grace": o.grace_for(mode),
             "job": {
-                "delay": o.delay, "jitter": o.jitter_for(mode), "tag": tag, "never": never,
+                "delay": o.delay,
+                "jitter": o.jitter_for(mode),
+                "tag": tag,
+                "never": never,
                 "callback": mode.tracking != "poll",
                 "drop_fraction": o.drop_fraction if mode.tracking == "hybrid" else 0.0,
             },
@@ -146,8 +154,11 @@ class Driver:
         while pending:
             still = []
             for chunk in _chunks(pending):
-                for ex_id, state, info in WorkflowExecution.objects.filter(id__in=chunk).exclude(
-                        state=State.SUCCESS).values_list("id", "state", "state_info"):
+                for ex_id, state, info in (
+                    WorkflowExecution.objects.filter(id__in=chunk)
+                    .exclude(state=State.SUCCESS)
+                    .values_list("id", "state", "state_info")
+                ):
                     if state in TERMINAL:
                         raise CompareFailure(f"execution {ex_id} ended in {state}: {info}")
                     still.append(ex_id)
@@ -189,7 +200,8 @@ class Driver:
 
         t0 = time.monotonic()
         pending = ActionExecution.objects.filter(state=State.RUNNING, name="gust.http_job").exclude(
-            runtime_context__has_key=HANDED_OVER)
+            runtime_context__has_key=HANDED_OVER
+        )
         while pending.exists() and time.monotonic() - t0 < timeout:
             self.procs.check_alive()
             time.sleep(0.2)
@@ -202,10 +214,16 @@ class Driver:
 
         action_of, started = {}, {}
         for chunk in _chunks(ids):
-            action_of.update(ActionExecution.objects.filter(workflow_execution_id__in=chunk, name="gust.http_job")
-                             .values_list("workflow_execution_id", "id"))
-            started.update(TaskExecution.objects.filter(workflow_execution_id__in=chunk, name="next")
-                           .values_list("workflow_execution_id", "started_at"))
+            action_of.update(
+                ActionExecution.objects.filter(workflow_execution_id__in=chunk, name="gust.http_job").values_list(
+                    "workflow_execution_id", "id"
+                )
+            )
+            started.update(
+                TaskExecution.objects.filter(workflow_execution_id__in=chunk, name="next").values_list(
+                    "workflow_execution_id", "started_at"
+                )
+            )
         jobs = {j["action_id"]: j for j in self.outside.jobs(tag)}
         rows, problems = [], []
         for ex_id in ids:
@@ -220,11 +238,18 @@ class Driver:
             noticed = job["callback_sent_at"] if via == "callback" else job["seen_done_at"]
             if via == "callback" and job["seen_done_at"] and (not noticed or job["seen_done_at"] < noticed):
                 noticed = job["seen_done_at"]  # hybrid: a poll may have been first
-            rows.append({"ms": (began.timestamp() - job["t_done"]) * 1000.0, "via": via,
-                         "notice_ms": (noticed - job["t_done"]) * 1000.0 if noticed else None,
-                         "apply_ms": (began.timestamp() - noticed) * 1000.0 if noticed else None,
-                         "status_queries": job["status_queries"], "callback_attempts": job["callback_attempts"],
-                         "callback_status": job["callback_status"], "dropped": job["dropped"]})
+            rows.append(
+                {
+                    "ms": (began.timestamp() - job["t_done"]) * 1000.0,
+                    "via": via,
+                    "notice_ms": (noticed - job["t_done"]) * 1000.0 if noticed else None,
+                    "apply_ms": (began.timestamp() - noticed) * 1000.0 if noticed else None,
+                    "status_queries": job["status_queries"],
+                    "callback_attempts": job["callback_attempts"],
+                    "callback_status": job["callback_status"],
+                    "dropped": job["dropped"],
+                }
+            )
         return rows, problems
 
     def tracker_stats(self) -> dict:
@@ -282,7 +307,8 @@ class Driver:
         breakdown = {
             "until_noticed_ms": compare.latency_summary([r["notice_ms"] for r in rows if r["notice_ms"] is not None]),
             "noticed_to_next_running_ms": compare.latency_summary(
-                [r["apply_ms"] for r in rows if r["apply_ms"] is not None]),
+                [r["apply_ms"] for r in rows if r["apply_ms"] is not None]
+            ),
         }
         out = {
             "n": n,
@@ -301,9 +327,15 @@ class Driver:
             "queries": {
                 "per_completion": round(q["total"]["statements"] / n, 1),
                 "commits_per_completion": round(q["total"]["commits"] / n, 2),
-                "by_role": {role: {"statements": v["statements"], "commits": v["commits"],
-                                   "per_completion": round(v["statements"] / n, 1)}
-                            for role, v in q.items() if role != "total"},
+                "by_role": {
+                    role: {
+                        "statements": v["statements"],
+                        "commits": v["commits"],
+                        "per_completion": round(v["statements"] / n, 1),
+                    }
+                    for role, v in q.items()
+                    if role != "total"
+                },
                 "total": q["total"],
             },
             "outside": {
@@ -331,25 +363,39 @@ class Driver:
         else:
             self.procs.stop_tracker()
         time.sleep(1.0)  # the tracker's start-up CPU (imports, first empty cycle) is not the mode's
-        self.say(f"[{mode.name}] {o.n} executions at {o.rate:g}/s, "
-                 f"job delay {o.delay:g} s + U(0, {o.jitter_for(mode):g}) s"
-                 + (f", QUERY_INTERVAL {mode.interval:g} s, THREAD_POOL_SIZE {mode.pool}" if mode.tracked else "")
-                 + (f", grace {o.grace_for(mode):g} s, {o.drop_fraction:.0%} of callbacks dropped"
-                    if mode.tracking == "hybrid" else ""))
+        self.say(
+            f"[{mode.name}] {o.n} executions at {o.rate:g}/s, "
+            f"job delay {o.delay:g} s + U(0, {o.jitter_for(mode):g}) s"
+            + (f", QUERY_INTERVAL {mode.interval:g} s, THREAD_POOL_SIZE {mode.pool}" if mode.tracked else "")
+            + (
+                f", grace {o.grace_for(mode):g} s, {o.drop_fraction:.0%} of callbacks dropped"
+                if mode.tracking == "hybrid"
+                else ""
+            )
+        )
         measured = self.measure(mode, mode.name, o.n)
         self.procs.stop_tracker()
         result = {
-            "name": mode.name, "tracking": mode.tracking, "query_interval": mode.interval,
-            "thread_pool_size": mode.pool, "grace_s": o.grace_for(mode),
-            "query_function": (("bench.queries.batch_status" if o.batch_queries else "tracker.queries.http_status")
-                               if mode.tracked else None),
-            "job_delay_s": o.delay, "job_jitter_s": o.jitter_for(mode),
+            "name": mode.name,
+            "tracking": mode.tracking,
+            "query_interval": mode.interval,
+            "thread_pool_size": mode.pool,
+            "grace_s": o.grace_for(mode),
+            "query_function": (
+                ("bench.queries.batch_status" if o.batch_queries else "tracker.queries.http_status")
+                if mode.tracked
+                else None
+            ),
+            "job_delay_s": o.delay,
+            "job_jitter_s": o.jitter_for(mode),
             **measured,
         }
         lat = result["latency_ms"]
-        self.say(f"[{mode.name}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
-                 f"CPU {result['cpu_s']['total']} s; "
-                 f"{result['queries']['per_completion']} SQL statements per completion")
+        self.say(
+            f"[{mode.name}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
+            f"CPU {result['cpu_s']['total']} s; "
+            f"{result['queries']['per_completion']} SQL statements per completion"
+        )
         return result
 
     # -- extras ---------------------------------------------------------------------
@@ -371,8 +417,10 @@ class Driver:
         self.wait_jobs_started(tag, count, timeout=600 + count / 10)
         self.wait_handed_over(timeout=120)
         seconds = time.monotonic() - t0
-        self.say(f"compare: {count} background jobs started in {seconds:.1f} s ({count / seconds:.0f}/s; "
-                 f"POST /v2/executions took {posted:.1f} s, the worker's dispatch the rest)")
+        self.say(
+            f"compare: {count} background jobs started in {seconds:.1f} s ({count / seconds:.0f}/s; "
+            f"POST /v2/executions took {posted:.1f} s, the worker's dispatch the rest)"
+        )
         return seconds
 
     def wait_caught_up(self, timeout: float) -> dict:
@@ -393,8 +441,10 @@ class Driver:
         mode = self._extra_mode()
         self.procs.start_tracker(mode.interval, mode.pool, batch_queries=True)
         caught_up = self.wait_caught_up(timeout=60)
-        self.say(f"[{key}] {o.sample} finishing poll jobs among {outstanding} outstanding "
-                 f"(QUERY_INTERVAL {mode.interval:g} s, batch queries); tracker lag {caught_up['lag_s']} s")
+        self.say(
+            f"[{key}] {o.sample} finishing poll jobs among {outstanding} outstanding "
+            f"(QUERY_INTERVAL {mode.interval:g} s, batch queries); tracker lag {caught_up['lag_s']} s"
+        )
         lags = []
         measured = self.measure(
             mode, f"sample-{key}", o.sample, on_tick=lambda: lags.append(self.tracker_stats()["lag_s"])
@@ -404,13 +454,21 @@ class Driver:
         self.procs.stop_tracker()
         lat = measured["latency_ms"]
         core = measured["cpu_s"]["tracker"] / measured["wall_s"] if measured["wall_s"] else 0.0
-        self.say(f"[{key}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
-                 f"tracker {core * 100:.1f}% of a core")
+        self.say(
+            f"[{key}] p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
+            f"tracker {core * 100:.1f}% of a core"
+        )
         return {
-            "outstanding": outstanding, "sample": o.sample, "query_interval": mode.interval,
-            "thread_pool_size": mode.pool, "query_function": "bench.queries.batch_status",
-            "tracker_core": round(core, 4), "max_lag_s": max(lags), "lag_samples_s": lags,
-            "lag_before_s": caught_up["lag_s"], "catch_up_wait_s": caught_up["waited_s"],
+            "outstanding": outstanding,
+            "sample": o.sample,
+            "query_interval": mode.interval,
+            "thread_pool_size": mode.pool,
+            "query_function": "bench.queries.batch_status",
+            "tracker_core": round(core, 4),
+            "max_lag_s": max(lags),
+            "lag_samples_s": lags,
+            "lag_before_s": caught_up["lag_s"],
+            "catch_up_wait_s": caught_up["waited_s"],
             **measured,
         }
 
@@ -436,23 +494,32 @@ class Driver:
         self.procs.stop_tracker()
         usage = before.delta(after)
         wall = usage["seconds"]
-        polls = (outside1["batch_ids"] - outside0["batch_ids"]) if batch else \
-            (outside1["status_queries"] - outside0["status_queries"])
+        polls = (
+            (outside1["batch_ids"] - outside0["batch_ids"])
+            if batch
+            else (outside1["status_queries"] - outside0["status_queries"])
+        )
         core = usage["cpu_s"]["tracker"] / wall
         tq = usage["queries"].get("tracker", {"statements": 0, "commits": 0})
         return {
             "machine": usage["machine"],
-            "tracked": tracked, "query_interval": mode.interval, "thread_pool_size": mode.pool,
+            "tracked": tracked,
+            "query_interval": mode.interval,
+            "thread_pool_size": mode.pool,
             "query_function": "bench.queries.batch_status" if batch else "tracker.queries.http_status",
-            "seconds": wall, "cpu_s": usage["cpu_s"],
+            "seconds": wall,
+            "cpu_s": usage["cpu_s"],
             "tracker_core": round(core, 4),
             "tracker_core_per_1000": round(core / (tracked / 1000), 4),
-            "polls_per_s": round(polls / wall, 1), "polls_needed_per_s": round(tracked / mode.interval, 1),
+            "polls_per_s": round(polls / wall, 1),
+            "polls_needed_per_s": round(tracked / mode.interval, 1),
             "batch_requests_per_s": round((outside1["batch_queries"] - outside0["batch_queries"]) / wall, 2),
             "tracker_statements_per_s": round(tq["statements"] / wall, 1),
             "tracker_commits_per_s": round(tq["commits"] / wall, 2),
             "all_statements_per_s": round(usage["queries"]["total"]["statements"] / wall, 1),
-            "lag_before_s": caught_up["lag_s"], "lag_after_s": stats["lag_s"], "due_after": stats["due"],
+            "lag_before_s": caught_up["lag_s"],
+            "lag_after_s": stats["lag_s"],
+            "due_after": stats["due"],
         }
 
     def run_extras(self) -> dict:
@@ -463,15 +530,19 @@ class Driver:
         idle = self.measure_idle(o.idle_tracked, o.idle_seconds, batch=True)
         extras["idle"] = {**idle, "create_s": round(created, 1)}
         i = extras["idle"]
-        self.say(f"[idle] {o.idle_tracked} tracked at {i['query_interval']:g} s for {i['seconds']:.0f} s: tracker "
-                 f"{i['tracker_core'] * 100:.2f}% of a core ({i['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
-                 f"{i['polls_per_s']:.0f} polls/s, {i['tracker_statements_per_s']} SQL/s")
+        self.say(
+            f"[idle] {o.idle_tracked} tracked at {i['query_interval']:g} s for {i['seconds']:.0f} s: tracker "
+            f"{i['tracker_core'] * 100:.2f}% of a core ({i['tracker_core_per_1000'] * 100:.2f}% per 1,000), "
+            f"{i['polls_per_s']:.0f} polls/s, {i['tracker_statements_per_s']} SQL/s"
+        )
         if o.idle_per_item_seconds > 0:
             extras["idle_per_item"] = self.measure_idle(o.idle_tracked, o.idle_per_item_seconds, batch=False)
             p = extras["idle_per_item"]
-            self.say(f"[idle, GET per item] tracker {p['tracker_core'] * 100:.1f}% of a core, "
-                     f"{p['polls_per_s']:.0f} polls/s of {p['polls_needed_per_s']:.0f} needed, "
-                     f"lag {p['lag_after_s']} s")
+            self.say(
+                f"[idle, GET per item] tracker {p['tracker_core'] * 100:.1f}% of a core, "
+                f"{p['polls_per_s']:.0f} polls/s of {p['polls_needed_per_s']:.0f} needed, "
+                f"lag {p['lag_after_s']} s"
+            )
         more = max(0, o.outstanding - o.idle_tracked)
         created = self.create_background(more, "outstanding")
         extras["many"] = {**self.run_sample("many", o.idle_tracked + more + o.sample), "create_s": round(created, 1)}
@@ -480,4 +551,4 @@ class Driver:
 
 def _chunks(items: list, size: int = 500):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

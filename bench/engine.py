@@ -93,8 +93,11 @@ def _timed(fn, times: list[float], queries: list[int]) -> None:
 def _running_action(execution_id: str) -> str:
     from workflows.models import ActionExecution
 
-    return ActionExecution.objects.filter(workflow_execution_id=execution_id, state="RUNNING").values_list(
-        "id", flat=True).first()
+    return (
+        ActionExecution.objects.filter(workflow_execution_id=execution_id, state="RUNNING")
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def _complete_running(ex, n: int, label: str, say, result) -> tuple[list[float], list[int]]:
@@ -102,8 +105,11 @@ def _complete_running(ex, n: int, label: str, say, result) -> tuple[list[float],
     from workflows import services
     from workflows.models import ActionExecution
 
-    ids = list(ActionExecution.objects.filter(workflow_execution_id=ex.id, state="RUNNING")
-               .order_by("created_at", "id").values_list("id", flat=True))
+    ids = list(
+        ActionExecution.objects.filter(workflow_execution_id=ex.id, state="RUNNING")
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)
+    )
     assert len(ids) == n, len(ids)
     say(f"  {label}: {n} started")
     times: list[float] = []
@@ -159,8 +165,13 @@ def run_items(n: int = ITEMS, window: int = WINDOW, say=print) -> dict:
     assert ex.state == "SUCCESS", ex.state_info
     # The last completion also gathers the n results and ends the workflow: left out.
     start, end = slice(0, window), slice(-window - 1, -1)
-    return {"tasks": 1, "items": n, "start": _summary(times[start], queries[start]),
-            "end": _summary(times[end], queries[end]), "last_ms": round(times[-1] * 1000, 2)}
+    return {
+        "tasks": 1,
+        "items": n,
+        "start": _summary(times[start], queries[start]),
+        "end": _summary(times[end], queries[end]),
+        "last_ms": round(times[-1] * 1000, 2),
+    }
 
 
 def verdict(result: dict) -> dict:

@@ -32,49 +32,95 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from hypothesis.reporting import with_reporter
 
-FUZZ_SETTINGS = dict(database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck),
-                     derandomize=False, print_blob=False)
+FUZZ_SETTINGS = dict(
+    database=None,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    derandomize=False,
+    print_blob=False,
+)
 
 # --- definitions -------------------------------------------------------------------
 
 _EXPRESSIONS = [
-    "<% $.x %>", "<% task(t1).result %>", "<% task().result %>", "<% execution().input %>", "<% env() %>",
-    "{{ _.x }}", "<% $.x + %>", "{{ }", "<% 1 / 0 %>", "<% $.missing.deep %>", "{{ 1/0 }}", "<% len($.x) %>",
-    "<% %>", "{% for %}", "text <% $.x %> and {{ _.y }}", "<% $.x * 100000000 %>", "<% range(0, 10) %>",
-    "{{ range(10) | list }}", "<% str($) %>", "<% task(nope).result %>",
+    "<% $.x %>",
+    "<% task(t1).result %>",
+    "<% task().result %>",
+    "<% execution().input %>",
+    "<% env() %>",
+    "{{ _.x }}",
+    "<% $.x + %>",
+    "{{ }",
+    "<% 1 / 0 %>",
+    "<% $.missing.deep %>",
+    "{{ 1/0 }}",
+    "<% len($.x) %>",
+    "<% %>",
+    "{% for %}",
+    "text <% $.x %> and {{ _.y }}",
+    "<% $.x * 100000000 %>",
+    "<% range(0, 10) %>",
+    "{{ range(10) | list }}",
+    "<% str($) %>",
+    "<% task(nope).result %>",
 ]
 _NAMES = st.sampled_from(["t1", "t2", "t3", "fail", "succeed", "pause", "noop", "wf", "x", "a b", ""]) | st.text(
-    alphabet="abcxyz_-1", min_size=1, max_size=5)
+    alphabet="abcxyz_-1", min_size=1, max_size=5
+)
 _EXPR = st.sampled_from(_EXPRESSIONS)
-_SCALAR = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
-           | _EXPR)
-_JSONISH = st.recursive(_SCALAR, lambda c: st.lists(c, max_size=3) | st.dictionaries(
-    st.text(max_size=5) | _EXPR, c, max_size=3), max_leaves=8)
+_SCALAR = (
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=12) | _EXPR
+)
+_JSONISH = st.recursive(
+    _SCALAR,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5) | _EXPR, c, max_size=3),
+    max_leaves=8,
+)
 
 
 def _actions() -> list[str]:
     from core import actions
 
-    return [*actions.every(), "no.such_action", "std.echo output=<% $.x %>", "std.noop x=1",
-            "std.http url=http://127.0.0.1:9/x", "std.fail error_data=boom", "std.echo output="]
+    return [
+        *actions.every(),
+        "no.such_action",
+        "std.echo output=<% $.x %>",
+        "std.noop x=1",
+        "std.http url=http://127.0.0.1:9/x",
+        "std.fail error_data=boom",
+        "std.echo output=",
+    ]
 
 
-_TRANSITION = (_NAMES | st.lists(_NAMES | st.dictionaries(_NAMES, _EXPR | _SCALAR, min_size=1, max_size=1),
-                                 max_size=3) | _JSONISH)
+_TRANSITION = (
+    _NAMES | st.lists(_NAMES | st.dictionaries(_NAMES, _EXPR | _SCALAR, min_size=1, max_size=1), max_size=3) | _JSONISH
+)
 
 
 def _task():
-    return st.fixed_dictionaries({}, optional={
-        "action": st.sampled_from(_actions()) | _SCALAR,
-        "input": st.dictionaries(st.sampled_from(["output", "url", "seconds", "x", "error_data", "method"]),
-                                 _JSONISH, max_size=3) | _JSONISH,
-        "publish": st.dictionaries(_NAMES, _EXPR | _JSONISH, max_size=2) | _JSONISH,
-        "publish-on-error": _JSONISH,
-        "on-success": _TRANSITION, "on-error": _TRANSITION, "on-complete": _TRANSITION,
-        "join": st.sampled_from(["all", "one", 0, 1, 2, -1, "x", 10**9]) | _JSONISH,
-        "keep-result": _SCALAR, "description": _SCALAR, "tags": _JSONISH,
-        "retry": _JSONISH, "with-items": _JSONISH, "bogus": _JSONISH,
-    })
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "action": st.sampled_from(_actions()) | _SCALAR,
+            "input": st.dictionaries(
+                st.sampled_from(["output", "url", "seconds", "x", "error_data", "method"]), _JSONISH, max_size=3
+            )
+            | _JSONISH,
+            "publish": st.dictionaries(_NAMES, _EXPR | _JSONISH, max_size=2) | _JSONISH,
+            "publish-on-error": _JSONISH,
+            "on-success": _TRANSITION,
+            "on-error": _TRANSITION,
+            "on-complete": _TRANSITION,
+            "join": st.sampled_from(["all", "one", 0, 1, 2, -1, "x", 10**9]) | _JSONISH,
+            "keep-result": _SCALAR,
+            "description": _SCALAR,
+            "tags": _JSONISH,
+            "retry": _JSONISH,
+            "with-items": _JSONISH,
+            "bogus": _JSONISH,
+        },
+    )
 
 
 def _workflow():
@@ -84,10 +130,14 @@ def _workflow():
             "type": st.sampled_from(["direct", "reverse", "x"]) | _SCALAR,
             "input": st.lists(_NAMES | st.dictionaries(_NAMES, _JSONISH, min_size=1, max_size=2), max_size=3)
             | _JSONISH,
-            "output": _JSONISH, "output-on-error": _JSONISH,
+            "output": _JSONISH,
+            "output-on-error": _JSONISH,
             "vars": st.dictionaries(_NAMES, _JSONISH, max_size=2) | _JSONISH,
-            "task-defaults": _JSONISH, "tags": _JSONISH, "description": _SCALAR,
-        })
+            "task-defaults": _JSONISH,
+            "tags": _JSONISH,
+            "description": _SCALAR,
+        },
+    )
 
 
 _VERSION = st.sampled_from(["2.0", 2, 2.0, "1.0", None, "2"])
@@ -103,8 +153,10 @@ _SNIPPETS = [
     "version: '2.0'\nwf:\n  tasks: {t1: {action: std.noop, join: 1e400}}\n",
     "version: !!binary aGVsbG8=\n",
     "? [a, b]\n: c\n",
-    "version: '2.0'\n" + "wf:\n  tasks:\n" + "".join(f"    t{i}: {{action: std.noop, on-success: [t{i + 1}]}}\n"
-                                                 for i in range(300)) + "    t300: {action: std.noop}\n",
+    "version: '2.0'\n"
+    + "wf:\n  tasks:\n"
+    + "".join(f"    t{i}: {{action: std.noop, on-success: [t{i + 1}]}}\n" for i in range(300))
+    + "    t300: {action: std.noop}\n",
 ]
 
 
@@ -115,9 +167,17 @@ def _dump(doc) -> str:
         return json.dumps(doc, default=str)
 
 
-_LOCAL_ACTIONS = ["std.noop", "std.echo output=<% $.x %>", "std.echo output={{ _.x }}", "std.fail",
-                  "std.echo output=<% task().result %>", "std.async_noop", "std.http url=http://127.0.0.1:9/",
-                  "std.echo output=<% $.x + 1 %>", "std.echo output=<% len($.x) %>"]
+_LOCAL_ACTIONS = [
+    "std.noop",
+    "std.echo output=<% $.x %>",
+    "std.echo output={{ _.x }}",
+    "std.fail",
+    "std.echo output=<% task().result %>",
+    "std.async_noop",
+    "std.http url=http://127.0.0.1:9/",
+    "std.echo output=<% $.x + 1 %>",
+    "std.echo output=<% len($.x) %>",
+]
 
 
 @st.composite
@@ -129,7 +189,7 @@ def valid_workflows(draw) -> dict:
     names = [f"t{i}" for i in range(n)]
     tasks = {}
     for i, name in enumerate(names):
-        later = names[i + 1:]
+        later = names[i + 1 :]
         task = {"action": draw(st.sampled_from(_LOCAL_ACTIONS))}
         for key in ("on-success", "on-error", "on-complete"):
             if later and draw(st.booleans()):
@@ -175,8 +235,11 @@ def definitions(draw) -> str:
         if kind == 8:
             text = text[:at]
         else:
-            text = text[:at] + draw(st.sampled_from([":", "- ", "\t", "'", "{", "&x ", "*x", "\n  ", "%", "\x00"])) \
+            text = (
+                text[:at]
+                + draw(st.sampled_from([":", "- ", "\t", "'", "{", "&x ", "*x", "\n  ", "%", "\x00"]))
                 + text[at:]
+            )
     return text
 
 
@@ -281,8 +344,7 @@ def _fuzz_parser(examples: int, validate_url: str | None, headers: dict, say: Ca
 
     def crash(stage: str, exc: BaseException, text: str) -> None:
         key = f"{stage}: {type(exc).__name__} at {_where(exc)}"
-        c = crashes.setdefault(key, {"count": 0, "message": str(exc)[:300], "input": text[:400],
-                                     "full_input": text})
+        c = crashes.setdefault(key, {"count": 0, "message": str(exc)[:300], "input": text[:400], "full_input": text})
         c["count"] += 1
 
     @settings(max_examples=examples, **FUZZ_SETTINGS)
@@ -326,8 +388,9 @@ def _fuzz_parser(examples: int, validate_url: str | None, headers: dict, say: Ca
                 values, errors = engine.check_input(spec, {})
                 if errors:
                     continue
-                snap = engine.Snapshot(id="fuzz", workflow_name=name, state="IDLE", input=values,
-                                       params={"env": {}, "namespace": ""})
+                snap = engine.Snapshot(
+                    id="fuzz", workflow_name=name, state="IDLE", input=values, params={"env": {}, "namespace": ""}
+                )
                 engine.handle(spec, snap, engine.Start())
                 counts["engine_started"] += 1
             except engine.Conflict:
@@ -339,8 +402,12 @@ def _fuzz_parser(examples: int, validate_url: str | None, headers: dict, say: Ca
                 _disarm()
         if validate_url and n % 10 == 0:
             try:
-                r = session.post(validate_url, data=text.encode("utf-8", "replace"),
-                                 headers={**headers, "Content-Type": "text/plain"}, timeout=60)
+                r = session.post(
+                    validate_url,
+                    data=text.encode("utf-8", "replace"),
+                    headers={**headers, "Content-Type": "text/plain"},
+                    timeout=60,
+                )
                 http_codes[r.status_code] += 1
                 if r.status_code >= 500 or (r.status_code == 200 and "valid" not in r.json()):
                     http_findings.append({"status": r.status_code, "input": text[:300], "answer": r.text[:300]})
@@ -348,17 +415,26 @@ def _fuzz_parser(examples: int, validate_url: str | None, headers: dict, say: Ca
                 http_codes["no answer"] += 1
                 http_findings.append({"status": None, "input": text[:300], "answer": str(exc)[:300]})
         if n % every == 0:
-            say(f"[fuzz_parser]   {n}/{examples} inputs: {counts['valid']} valid, {counts['invalid']} invalid, "
-                f"{counts['crashes']} crashes")
+            say(
+                f"[fuzz_parser]   {n}/{examples} inputs: {counts['valid']} valid, {counts['invalid']} invalid, "
+                f"{counts['crashes']} crashes"
+            )
 
     one()
     five = sum(v for k, v in http_codes.items() if isinstance(k, int) and k >= 500)
     return {
-        "inputs": counts["inputs"], "valid": counts["valid"], "invalid": counts["invalid"],
-        "engine_started": counts["engine_started"], "crashes": counts["crashes"], "crash_kinds": crashes,
-        "slowest_parse_s": round(slowest[0], 3), "slowest_input": slowest[1],
-        "http_validate": {str(k): v for k, v in http_codes.items()}, "http_findings": http_findings[:10],
-        "five_xx": five, "refused": sum(v for k, v in http_codes.items() if isinstance(k, int) and 400 <= k < 500),
+        "inputs": counts["inputs"],
+        "valid": counts["valid"],
+        "invalid": counts["invalid"],
+        "engine_started": counts["engine_started"],
+        "crashes": counts["crashes"],
+        "crash_kinds": crashes,
+        "slowest_parse_s": round(slowest[0], 3),
+        "slowest_input": slowest[1],
+        "http_validate": {str(k): v for k, v in http_codes.items()},
+        "http_findings": http_findings[:10],
+        "five_xx": five,
+        "refused": sum(v for k, v in http_codes.items() if isinstance(k, int) and 400 <= k < 500),
     }
 
 
@@ -381,22 +457,41 @@ def confirm_over_http(out: dict, base: str, headers: dict, say: Callable[[str], 
         try:
             if kind.startswith("parse_definition"):
                 req = "POST /v2/workflows/validate"
-                r = s.post(f"{base}/v2/workflows/validate", data=text.encode("utf-8", "surrogatepass"), headers=h,
-                           timeout=HTTP_CONFIRM_S)
+                r = s.post(
+                    f"{base}/v2/workflows/validate",
+                    data=text.encode("utf-8", "surrogatepass"),
+                    headers=h,
+                    timeout=HTTP_CONFIRM_S,
+                )
             else:
                 ns = f"fuzz{i}"
                 names = list(lang.parse_definition(text))
                 req = f"POST /v2/workflows?namespace={ns}"
-                r = s.post(f"{base}/v2/workflows", params={"namespace": ns}, data=text.encode(), headers=h,
-                           timeout=HTTP_CONFIRM_S)
+                r = s.post(
+                    f"{base}/v2/workflows",
+                    params={"namespace": ns},
+                    data=text.encode(),
+                    headers=h,
+                    timeout=HTTP_CONFIRM_S,
+                )
                 if r.status_code == 201:
                     req = f"POST /v2/executions {{workflow_name: {names[0]}, workflow_namespace: {ns}}}"
-                    r = s.post(f"{base}/v2/executions", json={"workflow_name": names[0], "workflow_namespace": ns},
-                               headers=headers, timeout=HTTP_CONFIRM_S)
+                    r = s.post(
+                        f"{base}/v2/executions",
+                        json={"workflow_name": names[0], "workflow_namespace": ns},
+                        headers=headers,
+                        timeout=HTTP_CONFIRM_S,
+                    )
             confirmed.append({"kind": kind, "request": req, "status": r.status_code, "answer": r.text[:300]})
         except requests.RequestException as exc:
-            confirmed.append({"kind": kind, "request": req, "status": f"no answer within {HTTP_CONFIRM_S} s",
-                              "answer": f"{type(exc).__name__}"})
+            confirmed.append(
+                {
+                    "kind": kind,
+                    "request": req,
+                    "status": f"no answer within {HTTP_CONFIRM_S} s",
+                    "answer": f"{type(exc).__name__}",
+                }
+            )
         say(f"[fuzz_parser]   over HTTP: {confirmed[-1]['request']} -> {confirmed[-1]['status']}")
     return confirmed
 
@@ -405,8 +500,16 @@ def confirm_over_http(out: dict, base: str, headers: dict, say: Callable[[str], 
 
 # Reachable without a login by design: discovery, the login itself, and the
 # signed callback URLs (their token is the credential).
-PUBLIC = {"GET /v2", "GET /v2/", "GET /versions", "GET /identity/v3/", "POST /identity/v3/auth/tokens",
-          "POST /api/callbacks/{token}", "PUT /api/callbacks/{token}", "POST /api/callbacks/{token}/heartbeat"}
+PUBLIC = {
+    "GET /v2",
+    "GET /v2/",
+    "GET /versions",
+    "GET /identity/v3/",
+    "POST /identity/v3/auth/tokens",
+    "POST /api/callbacks/{token}",
+    "PUT /api/callbacks/{token}",
+    "POST /api/callbacks/{token}/heartbeat",
+}
 # Documented, and not fuzzed: run-action runs the named action in the web
 # process (std.http with run_sync reaches outside), which no worker-free run
 # may do.
@@ -467,14 +570,21 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
                         resp = case.call(base_url=base, session=session, headers=headers, timeout=60)
                     except Exception as exc:  # noqa: BLE001 - no answer at all is a finding too
                         codes["no answer"] += 1
-                        findings.append({"operation": op_name, "mode": str(mode), "status": None,
-                                         "error": str(exc)[:300]})
+                        findings.append(
+                            {"operation": op_name, "mode": str(mode), "status": None, "error": str(exc)[:300]}
+                        )
                         return
                     codes[resp.status_code] += 1
                     if resp.status_code >= 500:
-                        findings.append({"operation": op_name, "mode": str(mode), "status": resp.status_code,
-                                         "request": _request_of(resp),
-                                         "answer": resp.content[:300].decode("utf-8", "replace")})
+                        findings.append(
+                            {
+                                "operation": op_name,
+                                "mode": str(mode),
+                                "status": resp.status_code,
+                                "request": _request_of(resp),
+                                "answer": resp.content[:300].decode("utf-8", "replace"),
+                            }
+                        )
 
                 try:
                     with with_reporter(lambda *_: None):  # hypothesis' "reproduce with @seed" lines
@@ -494,17 +604,27 @@ def fuzz_api(base: str, headers: dict, v2_schema: Path, examples: int, say: Call
                 anon = f"{type(exc).__name__}"
             n = sum(codes.values())
             totals.update(codes)
-            ops_out[op_name] = {"requests": n, "codes": {str(k): v for k, v in sorted(codes.items(), key=str)},
-                                "without_token": anon}
-            say(f"[fuzz_api]   {op_name}: {n} requests, " + ", ".join(f"{k}: {v}" for k, v in sorted(
-                codes.items(), key=str)))
+            ops_out[op_name] = {
+                "requests": n,
+                "codes": {str(k): v for k, v in sorted(codes.items(), key=str)},
+                "without_token": anon,
+            }
+            say(
+                f"[fuzz_api]   {op_name}: {n} requests, "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=str))
+            )
     five = sum(v for k, v in totals.items() if isinstance(k, int) and k >= 500)
     return {
-        "inputs": sum(totals.values()), "five_xx": five,
+        "inputs": sum(totals.values()),
+        "five_xx": five,
         "refused": sum(v for k, v in totals.items() if isinstance(k, int) and 400 <= k < 500),
         "no_answer": totals.get("no answer", 0),
-        "operations": ops_out, "findings": findings[:40], "findings_total": len(findings),
+        "operations": ops_out,
+        "findings": findings[:40],
+        "findings_total": len(findings),
         "five_xx_by_operation": dict(Counter(f["operation"] for f in findings if f.get("status"))),
-        "answered_without_login": unauth_open, "schema_problems": schema_errors[:20],
-        "no_negative_cases": no_negative, "not_fuzzed": sorted(NOT_FUZZED),
+        "answered_without_login": unauth_open,
+        "schema_problems": schema_errors[:20],
+        "no_negative_cases": no_negative,
+        "not_fuzzed": sorted(NOT_FUZZED),
     }

@@ -23,8 +23,14 @@ from bench.procs import ROOT, GustProcesses
 
 
 class GustInstance:
-    def __init__(self, label: str, environ: dict[str, str], query_interval: float = 0.2, pool_size: int = 4,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        label: str,
+        environ: dict[str, str],
+        query_interval: float = 0.2,
+        pool_size: int = 4,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.label = label
         self.db = isolation.create(environ, suffix=f"_{label}")
         self.procs = GustProcesses(self.db.tmpdir, self.db.env)
@@ -35,8 +41,14 @@ class GustInstance:
         self.session = requests.Session()
 
     def start(self) -> GustInstance:
-        done = subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=self.procs.env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input"],
+            cwd=ROOT,
+            env=self.procs.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if done.returncode:
             raise RuntimeError(f"migrate of the {self.label} Gust failed:\n{done.stdout}\n{done.stderr}")
         self.procs.start_web_and_worker()
@@ -65,15 +77,20 @@ class GustInstance:
         self.v2("POST", "/workflows", expect=201, data=text.encode(), headers={"Content-Type": "text/plain"})
 
     def start_execution(self, workflow: str, inp: dict, params: dict | None = None) -> dict:
-        return self.v2("POST", "/executions", expect=201,
-                       json={"workflow_name": workflow, "input": inp, "params": params or {}})
+        return self.v2(
+            "POST", "/executions", expect=201, json={"workflow_name": workflow, "input": inp, "params": params or {}}
+        )
 
     def execution(self, execution_id: str) -> dict:
         return self.v2("GET", f"/executions/{execution_id}", expect=200)
 
     def wait_finished(self, execution_id: str, seconds: float = 60.0) -> dict:
-        return wait_for(lambda: _finished(self.execution(execution_id)), seconds,
-                        f"execution {execution_id} on the {self.label} Gust to finish", self.procs.check_alive)
+        return wait_for(
+            lambda: _finished(self.execution(execution_id)),
+            seconds,
+            f"execution {execution_id} on the {self.label} Gust to finish",
+            self.procs.check_alive,
+        )
 
     def action_executions(self, execution_id: str) -> list[dict]:
         tasks = self.v2("GET", f"/executions/{execution_id}/tasks", expect=200)["tasks"]

@@ -11,8 +11,14 @@ import statistics
 import time
 from datetime import timedelta
 
-GROUPS = [("callback", "fetch.build"), ("poll", "fetch.build"), ("hybrid-callback", "deploy.stack"),
-          ("hybrid-poll", "deploy.stack"), ("by hand", "std.async_noop"), ("approval", "gust.approval")]
+GROUPS = [
+    ("callback", "fetch.build"),
+    ("poll", "fetch.build"),
+    ("hybrid-callback", "deploy.stack"),
+    ("hybrid-poll", "deploy.stack"),
+    ("by hand", "std.async_noop"),
+    ("approval", "gust.approval"),
+]
 
 
 def _hist(rng: random.Random, centre: int, count: int) -> dict:
@@ -41,9 +47,20 @@ def seed(completions: int, days: float, groups: int, say, minute_days: float = 2
 
     def bucket(start, span, mode, name, n):
         polled = n if mode.endswith("poll") else 0
-        return CompletionBucket(minute=start, span=span, mode=mode, action_name=name, count=n, polls=polled * 2,
-                                polled=polled, interval_sum=polled * 5.0, statements=n * 11, counted=n,
-                                detect_hist=_hist(rng, 70 if polled else 20, n), next_hist=_hist(rng, 20, n))
+        return CompletionBucket(
+            minute=start,
+            span=span,
+            mode=mode,
+            action_name=name,
+            count=n,
+            polls=polled * 2,
+            polled=polled,
+            interval_sum=polled * 5.0,
+            statements=n * 11,
+            counted=n,
+            detect_hist=_hist(rng, 70 if polled else 20, n),
+            next_hist=_hist(rng, 20, n),
+        )
 
     def flush(force=False):
         nonlocal batch, made
@@ -65,8 +82,14 @@ def seed(completions: int, days: float, groups: int, say, minute_days: float = 2
                 batch.append(bucket(hour - timedelta(hours=h), 60, mode, name, per * 60))
             flush()
     flush(force=True)
-    return {"buckets": made, "completions": minutes * len(chosen) * per, "per_minute_bucket": per,
-            "minutes": minutes, "groups": len(chosen), "seed_s": round(time.perf_counter() - t0, 1)}
+    return {
+        "buckets": made,
+        "completions": minutes * len(chosen) * per,
+        "per_minute_bucket": per,
+        "minutes": minutes,
+        "groups": len(chosen),
+        "seed_s": round(time.perf_counter() - t0, 1),
+    }
 
 
 def seed_raw(n: int) -> None:
@@ -75,10 +98,19 @@ def seed_raw(n: int) -> None:
     from tracker.models import Completion
 
     now = timezone.now()
-    rows = [Completion(action_id=f"a{i}", action_name="fetch.build", mode="callback", door="signed-url",
-                       detected_at=now - timedelta(seconds=30, milliseconds=i), recorded_at=now - timedelta(seconds=30),
-                       outside_done_at=now - timedelta(seconds=30, milliseconds=i + 5), statements=11)
-            for i in range(n)]
+    rows = [
+        Completion(
+            action_id=f"a{i}",
+            action_name="fetch.build",
+            mode="callback",
+            door="signed-url",
+            detected_at=now - timedelta(seconds=30, milliseconds=i),
+            recorded_at=now - timedelta(seconds=30),
+            outside_done_at=now - timedelta(seconds=30, milliseconds=i + 5),
+            statements=11,
+        )
+        for i in range(n)
+    ]
     Completion.objects.bulk_create(rows, batch_size=5000)
 
 
@@ -104,8 +136,7 @@ def measure(raw: int, say) -> dict:
     for window in latency.WINDOWS:
         out["figures_ms"][window] = _timed(lambda w=window: latency.figures(w))
         out["page_ms"][window] = _timed(lambda w=window: client.get(f"/tracker/?window={w}"))
-        say(f"latency_bench: window {window}: figures {out['figures_ms'][window]} ms, "
-            f"page {out['page_ms'][window]} ms")
+        say(f"latency_bench: window {window}: figures {out['figures_ms'][window]} ms, page {out['page_ms'][window]} ms")
     if raw:
         seed_raw(raw)
         t0 = time.perf_counter()
@@ -116,7 +147,10 @@ def measure(raw: int, say) -> dict:
             if not n:
                 break
         seconds = time.perf_counter() - t0
-        out["roll_up"] = {"rows": folded, "seconds": round(seconds, 2),
-                          "rows_per_s": round(folded / seconds) if seconds else None}
+        out["roll_up"] = {
+            "rows": folded,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(folded / seconds) if seconds else None,
+        }
         say(f"latency_bench: rolled up {folded} raw completions in {seconds:.2f} s")
     return out

@@ -69,8 +69,7 @@ def cleanup() -> list[str]:
         name = line.split()[0] if line.split() else ""
         if name.startswith(PREFIX):
             subprocess.run(["ip", "netns", "pids", name], capture_output=True)
-            for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True,
-                                      text=True).stdout.split():
+            for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
@@ -147,15 +146,28 @@ class Hosts:
         # keepalives on the hosts' side make its forwarder give up and close
         # the server's session, so its locks go. The server's own timeouts
         # (config/settings.py) only see the forwarder, which is alive.
-        proc = subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind={GATEWAY},fork,reuseaddr,keepalive,keepidle=2,"
-                                 "keepintvl=1,keepcnt=3,setsockopt-int=6:18:5000", f"TCP:{target}"],
-                                preexec_fn=orphan_guard(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                "socat",
+                f"TCP-LISTEN:{port},bind={GATEWAY},fork,reuseaddr,keepalive,keepidle=2,"
+                "keepintvl=1,keepcnt=3,setsockopt-int=6:18:5000",
+                f"TCP:{target}",
+            ],
+            preexec_fn=orphan_guard(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.forwarders.append(proc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if subprocess.run(["ip", "netns", "exec", self.names[0], "bash", "-c",
-                               f"exec 3<>/dev/tcp/{GATEWAY}/{port}"], capture_output=True).returncode == 0:
+            if (
+                subprocess.run(
+                    ["ip", "netns", "exec", self.names[0], "bash", "-c", f"exec 3<>/dev/tcp/{GATEWAY}/{port}"],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"the forwarder {GATEWAY}:{port} -> {target} does not answer from {self.names[0]}")
@@ -228,8 +240,9 @@ class Hosts:
         """Stop a host as a crash would: SIGKILL every process in its namespace
         (the worker, its pusher, monitor and pool), then its link down."""
         ns = self.ns(role, i)
-        pids = [int(p) for p in subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
-                                               text=True).stdout.split()]
+        pids = [
+            int(p) for p in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        ]
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -99,8 +99,16 @@ class OutsideService:
     threads; ``stop()`` shuts everything down. Thread-safe throughout.
     """
 
-    def __init__(self, delay: float = 1.0, jitter: float = 0.0, callback: bool = True,
-                 drop_fraction: float = 0.0, seed: int = 1, port: int = 0, senders: int = 8):
+    def __init__(
+        self,
+        delay: float = 1.0,
+        jitter: float = 0.0,
+        callback: bool = True,
+        drop_fraction: float = 0.0,
+        seed: int = 1,
+        port: int = 0,
+        senders: int = 8,
+    ):
         self.delay = delay
         self.jitter = jitter
         self.callback = callback
@@ -115,8 +123,15 @@ class OutsideService:
         self._stopped = False
         self._senders = ThreadPoolExecutor(senders, thread_name_prefix="outside-callback")
         self._session = threading.local()
-        self.counters = {"jobs": 0, "status_queries": 0, "batch_queries": 0, "batch_ids": 0,
-                         "callbacks_sent": 0, "callbacks_dropped": 0, "callback_errors": 0}
+        self.counters = {
+            "jobs": 0,
+            "status_queries": 0,
+            "batch_queries": 0,
+            "batch_ids": 0,
+            "callbacks_sent": 0,
+            "callbacks_dropped": 0,
+            "callback_errors": 0,
+        }
         self._records: dict[str, int] = {}
         self.server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -162,10 +177,14 @@ class OutsideService:
             extra = self._rng.uniform(0.0, jitter) if jitter > 0 else 0.0
             dropped = callback and drop_fraction > 0 and self._rng.random() < drop_fraction
             job = Job(
-                job_id=uuid.uuid4().hex, action_id=action_id,
-                callback_url=headers.get("Gust-Callback-URL") or None, tag=body.get("tag"),
-                created=now, due=None if never else now + delay + extra,
-                callback=callback, dropped=dropped,
+                job_id=uuid.uuid4().hex,
+                action_id=action_id,
+                callback_url=headers.get("Gust-Callback-URL") or None,
+                tag=body.get("tag"),
+                created=now,
+                due=None if never else now + delay + extra,
+                callback=callback,
+                dropped=dropped,
                 headers={k: v for k, v in headers.items() if k.lower().startswith(("mistral-", "gust-"))},
             )
             self._jobs[job.job_id] = job
@@ -339,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self) -> None:
         parts = urlsplit(self.path)
         self._body()  # read whatever was sent, so the connection stays usable
-        calls = self.server.service.record(parts.path[len("/record/"):])
+        calls = self.server.service.record(parts.path[len("/record/") :])
         try:
             pause = float(parse_qs(parts.query).get("sleep", ["0"])[0])
         except ValueError:
@@ -364,8 +383,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/jobs":
             job = svc.create_job(dict(self.headers.items()), body)
             host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
-            return self._send(201, {"job_id": job.job_id, "action_id": job.action_id,
-                                    "status_url": f"http://{host}/jobs/{job.job_id}"})
+            return self._send(
+                201,
+                {"job_id": job.job_id, "action_id": job.action_id, "status_url": f"http://{host}/jobs/{job.job_id}"},
+            )
         if path == "/jobs/status":
             ids = body.get("ids")
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -387,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/")
         if path.startswith("/jobs/"):
-            answer = svc.status(path[len("/jobs/"):])
+            answer = svc.status(path[len("/jobs/") :])
             if answer is None:
                 return self._send(404, {"error": "unknown job"})
             return self._send(200, answer)
@@ -420,8 +441,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--senders", type=int, default=8)
     a = p.parse_args(argv)
-    svc = OutsideService(delay=a.delay, jitter=a.jitter, callback=not a.no_callback,
-                         drop_fraction=a.drop_fraction, seed=a.seed, port=a.port, senders=a.senders).start()
+    svc = OutsideService(
+        delay=a.delay,
+        jitter=a.jitter,
+        callback=not a.no_callback,
+        drop_fraction=a.drop_fraction,
+        seed=a.seed,
+        port=a.port,
+        senders=a.senders,
+    ).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

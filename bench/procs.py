@@ -133,8 +133,14 @@ class Proc:
 class GustProcesses:
     """The web, worker and tracker processes of one benchmark run."""
 
-    def __init__(self, scratch: Path, base_env: dict[str, str], broker: str = "orm",
-                 redis_url: str | None = None, query_shapes: bool = False):
+    def __init__(
+        self,
+        scratch: Path,
+        base_env: dict[str, str],
+        broker: str = "orm",
+        redis_url: str | None = None,
+        query_shapes: bool = False,
+    ):
         self.scratch = scratch
         self.queries_dir = scratch / "queries"
         self.queries_dir.mkdir(parents=True, exist_ok=True)
@@ -174,13 +180,22 @@ class GustProcesses:
 
     # -- starting --
 
-    def _spawn(self, role: str, argv: list[str], extra_env: dict[str, str] | None = None,
-               log_name: str | None = None) -> Proc:
+    def _spawn(
+        self, role: str, argv: list[str], extra_env: dict[str, str] | None = None, log_name: str | None = None
+    ) -> Proc:
         env = {**self.env, "GUST_PROCESS_ROLE": role, **(extra_env or {})}
         log = self.scratch / f"{log_name or role}.log"
         with open(log, "w") as out:
-            popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=orphan_guard())
+            popen = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=orphan_guard(),
+            )
         return Proc(role, argv, popen, log)
 
     def start_web_and_worker(self, timeout: float = 60.0) -> None:
@@ -190,11 +205,28 @@ class GustProcesses:
     def start_web(self, timeout: float = 60.0, log_name: str | None = None, watch: tuple = ()) -> Proc:
         """(Re)start gunicorn on this run's port; returns once it answers.
         Raises if it, or any process in ``watch``, exits meanwhile."""
-        self.web = self._spawn("web", [
-            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS),
-            "--access-logfile", "-", "--logger-class", "config.gunicorn_log.AccessLog", "--log-level", "warning",
-        ], log_name=log_name)
+        self.web = self._spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(WEB_WORKERS),
+                "--threads",
+                str(WEB_THREADS),
+                "--access-logfile",
+                "-",
+                "--logger-class",
+                "config.gunicorn_log.AccessLog",
+                "--log-level",
+                "warning",
+            ],
+            log_name=log_name,
+        )
         deadline = time.monotonic() + timeout
         while True:
             for p in (self.web, *watch):
@@ -209,8 +241,9 @@ class GustProcesses:
                 raise RuntimeError(f"the web process did not answer within {timeout:.0f} s:\n{self.web.log_tail()}")
             time.sleep(0.1)
 
-    def start_tracker(self, query_interval: float, pool_size: int, batch_queries: bool,
-                      timeout: float = 60.0, count: int = 1) -> Proc:
+    def start_tracker(
+        self, query_interval: float, pool_size: int, batch_queries: bool, timeout: float = 60.0, count: int = 1
+    ) -> Proc:
         """(Re)start the tracker (``count`` processes sharing the work); returns
         once each logged that it started."""
         self.stop_tracker()
@@ -220,8 +253,14 @@ class GustProcesses:
         started = []
         for _ in range(count):
             self._tracker_runs += 1
-            started.append(self._spawn("tracker", [sys.executable, "manage.py", "run_tracker"], extra,
-                                       log_name=f"tracker-{self._tracker_runs}"))
+            started.append(
+                self._spawn(
+                    "tracker",
+                    [sys.executable, "manage.py", "run_tracker"],
+                    extra,
+                    log_name=f"tracker-{self._tracker_runs}",
+                )
+            )
         self.tracker, self.more_trackers = started[0], started[1:]
         deadline = time.monotonic() + timeout
         for proc in started:
@@ -267,8 +306,14 @@ class GustProcesses:
         others = {name: tree_cpu_s(pid) for name, pid in self.bench_pids.items()}
         me = psutil.Process().cpu_times()  # the driver alone: its children are the processes measured
         others["driver"] = me.user + me.system
-        return Snapshot(time.time(), self.cpu(), self.queries(),
-                        self.tracker.pid if self.tracker else None, others, machine_busy_s())
+        return Snapshot(
+            time.time(),
+            self.cpu(),
+            self.queries(),
+            self.tracker.pid if self.tracker else None,
+            others,
+            machine_busy_s(),
+        )
 
 
 def machine_busy_s() -> float:
@@ -306,13 +351,20 @@ class Snapshot:
         seconds = later.t - self.t
         bench = {k: round(max(0.0, later.bench_cpu.get(k, 0.0) - v), 3) for k, v in self.bench_cpu.items()}
         busy = later.machine_busy - self.machine_busy
-        out = {"seconds": round(seconds, 3), "cpu_s": cpu, "queries": queries,
-               # Cores busy on the whole machine, and those busy with neither Gust nor
-               # the benchmark's own processes: other people's work, i.e. noise.
-               "machine": {"busy_cores": round(busy / seconds, 2) if seconds > 0 else None,
-                           "other_cores": round(max(0.0, busy - cpu["total"] - sum(bench.values())) / seconds, 2)
-                           if seconds > 0 else None,
-                           "bench_cpu_s": bench}}
+        out = {
+            "seconds": round(seconds, 3),
+            "cpu_s": cpu,
+            "queries": queries,
+            # Cores busy on the whole machine, and those busy with neither Gust nor
+            # the benchmark's own processes: other people's work, i.e. noise.
+            "machine": {
+                "busy_cores": round(busy / seconds, 2) if seconds > 0 else None,
+                "other_cores": round(max(0.0, busy - cpu["total"] - sum(bench.values())) / seconds, 2)
+                if seconds > 0
+                else None,
+                "bench_cpu_s": bench,
+            },
+        }
         shapes = {}
         for role in sorted(roles):
             a, b = self.queries.get(role, {}).get("shapes", {}), later.queries.get(role, {}).get("shapes")

@@ -47,8 +47,16 @@ import requests
 from bench import isolation
 from bench.procs import ROOT, GustProcesses, orphan_guard
 
-SCENARIOS = ("worker_kill9", "queue_backlog", "web_kill9", "worker_sigterm", "stop_all", "completions", "fuzz_parser",
-             "fuzz_api")
+SCENARIOS = (
+    "worker_kill9",
+    "queue_backlog",
+    "web_kill9",
+    "worker_sigterm",
+    "stop_all",
+    "completions",
+    "fuzz_parser",
+    "fuzz_api",
+)
 TITLES = {
     "worker_kill9": "kill -9 of a worker mid-action",
     "queue_backlog": "a queue deeper than the worker deadline (no crash)",
@@ -92,10 +100,26 @@ class Options:
 
     @classmethod
     def quick_options(cls, **given) -> Options:
-        o = cls(quick=True, worker_kill_n=10, backlog_n=16, web_posts=40, sigterm_n=12, stop_all_n=10, completions=100,
-                completion_actions=20, completion_procs=2, parser_examples=150, api_examples=3, action_s=0.5,
-                q_timeout=3, q_retry=4, worker_lease=2.0, worker_redispatch_after=6.0,
-                worker_queue_timeout=60.0, worker_stop_timeout=5.0)
+        o = cls(
+            quick=True,
+            worker_kill_n=10,
+            backlog_n=16,
+            web_posts=40,
+            sigterm_n=12,
+            stop_all_n=10,
+            completions=100,
+            completion_actions=20,
+            completion_procs=2,
+            parser_examples=150,
+            api_examples=3,
+            action_s=0.5,
+            q_timeout=3,
+            q_retry=4,
+            worker_lease=2.0,
+            worker_redispatch_after=6.0,
+            worker_queue_timeout=60.0,
+            worker_stop_timeout=5.0,
+        )
         for k, v in given.items():
             if v is not None:
                 setattr(o, k, v)
@@ -174,8 +198,9 @@ class Ctx:
 
 
 def spawn_worker(procs: GustProcesses, n: int, workers: int = 2):
-    return procs._spawn("worker", [sys.executable, "manage.py", "worker"], {"GUST_WORKERS": str(workers)},
-                        log_name=f"worker-{n}")
+    return procs._spawn(
+        "worker", [sys.executable, "manage.py", "worker"], {"GUST_WORKERS": str(workers)}, log_name=f"worker-{n}"
+    )
 
 
 def wait_started(proc, timeout: float = 60.0) -> None:
@@ -225,8 +250,9 @@ def running(ctx: Ctx, name: str, pool_workers: int | None = None, stop_timeout: 
         procs.stop_all(timeout=stop_timeout or o.worker_stop_timeout + 10)
 
 
-def post_execution(session: requests.Session, ctx: Ctx, url: str, workflow: str, wf_input: dict,
-                   description: str = "") -> requests.Response:
+def post_execution(
+    session: requests.Session, ctx: Ctx, url: str, workflow: str, wf_input: dict, description: str = ""
+) -> requests.Response:
     body = {"workflow_name": workflow, "input": wf_input, "description": description}
     return session.post(f"{url}/v2/executions", json=body, headers=ctx.headers(), timeout=120)
 
@@ -266,7 +292,7 @@ def states(ids: list[str]) -> dict[str, str]:
 
     out = {}
     for i in range(0, len(ids), 400):
-        out.update(WorkflowExecution.objects.filter(id__in=ids[i:i + 400]).values_list("id", "state"))
+        out.update(WorkflowExecution.objects.filter(id__in=ids[i : i + 400]).values_list("id", "state"))
     return out
 
 
@@ -298,22 +324,27 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
     calls = records(ctx)
     rows = {}
     for i in range(0, len(ids), 400):
-        for ex_id, st, info in WorkflowExecution.objects.filter(id__in=ids[i:i + 400]).values_list(
-                "id", "state", "state_info"):
+        for ex_id, st, info in WorkflowExecution.objects.filter(id__in=ids[i : i + 400]).values_list(
+            "id", "state", "state_info"
+        ):
             rows[ex_id] = (st, info)
     actions = {}
     for i in range(0, len(ids), 400):
         for ex_id, st, info in ActionExecution.objects.filter(
-                workflow_execution_id__in=ids[i:i + 400], name="std.http").values_list(
-                "workflow_execution_id", "state", "state_info"):
+            workflow_execution_id__in=ids[i : i + 400], name="std.http"
+        ).values_list("workflow_execution_id", "state", "state_info"):
             actions[ex_id] = (st, info)
     # An action whose worker died mid-call ends in ERROR "Worker lost ..." by
     # design (its effect may have happened; only a task's retry may run it
     # again): reported to the user with its reason, so not silently lost.
-    worker_lost = [i for i in ids if actions.get(i, (None, None))[0] == State.ERROR
-                   and (actions[i][1] or "").startswith("Worker lost")]
-    result_lost = [i for i in ids if calls.get(i) and actions.get(i, (None,))[0] == State.ERROR
-                   and i not in worker_lost]
+    worker_lost = [
+        i
+        for i in ids
+        if actions.get(i, (None, None))[0] == State.ERROR and (actions[i][1] or "").startswith("Worker lost")
+    ]
+    result_lost = [
+        i for i in ids if calls.get(i) and actions.get(i, (None,))[0] == State.ERROR and i not in worker_lost
+    ]
     # A worker killed between its claim and its call leaves a "Worker lost"
     # action that never reached the service: reported with its reason too.
     never_ran = [i for i in ids if not calls.get(i) and i not in worker_lost]
@@ -334,8 +365,9 @@ def http_outcome(ctx: Ctx, ids: list[str]) -> dict:
         "calls_total": sum(calls.get(i, 0) for i in ids),
         "duplicate_calls": {k: v for k, v in list(dup.items())[:10]},
         "error_reasons": dict(reasons.most_common(5)),
-        "stuck_sample": [{"id": i, "state": rows.get(i, (None,))[0],
-                          "action": actions.get(i, (None,))[0]} for i in stuck[:5]],
+        "stuck_sample": [
+            {"id": i, "state": rows.get(i, (None,))[0], "action": actions.get(i, (None,))[0]} for i in stuck[:5]
+        ],
     }
 
 
@@ -376,8 +408,9 @@ def kill_leftovers(marker: str) -> int:
     return killed
 
 
-def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
-               say: Callable[[str], None]) -> tuple[dict | None, int | None, str]:
+def run_parent(
+    o: Options, database: str, pg_url: str | None, keep: bool, say: Callable[[str], None]
+) -> tuple[dict | None, int | None, str]:
     """Create the throwaway database, run the child on it, drop it. Returns
     (the child's result, its exit code, the end of its log)."""
     env = dict(os.environ)
@@ -389,15 +422,23 @@ def run_parent(o: Options, database: str, pg_url: str | None, keep: bool,
     say(f"reliability: {db.describe()}, {o.broker} broker")
     result_path = db.tmpdir / "result.json"
     child_log = db.tmpdir / "child.log"
-    argv = [sys.executable, str(ROOT / "manage.py"), "reliability", "--child", str(result_path),
-            "--options-json", json.dumps(o.as_json())]
+    argv = [
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "reliability",
+        "--child",
+        str(result_path),
+        "--options-json",
+        json.dumps(o.as_json()),
+    ]
     cenv = dict(db.env, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
     cenv.pop("GUST_SYNC_WORKER", None)
     rc = None
     try:
         with open(child_log, "w") as log:
-            proc = subprocess.Popen(argv, env=cenv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-                                    preexec_fn=orphan_guard())
+            proc = subprocess.Popen(
+                argv, env=cenv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=orphan_guard()
+            )
             for line in proc.stdout:
                 say(line.rstrip("\n"))
             rc = proc.wait()

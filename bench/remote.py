@@ -103,10 +103,15 @@ class MistralServer:
 
     def start(self, timeout: float = 120.0) -> MistralServer:
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([str(self.python), str(ROOT / "bench" / "mistral_server.py"),
-                                          str(self.scratch), str(self.port)], cwd=self.scratch, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=orphan_guard())
+            self.proc = subprocess.Popen(
+                [str(self.python), str(ROOT / "bench" / "mistral_server.py"), str(self.scratch), str(self.port)],
+                cwd=self.scratch,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=orphan_guard(),
+            )
 
         def answers():
             if self.proc.poll() is not None:
@@ -127,8 +132,9 @@ class MistralServer:
         return text
 
     def upload(self, text: str) -> None:
-        resp = requests.post(f"{self.url}/workflows", data=text.encode(), headers={"Content-Type": "text/plain"},
-                             timeout=30)
+        resp = requests.post(
+            f"{self.url}/workflows", data=text.encode(), headers={"Content-Type": "text/plain"}, timeout=30
+        )
         if resp.status_code != 201:
             raise RuntimeError(f"Mistral refused the workflow: HTTP {resp.status_code} {resp.text}")
 
@@ -146,8 +152,9 @@ def direct_run(remote_url: str) -> float:
     """The baseline: the remote workflow started on the remote itself, the
     driver asking the remote every POLL_EVERY seconds until SUCCESS."""
     t0 = time.perf_counter()
-    resp = requests.post(f"{remote_url}/executions", timeout=30,
-                         json={"workflow_name": "remote_quick", "input": json.dumps({"x": 21})})
+    resp = requests.post(
+        f"{remote_url}/executions", timeout=30, json={"workflow_name": "remote_quick", "input": json.dumps({"x": 21})}
+    )
     resp.raise_for_status()
     ex_id = resp.json()["id"]
     while requests.get(f"{remote_url}/executions/{ex_id}", timeout=30).json()["state"] != "SUCCESS":
@@ -162,8 +169,9 @@ def one_run(local: GustInstance, remote_url: str, mode: Mode) -> float:
     if mode.tracking == "direct":
         return direct_run(remote_url)
     t0 = time.perf_counter()
-    ex = local.start_execution("call", {"url": remote_url, "tracking": mode.tracking,
-                                        "query_interval": mode.query_interval})
+    ex = local.start_execution(
+        "call", {"url": remote_url, "tracking": mode.tracking, "query_interval": mode.query_interval}
+    )
     while True:
         got = local.execution(ex["id"])
         if got["state"] == "SUCCESS":
@@ -186,8 +194,9 @@ def checks(local: GustInstance, remote_url: str) -> dict[str, str]:
     out = {}
     for tracking in ("callback", "poll"):
         try:
-            ex = local.start_execution("call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2,
-                                                "wf": "remote_fail"})
+            ex = local.start_execution(
+                "call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2, "wf": "remote_fail"}
+            )
             ended = local.wait_finished(ex["id"])
             (task,) = local.v2("GET", f"/executions/{ex['id']}/tasks", expect=200)["tasks"]
             ok = ended["state"] == "ERROR" and "Remote workflow execution " in (task["state_info"] or "")
@@ -202,8 +211,9 @@ def checks(local: GustInstance, remote_url: str) -> dict[str, str]:
 
 
 def _cancel_check(local: GustInstance, remote_url: str, tracking: str) -> str:
-    ex = local.start_execution("call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2,
-                                        "wf": "remote_wait"})
+    ex = local.start_execution(
+        "call", {"url": remote_url, "tracking": tracking, "query_interval": 0.2, "wf": "remote_wait"}
+    )
     before = requests.get(f"{remote_url}/executions", timeout=30).json()["executions"]
 
     def started():
@@ -230,8 +240,13 @@ def summary(seconds: list[float]) -> dict:
     def pct(p):
         return round(ms[min(len(ms) - 1, int(round(p / 100 * (len(ms) - 1))))], 1)
 
-    return {"n": len(ms), "p50_ms": pct(50), "p95_ms": pct(95), "max_ms": round(ms[-1], 1),
-            "mean_ms": round(statistics.fmean(ms), 1)}
+    return {
+        "n": len(ms),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "max_ms": round(ms[-1], 1),
+        "mean_ms": round(statistics.fmean(ms), 1),
+    }
 
 
 def run(n: int, venv: Path, scratch: Path, say: Callable[[str], None], remotes: tuple[str, ...]) -> dict:
@@ -284,19 +299,27 @@ def run(n: int, venv: Path, scratch: Path, say: Callable[[str], None], remotes: 
 
 
 def _mistral_version(venv: Path) -> str:
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; "
-                          "print(m.version('mistral'))"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('mistral'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return out.stdout.strip() or "unknown"
 
 
 def markdown(result: dict) -> str:
     remotes = list(result["remotes"])
-    lines = [f"# mistral.workflow: remote latency by tracking mode ({result['database']}, n={result['n']} each)", "",
-             "From the local Gust's POST /v2/executions to its GET saying SUCCESS; the remote workflow is one "
-             "std.noop task; `direct` is that workflow started on the remote itself, without the local Gust. "
-             "Command: `manage.py remote_mistral_bench`.", "",
-             "| mode | " + " | ".join(f"{r} p50 ms | {r} p95 ms" for r in remotes) + " |",
-             "| --- | " + " | ".join("---: | ---:" for _ in remotes) + " |"]
+    lines = [
+        f"# mistral.workflow: remote latency by tracking mode ({result['database']}, n={result['n']} each)",
+        "",
+        "From the local Gust's POST /v2/executions to its GET saying SUCCESS; the remote workflow is one "
+        "std.noop task; `direct` is that workflow started on the remote itself, without the local Gust. "
+        "Command: `manage.py remote_mistral_bench`.",
+        "",
+        "| mode | " + " | ".join(f"{r} p50 ms | {r} p95 ms" for r in remotes) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in remotes) + " |",
+    ]
     for mode in result["modes"]:
         cells = []
         for r in remotes:
@@ -306,6 +329,8 @@ def markdown(result: dict) -> str:
     for r, found in result.get("checks", {}).items():
         lines += ["", f"{r}: " + ", ".join(f"{k} {v}" for k, v in found.items())]
     if result.get("mistral_version"):
-        lines += ["", f"Mistral {result['mistral_version']} (API, engine and executor in one process, "
-                      "bench/mistral_server.py)."]
+        lines += [
+            "",
+            f"Mistral {result['mistral_version']} (API, engine and executor in one process, bench/mistral_server.py).",
+        ]
     return "\n".join(lines) + "\n"

@@ -86,8 +86,11 @@ def measure(n: int) -> dict:
     ids = [ActionExecution.objects.get(workflow_execution_id=post("bench_async1")["id"]).id for _ in range(n + 5)]
     it = iter(ids)
     body = json.dumps(rest.ASYNC_BODY)
-    cpu("async_put_v2", lambda: c.put(f"/v2/action_executions/{next(it)}", data=body,
-                                      content_type="application/json"), n)
+    cpu(
+        "async_put_v2",
+        lambda: c.put(f"/v2/action_executions/{next(it)}", data=body, content_type="application/json"),
+        n,
+    )
     return out
 
 
@@ -107,14 +110,23 @@ def main() -> None:
         env = {**os.environ, **db.env, "DJANGO_SETTINGS_MODULE": "config.settings"}
         env.pop("GUST_SYNC_WORKER", None)
         subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
-        run = subprocess.run([sys.executable, "-m", "bench.request_cpu", "--child", "--n", str(args.n)], cwd=ROOT,
-                             env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.request_cpu", "--child", "--n", str(args.n)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode != 0:  # the trace log goes to stderr: shown only when something failed
             sys.exit(f"request_cpu failed:\n{run.stderr[-3000:]}")
         lines = run.stdout.strip().splitlines()
         print("\n".join(lines[:-1]))
-        result = {"kind": "request_cpu", "n": args.n, "loadavg_at_end": list(os.getloadavg()),
-                  "cpu_ms": json.loads(lines[-1])}
+        result = {
+            "kind": "request_cpu",
+            "n": args.n,
+            "loadavg_at_end": list(os.getloadavg()),
+            "cpu_ms": json.loads(lines[-1]),
+        }
         print(json.dumps(result, indent=2))
     finally:
         db.drop()

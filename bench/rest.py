@@ -78,10 +78,15 @@ bench_tree_leaf:
 """
 
 # The in-process benchmark's workflows (bench.workflows), plus one async action.
-WORKFLOWS = {"bench_noop1": workflows.noop1_yaml(), "bench_seq50": workflows.seq_yaml(50),
-             "bench_fan100": workflows.fan_yaml(100), "bench_async1": WF_ASYNC,
-             "bench_items_noop": items_yaml("bench_items_noop", "std.noop"),
-             "bench_items_async": items_yaml("bench_items_async", "std.async_noop"), "bench_tree": WF_TREE}
+WORKFLOWS = {
+    "bench_noop1": workflows.noop1_yaml(),
+    "bench_seq50": workflows.seq_yaml(50),
+    "bench_fan100": workflows.fan_yaml(100),
+    "bench_async1": WF_ASYNC,
+    "bench_items_noop": items_yaml("bench_items_noop", "std.noop"),
+    "bench_items_async": items_yaml("bench_items_async", "std.async_noop"),
+    "bench_tree": WF_TREE,
+}
 SCENARIOS = ["get", "noop1", "seq50", "fan100", "async", "conc", "items_noop", "items_async", "tree"]
 DEFAULT_SCENARIOS = SCENARIOS[:6]  # issue 12's table; the issue-10 ones run when named
 
@@ -177,8 +182,12 @@ def r2(x):
 
 
 def stats(values: list[float], prefix: str = "") -> dict:
-    return {f"{prefix}p50_ms": r2(statistics.median(values)), f"{prefix}p95_ms": r2(pct(values, 95)),
-            f"{prefix}min_ms": r2(min(values)), f"{prefix}max_ms": r2(max(values))}
+    return {
+        f"{prefix}p50_ms": r2(statistics.median(values)),
+        f"{prefix}p95_ms": r2(pct(values, 95)),
+        f"{prefix}min_ms": r2(min(values)),
+        f"{prefix}max_ms": r2(max(values)),
+    }
 
 
 class BenchFailure(Exception):
@@ -284,8 +293,12 @@ def scen_async(cl: Client, reps: int) -> dict:
         after_put.append((t2 - tp1) * 1000.0)
         put_lat.append((tp1 - tp0) * 1000.0)
         total.append((t2 - t0) * 1000.0)
-    return {"runs": reps, **stats(put_lat, "put_"), **stats(after_put, "put_return_to_success_"),
-            **stats(total, "start_to_success_")}
+    return {
+        "runs": reps,
+        **stats(put_lat, "put_"),
+        **stats(after_put, "put_return_to_success_"),
+        **stats(total, "start_to_success_"),
+    }
 
 
 def scen_items_noop(cl: Client, n: int) -> dict:
@@ -294,8 +307,13 @@ def scen_items_noop(cl: Client, n: int) -> dict:
     t_post = time.perf_counter()
     wait_state(cl, ex["id"], timeout=600)
     t1 = time.perf_counter()
-    return {"items": n, "concurrency": ITEMS_CONCURRENCY, "post_ms": r2((t_post - t0) * 1000.0),
-            "wall_ms": r2((t1 - t0) * 1000.0), "items_per_s": round(n / (t1 - t0), 1)}
+    return {
+        "items": n,
+        "concurrency": ITEMS_CONCURRENCY,
+        "post_ms": r2((t_post - t0) * 1000.0),
+        "wall_ms": r2((t1 - t0) * 1000.0),
+        "items_per_s": round(n / (t1 - t0), 1),
+    }
 
 
 def scen_items_async(cl: Client, n: int) -> dict:
@@ -320,8 +338,14 @@ def scen_items_async(cl: Client, n: int) -> dict:
     t1 = time.perf_counter()
     if most_running > ITEMS_CONCURRENCY:
         raise BenchFailure(f"{most_running} items ran at once, more than the concurrency {ITEMS_CONCURRENCY}")
-    return {"items": n, "concurrency": ITEMS_CONCURRENCY, "most_running_seen": most_running,
-            "wall_ms": r2((t1 - t0) * 1000.0), "completions_per_s": round(n / (t1 - t0), 1), **stats(put_lat, "put_")}
+    return {
+        "items": n,
+        "concurrency": ITEMS_CONCURRENCY,
+        "most_running_seen": most_running,
+        "wall_ms": r2((t1 - t0) * 1000.0),
+        "completions_per_s": round(n / (t1 - t0), 1),
+        **stats(put_lat, "put_"),
+    }
 
 
 def scen_tree(cl: Client, reps: int) -> dict:
@@ -341,10 +365,15 @@ def scen_conc(cl: Client, n_exec: int, rounds: int, n_tasks: int = 50) -> dict:
         w, p = _conc_round(cl, n_exec, n_tasks)
         walls.append(w)
         posted.append(p)
-    return {"executions": n_exec, "tasks_each": n_tasks, "rounds": rounds,
-            "wall_ms_each": [r2(w) for w in walls], "wall_ms": r2(statistics.median(walls)),
-            "all_posted_ms": r2(statistics.median(posted)),
-            "tasks_per_s": round(n_exec * n_tasks / (statistics.median(walls) / 1000.0), 1)}
+    return {
+        "executions": n_exec,
+        "tasks_each": n_tasks,
+        "rounds": rounds,
+        "wall_ms_each": [r2(w) for w in walls],
+        "wall_ms": r2(statistics.median(walls)),
+        "all_posted_ms": r2(statistics.median(posted)),
+        "tasks_per_s": round(n_exec * n_tasks / (statistics.median(walls) / 1000.0), 1),
+    }
 
 
 def _conc_round(cl: Client, n_exec: int, n_tasks: int) -> tuple[float, float]:
@@ -424,22 +453,27 @@ def judge(results: dict) -> dict:
     out = {}
     for name, (key, limit) in TARGETS.items():
         value = results.get(name, {}).get(key)
-        out[name] = {"key": key, "value": value, "limit_ms": limit,
-                     "met": None if value is None else value <= limit}
+        out[name] = {"key": key, "value": value, "limit_ms": limit, "met": None if value is None else value <= limit}
     return out
 
 
 def markdown(result: dict) -> str:
     rows = ["| scenario | measured | issue's before | target | |", "| --- | --- | --- | --- | --- |"]
-    labels = {"get": "GET /v2/executions/<id> p50", "noop1": "noop1 (POST -> SUCCESS seen) p50",
-              "seq50": "seq50 p50", "fan100": "fan100 + join p50", "async": "async completion PUT p50",
-              "conc": f"{result['counts']['conc']} concurrent seq50, wall (median of rounds)"}
+    labels = {
+        "get": "GET /v2/executions/<id> p50",
+        "noop1": "noop1 (POST -> SUCCESS seen) p50",
+        "seq50": "seq50 p50",
+        "fan100": "fan100 + join p50",
+        "async": "async completion PUT p50",
+        "conc": f"{result['counts']['conc']} concurrent seq50, wall (median of rounds)",
+    }
     for name, t in result["targets"].items():
         if t["value"] is None:
             continue
         verdict = "met" if t["met"] else f"missed by {t['value'] - t['limit_ms']:.1f} ms"
-        rows.append(f"| {labels[name]} | {t['value']:.2f} ms | {ISSUE_BEFORE[name]:g} ms | "
-                    f"≤ {t['limit_ms']:g} ms | {verdict} |")
+        rows.append(
+            f"| {labels[name]} | {t['value']:.2f} ms | {ISSUE_BEFORE[name]:g} ms | ≤ {t['limit_ms']:g} ms | {verdict} |"
+        )
     s = result["scenarios"]
     extra = []
     if "noop1" in s:

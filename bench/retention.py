@@ -150,34 +150,60 @@ def run(old: int, clients: int, phase_s: float, batch_size: int, say, ids_file: 
         crowd.phase = "during"
         say(f"  {clients} clients running {WORKFLOW}; deleting")
         t0 = time.monotonic()
-        deleter = subprocess.run([sys.executable, "manage.py", "expire_executions", "--older-than", "60",
-                                  "--batch-size", str(batch_size)], cwd=ROOT, env=env, capture_output=True,
-                                 text=True, timeout=3600)
+        deleter = subprocess.run(
+            [sys.executable, "manage.py", "expire_executions", "--older-than", "60", "--batch-size", str(batch_size)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         delete_s = time.monotonic() - t0
         if deleter.returncode:
             raise RuntimeError(f"expire_executions failed:\n{deleter.stderr[-3000:]}")
         crowd.phase = "after"
         time.sleep(phase_s)
         crowd.stop()
-        checked = children.run_child("retention_bench", env, "verify", "--old", str(old), "--ids-file",
-                                     _write_ids(db.tmpdir, crowd.ids))
+        checked = children.run_child(
+            "retention_bench", env, "verify", "--old", str(old), "--ids-file", _write_ids(db.tmpdir, crowd.ids)
+        )
     finally:
         if crowd is not None:
             crowd.stop()
         procs.stop_all(timeout=10.0)
         db.drop()
-    phases = {p: ({"n": len(v), **rest.stats(v), "p99_ms": rest.r2(rest.pct(v, 99))} if v else {"n": 0})
-              for p, v in crowd.latencies.items()}
+    phases = {
+        p: ({"n": len(v), **rest.stats(v), "p99_ms": rest.r2(rest.pct(v, 99))} if v else {"n": 0})
+        for p, v in crowd.latencies.items()
+    }
     before, during = phases["before"].get("p95_ms"), phases["during"].get("p95_ms")
     ratio = round(during / before, 3) if before and during else None
     last_line = deleter.stdout.strip().splitlines()[-1]
-    ok = (checked["old_remaining"] == 0 and checked["old_tasks_remaining"] == 0 and checked["orphan_actions"] == 0
-          and checked["client_executions_kept"] == len(set(crowd.ids)) and not crowd.errors)
-    return {"database": db.vendor, "old": old, "clients": clients, "batch_size": batch_size, "phase_s": phase_s,
-            "delete_s": round(delete_s, 1), "deleted_per_s": round(old / delete_s, 1), "deleter": last_line,
-            "phases": phases, "p95_during_over_before": ratio, "target_ratio": 1.2,
-            "met": ratio is not None and ratio <= 1.2, "ok": ok, "checked": checked, "client_errors": crowd.errors[:10],
-            "seed": seeded}
+    ok = (
+        checked["old_remaining"] == 0
+        and checked["old_tasks_remaining"] == 0
+        and checked["orphan_actions"] == 0
+        and checked["client_executions_kept"] == len(set(crowd.ids))
+        and not crowd.errors
+    )
+    return {
+        "database": db.vendor,
+        "old": old,
+        "clients": clients,
+        "batch_size": batch_size,
+        "phase_s": phase_s,
+        "delete_s": round(delete_s, 1),
+        "deleted_per_s": round(old / delete_s, 1),
+        "deleter": last_line,
+        "phases": phases,
+        "p95_during_over_before": ratio,
+        "target_ratio": 1.2,
+        "met": ratio is not None and ratio <= 1.2,
+        "ok": ok,
+        "checked": checked,
+        "client_errors": crowd.errors[:10],
+        "seed": seeded,
+    }
 
 
 def _write_ids(directory: Path, ids: list[str]) -> str:

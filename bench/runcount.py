@@ -47,5 +47,4 @@ def read(directory: Path) -> dict:
     """Runs per action id over every worker's file: total, distinct, and the ids run more than once."""
     seen = read_all(directory)
     twice = sorted(a for a, n in seen.items() if n > 1)
-    return {"runs": sum(seen.values()), "distinct": len(seen), "run_more_than_once": len(twice),
-            "examples": twice[:5]}
+    return {"runs": sum(seen.values()), "distinct": len(seen), "run_more_than_once": len(twice), "examples": twice[:5]}

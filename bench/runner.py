@@ -162,9 +162,7 @@ def verify(execution_ids: list[str], tasks_per_execution: int) -> dict:
         if state != State.SUCCESS:
             problems.append(f"{ex_id}: state {state}")
         if n_tasks != tasks_per_execution or ok_tasks != n_tasks:
-            problems.append(
-                f"{ex_id}: {n_tasks} task executions ({ok_tasks} SUCCESS), expected {tasks_per_execution}"
-            )
+            problems.append(f"{ex_id}: {n_tasks} task executions ({ok_tasks} SUCCESS), expected {tasks_per_execution}")
         if n_actions != tasks_per_execution or ok_actions != n_actions:
             problems.append(
                 f"{ex_id}: {n_actions} action executions ({ok_actions} SUCCESS), expected {tasks_per_execution}"
@@ -215,8 +213,10 @@ def run_sequential(name: str, opts: Options) -> dict:
     run = make_runner(opts.http)
     say = opts.progress
     warm_ids = [run(shape.workflow)[0] for _ in range(opts.warmup)]
-    say(f"[{name}] {n} executions of {shape.workflow} ({shape.tasks} task(s) each), "
-        f"{opts.warmup} warm-up, {'HTTP' if opts.http else 'direct'}")
+    say(
+        f"[{name}] {n} executions of {shape.workflow} ({shape.tasks} task(s) each), "
+        f"{opts.warmup} warm-up, {'HTTP' if opts.http else 'direct'}"
+    )
     ids, lat = [], []
     every = _report_every(n)
     t0 = time.perf_counter()
@@ -242,8 +242,10 @@ def run_conc(opts: Options) -> dict:
     rounds, threads = opts.repeat[name], opts.threads
     say = opts.progress
     warm_ids = [make_runner(opts.http)(shape.workflow)[0] for _ in range(opts.warmup)]
-    say(f"[{name}] {rounds} round(s) of {threads} concurrent {shape.workflow} executions "
-        f"({threads * shape.tasks} tasks per round), {'HTTP' if opts.http else 'direct'}")
+    say(
+        f"[{name}] {rounds} round(s) of {threads} concurrent {shape.workflow} executions "
+        f"({threads * shape.tasks} tasks per round), {'HTTP' if opts.http else 'direct'}"
+    )
     ids: list[str] = []
     lat: list[float] = []
     round_walls: list[float] = []
@@ -285,8 +287,10 @@ def run_conc(opts: Options) -> dict:
         for ex_id, ms in results:  # type: ignore[misc]
             ids.append(ex_id)
             lat.append(ms)
-        say(f"[{name}]   round {r + 1}/{rounds}: {threads} executions in {wall:.3f} s "
-            f"({threads * shape.tasks / wall:.0f} tasks/s), slowest {max(ms for _, ms in results):.1f} ms")  # type: ignore[misc]
+        say(
+            f"[{name}]   round {r + 1}/{rounds}: {threads} executions in {wall:.3f} s "
+            f"({threads * shape.tasks / wall:.0f} tasks/s), slowest {max(ms for _, ms in results):.1f} ms"
+        )  # type: ignore[misc]
     result = summarize(lat, sum(round_walls), shape.tasks)
     result.update(
         warmup=opts.warmup,

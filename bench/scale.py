@@ -44,15 +44,33 @@ EARLY = 0.5  # two status queries of one job closer than this share of the inter
 
 
 def full_sizes() -> dict:
-    return {"floor_requests": 3000, "per_item": [(500, 1), (1000, 2)], "per_item_seconds": 15.0, "sample": 200,
-            "per_item_sample": 100, "batch_idle": 1000, "batch_idle_seconds": 20.0,
-            "batch_outstanding": [200, 10_000, 100_000], "fast_n": 100, "fast_rate": 50.0}
+    return {
+        "floor_requests": 3000,
+        "per_item": [(500, 1), (1000, 2)],
+        "per_item_seconds": 15.0,
+        "sample": 200,
+        "per_item_sample": 100,
+        "batch_idle": 1000,
+        "batch_idle_seconds": 20.0,
+        "batch_outstanding": [200, 10_000, 100_000],
+        "fast_n": 100,
+        "fast_rate": 50.0,
+    }
 
 
 def quick_sizes() -> dict:
-    return {"floor_requests": 300, "per_item": [(40, 1), (80, 2)], "per_item_seconds": 3.0, "sample": 10,
-            "per_item_sample": 10, "batch_idle": 100, "batch_idle_seconds": 3.0,
-            "batch_outstanding": [10, 300], "fast_n": 10, "fast_rate": 20.0}
+    return {
+        "floor_requests": 300,
+        "per_item": [(40, 1), (80, 2)],
+        "per_item_seconds": 3.0,
+        "sample": 10,
+        "per_item_sample": 10,
+        "batch_idle": 100,
+        "batch_idle_seconds": 3.0,
+        "batch_outstanding": [10, 300],
+        "fast_n": 10,
+        "fast_rate": 20.0,
+    }
 
 
 # --- the floor ------------------------------------------------------------------
@@ -69,8 +87,12 @@ def floor(outside_url: str, n: int) -> dict:
 
     from tracker import http as tracker_http
 
-    job = requests.post(f"{outside_url}/jobs", json={"never": True, "tag": "floor"},
-                        headers={"Mistral-Action-Execution-Id": f"floor-{uuid.uuid4()}"}, timeout=10).json()
+    job = requests.post(
+        f"{outside_url}/jobs",
+        json={"never": True, "tag": "floor"},
+        headers={"Mistral-Action-Execution-Id": f"floor-{uuid.uuid4()}"},
+        timeout=10,
+    ).json()
     url = job["status_url"]
     parts = urlsplit(url)
 
@@ -124,24 +146,52 @@ def add_synthetic(outside_url: str, count: int, interval: float, tag: str, with_
     if with_jobs:
         s = requests.Session()
         for aid in ids:
-            s.post(f"{outside_url}/jobs", json={"never": True, "tag": tag},
-                   headers={"Mistral-Action-Execution-Id": aid}, timeout=10).raise_for_status()
+            s.post(
+                f"{outside_url}/jobs",
+                json={"never": True, "tag": tag},
+                headers={"Mistral-Action-Execution-Id": aid},
+                timeout=10,
+            ).raise_for_status()
     now = timezone.now()
     rng = random.Random(count)
     for start in range(0, count, 5000):
-        chunk = ids[start:start + 5000]
+        chunk = ids[start : start + 5000]
         with transaction.atomic():
-            ActionExecution.objects.bulk_create([
-                ActionExecution(id=aid, name="gust.http_job", workflow_name=SYNTHETIC, task_name="job",
-                                state=State.RUNNING, is_sync=False,
-                                input={"url": f"{outside_url}/jobs", "tracking": "poll",
-                                       "status_url": f"{outside_url}/jobs/{aid}"},
-                                runtime_context={HANDED_OVER: now.isoformat()}, created_at=now, updated_at=now)
-                for aid in chunk], batch_size=1000)
-            TrackedAction.objects.bulk_create([
-                TrackedAction(action_id=aid, mode="poll", scheduled=True, added_by=SYNTHETIC,
-                              next_query_at=now + timedelta(seconds=rng.uniform(0, interval)))
-                for aid in chunk], batch_size=1000)
+            ActionExecution.objects.bulk_create(
+                [
+                    ActionExecution(
+                        id=aid,
+                        name="gust.http_job",
+                        workflow_name=SYNTHETIC,
+                        task_name="job",
+                        state=State.RUNNING,
+                        is_sync=False,
+                        input={
+                            "url": f"{outside_url}/jobs",
+                            "tracking": "poll",
+                            "status_url": f"{outside_url}/jobs/{aid}",
+                        },
+                        runtime_context={HANDED_OVER: now.isoformat()},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for aid in chunk
+                ],
+                batch_size=1000,
+            )
+            TrackedAction.objects.bulk_create(
+                [
+                    TrackedAction(
+                        action_id=aid,
+                        mode="poll",
+                        scheduled=True,
+                        added_by=SYNTHETIC,
+                        next_query_at=now + timedelta(seconds=rng.uniform(0, interval)),
+                    )
+                    for aid in chunk
+                ],
+                batch_size=1000,
+            )
     return time.monotonic() - t0
 
 
@@ -182,10 +232,13 @@ def early_polls(jobs: list[dict], interval: float) -> dict:
     (two trackers at once), where the first also counts a query that came
     late after a busy cycle followed by one on time."""
     gaps = [j["min_query_gap"] for j in jobs if j.get("min_query_gap") is not None]
-    return {"jobs_polled_more_than_once": len(gaps), "limit_s": round(EARLY * interval, 3),
-            "polled_twice_in_one_interval": sum(1 for g in gaps if g < EARLY * interval),
-            "within_a_tenth_of_an_interval": sum(1 for g in gaps if g < interval / 10),
-            "min_gap_s": round(min(gaps), 4) if gaps else None}
+    return {
+        "jobs_polled_more_than_once": len(gaps),
+        "limit_s": round(EARLY * interval, 3),
+        "polled_twice_in_one_interval": sum(1 for g in gaps if g < EARLY * interval),
+        "within_a_tenth_of_an_interval": sum(1 for g in gaps if g < interval / 10),
+        "min_gap_s": round(min(gaps), 4) if gaps else None,
+    }
 
 
 # --- the measurements ----------------------------------------------------------------
@@ -215,10 +268,16 @@ class Scale:
         finally:
             self.d.opts.rate = old_rate
         lat = m["latency_ms"]
-        return {"n": n, "latency_ms": lat, "latency_breakdown": m["latency_breakdown"], "wall_s": m["wall_s"],
-                "tracker_core": round(m["cpu_s"]["tracker"] / m["wall_s"], 4) if m["wall_s"] else None,
-                "max_lag_s": max(lags, default=None), "machine": m["machine"],
-                "status_queries_per_completion": m["outside"]["status_queries_per_completion"]}
+        return {
+            "n": n,
+            "latency_ms": lat,
+            "latency_breakdown": m["latency_breakdown"],
+            "wall_s": m["wall_s"],
+            "tracker_core": round(m["cpu_s"]["tracker"] / m["wall_s"], 4) if m["wall_s"] else None,
+            "max_lag_s": max(lags, default=None),
+            "machine": m["machine"],
+            "status_queries_per_completion": m["outside"]["status_queries_per_completion"],
+        }
 
     def per_item(self, count: int, trackers: int) -> dict:
         interval, sz = 1.0, self.sizes
@@ -233,46 +292,64 @@ class Scale:
         usage = before.delta(after)
         polls = o1["status_queries"] - o0["status_queries"]
         lag_after = self.d.tracker_stats()["lag_s"]
-        self.say(f"[per-item {count}, {trackers} tracker(s)] {polls / usage['seconds']:.0f} polls/s; sampling "
-                 f"{sz['per_item_sample']} finishing jobs")
+        self.say(
+            f"[per-item {count}, {trackers} tracker(s)] {polls / usage['seconds']:.0f} polls/s; sampling "
+            f"{sz['per_item_sample']} finishing jobs"
+        )
         sample = self._sample(Mode("poll", interval, 10), f"{tag}-sample", sz["per_item_sample"])
         jobs = [j for j in self.d.outside.jobs() if (j.get("tag") or "").startswith("per-item-")]
         self.d.procs.stop_tracker()
         tq = usage["queries"].get("tracker", {"statements": 0, "commits": 0})
         out = {
-            "outstanding": count, "trackers": trackers, "query_interval": interval, "thread_pool_size": 10,
-            "query_function": "tracker.queries.http_status", "create_s": round(created, 1),
-            "seconds": usage["seconds"], "polls": polls, "polls_per_s": round(polls / usage["seconds"], 1),
+            "outstanding": count,
+            "trackers": trackers,
+            "query_interval": interval,
+            "thread_pool_size": 10,
+            "query_function": "tracker.queries.http_status",
+            "create_s": round(created, 1),
+            "seconds": usage["seconds"],
+            "polls": polls,
+            "polls_per_s": round(polls / usage["seconds"], 1),
             "polls_needed_per_s": round(count / interval, 1),
             "tracker_cpu_s": usage["cpu_s"]["tracker"],
             "tracker_cpu_ms_per_poll": round(usage["cpu_s"]["tracker"] * 1000 / polls, 4) if polls else None,
             "hooks_cpu_s": round(h1 - h0, 3),
-            "tracker_cpu_ms_per_poll_without_hooks":
-                round((usage["cpu_s"]["tracker"] - (h1 - h0)) * 1000 / polls, 4) if polls else None,
+            "tracker_cpu_ms_per_poll_without_hooks": round((usage["cpu_s"]["tracker"] - (h1 - h0)) * 1000 / polls, 4)
+            if polls
+            else None,
             "tracker_core": round(usage["cpu_s"]["tracker"] / usage["seconds"], 4),
             "tracker_statements_per_poll": round(tq["statements"] / polls, 3) if polls else None,
             "tracker_commits_per_s": round(tq["commits"] / usage["seconds"], 2),
-            "lag_before_s": caught["lag_s"], "lag_after_s": lag_after, "machine": usage["machine"],
-            "sample": sample, "early": early_polls(jobs, interval),
+            "lag_before_s": caught["lag_s"],
+            "lag_after_s": lag_after,
+            "machine": usage["machine"],
+            "sample": sample,
+            "early": early_polls(jobs, interval),
         }
-        self.say(f"[per-item {count}, {trackers} tracker(s)] {out['tracker_cpu_ms_per_poll']} ms CPU per poll, "
-                 f"p95 {sample['latency_ms']['p95']} ms, polled twice in one interval: "
-                 f"{out['early']['polled_twice_in_one_interval']}")
+        self.say(
+            f"[per-item {count}, {trackers} tracker(s)] {out['tracker_cpu_ms_per_poll']} ms CPU per poll, "
+            f"p95 {sample['latency_ms']['p95']} ms, polled twice in one interval: "
+            f"{out['early']['polled_twice_in_one_interval']}"
+        )
         return out
 
     def batch_idle(self) -> dict:
         count = self.sizes["batch_idle"]
         created = self._resize(count, 1.0, "batch-idle", with_jobs=False)
         hooks = []
-        out = self.d.measure_idle(count, self.sizes["batch_idle_seconds"], batch=True, on_window=hooks.append,
-                                  probe=hooks_cpu_s)
+        out = self.d.measure_idle(
+            count, self.sizes["batch_idle_seconds"], batch=True, on_window=hooks.append, probe=hooks_cpu_s
+        )
         if len(hooks) == 2:
             out["hooks_cpu_s"] = round(hooks[1] - hooks[0], 3)
             out["tracker_core_without_hooks"] = round(
-                (out["cpu_s"]["tracker"] - out["hooks_cpu_s"]) / out["seconds"], 4)
+                (out["cpu_s"]["tracker"] - out["hooks_cpu_s"]) / out["seconds"], 4
+            )
         out["create_s"] = round(created, 1)
-        self.say(f"[batch idle {count} at 1 s] tracker {out['tracker_core'] * 100:.2f}% of a core "
-                 f"({out['tracker_core_per_1000'] * 100:.2f}% per 1,000), {out['polls_per_s']:.0f} polls/s")
+        self.say(
+            f"[batch idle {count} at 1 s] tracker {out['tracker_core'] * 100:.2f}% of a core "
+            f"({out['tracker_core_per_1000'] * 100:.2f}% per 1,000), {out['polls_per_s']:.0f} polls/s"
+        )
         return out
 
     def batch(self, outstanding: int) -> dict:
@@ -280,15 +357,25 @@ class Scale:
         created = self._resize(outstanding - n, interval, "batch", with_jobs=False)
         self.d.procs.start_tracker(interval, 10, batch_queries=True)
         caught = self.d.wait_caught_up(timeout=120)
-        self.say(f"[batch {outstanding} at 5 s] {n} finishing among {outstanding - n} never-finishing "
-                 f"(created in {created:.1f} s); lag {caught['lag_s']} s")
+        self.say(
+            f"[batch {outstanding} at 5 s] {n} finishing among {outstanding - n} never-finishing "
+            f"(created in {created:.1f} s); lag {caught['lag_s']} s"
+        )
         sample = self._sample(Mode("poll", interval, 10), f"batch-{outstanding}", n)
         self.d.procs.stop_tracker()
-        self.say(f"[batch {outstanding} at 5 s] p95 {sample['latency_ms']['p95']} ms, tracker "
-                 f"{(sample['tracker_core'] or 0) * 100:.1f}% of a core, max lag {sample['max_lag_s']} s")
-        return {"outstanding": outstanding, "query_interval": interval, "thread_pool_size": 10,
-                "query_function": "bench.queries.batch_status", "create_s": round(created, 1),
-                "lag_before_s": caught["lag_s"], **sample}
+        self.say(
+            f"[batch {outstanding} at 5 s] p95 {sample['latency_ms']['p95']} ms, tracker "
+            f"{(sample['tracker_core'] or 0) * 100:.1f}% of a core, max lag {sample['max_lag_s']} s"
+        )
+        return {
+            "outstanding": outstanding,
+            "query_interval": interval,
+            "thread_pool_size": 10,
+            "query_function": "bench.queries.batch_status",
+            "create_s": round(created, 1),
+            "lag_before_s": caught["lag_s"],
+            **sample,
+        }
 
     def fast(self, batch: bool) -> dict:
         interval, n, rate = 0.1, self.sizes["fast_n"], self.sizes["fast_rate"]
@@ -298,17 +385,24 @@ class Scale:
         sample = self._sample(Mode("poll", interval, 10), f"fast-{'batch' if batch else 'item'}", n, rate=rate)
         self.d.procs.stop_tracker()
         self.say(f"[0.1 s, {'batch' if batch else 'GET per item'}] p95 {sample['latency_ms']['p95']} ms")
-        return {"query_interval": interval, "thread_pool_size": 10, "started_per_s": rate,
-                "job_delay_s": self.d.opts.delay,
-                "outstanding_about": round(min(n, rate * (self.d.opts.delay + interval))),
-                "query_function": "bench.queries.batch_status" if batch else "tracker.queries.http_status", **sample}
+        return {
+            "query_interval": interval,
+            "thread_pool_size": 10,
+            "started_per_s": rate,
+            "job_delay_s": self.d.opts.delay,
+            "outstanding_about": round(min(n, rate * (self.d.opts.delay + interval))),
+            "query_function": "bench.queries.batch_status" if batch else "tracker.queries.http_status",
+            **sample,
+        }
 
     def run(self) -> dict:
         sz = self.sizes
         out = {"sizes": sz, "floor": floor(self.d.outside.url, sz["floor_requests"])}
         f = out["floor"]
-        self.say(f"[floor] http.client {f['http_client_cpu_ms']} ms CPU per GET, "
-                 f"requests {f['requests_session_cpu_ms']} ms, tracker.http {f['tracker_http_cpu_ms']} ms")
+        self.say(
+            f"[floor] http.client {f['http_client_cpu_ms']} ms CPU per GET, "
+            f"requests {f['requests_session_cpu_ms']} ms, tracker.http {f['tracker_http_cpu_ms']} ms"
+        )
         for part in sz.get("parts") or ["per_item", "batch_idle", "batch", "fast"]:
             if part == "per_item":
                 out["per_item"] = [self.per_item(count, trackers) for count, trackers in sz["per_item"]]
@@ -339,76 +433,132 @@ def evaluate(scale: dict) -> list[dict]:
         if p.get("tracker_cpu_ms_per_poll") is not None:
             limit = round(1.5 * floor_ms, 4)
             hooks = p.get("tracker_cpu_ms_per_poll_without_hooks")
-            out.append(_t(f"{what}: tracker CPU per poll <= 1.5 x the floor", p["tracker_cpu_ms_per_poll"], limit,
-                          p["tracker_cpu_ms_per_poll"] <= limit, "ms",
-                          f"floor {floor_ms} ms (http.client)"
-                          + (f"; without the periodic hooks {hooks} ms" if hooks is not None else "")))
+            out.append(
+                _t(
+                    f"{what}: tracker CPU per poll <= 1.5 x the floor",
+                    p["tracker_cpu_ms_per_poll"],
+                    limit,
+                    p["tracker_cpu_ms_per_poll"] <= limit,
+                    "ms",
+                    f"floor {floor_ms} ms (http.client)"
+                    + (f"; without the periodic hooks {hooks} ms" if hooks is not None else ""),
+                )
+            )
         p95 = p["sample"]["latency_ms"]["p95"]
         if p95 is not None:
-            out.append(_t(f"{what}: p95 <= 1.1 s", p95, 1100.0, p95 <= 1100.0, "ms",
-                          f"{p['sample']['n']} finishing jobs; outside done -> next task running"))
+            out.append(
+                _t(
+                    f"{what}: p95 <= 1.1 s",
+                    p95,
+                    1100.0,
+                    p95 <= 1100.0,
+                    "ms",
+                    f"{p['sample']['n']} finishing jobs; outside done -> next task running",
+                )
+            )
         early = p["early"]["polled_twice_in_one_interval"]
-        out.append(_t(f"{what}: no item polled twice in one interval", early, 0, early == 0, "items",
-                      f"status queries closer than {p['early']['limit_s']} s; closer than a tenth of the interval: "
-                      f"{p['early'].get('within_a_tenth_of_an_interval')}"))
+        out.append(
+            _t(
+                f"{what}: no item polled twice in one interval",
+                early,
+                0,
+                early == 0,
+                "items",
+                f"status queries closer than {p['early']['limit_s']} s; closer than a tenth of the interval: "
+                f"{p['early'].get('within_a_tenth_of_an_interval')}",
+            )
+        )
     idle = scale.get("batch_idle")
     if idle:
         v = idle["tracker_core_per_1000"]
         hooks = idle.get("tracker_core_without_hooks")
-        out.append(_t(f"batch, {idle['tracked']} tracked at 1 s: <= 2% of a core per 1,000", round(v * 100, 3), 2.0,
-                      v <= 0.02, "% of a core",
-                      f"without the periodic hooks {hooks * 100 / (idle['tracked'] / 1000):.2f}%" if hooks is not None
-                      else ""))
+        out.append(
+            _t(
+                f"batch, {idle['tracked']} tracked at 1 s: <= 2% of a core per 1,000",
+                round(v * 100, 3),
+                2.0,
+                v <= 0.02,
+                "% of a core",
+                f"without the periodic hooks {hooks * 100 / (idle['tracked'] / 1000):.2f}%"
+                if hooks is not None
+                else "",
+            )
+        )
     for b in scale.get("batch", []):
         p95 = b["latency_ms"]["p95"]
         if p95 is not None:
-            out.append(_t(f"batch, {b['outstanding']} outstanding at 5 s: p95 <= 5.5 s", p95, 5500.0, p95 <= 5500.0,
-                          "ms"))
+            out.append(
+                _t(f"batch, {b['outstanding']} outstanding at 5 s: p95 <= 5.5 s", p95, 5500.0, p95 <= 5500.0, "ms")
+            )
     for f in scale.get("fast", []):
         p95 = f["latency_ms"]["p95"]
         if p95 is not None:
             kind = "batch" if f["query_function"].startswith("bench") else "GET per item"
-            out.append(_t(f"0.1 s interval, ~{f['outstanding_about']} outstanding ({kind}): p95 <= 110 ms", p95,
-                          110.0, p95 <= 110.0, "ms"))
+            out.append(
+                _t(
+                    f"0.1 s interval, ~{f['outstanding_about']} outstanding ({kind}): p95 <= 110 ms",
+                    p95,
+                    110.0,
+                    p95 <= 110.0,
+                    "ms",
+                )
+            )
     return out
 
 
 def markdown(result: dict) -> str:
     scale, db = result["scale"], result["database"]
     m = result.get("machine") or {}
-    lines = [f"# Tracker at scale — {db.get('vendor')} ({result.get('timestamp', '')})", "",
-             f"`{result.get('command', '')}`; commit {str((m.get('git') or {}).get('commit', '?'))[:7]}"
-             f"{' (dirty tree)' if (m.get('git') or {}).get('dirty') else ''}; "
-             f"load average before: {m.get('loadavg_at_start')}; "
-             f"load average after: {result.get('load_after')}.", "",
-             "| target | value | limit | met | note |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Tracker at scale — {db.get('vendor')} ({result.get('timestamp', '')})",
+        "",
+        f"`{result.get('command', '')}`; commit {str((m.get('git') or {}).get('commit', '?'))[:7]}"
+        f"{' (dirty tree)' if (m.get('git') or {}).get('dirty') else ''}; "
+        f"load average before: {m.get('loadavg_at_start')}; "
+        f"load average after: {result.get('load_after')}.",
+        "",
+        "| target | value | limit | met | note |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for t in scale.get("targets", []):
-        lines.append(f"| {t['target']} | {t['value']} {t['unit']} | {t['limit']} | {'yes' if t['met'] else '**no**'} "
-                     f"| {t.get('note', '')} |")
+        lines.append(
+            f"| {t['target']} | {t['value']} {t['unit']} | {t['limit']} | {'yes' if t['met'] else '**no**'} "
+            f"| {t.get('note', '')} |"
+        )
     f = scale["floor"]
-    lines += ["", "Floor (CPU per GET in the benchmark process, keep-alive): "
-              f"http.client {f['http_client_cpu_ms']} ms, requests.Session {f['requests_session_cpu_ms']} ms, "
-              f"tracker.http {f['tracker_http_cpu_ms']} ms.", "",
-              "| measurement | polls/s (needed) | tracker CPU ms/poll | tracker % core | SQL/poll | p50 / p95 / p99 ms "
-              "| until noticed p95 ms | others (cores) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Floor (CPU per GET in the benchmark process, keep-alive): "
+        f"http.client {f['http_client_cpu_ms']} ms, requests.Session {f['requests_session_cpu_ms']} ms, "
+        f"tracker.http {f['tracker_http_cpu_ms']} ms.",
+        "",
+        "| measurement | polls/s (needed) | tracker CPU ms/poll | tracker % core | SQL/poll | p50 / p95 / p99 ms "
+        "| until noticed p95 ms | others (cores) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for p in scale.get("per_item", []):
         lat, br = p["sample"]["latency_ms"], p["sample"]["latency_breakdown"]["until_noticed_ms"]
-        lines.append(f"| per item, {p['outstanding']} outstanding, {p['trackers']} tracker(s), 1 s "
-                     f"| {p['polls_per_s']} ({p['polls_needed_per_s']}) | {p['tracker_cpu_ms_per_poll']} "
-                     f"| {p['tracker_core'] * 100:.1f} "
-                     f"| {p['tracker_statements_per_poll']} | {lat['p50']} / {lat['p95']} / {lat['p99']} "
-                     f"| {br['p95']} | {p['machine']['other_cores']} |")
+        lines.append(
+            f"| per item, {p['outstanding']} outstanding, {p['trackers']} tracker(s), 1 s "
+            f"| {p['polls_per_s']} ({p['polls_needed_per_s']}) | {p['tracker_cpu_ms_per_poll']} "
+            f"| {p['tracker_core'] * 100:.1f} "
+            f"| {p['tracker_statements_per_poll']} | {lat['p50']} / {lat['p95']} / {lat['p99']} "
+            f"| {br['p95']} | {p['machine']['other_cores']} |"
+        )
     idle = scale.get("batch_idle")
     if idle:
-        lines.append(f"| batch, {idle['tracked']} tracked, 1 s, nothing finishing | {idle['polls_per_s']} "
-                     f"({idle['polls_needed_per_s']}) | | {idle['tracker_core'] * 100:.2f} | | | | "
-                     f"{idle['machine']['other_cores']} |")
+        lines.append(
+            f"| batch, {idle['tracked']} tracked, 1 s, nothing finishing | {idle['polls_per_s']} "
+            f"({idle['polls_needed_per_s']}) | | {idle['tracker_core'] * 100:.2f} | | | | "
+            f"{idle['machine']['other_cores']} |"
+        )
     for b in scale.get("batch", []) + scale.get("fast", []):
         lat, br = b["latency_ms"], b["latency_breakdown"]["until_noticed_ms"]
         kind = "batch" if b["query_function"].startswith("bench") else "per item"
         size = b.get("outstanding", f"~{b.get('outstanding_about')}")
-        lines.append(f"| {kind}, {size} outstanding, {b['query_interval']:g} s | | | "
-                     f"{(b['tracker_core'] or 0) * 100:.1f} | | {lat['p50']} / {lat['p95']} / {lat['p99']} "
-                     f"| {br['p95']} | {b['machine']['other_cores']} |")
+        lines.append(
+            f"| {kind}, {size} outstanding, {b['query_interval']:g} s | | | "
+            f"{(b['tracker_core'] or 0) * 100:.1f} | | {lat['p50']} / {lat['p95']} / {lat['p99']} "
+            f"| {br['p95']} | {b['machine']['other_cores']} |"
+        )
     return "\n".join(lines) + "\n"

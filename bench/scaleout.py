@@ -151,10 +151,15 @@ def drive(base: str, clients: int, seconds: float, say=print, stop_after=None, p
 
 def summary(load: Load) -> dict:
     done = len(load.latencies_ms)
-    out = {"executions_started": len(load.ids), "executions_seen_success": done, "client_errors": len(load.errors),
-           "client_error_examples": load.errors[:3], "seconds": round(load.seconds, 2),
-           "executions_per_s": round(done / load.seconds, 2) if load.seconds else None,
-           "actions_per_s": round(done * TASKS / load.seconds, 1) if load.seconds else None}
+    out = {
+        "executions_started": len(load.ids),
+        "executions_seen_success": done,
+        "client_errors": len(load.errors),
+        "client_error_examples": load.errors[:3],
+        "seconds": round(load.seconds, 2),
+        "executions_per_s": round(done / load.seconds, 2) if load.seconds else None,
+        "actions_per_s": round(done * TASKS / load.seconds, 1) if load.seconds else None,
+    }
     if load.latencies_ms:
         out.update(rest.stats(load.latencies_ms))
         out["mean_ms"] = round(statistics.mean(load.latencies_ms), 2)
@@ -190,19 +195,34 @@ def check(ids_file: Path, runs_dir: Path, redo_ok: bool = False) -> dict:
     per_execution = dict(actions.order_by().values_list("workflow_execution_id").annotate(n=Count("id")))
     short = [e for e in ids if per_execution.get(e, 0) < TASKS]
     out = {
-        "executions": len(ids), "execution_states": states, "action_rows": len(all_ids),
-        "action_states": action_states, "actions_run": sum(runs.values()), "distinct_actions_run": len(ran),
-        "run_more_than_once": len(twice), "run_more_than_once_examples": twice[:5],
-        "success_without_a_run": len(not_run), "runs_of_unknown_actions": len(foreign),
+        "executions": len(ids),
+        "execution_states": states,
+        "action_rows": len(all_ids),
+        "action_states": action_states,
+        "actions_run": sum(runs.values()),
+        "distinct_actions_run": len(ran),
+        "run_more_than_once": len(twice),
+        "run_more_than_once_examples": twice[:5],
+        "success_without_a_run": len(not_run),
+        "runs_of_unknown_actions": len(foreign),
         "executions_with_fewer_than_10_actions": len(short),
     }
     lost = len(ids) - states.get("SUCCESS", 0)
     out["lost"] = lost
     out["unfinished_actions"] = [
-        {k: str(v) for k, v in row.items()} for row in actions.exclude(state="SUCCESS").values(
-            "id", "state", "worker_started_at", "deadline", "updated_at", "created_at", "runtime_context")[:5]]
-    out["ok"] = (lost == 0 and not not_run and not foreign and not short
-                 and (redo_ok or not twice) and set(action_states) <= {"SUCCESS"})
+        {k: str(v) for k, v in row.items()}
+        for row in actions.exclude(state="SUCCESS").values(
+            "id", "state", "worker_started_at", "deadline", "updated_at", "created_at", "runtime_context"
+        )[:5]
+    ]
+    out["ok"] = (
+        lost == 0
+        and not not_run
+        and not foreign
+        and not short
+        and (redo_ok or not twice)
+        and set(action_states) <= {"SUCCESS"}
+    )
     if redo_ok and twice:
         out["rerun_safely"] = len(twice)
     return out
@@ -215,8 +235,15 @@ def configs_from(web: list[int], workers: list[int], pool: int) -> list[Config]:
     return [Config(w, n, pool) for n in workers for w in web]
 
 
-def run_curve(configs: list[Config], clients: int, seconds: float, say, broker: str = "redis",
-              redis_url: str | None = None, poller: str = "shared") -> dict:
+def run_curve(
+    configs: list[Config],
+    clients: int,
+    seconds: float,
+    say,
+    broker: str = "redis",
+    redis_url: str | None = None,
+    poller: str = "shared",
+) -> dict:
     from bench import children, isolation
 
     db = isolation.create()
@@ -229,17 +256,31 @@ def run_curve(configs: list[Config], clients: int, seconds: float, say, broker: 
         for i, cfg in enumerate(configs):
             res = run_config(db, base_env, cfg, clients, seconds, say, broker, redis_url, tag=f"c{i}", poller=poller)
             results.append(res)
-            say(f"scaleout_bench: {cfg.label}: {res['load'].get('executions_per_s')} executions/s "
+            say(
+                f"scaleout_bench: {cfg.label}: {res['load'].get('executions_per_s')} executions/s "
                 f"({res['load'].get('actions_per_s')} worker actions/s), p95 {res['load'].get('p95_ms')} ms, "
-                f"check ok={res['check']['ok']}")
+                f"check ok={res['check']['ok']}"
+            )
     finally:
         db.drop()
     return {"database": db.vendor, "broker": broker, "results": results}
 
 
-def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, say, broker: str,
-               redis_url: str | None, tag: str, hosts=None, kill_at: float | None = None,
-               extra_env: dict | None = None, poller: str = "shared") -> dict:
+def run_config(
+    db,
+    base_env: dict,
+    cfg: Config,
+    clients: int,
+    seconds: float,
+    say,
+    broker: str,
+    redis_url: str | None,
+    tag: str,
+    hosts=None,
+    kill_at: float | None = None,
+    extra_env: dict | None = None,
+    poller: str = "shared",
+) -> dict:
     """One configuration: start, load, stop, check. ``hosts`` (bench.netns.Hosts)
     places the processes; ``kill_at`` seconds into the load, the first worker
     host is stopped (its processes killed, its link down)."""
@@ -252,8 +293,14 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
     runs_dir = scratch / "runs"
     runs_dir.mkdir()
     procs = GustProcesses(scratch, base_env, broker=broker, redis_url=redis_url)
-    env = {**procs.env, "GUST_QUEUE": f"gust-scaleout-{os.getpid()}-{tag}", "GUST_LOG_LEVEL": "WARNING",
-           "GUST_BENCH_RUNS_DIR": str(runs_dir), "GUST_WORKERS": str(cfg.pool), **(extra_env or {})}
+    env = {
+        **procs.env,
+        "GUST_QUEUE": f"gust-scaleout-{os.getpid()}-{tag}",
+        "GUST_LOG_LEVEL": "WARNING",
+        "GUST_BENCH_RUNS_DIR": str(runs_dir),
+        "GUST_WORKERS": str(cfg.pool),
+        **(extra_env or {}),
+    }
     env.pop("GUST_COUNT_QUERIES_DIR", None)
     web_host = hosts.web_url(procs.port) if hosts is not None else procs.url
     if hosts is not None:
@@ -262,14 +309,36 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
     started = []
     killed = {}
     try:
-        web = procs._spawn("web", _prefix(hosts, "web", 0) + [
-            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", hosts.bind(procs.port) if hosts else
-            f"127.0.0.1:{procs.port}", "--workers", str(cfg.web), "--threads", "4",
-            "--access-logfile", "-", "--logger-class", "config.gunicorn_log.AccessLog",
-            "--log-level", "warning"], extra_env={"GUST_PUBLIC_URL": web_host})
+        web = procs._spawn(
+            "web",
+            _prefix(hosts, "web", 0)
+            + [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                hosts.bind(procs.port) if hosts else f"127.0.0.1:{procs.port}",
+                "--workers",
+                str(cfg.web),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--logger-class",
+                "config.gunicorn_log.AccessLog",
+                "--log-level",
+                "warning",
+            ],
+            extra_env={"GUST_PUBLIC_URL": web_host},
+        )
         started.append(web)
-        workers = [procs._spawn("worker", _prefix(hosts, "worker", k) + [sys.executable, "manage.py", "worker"],
-                                log_name=f"worker-{k}") for k in range(cfg.workers)]
+        workers = [
+            procs._spawn(
+                "worker", _prefix(hosts, "worker", k) + [sys.executable, "manage.py", "worker"], log_name=f"worker-{k}"
+            )
+            for k in range(cfg.workers)
+        ]
         started += workers
         tracker = procs._spawn("tracker", _prefix(hosts, "tracker", 0) + [sys.executable, "manage.py", "run_tracker"])
         started.append(tracker)
@@ -290,13 +359,14 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
         srv0, busy0, me0 = server_cpu_s(), machine_busy_s(), _self_cpu()
         stop_after = None
         if kill_at is not None:
+
             def kill():
                 killed.update(hosts.kill_host("worker", 0, workers[0]))
                 say(f"  stopped worker host 0 at {kill_at:.0f} s: {killed}")
+
             stop_after = (kill_at, kill)
         load = drive(f"{web_host}/v2", clients, seconds, say, stop_after, poller)
-        cpu = {name: round(tree_cpu_s(p.pid) - cpu0[name], 2) for p in started
-               for name in [p.log.stem] if p.alive()}
+        cpu = {name: round(tree_cpu_s(p.pid) - cpu0[name], 2) for p in started for name in [p.log.stem] if p.alive()}
         servers = {k: round(v - srv0.get(k, 0.0), 2) for k, v in server_cpu_s().items()}
         busy, me = machine_busy_s() - busy0, _self_cpu() - me0
     finally:
@@ -304,19 +374,34 @@ def run_config(db, base_env: dict, cfg: Config, clients: int, seconds: float, sa
             p.stop(20)
     ids_file = scratch / "ids.json"
     ids_file.write_text(json.dumps([warm_up, *load.ids]))
-    checked = children.run_child("scaleout_bench", env if hosts is None else hosts.root_environ(env), "check",
-                                 "--ids", str(ids_file), "--runs-dir", str(runs_dir),
-                                 *(["--redo-ok"] if kill_at is not None else []))
+    checked = children.run_child(
+        "scaleout_bench",
+        env if hosts is None else hosts.root_environ(env),
+        "check",
+        "--ids",
+        str(ids_file),
+        "--runs-dir",
+        str(runs_dir),
+        *(["--redo-ok"] if kill_at is not None else []),
+    )
     done = len(load.latencies_ms) or 1
-    out = {"web_processes": cfg.web, "worker_processes": cfg.workers, "pool_per_worker": cfg.pool,
-           "clients": clients, "poller": poller, "load": summary(load), "check": checked,
-           "cpu_s": {**cpu, "driver": round(me, 2), **servers, "machine_busy": round(busy, 2)},
-           "cpu_ms_per_execution": {"web": round(1000 * cpu.get("web", 0) / done, 2),
-                                    "workers": round(1000 * sum(v for k, v in cpu.items() if k.startswith("worker"))
-                                                     / done, 2),
-                                    "postgres": round(1000 * servers.get("postgres", 0) / done, 2),
-                                    "machine": round(1000 * busy / done, 2)},
-           "busy_cores": round(busy / load.seconds, 2) if load.seconds else None}
+    out = {
+        "web_processes": cfg.web,
+        "worker_processes": cfg.workers,
+        "pool_per_worker": cfg.pool,
+        "clients": clients,
+        "poller": poller,
+        "load": summary(load),
+        "check": checked,
+        "cpu_s": {**cpu, "driver": round(me, 2), **servers, "machine_busy": round(busy, 2)},
+        "cpu_ms_per_execution": {
+            "web": round(1000 * cpu.get("web", 0) / done, 2),
+            "workers": round(1000 * sum(v for k, v in cpu.items() if k.startswith("worker")) / done, 2),
+            "postgres": round(1000 * servers.get("postgres", 0) / done, 2),
+            "machine": round(1000 * busy / done, 2),
+        },
+        "busy_cores": round(busy / load.seconds, 2) if load.seconds else None,
+    }
     if killed:
         out["killed"] = killed
     if not checked["ok"]:
@@ -351,20 +436,28 @@ def _wait_web(url: str, procs, timeout: float = 60.0) -> None:
 
 
 def markdown(doc: dict) -> str:
-    poll = ("one poller GETs every pending execution per round, 5 ms apart" if doc.get("poller", "shared") == "shared"
-            else "each client GETs its execution every 5 ms")
-    lines = [f"Database {doc['database']}, broker {doc['broker']}, {doc['clients']} clients × "
-             f"{doc['seconds']:g} s of `{WORKFLOW_NAME}` (10 worker actions each) per configuration ({poll}); "
-             f"load average {doc['load_average_before']} before, {doc['load_average']} after.", "",
-             "| web processes | worker processes (× pool) | executions/s | worker actions/s | p50 ms | p95 ms "
-             "| POST p95 ms | CPU ms per execution: web / workers / PostgreSQL / whole machine | busy cores "
-             "| executions | lost | run twice | ok |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    poll = (
+        "one poller GETs every pending execution per round, 5 ms apart"
+        if doc.get("poller", "shared") == "shared"
+        else "each client GETs its execution every 5 ms"
+    )
+    lines = [
+        f"Database {doc['database']}, broker {doc['broker']}, {doc['clients']} clients × "
+        f"{doc['seconds']:g} s of `{WORKFLOW_NAME}` (10 worker actions each) per configuration ({poll}); "
+        f"load average {doc['load_average_before']} before, {doc['load_average']} after.",
+        "",
+        "| web processes | worker processes (× pool) | executions/s | worker actions/s | p50 ms | p95 ms "
+        "| POST p95 ms | CPU ms per execution: web / workers / PostgreSQL / whole machine | busy cores "
+        "| executions | lost | run twice | ok |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in doc["results"]:
         ld, ck, c = r["load"], r["check"], r["cpu_ms_per_execution"]
-        lines.append(f"| {r['web_processes']} | {r['worker_processes']} (× {r['pool_per_worker']}) "
-                     f"| {ld.get('executions_per_s')} | {ld.get('actions_per_s')} | {ld.get('p50_ms')} "
-                     f"| {ld.get('p95_ms')} | {ld.get('post_p95_ms')} | {c['web']} / {c['workers']} / {c['postgres']} "
-                     f"/ {c['machine']} | {r['busy_cores']} | {ck['executions']} | {ck['lost']} "
-                     f"| {ck['run_more_than_once']} | {ck['ok']} |")
+        lines.append(
+            f"| {r['web_processes']} | {r['worker_processes']} (× {r['pool_per_worker']}) "
+            f"| {ld.get('executions_per_s')} | {ld.get('actions_per_s')} | {ld.get('p50_ms')} "
+            f"| {ld.get('p95_ms')} | {ld.get('post_p95_ms')} | {c['web']} / {c['workers']} / {c['postgres']} "
+            f"/ {c['machine']} | {r['busy_cores']} | {ck['executions']} | {ck['lost']} "
+            f"| {ck['run_more_than_once']} | {ck['ok']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -55,8 +55,10 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
     (``queue_backlog`` shows what a deeper queue does)."""
     o, say, name = ctx.opts, ctx.say, "worker_kill9"
     with running(ctx, name, pool_workers=4) as procs:
-        say(f"[{name}] {o.worker_kill_n} executions, each call held {o.action_s:g} s; "
-            "one worker process with 4 pool workers")
+        say(
+            f"[{name}] {o.worker_kill_n} executions, each call held {o.action_s:g} s; "
+            "one worker process with 4 pool workers"
+        )
         ids, codes = submit(ctx, procs.url, o.worker_kill_n, {"sleep": o.action_s}, name)
         in_flight = wait_calls(ctx, ids, max(2, o.worker_kill_n // 5), 60)
         killed_at = time.monotonic()
@@ -67,8 +69,14 @@ def scenario_worker_kill9(ctx: Ctx) -> dict:
         bound = o.q_retry + o.worker_redispatch_after + o.worker_lease + 20
         wait_terminal(ids, bound, say, name, min_s=o.q_retry + 5)
         out = http_outcome(ctx, ids)
-        out.update(post_codes=dict(codes), calls_when_killed=calls_at_kill, bound_s=bound,
-                   waited_s=round(time.monotonic() - killed_at, 1), killed_processes=n, in_flight=in_flight)
+        out.update(
+            post_codes=dict(codes),
+            calls_when_killed=calls_at_kill,
+            bound_s=bound,
+            waited_s=round(time.monotonic() - killed_at, 1),
+            killed_processes=n,
+            in_flight=in_flight,
+        )
         return _code_counts(out, codes)
 
 
@@ -80,9 +88,11 @@ def scenario_queue_backlog(ctx: Ctx) -> dict:
     is longer than the backlog)."""
     o, say, name = ctx.opts, ctx.say, "queue_backlog"
     with running(ctx, name, pool_workers=1) as procs:
-        say(f"[{name}] {o.backlog_n} executions x {o.action_s:g} s on one pool worker "
+        say(
+            f"[{name}] {o.backlog_n} executions x {o.action_s:g} s on one pool worker "
             f"(~{o.backlog_n * o.action_s:.0f} s of work), WORKER_LEASE {o.worker_lease:g} s, "
-            f"WORKER_QUEUE_TIMEOUT {o.worker_queue_timeout:g} s")
+            f"WORKER_QUEUE_TIMEOUT {o.worker_queue_timeout:g} s"
+        )
         ids, codes = submit(ctx, procs.url, o.backlog_n, {"sleep": o.action_s}, name)
         wait_terminal(ids, o.backlog_n * o.action_s + o.worker_redispatch_after + o.worker_lease + 20, say, name)
         out = http_outcome(ctx, ids)
@@ -158,8 +168,9 @@ def scenario_web_kill9(ctx: Ctx) -> dict:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(one, range(n)))
         k.join(90)
-        rows = list(WorkflowExecution.objects.filter(description__startswith=f"{name}-")
-                    .values_list("id", "description"))
+        rows = list(
+            WorkflowExecution.objects.filter(description__startswith=f"{name}-").values_list("id", "description")
+        )
         per_desc = Counter(d for _, d in rows)
         ids = [i for i, _ in rows]
         wait_terminal(ids, o.worker_redispatch_after + o.worker_lease + 20, say, name)
@@ -168,10 +179,17 @@ def scenario_web_kill9(ctx: Ctx) -> dict:
         out["duplicated"] += sum(1 for c in per_desc.values() if c > 1)
         five = sum(v for c, v in answered.items() if c >= 500)
         four = sum(v for c, v in answered.items() if 400 <= c < 500)
-        out.update(posts=n, answers=dict(answered), no_answer=len(no_answer),
-                   no_answer_but_created=unanswered_created, connections_refused=refused[0],
-                   posts_refused_at_connect=len(refused_posts),
-                   five_xx=five, refused=four + len(refused_posts), killed=killed.is_set())
+        out.update(
+            posts=n,
+            answers=dict(answered),
+            no_answer=len(no_answer),
+            no_answer_but_created=unanswered_created,
+            connections_refused=refused[0],
+            posts_refused_at_connect=len(refused_posts),
+            five_xx=five,
+            refused=four + len(refused_posts),
+            killed=killed.is_set(),
+        )
         return out
 
 
@@ -237,13 +255,13 @@ def scenario_stop_all(ctx: Ctx) -> dict:
         procs.worker = spawn_worker(procs, 2)
         wait_terminal(ids, o.q_retry + o.worker_redispatch_after + o.worker_lease + 20, say, name, min_s=o.q_retry + 2)
         out = http_outcome(ctx, ids)
-        out.update(post_codes=dict(codes), exit_codes=codes_exit, paused_by_shutdown=paused,
-                   states_after_stop=dict(st))
+        out.update(post_codes=dict(codes), exit_codes=codes_exit, paused_by_shutdown=paused, states_after_stop=dict(st))
         return _code_counts(out, codes)
 
 
-def _complete_batch(url: str, token: str, jobs: list[tuple[str, str, object]], start_at: float,
-                    threads: int) -> list[tuple[str, str, object, int, str]]:
+def _complete_batch(
+    url: str, token: str, jobs: list[tuple[str, str, object]], start_at: float, threads: int
+) -> list[tuple[str, str, object, int, str]]:
     """In a separate process: PUT every completion, all threads released at
     ``start_at``. Returns (action id, state, output, status, answer's state)."""
     local = threading.local()
@@ -253,8 +271,12 @@ def _complete_batch(url: str, token: str, jobs: list[tuple[str, str, object]], s
         s = getattr(local, "s", None) or requests.Session()
         local.s = s
         try:
-            r = s.put(f"{url}/v2/action_executions/{action_id}", json={"state": state, "output": output},
-                      headers={"X-Auth-Token": token}, timeout=120)
+            r = s.put(
+                f"{url}/v2/action_executions/{action_id}",
+                json={"state": state, "output": output},
+                headers={"X-Auth-Token": token},
+                timeout=120,
+            )
             try:
                 answer_state = r.json().get("state", "")
             except ValueError:
@@ -290,8 +312,11 @@ def scenario_completions(ctx: Ctx) -> dict:
             if r.status_code != 201:
                 raise ScenarioFailure(f"POST /v2/executions answered {r.status_code}: {r.text[:300]}")
             ex_ids.append(r.json()["id"])
-        actions = dict(ActionExecution.objects.filter(workflow_execution_id__in=ex_ids, name="std.async_noop")
-                       .values_list("id", "workflow_execution_id"))
+        actions = dict(
+            ActionExecution.objects.filter(workflow_execution_id__in=ex_ids, name="std.async_noop").values_list(
+                "id", "workflow_execution_id"
+            )
+        )
         per = max(1, o.completions // max(1, len(actions)))
         rng = random.Random(7)
         jobs = []
@@ -304,19 +329,26 @@ def scenario_completions(ctx: Ctx) -> dict:
                 else:
                     jobs.append((a, "ERROR", "conflicting error"))  # conflicting state
         rng.shuffle(jobs)
-        chunks = [jobs[i::o.completion_procs] for i in range(o.completion_procs)]
-        say(f"[{name}] {len(jobs)} completions of {len(actions)} actions from {o.completion_procs} processes "
-            f"x 8 threads")
+        chunks = [jobs[i :: o.completion_procs] for i in range(o.completion_procs)]
+        say(
+            f"[{name}] {len(jobs)} completions of {len(actions)} actions from {o.completion_procs} processes "
+            f"x 8 threads"
+        )
         connections.close_all()  # no database connection crosses the fork
         start_at = time.time() + 1.0
         ctx_mp = multiprocessing.get_context("fork")
         with ctx_mp.Pool(o.completion_procs) as pool:
             parts = pool.starmap(_complete_batch, [(procs.url, ctx.token, c, start_at, 8) for c in chunks])
         answers = [a for p in parts for a in p]
-        stored = {a: (st, out) for a, st, out in ActionExecution.objects.filter(id__in=list(actions))
-                  .values_list("id", "state", "output")}
-        afters = Counter(TaskExecution.objects.filter(workflow_execution_id__in=ex_ids, name="after")
-                         .values_list("workflow_execution_id", flat=True))
+        stored = {
+            a: (st, out)
+            for a, st, out in ActionExecution.objects.filter(id__in=list(actions)).values_list("id", "state", "output")
+        }
+        afters = Counter(
+            TaskExecution.objects.filter(workflow_execution_id__in=ex_ids, name="after").values_list(
+                "workflow_execution_id", flat=True
+            )
+        )
         codes = Counter(c for *_, c, _ in answers)
         wrong_ack = 0  # 200 for a result that is not the stored one: applied, then overwritten
         ok_by_action: dict[str, set] = {}
@@ -330,9 +362,13 @@ def scenario_completions(ctx: Ctx) -> dict:
         st_ex = states(ex_ids)
         stuck = sum(1 for i in ex_ids if st_ex.get(i) not in TERMINAL)
         return {
-            "started": len(ex_ids), "finished": len(ex_ids) - stuck, "stuck": stuck,
-            "lost": never, "duplicated": twice,
-            "completions": len(answers), "answers": {str(k): v for k, v in sorted(codes.items())},
+            "started": len(ex_ids),
+            "finished": len(ex_ids) - stuck,
+            "stuck": stuck,
+            "lost": never,
+            "duplicated": twice,
+            "completions": len(answers),
+            "answers": {str(k): v for k, v in sorted(codes.items())},
             "five_xx": sum(v for k, v in codes.items() if k >= 500),
             "refused": sum(v for k, v in codes.items() if 400 <= k < 500),
             "acknowledged_but_not_stored": wrong_ack,
@@ -409,8 +445,14 @@ def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict
 
     db_name = isolation.check_connected(connection.settings_dict)
     scratch = result_path.parent
-    result = {"ok": False, "database": {"vendor": connection.vendor, "name": db_name}, "broker": o.broker,
-              "options": o.as_json(), "scenarios": {}, "failures": []}
+    result = {
+        "ok": False,
+        "database": {"vendor": connection.vendor, "name": db_name},
+        "broker": o.broker,
+        "options": o.as_json(),
+        "scenarios": {},
+        "failures": [],
+    }
     outside = None
     try:
         say(f"reliability: migrating {connection.vendor} database {db_name}")
@@ -434,9 +476,14 @@ def run_child(o: Options, result_path: Path, say: Callable[[str], None]) -> dict
                 out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
             out["seconds"] = round(time.monotonic() - t0, 1)
             result["scenarios"][name] = out
-            say(f"[{name}] done in {out['seconds']} s: " + ", ".join(
-                f"{k} {out[k]}" for k in ("started", "finished", "stuck", "lost", "duplicated", "inputs",
-                                          "five_xx", "refused") if k in out))
+            say(
+                f"[{name}] done in {out['seconds']} s: "
+                + ", ".join(
+                    f"{k} {out[k]}"
+                    for k in ("started", "finished", "stuck", "lost", "duplicated", "inputs", "five_xx", "refused")
+                    if k in out
+                )
+            )
             connections.close_all()
         result["ok"] = not result["failures"]
     finally:

@@ -12,8 +12,10 @@ def locked_out(request, original_response=None, credentials=None):
     JSON ``{"faultstring"}`` on the API and the Keystone stand-in, a short
     page elsewhere."""
     minutes = settings.AXES_COOLOFF_TIME.total_seconds() / 60
-    message = (f"Too many failed logins for this user from this address; try again in {minutes:.0f} minutes "
-               "or ask an administrator to unlock it (manage.py axes_reset_username <user>).")
+    message = (
+        f"Too many failed logins for this user from this address; try again in {minutes:.0f} minutes "
+        "or ask an administrator to unlock it (manage.py axes_reset_username <user>)."
+    )
     if request.path.startswith(API_PREFIXES):
         return JsonResponse({"faultstring": message}, status=429)
     return HttpResponse(message, status=429, content_type="text/plain")

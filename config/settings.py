@@ -187,8 +187,10 @@ if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     if _idle > 0:
         _server.append(f"-c idle_in_transaction_session_timeout={int(_idle * 1000)}")
     if _keepalive > 0:
-        _server.append(f"-c tcp_keepalives_idle={_keepalive} -c tcp_keepalives_interval={max(1, _keepalive // 3)} "
-                       f"-c tcp_keepalives_count=3 -c tcp_user_timeout={_keepalive * 2000}")
+        _server.append(
+            f"-c tcp_keepalives_idle={_keepalive} -c tcp_keepalives_interval={max(1, _keepalive // 3)} "
+            f"-c tcp_keepalives_count=3 -c tcp_user_timeout={_keepalive * 2000}"
+        )
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
     if _server:
         _pg_options["options"] = " ".join(_server)
@@ -226,18 +228,22 @@ REST_FRAMEWORK = {
 # validator, so the page works on a host without internet. The settings are
 # JavaScript (a string, which drf-spectacular passes through) because the
 # standalone preset that draws the selector is a JavaScript object.
-SPECTACULAR_SETTINGS = {"TITLE": "Gust API", "VERSION": "0.1.0",
-                        "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
-                        "SERVE_PERMISSIONS": ["workflows.auth.LoginRequiredUnlessOpen"],
-                        "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-                        "SWAGGER_UI_SETTINGS": """{
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gust API",
+    "VERSION": "0.1.0",
+    "PREPROCESSING_HOOKS": ["config.schema.only_gust_api"],
+    "SERVE_PERMISSIONS": ["workflows.auth.LoginRequiredUnlessOpen"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": """{
   "deepLinking": true,
   "validatorUrl": null,
   "urls": [{"url": "/api/schema", "name": "Gust /api (approvals)"},
            {"url": "/api/schema/v2", "name": "Mistral-compatible /v2"}],
   "presets": [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
   "layout": "StandaloneLayout"
-}"""}
+}""",
+}
 
 _broker = os.environ.get("GUST_BROKER", "orm")
 Q_CLUSTER = {
@@ -296,36 +302,38 @@ GUST = {
 }
 # Bounds on everything a workflow or an API caller controls, read at call time
 # through workflows.conf (defaults in core.lang.limits.Limits).
-GUST.update({
-    # Largest stored result, published variables, context, input or output (KB;
-    # -1: none), as Mistral's execution_field_size_limit_kb.
-    "EXECUTION_FIELD_SIZE_LIMIT_KB": int(os.environ.get("GUST_EXECUTION_FIELD_SIZE_LIMIT_KB", "1024")),
-    # Wall-clock seconds one expression may run (0: no limit).
-    "EXPRESSION_TIMEOUT": float(os.environ.get("GUST_EXPRESSION_TIMEOUT", "2")),
-    # YAQL's own quotas (Mistral's [yaql] limit_iterators and memory_quota).
-    "YAQL_LIMIT_ITERATORS": int(os.environ.get("GUST_YAQL_LIMIT_ITERATORS", "100000")),
-    "YAQL_MEMORY_QUOTA": int(os.environ.get("GUST_YAQL_MEMORY_QUOTA", "50000000")),
-    # Longest range() in a Jinja expression.
-    "JINJA_MAX_RANGE": int(os.environ.get("GUST_JINJA_MAX_RANGE", "10000")),
-    # Deepest nesting of a YAML definition or of JSON sent to the API.
-    "MAX_NESTING_DEPTH": int(os.environ.get("GUST_MAX_NESTING_DEPTH", "100")),
-    # Largest workflow definition (KB), and the values YAML aliases may add.
-    "DEFINITION_SIZE_LIMIT_KB": int(os.environ.get("GUST_DEFINITION_SIZE_LIMIT_KB", "1024")),
-    "YAML_ALIAS_LIMIT": int(os.environ.get("GUST_YAML_ALIAS_LIMIT", "10000")),
-    # Engine-local steps (tasks started) per transaction, and the seconds they
-    # may take together (well under SQLite's 20 s busy timeout); the rest
-    # continues in a worker job, so a tight or slow loop yields the lock (a
-    # noop step takes about 0.7 ms).
-    "ENGINE_STEPS_PER_TRANSACTION": int(os.environ.get("GUST_ENGINE_STEPS_PER_TRANSACTION", "200")),
-    "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "5")),
-    # Deepest chain of sub-workflows under one root execution (bounds a recursion).
-    "SUBWORKFLOW_MAX_DEPTH": int(os.environ.get("GUST_SUBWORKFLOW_MAX_DEPTH", "20")),
-    # Rows a /v2 list returns without `limit`, and the most it may ask for.
-    "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
-    "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
-    # Task, action and sub-workflow executions one execution report may hold.
-    "REPORT_MAX_ENTRIES": int(os.environ.get("GUST_REPORT_MAX_ENTRIES", "10000")),
-})
+GUST.update(
+    {
+        # Largest stored result, published variables, context, input or output (KB;
+        # -1: none), as Mistral's execution_field_size_limit_kb.
+        "EXECUTION_FIELD_SIZE_LIMIT_KB": int(os.environ.get("GUST_EXECUTION_FIELD_SIZE_LIMIT_KB", "1024")),
+        # Wall-clock seconds one expression may run (0: no limit).
+        "EXPRESSION_TIMEOUT": float(os.environ.get("GUST_EXPRESSION_TIMEOUT", "2")),
+        # YAQL's own quotas (Mistral's [yaql] limit_iterators and memory_quota).
+        "YAQL_LIMIT_ITERATORS": int(os.environ.get("GUST_YAQL_LIMIT_ITERATORS", "100000")),
+        "YAQL_MEMORY_QUOTA": int(os.environ.get("GUST_YAQL_MEMORY_QUOTA", "50000000")),
+        # Longest range() in a Jinja expression.
+        "JINJA_MAX_RANGE": int(os.environ.get("GUST_JINJA_MAX_RANGE", "10000")),
+        # Deepest nesting of a YAML definition or of JSON sent to the API.
+        "MAX_NESTING_DEPTH": int(os.environ.get("GUST_MAX_NESTING_DEPTH", "100")),
+        # Largest workflow definition (KB), and the values YAML aliases may add.
+        "DEFINITION_SIZE_LIMIT_KB": int(os.environ.get("GUST_DEFINITION_SIZE_LIMIT_KB", "1024")),
+        "YAML_ALIAS_LIMIT": int(os.environ.get("GUST_YAML_ALIAS_LIMIT", "10000")),
+        # Engine-local steps (tasks started) per transaction, and the seconds they
+        # may take together (well under SQLite's 20 s busy timeout); the rest
+        # continues in a worker job, so a tight or slow loop yields the lock (a
+        # noop step takes about 0.7 ms).
+        "ENGINE_STEPS_PER_TRANSACTION": int(os.environ.get("GUST_ENGINE_STEPS_PER_TRANSACTION", "200")),
+        "ENGINE_SECONDS_PER_TRANSACTION": float(os.environ.get("GUST_ENGINE_SECONDS_PER_TRANSACTION", "5")),
+        # Deepest chain of sub-workflows under one root execution (bounds a recursion).
+        "SUBWORKFLOW_MAX_DEPTH": int(os.environ.get("GUST_SUBWORKFLOW_MAX_DEPTH", "20")),
+        # Rows a /v2 list returns without `limit`, and the most it may ask for.
+        "API_LIST_DEFAULT_LIMIT": int(os.environ.get("GUST_API_LIST_DEFAULT_LIMIT", "100")),
+        "API_LIST_MAX_LIMIT": int(os.environ.get("GUST_API_LIST_MAX_LIMIT", "1000")),
+        # Task, action and sub-workflow executions one execution report may hold.
+        "REPORT_MAX_ENTRIES": int(os.environ.get("GUST_REPORT_MAX_ENTRIES", "10000")),
+    }
+)
 # Retention: the execution expiration policy (workflows/retention.py), as
 # Mistral's [execution_expiration_policy]; evaluated by the tracker process.
 # Minutes for the interval and the age; 0 turns that part off (the default: nothing is deleted).
@@ -374,8 +382,16 @@ _mail_backend = "smtp" if env_bool("GUST_TLS", False) else "console"
 MAILERS = {
     "default": {
         "BACKEND": os.environ.get("GUST_EMAIL_BACKEND", f"django.core.mail.backends.{_mail_backend}.EmailBackend"),
-        **({"OPTIONS": {"host": os.environ.get("GUST_EMAIL_HOST", "localhost"),
-                        "port": int(os.environ.get("GUST_EMAIL_PORT", "25"))}} if _mail_backend == "smtp" else {}),
+        **(
+            {
+                "OPTIONS": {
+                    "host": os.environ.get("GUST_EMAIL_HOST", "localhost"),
+                    "port": int(os.environ.get("GUST_EMAIL_PORT", "25")),
+                }
+            }
+            if _mail_backend == "smtp"
+            else {}
+        ),
     }
 }
 DEFAULT_FROM_EMAIL = os.environ.get("GUST_FROM_EMAIL", "gust@localhost")

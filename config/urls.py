@@ -41,6 +41,7 @@ def favicon(request):
     path = Path(settings.BASE_DIR) / "static" / "favicon.svg"
     return FileResponse(path.open("rb"), content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
+
 urlpatterns = [
     re_path(r"^v2/?", include("api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),

@@ -68,11 +68,7 @@ class ActionDef:
     def check_input(self, given: dict) -> list[str]:
         names = {n for n, _ in self.params}
         errors = [f"unexpected parameter '{k}'" for k in given if k not in names]
-        errors += [
-            f"missing required parameter '{n}'"
-            for n, d in self.params
-            if d is REQUIRED and n not in given
-        ]
+        errors += [f"missing required parameter '{n}'" for n, d in self.params if d is REQUIRED and n not in given]
         for name, allowed in CHOICES.items():
             value = given.get(name)
             if name in names and value is not None and not _is_expression(value) and value not in allowed:
@@ -202,8 +198,9 @@ def register(adef: ActionDef) -> None:
     _REGISTERED[adef.name] = adef
 
 
-def add_params(names: tuple[str, ...], params: tuple[tuple[str, Any], ...],
-               choices: dict[str, tuple[str, ...]] | None = None) -> None:
+def add_params(
+    names: tuple[str, ...], params: tuple[tuple[str, Any], ...], choices: dict[str, tuple[str, ...]] | None = None
+) -> None:
     """An app adds parameters to actions it serves (the tracker adds
     ``tracking``, ``status_url``, ... to the async HTTP actions it polls).
     Adding the same ones again is a no-op."""

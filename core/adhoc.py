@@ -49,8 +49,9 @@ class AdhocError(ExpressionError):
     """The ad-hoc action can not run: its task fails with this message."""
 
 
-def find(name: str, namespace: str, workbook: str | None,
-         lookup: Lookup | None) -> actions.ActionDef | ActionSpec | None:
+def find(
+    name: str, namespace: str, workbook: str | None, lookup: Lookup | None
+) -> actions.ActionDef | ActionSpec | None:
     """The action a task's ``action: name`` runs, or None when none exists.
     Ad-hoc actions are looked up in ``namespace`` only (Mistral's
     ``load_action_definition``); built-ins are in every namespace."""
@@ -77,8 +78,14 @@ class Plan:
     runtime_context: dict
 
 
-def plan(found: actions.ActionDef | ActionSpec, given: dict, namespace: str, lookup: Lookup | None,
-         ctx: ExprContext, check: bool = True) -> Plan:
+def plan(
+    found: actions.ActionDef | ActionSpec,
+    given: dict,
+    namespace: str,
+    lookup: Lookup | None,
+    ctx: ExprContext,
+    check: bool = True,
+) -> Plan:
     """The plan for the action :func:`find` found, given the task's
     evaluated input. A built-in's input is checked only with ``check`` (its
     literal input was checked at upload). Raises AdhocError (or an
@@ -121,8 +128,10 @@ def expand(spec: ActionSpec, given: dict, namespace: str, lookup: Lookup | None,
             raise AdhocError(f"base-input of {current.name} must be a mapping")
         outputs.append(current.output)
         if current.base in visited:
-            raise AdhocError(f"Found a cycle in an ad-hoc action chain [action_name={spec.name}, "
-                             f"duplicate_action_name={current.base}]")
+            raise AdhocError(
+                f"Found a cycle in an ad-hoc action chain [action_name={spec.name}, "
+                f"duplicate_action_name={current.base}]"
+            )
         visited.add(current.base)
         base = actions.get(current.base) or (lookup(current.base, namespace) if lookup else None)
         if base is None:

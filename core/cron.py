@@ -68,8 +68,9 @@ class Schedule:
     remaining_executions: int | None
 
 
-def first_schedule(pattern: str | None, first_time: dt.datetime | None, count: int | None,
-                   now: dt.datetime) -> Schedule:
+def first_schedule(
+    pattern: str | None, first_time: dt.datetime | None, count: int | None, now: dt.datetime
+) -> Schedule:
     """The checks and the first due time of a new trigger (Mistral's
     ``create_cron_trigger``): ``first_time`` when given (a one-shot trigger
     without pattern and count runs once), else the pattern's next time."""
@@ -82,8 +83,9 @@ def first_schedule(pattern: str | None, first_time: dt.datetime | None, count: i
     return Schedule(next_time(pattern, now), count)
 
 
-def advance(pattern: str | None, next_execution_time: dt.datetime, remaining: int | None,
-            now: dt.datetime) -> Schedule | None:
+def advance(
+    pattern: str | None, next_execution_time: dt.datetime, remaining: int | None, now: dt.datetime
+) -> Schedule | None:
     """Mistral's ``advance_cron_trigger``: the schedule after the due time
     ``next_execution_time`` fired, or None when that was the last one."""
     if remaining is not None and remaining > 0:

@@ -80,10 +80,36 @@ from core.states import ACTIVE, OPERATOR_TRANSITIONS, TERMINAL, State
 
 # The data handle() takes and returns is defined in core.model; callers name it through the engine.
 __all__ = [
-    "handle", "check_input", "ActionCompleted", "ActionView", "Cancel", "CancelTimers", "Command", "Conflict",
-    "Continue", "Decision", "Event", "InvalidateResults", "MemoryStore", "Missing", "Pause", "RerunTask", "Resume",
-    "RunAction", "SkipTask", "Snapshot", "Start", "StartTimer", "StartWorkflow", "StopWorkflow", "Store", "TaskView",
-    "TimerFired", "TraceEvent", "new_id", "new_runtime",
+    "handle",
+    "check_input",
+    "ActionCompleted",
+    "ActionView",
+    "Cancel",
+    "CancelTimers",
+    "Command",
+    "Conflict",
+    "Continue",
+    "Decision",
+    "Event",
+    "InvalidateResults",
+    "MemoryStore",
+    "Missing",
+    "Pause",
+    "RerunTask",
+    "Resume",
+    "RunAction",
+    "SkipTask",
+    "Snapshot",
+    "Start",
+    "StartTimer",
+    "StartWorkflow",
+    "StopWorkflow",
+    "Store",
+    "TaskView",
+    "TimerFired",
+    "TraceEvent",
+    "new_id",
+    "new_runtime",
 ]
 
 _TASK_EVENT = {
@@ -103,7 +129,6 @@ _WF_EVENT = {
 }
 _STATE_COMMANDS = {"fail": State.ERROR, "succeed": State.SUCCESS, "pause": State.PAUSED}
 ARRIVALS = "arrivals"  # a join's runtime_context: which inbound tasks arrived, a hex bit mask
-
 
 
 WITH_ITEMS = policies.WITH_ITEMS  # a with-items task's runtime_context: count, next index, running, done, errors
@@ -142,9 +167,16 @@ class _Next:
 class _Run:
     """One ``handle()`` call: the tasks it touched and what changed."""
 
-    def __init__(self, spec: WorkflowSpec, snap: Snapshot, store: Store, make_id: Callable[[], str],
-                 limits: Limits = DEFAULT, clock: Callable[[], float] = time.monotonic,
-                 lookup: adhoc.Lookup | None = None):
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        snap: Snapshot,
+        store: Store,
+        make_id: Callable[[], str],
+        limits: Limits = DEFAULT,
+        clock: Callable[[], float] = time.monotonic,
+        lookup: adhoc.Lookup | None = None,
+    ):
         self.spec = spec
         self.lookup = lookup
         self.snap = snap
@@ -217,8 +249,7 @@ class _Run:
             TraceEvent(kind, self.snap.id, task.id if task else None, task.name if task else None, info)
         )
 
-    def set_task_state(self, task: TaskView, state: State, info: str | None = None,
-                       old: str | None = None) -> None:
+    def set_task_state(self, task: TaskView, state: State, info: str | None = None, old: str | None = None) -> None:
         counts = self.rt["counts"]
         before = task.state if old is None else old
         if before in ACTIVE:
@@ -424,8 +455,9 @@ class _Run:
         adef = adhoc.find(name, namespace, self.rt.get("wb_name"), self.lookup)
         if adef is None:
             raise ExpressionError(f"Failed to find action [action_name={name}, namespace={namespace}]")
-        plan = adhoc.plan(adef, given, namespace, self.lookup, ctx,
-                          check=tspec.action_is_expression or isinstance(tspec.input, str))
+        plan = adhoc.plan(
+            adef, given, namespace, self.lookup, ctx, check=tspec.action_is_expression or isinstance(tspec.input, str)
+        )
         problem = self.oversized(plan.input, "the action input") or self.oversized(plan.run_input, "the input")
         if problem:
             raise ExpressionError(problem)
@@ -442,19 +474,33 @@ class _Run:
             return _Unit("workflow", name, given, problem=problem)
         depth = int(self.rt.get("depth", 0)) + 1
         if depth > self.limits.subworkflow_depth:
-            return _Unit("workflow", name, given, problem=(
-                f"Failed to start sub-workflow {name}: it would run {depth} levels below the root execution, "
-                f"more than the limit of {self.limits.subworkflow_depth} (GUST_SUBWORKFLOW_MAX_DEPTH)"))
+            return _Unit(
+                "workflow",
+                name,
+                given,
+                problem=(
+                    f"Failed to start sub-workflow {name}: it would run {depth} levels below the root execution, "
+                    f"more than the limit of {self.limits.subworkflow_depth} (GUST_SUBWORKFLOW_MAX_DEPTH)"
+                ),
+            )
         declared = {n for n, _ in child.input}
         wf_input = {k: v for k, v in given.items() if k in declared}
         params = {k: v for k, v in given.items() if k not in declared}
         missing = [n for n, d in child.input if d is actions.REQUIRED and n not in wf_input]
         if missing:
-            return _Unit("workflow", name, given, problem=(
-                f"Invalid input [name={child.name}, class={child.kind_name}, missing={missing!r}]"))
+            return _Unit(
+                "workflow",
+                name,
+                given,
+                problem=(f"Invalid input [name={child.name}, class={child.kind_name}, missing={missing!r}]"),
+            )
         if child.reverse and params.get("task_name") not in child.tasks:
-            return _Unit("workflow", name, given, problem=(
-                f"Invalid task name [wf_spec={child.name}, task_name={params.get('task_name')}]"))
+            return _Unit(
+                "workflow",
+                name,
+                given,
+                problem=(f"Invalid task name [wf_spec={child.name}, task_name={params.get('task_name')}]"),
+            )
         values, _ = check_input(child, wf_input)
         too_big = self.oversized(values, "the sub-workflow input")
         if too_big:
@@ -475,9 +521,16 @@ class _Run:
             self.complete_task(task, State.ERROR, [], unit.problem)
             return
         adef = unit.adef
-        view = ActionView(id=self.make_id(), name=unit.name, state=State.RUNNING, input=unit.input,
-                          is_sync=adef.is_sync if adef else False, index=index, kind=unit.kind,
-                          runtime_context=dict(unit.run.runtime_context) if unit.run else {})
+        view = ActionView(
+            id=self.make_id(),
+            name=unit.name,
+            state=State.RUNNING,
+            input=unit.input,
+            is_sync=adef.is_sync if adef else False,
+            index=index,
+            kind=unit.kind,
+            runtime_context=dict(unit.run.runtime_context) if unit.run else {},
+        )
         task.actions.append(view)
         self._new_action_ids.add(view.id)
         if task.id in self._fresh:
@@ -496,8 +549,10 @@ class _Run:
             except actions.ActionFailed as exc:
                 result, state = exc.error, State.ERROR
             except actions.ActionRaised as exc:
-                result, state = (f"The action raised an exception [action={exc.label}, action_ex_id={view.id}, "
-                                 f"msg='{exc.msg}']"), State.ERROR
+                result, state = (
+                    (f"The action raised an exception [action={exc.label}, action_ex_id={view.id}, msg='{exc.msg}']"),
+                    State.ERROR,
+                )
             self.finish_action(task, view, state, result)
         elif adef.needs_worker:
             self.command(RunAction(view.id))
@@ -542,8 +597,9 @@ class _Run:
             values[var] = value
         lengths = {var: len(v) for var, v in values.items()}
         if len(set(lengths.values())) > 1:
-            raise ExpressionError(f"Wrong input format for: {task.name}.with-items {lengths}. "
-                                  f"All arrays must have the same length.")
+            raise ExpressionError(
+                f"Wrong input format for: {task.name}.with-items {lengths}. All arrays must have the same length."
+            )
         return values
 
     def fill(self, task: TaskView) -> None:
@@ -558,8 +614,11 @@ class _Run:
         values = task.items
         redo = wi.get("redo") or []
         try:
-            while (task.state == State.RUNNING and (redo or wi["next"] < wi["count"])
-                   and (not concurrency or wi["running"] < concurrency)):
+            while (
+                task.state == State.RUNNING
+                and (redo or wi["next"] < wi["count"])
+                and (not concurrency or wi["running"] < concurrency)
+            ):
                 if values is None:
                     values = task.items = self.store.items(task.id) or self.item_values(task)
                 i = redo[0] if redo else wi["next"]
@@ -602,8 +661,9 @@ class _Run:
             elif a.accepted and a.index is not None:
                 kept.add(a.index)
         self._dropped.update(dropped)
-        wi.update(redo=[i for i in range(wi["next"]) if i not in kept], running=0, done=len(kept), errors=0,
-                  cancelled=0)
+        wi.update(
+            redo=[i for i in range(wi["next"]) if i not in kept], running=0, done=len(kept), errors=0, cancelled=0
+        )
         task.runtime_context[WITH_ITEMS] = wi
         if dropped:
             self.command(InvalidateResults(task.id, tuple(dropped)))
@@ -624,12 +684,14 @@ class _Run:
         ERROR when one failed (the others still ran), with the results in
         item order."""
         wi = task.runtime_context.get(WITH_ITEMS)
-        if (wi is None or task.state != State.RUNNING or wi["running"] or wi["next"] < wi["count"]
-                or wi.get("redo")):
+        if wi is None or task.state != State.RUNNING or wi["running"] or wi["next"] < wi["count"] or wi.get("redo"):
             return
         state = State.CANCELLED if wi["cancelled"] else State.ERROR if wi["errors"] else State.SUCCESS
-        info = {State.SUCCESS: None, State.ERROR: "One or more actions had failed.",
-                State.CANCELLED: "One or more actions was cancelled."}[state]
+        info = {
+            State.SUCCESS: None,
+            State.ERROR: "One or more actions had failed.",
+            State.CANCELLED: "One or more actions was cancelled.",
+        }[state]
         self.complete_task(task, state, self.item_results(task), info)
 
     def item_results(self, task: TaskView) -> list:
@@ -639,20 +701,24 @@ class _Run:
         units.update({a.id: a for a in task.actions})
         if task.id in self._fresh:  # the stored rows are invalidated only once this decision is stored
             units = {i: a for i, a in units.items() if i in self._fresh[task.id]}
-        done = sorted((a for a in units.values() if a.accepted and a.index is not None and a.id not in self._dropped),
-                      key=lambda a: a.index or 0)
+        done = sorted(
+            (a for a in units.values() if a.accepted and a.index is not None and a.id not in self._dropped),
+            key=lambda a: a.index or 0,
+        )
         return [(a.output or {}).get("result") for a in done]
 
-    def finish_action(self, task: TaskView, action: ActionView, state: State, result: Any,
-                      info: str | None = None) -> None:
+    def finish_action(
+        self, task: TaskView, action: ActionView, state: State, result: Any, info: str | None = None
+    ) -> None:
         try:
             if state is State.SUCCESS and adhoc.KEY in action.runtime_context:
                 result = adhoc.transform(action.runtime_context[adhoc.KEY], result, self.limits)
         except ExpressionError as exc:
             state, result = State.ERROR, f"Failed to transform the result of {action.name}: {exc}"
         try:
-            result = to_json(result, max_depth=self.limits.max_depth, max_bytes=self.limits.field_size_bytes,
-                             root="the result")
+            result = to_json(
+                result, max_depth=self.limits.max_depth, max_bytes=self.limits.field_size_bytes, root="the result"
+            )
         except NotJson as exc:
             # Not stored: the row could not hold it, and a later step could not read it.
             state, result = State.ERROR, f"Action {action.name} returned a result that can not be stored: {exc}"
@@ -682,8 +748,10 @@ class _Run:
         """Mistral's text for an error while handling a task's end (publish, a
         transition condition, a policy)."""
         action = task.actions[-1].name if task.actions else self.spec.tasks[task.name].action
-        return (f"Failed to handle action completion [error={error}, wf={self.snap.workflow_name}, "
-                f"task={task.name}, action={action}]:")
+        return (
+            f"Failed to handle action completion [error={error}, wf={self.snap.workflow_name}, "
+            f"task={task.name}, action={action}]:"
+        )
 
     def force_fail(self, task: TaskView, msg: str) -> None:
         """An error in the workflow's own text, not in an action: the task
@@ -696,8 +764,9 @@ class _Run:
         if self.snap.state == State.RUNNING:
             self.finish_workflow(State.ERROR, msg)
 
-    def complete_task(self, task: TaskView, state: State, result: Any, info: str | None, *,
-                      again: bool = False) -> None:
+    def complete_task(
+        self, task: TaskView, state: State, result: Any, info: str | None, *, again: bool = False
+    ) -> None:
         """The task ends in ``state``: publish, apply the policies that act
         on completion (which may delay it: wait-after, retry), then follow
         its transitions. ``again``: a wait-after delay is over."""
@@ -806,8 +875,8 @@ class _Run:
         todo = [n for n in fired if n.target != "noop"]
         first_cmd = next((i for i, n in enumerate(todo) if n.is_command), None)
         if first_cmd is not None:
-            tail = todo[first_cmd + 1:] if todo[first_cmd].target == "pause" else []
-            todo = todo[:first_cmd + 1] + tail
+            tail = todo[first_cmd + 1 :] if todo[first_cmd].target == "pause" else []
+            todo = todo[: first_cmd + 1] + tail
         for n in todo:
             if self.snap.state in TERMINAL:
                 break
@@ -853,8 +922,9 @@ class _Run:
                     raise ExpressionError(problem)
             except ExpressionError as exc:
                 state = State.ERROR
-                info = (f"Failed to check and complete [wf_ex_id={self.snap.id}, "
-                        f"wf_name={self.snap.workflow_name}]: {exc}")
+                info = (
+                    f"Failed to check and complete [wf_ex_id={self.snap.id}, wf_name={self.snap.workflow_name}]: {exc}"
+                )
                 output = {"result": info}
         self.snap.output = output
         self.set_wf_state(state, info)
@@ -945,17 +1015,21 @@ class _Run:
                 units = [a for a in stored.values() if a.kind == kind]
                 for i, a in enumerate(units):
                     if a.state == State.ERROR:
-                        out = (a.output or {}).get("result", "Unknown") if kind == "action" else (
-                            ((a.output or {}).get("result") or {}).get("result", "Unknown"))  # the child's output
+                        out = (
+                            (a.output or {}).get("result", "Unknown")
+                            if kind == "action"
+                            else (((a.output or {}).get("result") or {}).get("result", "Unknown"))
+                        )  # the child's output
                         msg += f"    [{label}={a.id}, idx={i}]: {out}\n"
         return msg
 
     def unhandled(self) -> list[TaskView]:
         found = {t.id: t for t in map(self.adopt, self.store.unhandled_errors())}
         found.update({t.id: t for t in self.tasks.values()})
-        return sorted((t for t in found.values()
-                       if t.state == State.ERROR and t.runtime_context.get("error_handled") is False),
-                      key=lambda t: t.seq)
+        return sorted(
+            (t for t in found.values() if t.state == State.ERROR and t.runtime_context.get("error_handled") is False),
+            key=lambda t: t.seq,
+        )
 
     # -- events --
 
@@ -972,7 +1046,8 @@ class _Run:
             if action.state != State.RUNNING:
                 raise Conflict(f"Action execution {action.id} is not RUNNING but {action.state}", action.state)
             if event.state not in (State.SUCCESS, State.ERROR) and not (
-                    action.kind == "workflow" and event.state == State.CANCELLED):
+                action.kind == "workflow" and event.state == State.CANCELLED
+            ):
                 raise ValueError(f"an action completes in SUCCESS or ERROR, not {event.state}")
             self.finish_action(task, action, State(event.state), event.result, event.state_info)
             self.run()
@@ -1039,8 +1114,11 @@ class _Run:
         fired, rt["fired"] = rt["fired"], []
         for task_id, kind in fired:
             self.fire(self.load(task_id), kind)
-        self.ready += [t for t in self.in_states(frozenset({State.IDLE, State.WAITING}))
-                       if self.startable(t) and not any(r is t for r in self.ready)]
+        self.ready += [
+            t
+            for t in self.in_states(frozenset({State.IDLE, State.WAITING}))
+            if self.startable(t) and not any(r is t for r in self.ready)
+        ]
         self.run()
 
     def timer_fired(self, event: TimerFired) -> None:

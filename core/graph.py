@@ -298,5 +298,6 @@ def layout(spec: WorkflowSpec, max_per_row: int = MAX_PER_ROW) -> Layout:
         )
     has_side_edges = any(e.back for e in edges)
     width = MARGIN * 2 + content_w + (BACK_ROOM if has_side_edges else 0)
-    return Layout(tuple(nodes[n] for r in rows for n in r), tuple(edges), width, height, len(rows),
-                  reverse=spec.reverse)
+    return Layout(
+        tuple(nodes[n] for r in rows for n in r), tuple(edges), width, height, len(rows), reverse=spec.reverse
+    )

@@ -40,9 +40,15 @@ WITH_ITEMS = "with_items"  # the engine's item counters
 _RESET = (PAUSED_BEFORE, WAITED_BEFORE, WAITED_AFTER, AFTER_STATE, RETRY_NO, TIMEOUT, DELAYED, TIMERS, WITH_ITEMS)
 
 
-_POLICY_CLASS = {"timeout": "TimeoutPolicy", "wait-before": "WaitBeforePolicy", "wait-after": "WaitAfterPolicy",
-                 "concurrency": "ConcurrencyPolicy", "pause-before": "PauseBeforePolicy", "fail-on": "FailOnPolicy",
-                 "retry": "RetryPolicy"}
+_POLICY_CLASS = {
+    "timeout": "TimeoutPolicy",
+    "wait-before": "WaitBeforePolicy",
+    "wait-after": "WaitAfterPolicy",
+    "concurrency": "ConcurrencyPolicy",
+    "pause-before": "PauseBeforePolicy",
+    "fail-on": "FailOnPolicy",
+    "retry": "RetryPolicy",
+}
 
 
 class PolicyError(Exception):
@@ -60,12 +66,15 @@ class _Run(Protocol):
     def set_task_state(self, task: TaskView, state: State, info: str | None = None, old: str | None = None) -> None: ...
     def set_wf_state(self, state: State, info: str | None = None) -> None: ...
     def run_action(self, task: TaskView) -> None: ...
-    def complete_task(self, task: TaskView, state: State, result: Any, info: str | None, *,
-                      again: bool = False) -> None: ...
+    def complete_task(
+        self, task: TaskView, state: State, result: Any, info: str | None, *, again: bool = False
+    ) -> None: ...
     def end_live_actions(self, task: TaskView, state: State, reason: str, output: Any = None) -> None: ...
     def force_fail(self, task: TaskView, msg: str) -> None: ...
     def invalidate(self, task: TaskView) -> None: ...
+
     ready: list[TaskView]
+
     def run_failure(self, task: TaskView, error: Any) -> str: ...
     def completion_failure(self, task: TaskView, error: Any) -> str: ...
 
@@ -85,8 +94,10 @@ def _value(run: _Run, task: TaskView, raw: Any, name: str, kind: str, outbound: 
             what = "a whole number >= 0" if kind == "count" else "a number of seconds >= 0"
             # Mistral's text (base.TaskPolicy._validate) names the policy's class
             cls = _POLICY_CLASS.get(name.split(".")[0], "TaskPolicy")
-            raise PolicyError(f"Invalid data type in {cls}: the '{name}' value {value!r} is not {what}. "
-                              f"Value(s) can be shown after YAQL evaluating. If you use YAQL here, please correct it.")
+            raise PolicyError(
+                f"Invalid data type in {cls}: the '{name}' value {value!r} is not {what}. "
+                f"Value(s) can be shown after YAQL evaluating. If you use YAQL here, please correct it."
+            )
         return int(value) if kind == "count" else float(value)
     return value
 
@@ -144,8 +155,7 @@ def after_complete(run: _Run, task: TaskView) -> bool:
         if wait > 0 and not rc.get(WAITED_AFTER):
             rc[WAITED_AFTER] = True
             rc[AFTER_STATE] = [task.state, task.state_info]
-            run.set_task_state(task, State.RUNNING_DELAYED,
-                               f"Delayed by 'wait-after' policy [delay={_seconds(wait)}]")
+            run.set_task_state(task, State.RUNNING_DELAYED, f"Delayed by 'wait-after' policy [delay={_seconds(wait)}]")
             _timer(run, task, "wait-after", wait)
             return False
         if task.state == State.SUCCESS and _value(run, task, p.fail_on, "fail-on", "bool", outbound=True):

@@ -28,9 +28,7 @@ ACTIVE = frozenset({State.IDLE, State.WAITING, State.RUNNING, State.RUNNING_DELA
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.WAITING, State.RUNNING, State.ERROR, State.CANCELLED, State.PAUSED}),
     State.WAITING: frozenset({State.RUNNING, State.ERROR, State.CANCELLED, State.PAUSED}),
-    State.RUNNING: frozenset(
-        {State.RUNNING_DELAYED, State.PAUSED, State.SUCCESS, State.ERROR, State.CANCELLED}
-    ),
+    State.RUNNING: frozenset({State.RUNNING_DELAYED, State.PAUSED, State.SUCCESS, State.ERROR, State.CANCELLED}),
     State.RUNNING_DELAYED: frozenset({State.RUNNING, State.PAUSED, State.ERROR, State.CANCELLED}),
     State.PAUSED: frozenset({State.RUNNING, State.WAITING, State.ERROR, State.CANCELLED}),
     State.SUCCESS: frozenset(),

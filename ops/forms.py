@@ -13,7 +13,8 @@ from ops.waiting import MODES
 class CompleteActionForm(forms.Form):
     state = forms.ChoiceField(choices=[("SUCCESS", "SUCCESS (the result)"), ("ERROR", "ERROR (the error)")])
     output = forms.CharField(
-        label="Payload (JSON)", strip=False,
+        label="Payload (JSON)",
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 8, "class": "code", "spellcheck": "false"}),
         help_text='Any JSON value: {"approved": true}, "done", 3, null.',
     )
@@ -32,7 +33,9 @@ class WaitingFilterForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     kind = forms.ChoiceField(required=False, choices=[("", "All actions")] + OperatorAction.Kind.choices)
-    user = forms.CharField(required=False, max_length=150,
-                           widget=forms.TextInput(attrs={"placeholder": "username", "type": "search"}))
-    execution = forms.CharField(required=False, max_length=36,
-                                widget=forms.TextInput(attrs={"placeholder": "execution id", "type": "search"}))
+    user = forms.CharField(
+        required=False, max_length=150, widget=forms.TextInput(attrs={"placeholder": "username", "type": "search"})
+    )
+    execution = forms.CharField(
+        required=False, max_length=36, widget=forms.TextInput(attrs={"placeholder": "execution id", "type": "search"})
+    )

@@ -47,7 +47,8 @@ from workflows import conf as wf_conf
 logger = logging.getLogger("gust.metrics")
 
 TRANSITIONS = Counter(
-    "gust_transitions", "Task and workflow state changes (trace events), counted when their transaction commits.",
+    "gust_transitions",
+    "Task and workflow state changes (trace events), counted when their transaction commits.",
     ["scope", "event"],
 )
 EXECUTION_STATES = ("IDLE", "RUNNING", "PAUSED", "SUCCESS", "ERROR", "CANCELLED")
@@ -96,8 +97,11 @@ def _executions():
 def _queue_depth():
     from workflows import queue
 
-    yield GaugeMetricFamily("gust_worker_queue_depth", "Worker jobs waiting in the broker (not yet taken by a worker).",
-                            value=queue.broker().queue_size())
+    yield GaugeMetricFamily(
+        "gust_worker_queue_depth",
+        "Worker jobs waiting in the broker (not yet taken by a worker).",
+        value=queue.broker().queue_size(),
+    )
 
 
 def _tracker():
@@ -107,8 +111,9 @@ def _tracker():
     stats = tracking.past_due(now).aggregate(n=Count("id"), oldest=Min("next_query_at"))
     lag = (now - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
     yield GaugeMetricFamily("gust_tracker_due_items", "Tracked actions whose next query is due.", value=stats["n"])
-    yield GaugeMetricFamily("gust_tracker_lag_seconds", "Age of the oldest due tracked action (0 when none is due).",
-                            value=max(lag, 0.0))
+    yield GaugeMetricFamily(
+        "gust_tracker_lag_seconds", "Age of the oldest due tracked action (0 when none is due).", value=max(lag, 0.0)
+    )
 
 
 def render(multiproc_dir: str | None = None) -> bytes:
@@ -139,8 +144,11 @@ def metrics(request):
     if request.method not in ("GET", "HEAD"):
         return JsonResponse({"faultstring": "Method not allowed"}, status=405, headers={"Allow": "GET, HEAD"})
     if not allowed(request):
-        return JsonResponse({"faultstring": "Metrics need a login, an API token or the metrics bearer token"},
-                        status=401, headers={"WWW-Authenticate": 'Bearer realm="gust-metrics"'})
+        return JsonResponse(
+            {"faultstring": "Metrics need a login, an API token or the metrics bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="gust-metrics"'},
+        )
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
 
 

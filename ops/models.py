@@ -8,6 +8,7 @@ from django.db import models
 from approvals.models import AuditRecord, json_text
 
 if TYPE_CHECKING:
+
     class TextChoices(StrEnum):
         """Django's TextChoices as the type checker must see it (a StrEnum whose
         members have a label). Django ships no types, so without this a member

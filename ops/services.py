@@ -53,15 +53,29 @@ def allowed(user: User, kind: Kind) -> bool:
 
 def _require(user: User, kind: Kind) -> None:
     if not allowed(user, kind):
-        raise Forbidden(f"{user.get_username() or 'Anonymous'} may not {Kind(kind).label.lower()}: "
-                        f"the permission {PERMISSION[kind]} is needed")
+        raise Forbidden(
+            f"{user.get_username() or 'Anonymous'} may not {Kind(kind).label.lower()}: "
+            f"the permission {PERMISSION[kind]} is needed"
+        )
 
 
-def _audit(user: User, kind: Kind, summary: str, execution_id: str | None = None, target_id: str = "",
-           target_name: str = "", payload: dict | None = None) -> OperatorAction:
+def _audit(
+    user: User,
+    kind: Kind,
+    summary: str,
+    execution_id: str | None = None,
+    target_id: str = "",
+    target_name: str = "",
+    payload: dict | None = None,
+) -> OperatorAction:
     return OperatorAction.objects.create(
-        username=user.get_username(), kind=kind, execution_id=execution_id, target_id=target_id or "",
-        target_name=target_name or "", payload=payload or {}, summary=summary,
+        username=user.get_username(),
+        kind=kind,
+        execution_id=execution_id,
+        target_id=target_id or "",
+        target_name=target_name or "",
+        payload=payload or {},
+        summary=summary,
     )
 
 
@@ -74,8 +88,7 @@ def change_execution_state(user: User, execution_id: str, state: str, state_info
     _require(user, kind)
     with transaction.atomic():
         execution = wf_services.change_execution_state(execution_id, state, reason=state_info)
-        return _audit(user, kind, f"{DONE[kind]} execution of {execution.workflow_name}",
-                      execution_id=execution_id)
+        return _audit(user, kind, f"{DONE[kind]} execution of {execution.workflow_name}", execution_id=execution_id)
 
 
 def _fix_task(user: User, task_id: str, kind: Kind, fix: Callable[[str], object], done: str) -> OperatorAction:
@@ -107,9 +120,15 @@ def complete_action(user: User, action_id: str, state: str, output: Any) -> Oper
         wf_services.complete_action(action_id, state, output)
         preview = json.dumps(output, ensure_ascii=False)
         preview = preview if len(preview) <= 80 else preview[:79] + "…"
-        return _audit(user, Kind.COMPLETE_ACTION, f"Completed {action.name} ({action.task_name}) as {state}: {preview}",
-                      action.workflow_execution_id, action_id, action.task_name or action.name,
-                      {"state": state, "output": output})
+        return _audit(
+            user,
+            Kind.COMPLETE_ACTION,
+            f"Completed {action.name} ({action.task_name}) as {state}: {preview}",
+            action.workflow_execution_id,
+            action_id,
+            action.task_name or action.name,
+            {"state": state, "output": output},
+        )
 
 
 def track(user: User, action_id: str, mode: str = "poll") -> OperatorAction:
@@ -117,8 +136,15 @@ def track(user: User, action_id: str, mode: str = "poll") -> OperatorAction:
     with transaction.atomic():
         action = selectors.action_execution(action_id)
         tracker_services.track(action_id, mode=mode, added_by="operator")
-        return _audit(user, Kind.TRACK, f"Started {mode} tracking of {action.name} ({action.task_name})",
-                      action.workflow_execution_id, action_id, action.task_name or action.name, {"mode": mode})
+        return _audit(
+            user,
+            Kind.TRACK,
+            f"Started {mode} tracking of {action.name} ({action.task_name})",
+            action.workflow_execution_id,
+            action_id,
+            action.task_name or action.name,
+            {"mode": mode},
+        )
 
 
 def untrack(user: User, action_id: str) -> OperatorAction:
@@ -127,5 +153,11 @@ def untrack(user: User, action_id: str) -> OperatorAction:
         action = selectors.action_execution(action_id)
         if not tracker_services.untrack(action_id):
             raise Conflict(f"Action execution {action_id} is not tracked")
-        return _audit(user, Kind.UNTRACK, f"Stopped tracking {action.name} ({action.task_name})",
-                      action.workflow_execution_id, action_id, action.task_name or action.name)
+        return _audit(
+            user,
+            Kind.UNTRACK,
+            f"Stopped tracking {action.name} ({action.task_name})",
+            action.workflow_execution_id,
+            action_id,
+            action.task_name or action.name,
+        )

@@ -116,8 +116,11 @@ def action_complete(request, action_id: str):
     """A form page: the operator types the result as JSON and picks SUCCESS or ERROR."""
     action = _action_or_404(action_id)
     if not ops.allowed(request.user, OperatorAction.Kind.COMPLETE_ACTION):
-        return forbidden(request, f"{request.user.get_username()} may not complete actions: the permission "
-                                  f"{ops.PERMISSION[OperatorAction.Kind.COMPLETE_ACTION]} is needed")
+        return forbidden(
+            request,
+            f"{request.user.get_username()} may not complete actions: the permission "
+            f"{ops.PERMISSION[OperatorAction.Kind.COMPLETE_ACTION]} is needed",
+        )
     form = CompleteActionForm(request.POST or None)
     status = 200
     back = _back(request, _execution_page(action.workflow_execution_id))
@@ -126,8 +129,9 @@ def action_complete(request, action_id: str):
         if form.is_valid():
             try:
                 with completions.completing("by hand", door="operator"):
-                    entry = ops.complete_action(request.user, action_id, form.cleaned_data["state"],
-                                                form.cleaned_data["output"])
+                    entry = ops.complete_action(
+                        request.user, action_id, form.cleaned_data["state"], form.cleaned_data["output"]
+                    )
             except Forbidden as exc:
                 return forbidden(request, exc.message)
             except (Conflict, InvalidInput, NotFound) as exc:
@@ -136,8 +140,14 @@ def action_complete(request, action_id: str):
             else:
                 messages.success(request, f"{entry.summary}.")
                 return redirect(back)
-    context = {"action": action, "form": form, "next": back, "running": action.state == State.RUNNING,
-               "input": json.dumps(action.input, indent=2, sort_keys=True, default=str), "nav": "waiting"}
+    context = {
+        "action": action,
+        "form": form,
+        "next": back,
+        "running": action.state == State.RUNNING,
+        "input": json.dumps(action.input, indent=2, sort_keys=True, default=str),
+        "nav": "waiting",
+    }
     return render(request, "ops/complete_action.html", context, status=status)
 
 
@@ -148,8 +158,7 @@ def waiting(request):
     mode = form.cleaned_data["mode"] if form.is_bound and form.is_valid() else ""
     rows = waiting_rows(mode)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
-    template = "ops/_waiting_rows.html" if request.headers.get("X-Gust-Live") else \
-        "ops/waiting.html"
+    template = "ops/_waiting_rows.html" if request.headers.get("X-Gust-Live") else "ops/waiting.html"
     return render(request, template, {"form": form, "page": page, "mode": mode, "nav": "waiting"})
 
 
@@ -158,7 +167,10 @@ def waiting(request):
 def audit(request):
     form = AuditFilterForm(request.GET or None)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    qs = audit_log(execution_id=(data.get("execution") or "").strip(), kind=data.get("kind") or "",
-                   username=(data.get("user") or "").strip())
+    qs = audit_log(
+        execution_id=(data.get("execution") or "").strip(),
+        kind=data.get("kind") or "",
+        username=(data.get("user") or "").strip(),
+    )
     page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "ops/audit.html", {"form": form, "page": page, "nav": "audit"})

@@ -13,8 +13,7 @@ from workflows.models import ActionExecution
 from workflows.views import format_duration
 
 APPROVAL_ACTION = "gust.approval"
-MODES = [("", "All modes"), ("callback", "callback"), ("poll", "poll"), ("hybrid", "hybrid"),
-         ("approval", "approval")]
+MODES = [("", "All modes"), ("callback", "callback"), ("poll", "poll"), ("hybrid", "hybrid"), ("approval", "approval")]
 
 
 def waiting_actions(mode: str = "") -> QuerySet[ActionExecution]:
@@ -24,8 +23,11 @@ def waiting_actions(mode: str = "") -> QuerySet[ActionExecution]:
     elif mode in ("poll", "hybrid"):
         qs = qs.filter(Q(tracking__mode=mode) | Q(input__tracking=mode, tracking__isnull=True))
     elif mode == "callback":
-        qs = qs.exclude(name=APPROVAL_ACTION).filter(tracking__isnull=True).filter(
-            Q(input__tracking__isnull=True) | Q(input__tracking="callback"))
+        qs = (
+            qs.exclude(name=APPROVAL_ACTION)
+            .filter(tracking__isnull=True)
+            .filter(Q(input__tracking__isnull=True) | Q(input__tracking="callback"))
+        )
     return qs
 
 
@@ -45,17 +47,19 @@ def decorate(actions: list[ActionExecution]) -> list[dict]:
         else:
             mode = (a.input or {}).get("tracking") or "callback"
         deadline = approval.expires_at if approval is not None else a.deadline
-        rows.append({
-            "action": a,
-            "execution": a.workflow_execution,
-            "mode": mode,
-            "tracked": track,
-            "approval": approval,
-            "age": format_duration(now - a.created_at),
-            "deadline": deadline,
-            "overdue": bool(deadline and deadline < now),
-            "can_track": mode in ("callback", "poll", "hybrid"),
-        })
+        rows.append(
+            {
+                "action": a,
+                "execution": a.workflow_execution,
+                "mode": mode,
+                "tracked": track,
+                "approval": approval,
+                "age": format_duration(now - a.created_at),
+                "deadline": deadline,
+                "overdue": bool(deadline and deadline < now),
+                "can_track": mode in ("callback", "poll", "hybrid"),
+            }
+        )
     return rows
 
 

@@ -10,8 +10,9 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        self.server.requests.append({"method": self.command, "path": self.path,
-                                     "headers": dict(self.headers), "body": body})
+        self.server.requests.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
         status = 500 if self.path.startswith("/fail") else 200
         if self.path.startswith("/slow"):  # an action still in flight for a while
             time.sleep(float(self.path.rpartition("/")[2] or 1))

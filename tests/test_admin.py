@@ -72,8 +72,11 @@ def test_executions_tasks_and_actions_are_read_only_in_the_admin(admin_client, r
 
 def test_each_admin_page_links_to_the_dashboard_where_the_operator_actions_are(admin_client, running):
     ex, task, action = running
-    expected = {ex: f"/executions/{ex.id}/", task: f"/executions/{ex.id}/#task-ask",
-                action: f"/executions/{ex.id}/#task-ask"}
+    expected = {
+        ex: f"/executions/{ex.id}/",
+        task: f"/executions/{ex.id}/#task-ask",
+        action: f"/executions/{ex.id}/#task-ask",
+    }
     for row, url in expected.items():
         html = admin_client.get(f"/admin/workflows/{row._meta.model_name}/{row.pk}/change/").content.decode()
         assert f'<a href="{url}">' in html, row

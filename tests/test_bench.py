@@ -20,8 +20,19 @@ ALL = ["noop1", "seq50", "fan100", "conc"]
 
 def run_bench(tmp_path, *extra):
     out = tmp_path / "bench.json"
-    call_command("bench", "--scenarios", ",".join(ALL), "--repeat", "2", "--threads", "3",
-                 "--output", str(out), *extra, stdout=(tmp_path / "stdout.txt").open("w"))
+    call_command(
+        "bench",
+        "--scenarios",
+        ",".join(ALL),
+        "--repeat",
+        "2",
+        "--threads",
+        "3",
+        "--output",
+        str(out),
+        *extra,
+        stdout=(tmp_path / "stdout.txt").open("w"),
+    )
     return json.loads(out.read_text()), (tmp_path / "stdout.txt").read_text()
 
 

@@ -20,8 +20,13 @@ def test_verify_counts_executions_per_trigger_and_finds_a_duplicate():
     CronTrigger.objects.update(next_execution_time=timezone.now() - dt.timedelta(seconds=1))
     assert triggers.fire_due() == 2
     seen = bench_cron.verify()
-    assert seen == {"executions": 2, "per_trigger": [1, 1], "duplicates": 0, "states": {"SUCCESS": 2},
-                    "triggers_left": 2}
+    assert seen == {
+        "executions": 2,
+        "per_trigger": [1, 1],
+        "duplicates": 0,
+        "states": {"SUCCESS": 2},
+        "triggers_left": 2,
+    }
     one = CronTrigger.objects.first()
     services.start_execution(bench_cron.WORKFLOW, {}, description=triggers.description_for(one))  # a second fire
     assert bench_cron.verify()["duplicates"] == 1

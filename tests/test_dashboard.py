@@ -154,8 +154,10 @@ def timeline_bars(html: str) -> list[dict]:
         html,
         re.S,
     )
-    return [{"kind": k, "task": t, "label": lb, "classes": c.split(), "left": float(x), "width": float(w)}
-            for k, t, lb, c, x, w in rows]
+    return [
+        {"kind": k, "task": t, "label": lb, "classes": c.split(), "left": float(x), "width": float(w)}
+        for k, t, lb, c, x, w in rows
+    ]
 
 
 def test_the_timeline_draws_each_task_and_action_and_a_running_one_up_to_now(client, workflows):
@@ -163,8 +165,10 @@ def test_the_timeline_draws_each_task_and_action_and_a_running_one_up_to_now(cli
     html = client.get(f"/executions/{ex.id}/").content.decode()
     bars = timeline_bars(html)
     assert [(b["kind"], b["task"], b["label"]) for b in bars] == [
-        ("task", "prepare", "prepare"), ("action", "prepare", "std.echo"),
-        ("task", "wait_here", "wait_here"), ("action", "wait_here", "std.async_noop"),
+        ("task", "prepare", "prepare"),
+        ("action", "prepare", "std.echo"),
+        ("task", "wait_here", "wait_here"),
+        ("action", "wait_here", "std.async_noop"),
     ]
     by_label = {b["label"]: b for b in bars}
     assert "state-success" in by_label["prepare"]["classes"] and "tl-running" not in by_label["prepare"]["classes"]
@@ -217,7 +221,10 @@ def test_pause_resume_cancel_go_through_the_service_and_the_audit_log(operator, 
     operator.post(state_url(ex.id), {"state": "CANCELLED"})
     assert WorkflowExecution.objects.get(id=ex.id).state == State.CANCELLED
     assert list(OperatorAction.objects.order_by("at", "id").values_list("username", "kind", "execution_id")) == [
-        ("olga", "pause", ex.id), ("olga", "resume", ex.id), ("olga", "cancel", ex.id)]
+        ("olga", "pause", ex.id),
+        ("olga", "resume", ex.id),
+        ("olga", "cancel", ex.id),
+    ]
 
 
 def test_conflicting_move_shows_the_message_and_changes_nothing(operator, workflows):
@@ -277,7 +284,7 @@ def test_unknown_execution_is_404(operator, workflows):
 def test_workflow_list(client, workflows):
     html = client.get("/workflows/").content.decode()
     assert 'href="/workflows/waiter/"' in html and 'href="/workflows/quick/"' in html
-    assert 'who, count=3' in html
+    assert "who, count=3" in html
     assert '<span class="chip">slow</span>' in html
 
 
@@ -378,8 +385,10 @@ def test_upload_duplicate_is_refused_unless_replace_is_ticked(client, workflows)
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"')})
     assert r.status_code == 400
     # The page names the workflow and the box to tick, not only Mistral's "Duplicate entry".
-    assert ("Workflow quick already exists: tick “Replace workflows that already exist” to replace it."
-            in r.content.decode())
+    assert (
+        "Workflow quick already exists: tick “Replace workflows that already exist” to replace it."
+        in r.content.decode()
+    )
     assert '"done"' in WorkflowDefinition.objects.get(name="quick").definition
     r = client.post("/workflows/new/", {"definition": QUICK.replace('"done"', '"again"'), "update": "on"})
     assert r.status_code == 302
@@ -389,8 +398,14 @@ def test_upload_duplicate_is_refused_unless_replace_is_ticked(client, workflows)
 def test_pages_link_the_local_stylesheet_the_live_script_and_the_nav(client):
     html = client.get("/workflows/").content.decode()
     assert 'href="/static/gust.css"' in html and 'src="/static/live.js"' in html
-    for label, href in (("Executions", "/"), ("Workflows", "/workflows/"), ("Admin", "/admin/"),
-                        ("API docs", "/api/docs"), ("Approvals", "/approvals/"), ("Waiting", "/ops/waiting/")):
+    for label, href in (
+        ("Executions", "/"),
+        ("Workflows", "/workflows/"),
+        ("Admin", "/admin/"),
+        ("API docs", "/api/docs"),
+        ("Approvals", "/approvals/"),
+        ("Waiting", "/ops/waiting/"),
+    ):
         assert re.search(rf'href="{re.escape(href)}">{label}</a>', html)
     assert "/accounts/login/?next=/workflows/" in html and "Log out" not in html
 

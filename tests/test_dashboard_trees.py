@@ -65,8 +65,12 @@ def test_a_sub_workflow_task_links_to_its_child_and_the_child_has_a_breadcrumb_t
     leaf_html = page(client, leaf.id)
     crumbs = re.search(r'<nav class="breadcrumb.*?</nav>', leaf_html, re.S).group(0)
     links = re.findall(r'href="(/executions/[^"]+)"', crumbs)
-    assert links == [f"/executions/{top.id}/", f"/executions/{top.id}/#task-call_mid",
-                     f"/executions/{mid.id}/", f"/executions/{mid.id}/#task-call_leaf"]
+    assert links == [
+        f"/executions/{top.id}/",
+        f"/executions/{top.id}/#task-call_mid",
+        f"/executions/{mid.id}/",
+        f"/executions/{mid.id}/#task-call_leaf",
+    ]
     assert "root: top" in crumbs and "task call_mid" in crumbs and "task call_leaf" in crumbs
     assert [c.task.id for c in tree.lineage(leaf)] == [call_mid.id, call_leaf.id]
 
@@ -76,7 +80,7 @@ def test_a_with_items_task_shows_done_running_failed_of_n_from_its_counters_and_
     ex = services.start_execution("items", {"n": 3})
     fan = TaskExecution.objects.get(workflow_execution=ex, name="fan")
     html = page(client, ex.id)
-    assert "0 done</span> · <span class=\"items-running\">2 running</span> · " in html
+    assert '0 done</span> · <span class="items-running">2 running</span> · ' in html
     assert "0 failed</span> of 3 items · 1 waiting" in html
     first, second = ActionExecution.objects.filter(task_execution=fan).order_by("created_at", "id")
     services.complete_action(first.id, "ERROR", "boom")
@@ -89,8 +93,10 @@ def test_a_with_items_task_shows_done_running_failed_of_n_from_its_counters_and_
     fan.refresh_from_db()
     counters = {**fan.runtime_context["with_items"], "count": 7, "done": 5, "errors": 2}
     TaskExecution.objects.filter(id=fan.id).update(runtime_context={**fan.runtime_context, "with_items": counters})
-    assert "5 done</span> · <span class=\"items-running\">2 running</span> · <span class=\"items-failed\">2 failed" \
+    assert (
+        '5 done</span> · <span class="items-running">2 running</span> · <span class="items-failed">2 failed'
         "</span> of 7 items" in page(client, ex.id)
+    )
 
 
 def test_a_with_items_task_of_many_items_shows_one_page_of_them_and_says_so(client, django_assert_max_num_queries):
@@ -119,7 +125,7 @@ def test_a_with_items_task_over_sub_workflows_lists_each_child_with_its_index(cl
     table = re.search(r'<table class="sub sub-workflows">.*?</table>', html, re.S).group(0)
     assert re.findall(r'<td class="num">#(\d+)</td>', table) == ["0", "1"]
     assert all(f'href="/executions/{k.id}/"' in table for k in kids)
-    assert "0 done</span> · <span class=\"items-running\">2 running" in html
+    assert '0 done</span> · <span class="items-running">2 running' in html
 
 
 def test_a_reverse_workflow_page_draws_requires_edges(client):
@@ -156,5 +162,8 @@ def test_rerun_failed_items_from_the_page_runs_only_the_failed_item_and_is_audit
     assert "Reran task fan." in r.content.decode()
     rows = ActionExecution.objects.filter(task_execution=fan).order_by("created_at", "id")
     assert [(a.runtime_context["index"], a.state, a.accepted) for a in rows] == [
-        (0, "SUCCESS", True), (1, "ERROR", False), (1, "RUNNING", False)]
+        (0, "SUCCESS", True),
+        (1, "ERROR", False),
+        (1, "RUNNING", False),
+    ]
     assert OperatorAction.objects.get().kind == "rerun_task"

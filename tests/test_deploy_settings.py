@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def settings_value(tmp_path, expr: str, **env) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUST_")} | {"GUST_VAR_DIR": str(tmp_path), **env}
     code = f"import config.settings as s; print({expr})"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_without_a_configured_key_a_random_one_is_made_once_and_kept_private(tmp_path):
@@ -36,8 +37,13 @@ def test_a_configured_key_is_used_and_nothing_is_written(tmp_path):
 def test_production_settings_pass_the_deployment_checks(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUST_") and k != "DJANGO_SETTINGS_MODULE"}
     env |= {"GUST_VAR_DIR": str(tmp_path), "GUST_TLS": "1", "GUST_ALLOWED_HOSTS": "gust.example.com"}
-    out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                         env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
 
@@ -49,7 +55,9 @@ def test_postgresql_sessions_end_when_their_host_dies(tmp_path):
     url = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
     expr = "s.DATABASES['default']['OPTIONS']"
     opts = settings_value(tmp_path, expr, **url)
-    assert ("-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 "
-            "-c tcp_keepalives_count=3 -c tcp_user_timeout=60000") in opts and "'application_name': 'gust web'" in opts
+    assert (
+        "-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 "
+        "-c tcp_keepalives_count=3 -c tcp_user_timeout=60000"
+    ) in opts and "'application_name': 'gust web'" in opts
     opts = settings_value(tmp_path, expr, GUST_PG_IDLE_IN_TRANSACTION_TIMEOUT="0", GUST_PG_TCP_KEEPALIVE="0", **url)
     assert "options" not in opts

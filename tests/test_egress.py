@@ -88,17 +88,33 @@ def test_the_production_settings_deny_loopback_link_local_and_this_host(monkeypa
     assert conf == egress.DEFAULTS
     with override_settings(GUST={**django_settings.GUST, "EGRESS": conf}):
         rules = egress.policy()
-    for address in ("127.0.0.1", "127.255.0.9", "::1", "169.254.169.254", "fe80::1", "fe80::1%1",
-                    "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:169.254.169.254"):
+    for address in (
+        "127.0.0.1",
+        "127.255.0.9",
+        "::1",
+        "169.254.169.254",
+        "fe80::1",
+        "fe80::1%1",
+        "0.0.0.0",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+    ):
         assert rules.refusal(address) is not None, address
     for address in ("93.184.216.34", "10.0.0.1", "192.168.1.1", "2001:db8::1", "::ffff:93.184.216.34"):
         assert rules.refusal(address) is None, address
     assert "address ::ffff:127.0.0.1 (IPv4 127.0.0.1) is in the denied range 127.0.0.0/8" in rules.refusal(
-        "::ffff:127.0.0.1")
+        "::ffff:127.0.0.1"
+    )
 
 
 def test_allowed_ranges_and_host_names_override_the_denied_ranges():
-    with override_settings(GUST={**django_settings.GUST, "EGRESS": {"ALLOWED_CIDRS": "127.0.0.1/32, ::1", "ALLOWED_HOSTS": [".internal.test"]}}):
+    with override_settings(
+        GUST={
+            **django_settings.GUST,
+            "EGRESS": {"ALLOWED_CIDRS": "127.0.0.1/32, ::1", "ALLOWED_HOSTS": [".internal.test"]},
+        }
+    ):
         rules = egress.policy()
     assert rules.refusal("127.0.0.1") is None and rules.refusal("::1") is None
     assert rules.refusal("::ffff:127.0.0.1") is None  # the same address, spelt as IPv6
@@ -119,20 +135,29 @@ def test_a_range_that_is_not_one_is_a_configuration_error():
 @pytest.mark.django_db
 @production_policy
 def test_std_http_to_the_metadata_service_fails_the_task_with_the_reason(django_capture_on_commit_callbacks):
-    ex, task = run(f"version: '2.0'\nmeta:\n  tasks:\n    steal:\n      action: std.http url={METADATA} timeout=2\n",
-                   "meta", django_capture_on_commit_callbacks)
+    ex, task = run(
+        f"version: '2.0'\nmeta:\n  tasks:\n    steal:\n      action: std.http url={METADATA} timeout=2\n",
+        "meta",
+        django_capture_on_commit_callbacks,
+    )
     assert ex.state == task.state == "ERROR"
     assert METADATA_REFUSED in task.state_info
 
 
 @pytest.mark.django_db
 @production_policy
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1", "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "2130706433", "127.1", "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]"]
+)
 def test_loopback_is_refused_however_it_is_spelt_and_nothing_is_sent(
-        host, outside_service, django_capture_on_commit_callbacks):
+    host, outside_service, django_capture_on_commit_callbacks
+):
     port = outside_service.server_address[1]
-    ex, task = run(f"version: '2.0'\nlocal:\n  tasks:\n    call:\n      action: std.http url=http://{host}:{port}/admin\n",
-                   "local", django_capture_on_commit_callbacks)
+    ex, task = run(
+        f"version: '2.0'\nlocal:\n  tasks:\n    call:\n      action: std.http url=http://{host}:{port}/admin\n",
+        "local",
+        django_capture_on_commit_callbacks,
+    )
     assert task.state == "ERROR"
     assert f"Refused to call http://{host}:{port}/admin: " in task.state_info
     assert "is in the denied range" in task.state_info
@@ -145,10 +170,16 @@ def test_a_redirect_to_a_denied_address_is_refused(servers, outside_service, dja
     secret = f"{outside_service.url}/secret"
     redirector = servers("127.0.0.2", redirect_to=secret)
     url = f"http://127.0.0.2:{redirector.server_address[1]}/go"
-    ex, task = run(f"version: '2.0'\nhop:\n  tasks:\n    call:\n      action: std.http url={url}\n",
-                   "hop", django_capture_on_commit_callbacks)
+    ex, task = run(
+        f"version: '2.0'\nhop:\n  tasks:\n    call:\n      action: std.http url={url}\n",
+        "hop",
+        django_capture_on_commit_callbacks,
+    )
     assert redirector.paths == ["/go"]  # the allowed address was called
-    assert task.state == "ERROR" and f"Refused to call {secret}: address 127.0.0.1 is in the denied range" in task.state_info
+    assert (
+        task.state == "ERROR"
+        and f"Refused to call {secret}: address 127.0.0.1 is in the denied range" in task.state_info
+    )
     assert outside_service.requests == []
 
 
@@ -156,8 +187,11 @@ def test_a_redirect_to_a_denied_address_is_refused(servers, outside_service, dja
 @production_policy
 @pytest.mark.parametrize("action", ["std.mistral_http", "gust.http_job"])
 def test_async_http_actions_follow_the_same_policy(action, django_capture_on_commit_callbacks):
-    ex, task = run(f"version: '2.0'\njob:\n  tasks:\n    start:\n      action: {action} url={METADATA} timeout=2\n",
-                   "job", django_capture_on_commit_callbacks)
+    ex, task = run(
+        f"version: '2.0'\njob:\n  tasks:\n    start:\n      action: {action} url={METADATA} timeout=2\n",
+        "job",
+        django_capture_on_commit_callbacks,
+    )
     assert task.state == "ERROR" and METADATA_REFUSED in task.state_info
 
 
@@ -185,7 +219,9 @@ def fake_resolver(monkeypatch, answers: dict[str, list[list[str]]]):
 def test_a_name_with_one_denied_address_among_its_addresses_is_refused(monkeypatch, servers):
     allowed = servers("127.0.0.2")
     fake_resolver(monkeypatch, {"mixed.test": [["127.0.0.2", "127.0.0.1"]]})
-    with pytest.raises(egress.EgressRefused, match="mixed.test resolves to 127.0.0.1; address 127.0.0.1 is in the denied"):
+    with pytest.raises(
+        egress.EgressRefused, match="mixed.test resolves to 127.0.0.1; address 127.0.0.1 is in the denied"
+    ):
         egress.session().get(f"http://mixed.test:{allowed.server_address[1]}/", timeout=5)
     assert allowed.paths == []
 

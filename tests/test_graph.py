@@ -16,13 +16,15 @@ def layers(layout):
 
 
 def test_chain_gets_one_layer_per_task_top_to_bottom():
-    lay = graph.layout(spec_of("""
+    lay = graph.layout(
+        spec_of("""
         a:
           on-success: [b]
         b:
           on-success: [c]
         c: {}
-    """))
+    """)
+    )
     assert layers(lay) == {"a": 0, "b": 1, "c": 2}
     assert lay.layers == 3
     ys = [lay.node(n).y for n in "abc"]
@@ -36,21 +38,24 @@ def test_chain_gets_one_layer_per_task_top_to_bottom():
 
 def test_layer_is_the_longest_path_not_the_shortest():
     # c is reachable from a directly and through b: it must sit below b.
-    lay = graph.layout(spec_of("""
+    lay = graph.layout(
+        spec_of("""
         a:
           on-success: [b, c]
         b:
           on-success: [c]
         c:
           join: all
-    """))
+    """)
+    )
     assert layers(lay) == {"a": 0, "b": 1, "c": 2}
 
 
 def test_fan_out_of_100_with_join_wraps_rows_and_keeps_layers():
     fan = "\n".join(f"t{i}:\n  on-success: [join_all]" for i in range(100))
-    lay = graph.layout(spec_of(f"start:\n  on-success: [{', '.join(f't{i}' for i in range(100))}]\n"
-                               f"{fan}\njoin_all:\n  join: all\n"))
+    lay = graph.layout(
+        spec_of(f"start:\n  on-success: [{', '.join(f't{i}' for i in range(100))}]\n{fan}\njoin_all:\n  join: all\n")
+    )
     lay_of = layers(lay)
     assert lay_of["start"] == 0 and lay_of["join_all"] == 2
     assert all(lay_of[f"t{i}"] == 1 for i in range(100))
@@ -75,7 +80,8 @@ def test_fan_out_of_100_with_join_wraps_rows_and_keeps_layers():
 
 
 def test_cycle_terminates_and_marks_the_back_edge():
-    lay = graph.layout(spec_of("""
+    lay = graph.layout(
+        spec_of("""
         init:
           on-success: [work]
         work:
@@ -86,7 +92,8 @@ def test_cycle_terminates_and_marks_the_back_edge():
             - work: <% $.again %>
             - done: <% not $.again %>
         done: {}
-    """))
+    """)
+    )
     assert layers(lay) == {"init": 0, "work": 1, "check": 2, "done": 3}
     back = [(e.source, e.target) for e in lay.edges if e.back]
     assert back == [("check", "work")]
@@ -114,14 +121,16 @@ def test_self_loop_and_unreachable_cycle_do_not_hang():
 
 
 def test_edge_kinds_and_engine_commands_become_nodes():
-    lay = graph.layout(spec_of("""
+    lay = graph.layout(
+        spec_of("""
         a:
           on-success: [b]
           on-error: [fail]
           on-complete: [c]
         b: {}
         c: {}
-    """))
+    """)
+    )
     kinds = {(e.source, e.target): e.kind for e in lay.edges}
     assert kinds == {("a", "b"): "success", ("a", "@fail"): "error", ("a", "c"): "complete"}
     fail = lay.node("@fail")
@@ -130,12 +139,14 @@ def test_edge_kinds_and_engine_commands_become_nodes():
 
 def test_with_states_colours_tasks_only_and_long_names_are_shortened():
     long_name = "a_really_long_task_name_for_the_box"
-    lay = graph.layout(spec_of(f"""
+    lay = graph.layout(
+        spec_of(f"""
         {long_name}:
           on-success: [b]
           on-error: [fail]
         b: {{}}
-    """))
+    """)
+    )
     coloured = lay.with_states({long_name: "SUCCESS"})
     assert coloured.node(long_name).state_class == "state-success"
     assert coloured.node("b").state_class == "state-none"
@@ -168,8 +179,11 @@ rev:
     lay = graph.layout(spec)
     assert lay.reverse
     assert sorted((e.source, e.target, e.kind) for e in lay.edges) == [
-        ("build", "deploy", "requires"), ("build", "test", "requires"), ("setup", "build", "requires"),
-        ("test", "deploy", "requires")]
+        ("build", "deploy", "requires"),
+        ("build", "test", "requires"),
+        ("setup", "build", "requires"),
+        ("test", "deploy", "requires"),
+    ]
     assert layers(lay) == {"setup": 0, "build": 1, "test": 2, "deploy": 3}
     assert not any(e.back for e in lay.edges)
     assert not graph.layout(spec_of("a: {}")).reverse

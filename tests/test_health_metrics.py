@@ -113,8 +113,11 @@ def test_metrics_count_transitions_and_executions_by_state(client, django_captur
 
     assert delta("TASK_SUCCEEDED") == 6
     assert delta("WORKFLOW_SUCCEEDED", "workflow") == 3
-    assert after[("gust_executions", (("state", "SUCCESS"),))] == WorkflowExecution.objects.filter(
-        state="SUCCESS").count() == 3
+    assert (
+        after[("gust_executions", (("state", "SUCCESS"),))]
+        == WorkflowExecution.objects.filter(state="SUCCESS").count()
+        == 3
+    )
     assert after[("gust_executions", (("state", "RUNNING"),))] == 0
     assert after[("gust_worker_queue_depth", ())] == 0
     assert after[("gust_tracker_lag_seconds", ())] == 0
@@ -206,8 +209,12 @@ def test_multiprocess_counters_add_up_across_processes(tmp_path):
         "n = int(sys.argv[1])\n"
         "metrics.on_execution_events(None, events=[TraceEvent('TASK_SUCCEEDED', 'e')] * n)\n"
     )
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "GUST_VAR_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GUST_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
     env.pop("DATABASE_URL", None)  # a scratch SQLite file: the counting needs no database of the test's
     (tmp_path / "metrics").mkdir()
     for n in (2, 5):

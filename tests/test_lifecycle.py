@@ -55,12 +55,20 @@ def test_sigterm_to_the_last_tracker_process_pauses_running_workflows():
     services.save_workflows(WAIT)
     ex = services.start_execution("wait")
     s = connection.settings_dict
-    url = (f"sqlite:///{s['NAME']}" if connection.vendor == "sqlite"
-           else f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}")
+    url = (
+        f"sqlite:///{s['NAME']}"
+        if connection.vendor == "sqlite"
+        else f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    )
     env = dict(os.environ, DATABASE_URL=url)
-    proc = subprocess.Popen([sys.executable, "manage.py", "run_tracker", "--query-interval", "0.2"],
-                            cwd=Path(__file__).resolve().parent.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_tracker", "--query-interval", "0.2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 30  # a bound for start-up, not a speed assertion
     while time.monotonic() < deadline and not EngineProcess.objects.filter(kind="tracker").exists():
         time.sleep(0.1)

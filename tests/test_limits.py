@@ -13,6 +13,7 @@ from .engine.test_limits import COUNTED
 
 pytestmark = pytest.mark.django_db
 
+
 @pytest.fixture
 def steps(settings):
     settings.GUST = {**settings.GUST, "ENGINE_STEPS_PER_TRANSACTION": 20}
@@ -28,7 +29,8 @@ def continuations(monkeypatch):
 
 
 def test_a_tight_loop_returns_at_the_step_limit_and_finishes_in_later_transactions(
-        steps, continuations, django_capture_on_commit_callbacks):
+    steps, continuations, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("counted")
     ex.refresh_from_db()

@@ -20,8 +20,9 @@ def alice():
 
 
 def keystone(client, password, username="alice", address="10.0.0.1"):
-    body = {"auth": {"identity": {"methods": ["password"],
-                                  "password": {"user": {"name": username, "password": password}}}}}
+    body = {
+        "auth": {"identity": {"methods": ["password"], "password": {"user": {"name": username, "password": password}}}}
+    }
     return client.post("/identity/v3/auth/tokens", body, content_type="application/json", REMOTE_ADDR=address)
 
 

@@ -25,8 +25,7 @@ def run_through_services(case: dict) -> dict:
         "state_info": ex.state_info,
         "output": ex.output,
         "tasks": [
-            {"name": t.name, "state": t.state, "state_info": t.state_info, "published": t.published,
-             "result": t.result}
+            {"name": t.name, "state": t.state, "state_info": t.state_info, "published": t.published, "result": t.result}
             for t in TaskExecution.objects.filter(workflow_execution=ex).order_by("seq")
         ],
     }

@@ -31,8 +31,20 @@ def test_broker_bench_refuses_bad_runs(runs):
 
 def test_retention_bench_deletes_the_old_and_keeps_the_clients(tmp_path):
     out = tmp_path / "retention.json"
-    call_command("retention_bench", "--old", "300", "--clients", "2", "--phase-seconds", "2", "--batch-size", "50",
-                 "--output", str(out), stdout=io.StringIO())
+    call_command(
+        "retention_bench",
+        "--old",
+        "300",
+        "--clients",
+        "2",
+        "--phase-seconds",
+        "2",
+        "--batch-size",
+        "50",
+        "--output",
+        str(out),
+        stdout=io.StringIO(),
+    )
     data = json.loads(out.read_text())
     assert data["ok"] is True
     assert data["checked"]["old_remaining"] == 0 and data["checked"]["orphan_actions"] == 0

@@ -82,8 +82,14 @@ def prod_env(tmp_path):
 
 def _manage(env, *args) -> str:
     run_env = {k: v for k, v in env.items() if not k.startswith("_")}
-    done = subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", *args], cwd=ROOT, env=run_env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "manage.py", *args],
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -117,14 +123,19 @@ def _roles(proc: subprocess.Popen) -> set[str]:
 
 
 def _transitions(text: str) -> dict[str, float]:
-    return {s.labels["event"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "gust_transitions_total"}
+    return {
+        s.labels["event"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "gust_transitions_total"
+    }
 
 
 def test_bin_prod_needs_its_secrets(prod_env):
     env = {k: v for k, v in prod_env.items() if k not in ("GUST_SECRET_KEY", "_url")}
-    done = subprocess.run([str(ROOT / "bin/prod"), "web"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(
+        [str(ROOT / "bin/prod"), "web"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert "GUST_SECRET_KEY must be set" in done.stderr
 
@@ -133,8 +144,14 @@ def test_production_start_runs_a_workflow_over_http_and_stops_cleanly(prod_env, 
     url = prod_env.pop("_url")
     log = tmp_path / "prod.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(ROOT / "bin/prod")], cwd=ROOT, env=prod_env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(ROOT / "bin/prod")],
+            cwd=ROOT,
+            env=prod_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         assert _wait_ready(url, proc, log) == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
         assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
@@ -147,15 +164,26 @@ def test_production_start_runs_a_workflow_over_http_and_stops_cleanly(prod_env, 
 
         # The API asks for a login in production.
         assert requests.get(f"{url}/v2/workflows", timeout=5).status_code == 401
-        _manage({**prod_env, "DJANGO_SUPERUSER_USERNAME": "ops", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
-                 "DJANGO_SUPERUSER_PASSWORD": secrets.token_urlsafe(16)}, "createsuperuser", "--noinput")
+        _manage(
+            {
+                **prod_env,
+                "DJANGO_SUPERUSER_USERNAME": "ops",
+                "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
+                "DJANGO_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+            },
+            "createsuperuser",
+            "--noinput",
+        )
         api = requests.Session()
         api.headers["X-Auth-Token"] = _manage(prod_env, "api_token", "ops")
 
         created = api.post(f"{url}/v2/workflows", data=WORKFLOW, headers={"Content-Type": "text/plain"}, timeout=10)
         assert created.status_code == 201, created.text
-        started = api.post(f"{url}/v2/executions", timeout=10, json={
-            "workflow_name": "prod_fetch", "input": {"url": f"{outside_service.url}/prod-check"}})
+        started = api.post(
+            f"{url}/v2/executions",
+            timeout=10,
+            json={"workflow_name": "prod_fetch", "input": {"url": f"{outside_service.url}/prod-check"}},
+        )
         assert started.status_code == 201, started.text
         execution_id = started.json()["id"]
         end = time.monotonic() + 60
@@ -171,8 +199,9 @@ def test_production_start_runs_a_workflow_over_http_and_stops_cleanly(prod_env, 
         # Metrics: closed without credentials; the worker's transition is counted in
         # another process than the gunicorn worker that answers (multiprocess mode).
         assert requests.get(f"{url}/metrics", timeout=5).status_code == 401
-        scraped = requests.get(f"{url}/metrics", timeout=10,
-                               headers={"Authorization": f"Bearer {prod_env['GUST_METRICS_TOKEN']}"})
+        scraped = requests.get(
+            f"{url}/metrics", timeout=10, headers={"Authorization": f"Bearer {prod_env['GUST_METRICS_TOKEN']}"}
+        )
         assert scraped.status_code == 200
         counted = _transitions(scraped.text)
         assert counted.get("TASK_SUCCEEDED") == 2, counted
@@ -204,9 +233,16 @@ def test_the_access_log_prints_gunicorns_own_line():
 
     from config.gunicorn_log import AccessLog
 
-    environ = {"REMOTE_ADDR": "10.0.0.7", "REQUEST_METHOD": "GET", "RAW_URI": "/v2/executions/x?a=1",
-               "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_USER_AGENT": 'curl "8"', "HTTP_REFERER": "http://h/",
-               "PATH_INFO": "/v2/executions/x", "QUERY_STRING": "a=1"}
+    environ = {
+        "REMOTE_ADDR": "10.0.0.7",
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/v2/executions/x?a=1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_USER_AGENT": 'curl "8"',
+        "HTTP_REFERER": "http://h/",
+        "PATH_INFO": "/v2/executions/x",
+        "QUERY_STRING": "a=1",
+    }
     resp = SimpleNamespace(status="200 OK", sent=512, headers=[("Content-Type", "application/json")])
     req = SimpleNamespace(headers=[("HOST", "h")])
     took = datetime.timedelta(microseconds=1500)
@@ -216,8 +252,14 @@ def test_the_access_log_prints_gunicorns_own_line():
         log.now = lambda: "[02/Dec/2026:20:00:00 +0000]"
         atoms = log.atoms_wrapper_class(log.atoms(resp, req, environ, took))
         lines.append(logging.LogRecord("a", 20, "", 0, log.cfg.access_log_format, (atoms,), None).getMessage())
-    assert lines[0] == lines[1] == ('10.0.0.7 - - [02/Dec/2026:20:00:00 +0000] "GET /v2/executions/x?a=1 HTTP/1.1" '
-                                    '200 512 "http://h/" "curl \\"8\\""')
+    assert (
+        lines[0]
+        == lines[1]
+        == (
+            '10.0.0.7 - - [02/Dec/2026:20:00:00 +0000] "GET /v2/executions/x?a=1 HTTP/1.1" '
+            '200 512 "http://h/" "curl \\"8\\""'
+        )
+    )
     other = Config()
     other.set("access_log_format", "%(U)s %({host}i)s")
     log = AccessLog(other)

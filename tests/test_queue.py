@@ -44,7 +44,7 @@ def test_dequeue_takes_up_to_bulk_jobs_oldest_first_and_each_once(broker):
 
 def test_an_unacknowledged_job_comes_back_after_its_retry_time(broker):
     broker.enqueue("lost-with-its-worker")
-    (ack_id, _), = broker.dequeue()
+    ((ack_id, _),) = broker.dequeue()
     assert broker.dequeue() is None
     OrmQ.objects.filter(id=ack_id).update(lock=timezone.now() - timedelta(seconds=1))
     assert broker.dequeue() == [(ack_id, "lost-with-its-worker")]

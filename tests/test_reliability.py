@@ -60,11 +60,13 @@ def test_the_table_shows_what_a_scenario_did_not_measure_as_a_dash():
 
 
 def test_the_findings_list_every_number_gust_does_not_promise():
-    result = {"scenarios": {
-        "worker_kill9": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 2, "five_xx": 0},
-        "stop_all": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 0},
-        "fuzz_api": {"inputs": 9, "five_xx": 1, "answered_without_login": ["GET /api/x -> 200"]},
-    }}
+    result = {
+        "scenarios": {
+            "worker_kill9": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 2, "five_xx": 0},
+            "stop_all": {"started": 5, "finished": 5, "stuck": 0, "lost": 0, "duplicated": 0},
+            "fuzz_api": {"inputs": 9, "five_xx": 1, "answered_without_login": ["GET /api/x -> 200"]},
+        }
+    }
     lines = report.findings(result)
     assert len(lines) == 2
     assert lines[0].startswith("`worker_kill9`") and "2 duplicated" in lines[0] and "lost" not in lines[0]
@@ -80,8 +82,9 @@ def test_the_definitions_keep_the_outside_address_out_of_reach_of_input():
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="runs its own throwaway database; once is enough")
 def test_a_quick_run_writes_the_report_with_numbers_for_every_scenario(tmp_path):
     md, js = tmp_path / "reliability.md", tmp_path / "reliability.json"
-    call_command("reliability", "--quick", "--output", str(md), "--json", str(js),
-                 stdout=(tmp_path / "out.txt").open("w"))
+    call_command(
+        "reliability", "--quick", "--output", str(md), "--json", str(js), stdout=(tmp_path / "out.txt").open("w")
+    )
     result = json.loads(js.read_text())
     assert result["failures"] == []
     assert list(result["scenarios"]) == list(SCENARIOS)

@@ -42,7 +42,11 @@ def test_only_the_failed_item_runs_again_and_the_result_keeps_item_order():
     rows = _items(task.id)
     assert len(rows) == 4
     assert [(r.runtime_context["index"], r.state, r.accepted) for r in rows] == [
-        (0, "SUCCESS", True), (1, "ERROR", False), (2, "SUCCESS", True), (1, "RUNNING", False)]
+        (0, "SUCCESS", True),
+        (1, "ERROR", False),
+        (2, "SUCCESS", True),
+        (1, "RUNNING", False),
+    ]
     assert WorkflowExecution.objects.get(id=ex.id).state == "RUNNING"
     services.complete_action(rows[3].id, "SUCCESS", 1)
     task.refresh_from_db()
@@ -64,7 +68,10 @@ def test_a_failed_child_of_a_with_items_task_over_a_sub_workflow_is_started_agai
     services.rerun_task(fan.id, reset=False)
     kids = list(WorkflowExecution.objects.filter(task_execution_id=fan.id).order_by("created_at"))
     assert [(k.params["index"], k.state, k.accepted) for k in kids] == [
-        (0, "SUCCESS", True), (1, "ERROR", False), (1, "RUNNING", None)]
+        (0, "SUCCESS", True),
+        (1, "ERROR", False),
+        (1, "RUNNING", None),
+    ]
     services.complete_action(ActionExecution.objects.get(workflow_execution=kids[2]).id, "SUCCESS", 2)
     fan.refresh_from_db()
     assert fan.state == "SUCCESS" and len(fan.result) == 2

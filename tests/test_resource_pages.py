@@ -17,8 +17,9 @@ WF = "version: '2.0'\nnightly:\n  tasks:\n    t: {action: std.noop}\n"
 
 
 def test_the_environment_pages_list_and_show_the_variables(client):
-    environments.create({"name": "staging", "description": "the staging hosts",
-                         "variables": {"host": "db.staging", "port": 5432}})
+    environments.create(
+        {"name": "staging", "description": "the staging hosts", "variables": {"host": "db.staging", "port": 5432}}
+    )
     page = client.get(reverse("dashboard:environments")).content.decode()
     assert "staging" in page and "the staging hosts" in page and 'href="/environments/staging/"' in page
     assert 'href="/environments/"' in page  # the navigation links to it

@@ -41,7 +41,8 @@ def finished(n=1, minutes_ago=120, state="SUCCESS") -> list[WorkflowExecution]:
         ex = services.start_execution("quick", {})
         assert ex.state == "SUCCESS"
         WorkflowExecution.objects.filter(id=ex.id).update(
-            state=state, updated_at=timezone.now() - timedelta(minutes=minutes_ago))
+            state=state, updated_at=timezone.now() - timedelta(minutes=minutes_ago)
+        )
         out.append(ex)
     return out
 
@@ -78,8 +79,14 @@ def test_old_finished_executions_go_with_their_rows_and_the_rest_stays():
 def test_an_execution_with_a_running_child_or_a_live_action_stays():
     with_child, with_action, plain = finished(3)
     task = TaskExecution.objects.filter(workflow_execution=with_child).first()
-    child = WorkflowExecution.objects.create(workflow_id="x", workflow_name="sub", spec={}, state="RUNNING",
-                                             task_execution_id=task.id, root_execution_id=with_child.id)
+    child = WorkflowExecution.objects.create(
+        workflow_id="x",
+        workflow_name="sub",
+        spec={},
+        state="RUNNING",
+        task_execution_id=task.id,
+        root_execution_id=with_child.id,
+    )
     ActionExecution.objects.filter(workflow_execution=with_action).update(state="RUNNING")
 
     assert retention.run(pol()).executions == 1
@@ -94,8 +101,14 @@ def test_an_execution_with_a_running_child_or_a_live_action_stays():
 def test_a_sub_workflow_is_never_deleted_on_its_own():
     root = running()
     task = TaskExecution.objects.filter(workflow_execution=root).first()
-    child = WorkflowExecution.objects.create(workflow_id="x", workflow_name="sub", spec={}, state="SUCCESS",
-                                             task_execution_id=task.id, root_execution_id=root.id)
+    child = WorkflowExecution.objects.create(
+        workflow_id="x",
+        workflow_name="sub",
+        spec={},
+        state="SUCCESS",
+        task_execution_id=task.id,
+        root_execution_id=root.id,
+    )
     WorkflowExecution.objects.filter(id=child.id).update(updated_at=timezone.now() - timedelta(days=9))
     assert retention.run(pol()).executions == 0
     assert child.id in ids()
@@ -174,16 +187,22 @@ def test_the_tracker_cycle_runs_the_policy(settings):
     assert not ids()
 
 
-@pytest.mark.parametrize("expiration, message", [
-    ({"BATCH_SIZE": "abc"}, "GUST['EXPIRATION']['BATCH_SIZE'] (GUST_EXPIRATION_BATCH_SIZE) must be an integer from 1 "
-                            "to 10000, not 'abc'"),
-    ({"BATCH_SIZE": 0}, "must be an integer from 1 to 10000, not 0"),
-    ({"OLDER_THAN": "0.5"}, "is in minutes, at least 1"),
-    ({"OLDER_THAN": "-3"}, "must be a number of at least 0, not '-3'"),
-    ({"OLDER_THAN": "nan"}, "must be a number of at least 0, not 'nan'"),
-    ({"IGNORED_STATES": "SUCCESS,RUNNING"}, "RUNNING is not a finished state"),
-    ({"OLDERTHAN": 5}, "unknown keys ['OLDERTHAN']"),
-])
+@pytest.mark.parametrize(
+    "expiration, message",
+    [
+        (
+            {"BATCH_SIZE": "abc"},
+            "GUST['EXPIRATION']['BATCH_SIZE'] (GUST_EXPIRATION_BATCH_SIZE) must be an integer from 1 "
+            "to 10000, not 'abc'",
+        ),
+        ({"BATCH_SIZE": 0}, "must be an integer from 1 to 10000, not 0"),
+        ({"OLDER_THAN": "0.5"}, "is in minutes, at least 1"),
+        ({"OLDER_THAN": "-3"}, "must be a number of at least 0, not '-3'"),
+        ({"OLDER_THAN": "nan"}, "must be a number of at least 0, not 'nan'"),
+        ({"IGNORED_STATES": "SUCCESS,RUNNING"}, "RUNNING is not a finished state"),
+        ({"OLDERTHAN": 5}, "unknown keys ['OLDERTHAN']"),
+    ],
+)
 def test_bad_settings_are_refused_with_the_setting_named(settings, expiration, message):
     settings.GUST = {**settings.GUST, "EXPIRATION": expiration}
     with pytest.raises(ImproperlyConfigured) as exc:
@@ -206,12 +225,15 @@ def test_the_command_shows_progress_and_dry_run(settings):
     assert not ids()
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "Nothing to expire by"),
-    (["--older-than", "60", "--batch-size", "0"], "--batch-size must be from 1 to 10000"),
-    (["--older-than", "0.2"], "--older-than is in minutes"),
-    (["--max-finished-executions", "-1"], "--max-finished-executions must be at least 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "Nothing to expire by"),
+        (["--older-than", "60", "--batch-size", "0"], "--batch-size must be from 1 to 10000"),
+        (["--older-than", "0.2"], "--older-than is in minutes"),
+        (["--max-finished-executions", "-1"], "--max-finished-executions must be at least 0"),
+    ],
+)
 def test_the_command_refuses_bad_options(args, message):
     finished(1)
     with pytest.raises(CommandError, match=message.replace("-", r"\-")):
@@ -227,8 +249,14 @@ def test_a_sub_workflow_started_during_a_run_is_found_by_the_next_batch():
     qs = retention._expired(pol(), timezone.now()).filter(id=first.id)
     assert retention.delete_batch(qs, 10, subworkflows)[:2] == (1, 0)
     task = TaskExecution.objects.filter(workflow_execution=second).first()
-    WorkflowExecution.objects.create(workflow_id="x", workflow_name="sub", spec={}, state="SUCCESS",
-                                     task_execution_id=task.id, root_execution_id=second.id)
+    WorkflowExecution.objects.create(
+        workflow_id="x",
+        workflow_name="sub",
+        spec={},
+        state="SUCCESS",
+        task_execution_id=task.id,
+        root_execution_id=second.id,
+    )
     qs = retention._expired(pol(), timezone.now()).filter(id=second.id)
     assert retention.delete_batch(qs, 10, subworkflows)[:2] == (1, 1)
     assert not ids()

@@ -27,6 +27,7 @@ def load_samples(*args) -> str:
 def public_url(settings):
     def use(url):
         settings.GUST = {**settings.GUST, "PUBLIC_URL": url}
+
     return use
 
 
@@ -38,7 +39,12 @@ def test_a_fresh_database_gets_every_sample(public_url):
     public_url("http://127.0.0.1:8000")
     out = load_samples()
     assert set(WorkflowDefinition.objects.values_list("name", flat=True)) == {
-        "hello", "branches", "fetch", "fan_out", "greet_one"}
+        "hello",
+        "branches",
+        "fetch",
+        "fan_out",
+        "greet_one",
+    }
     assert "created hello" in out and "created fetch" in out
     assert definition("hello") == (SAMPLES / "hello.yaml").read_text()
 
@@ -76,8 +82,9 @@ def test_a_deleted_sample_comes_back(public_url):
     assert WorkflowDefinition.objects.filter(name="branches").exists()
 
 
-def test_fetch_calls_the_public_url_of_this_installation(public_url, outside_service,
-                                                         django_capture_on_commit_callbacks):
+def test_fetch_calls_the_public_url_of_this_installation(
+    public_url, outside_service, django_capture_on_commit_callbacks
+):
     # bin/run on another port (GUST_PORT) sets GUST_PUBLIC_URL to match; the
     # outside service stands in for Gust's own /v2 there.
     public_url(outside_service.url)

@@ -32,16 +32,30 @@ def _postgres_and_redis():
 def server_url(monkeypatch):
     """The throwaway databases go on the test database's server."""
     s = connection.settings_dict
-    monkeypatch.setenv("DATABASE_URL", f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:"
-                                       f"{s['PORT'] or 5432}/{s['NAME']}")
+    monkeypatch.setenv(
+        "DATABASE_URL",
+        f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}",
+    )
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
 
 
 def test_scaleout_bench_checks_every_execution_and_action(tmp_path, server_url):
     _postgres_and_redis()
     out = tmp_path / "scaleout.json"
-    call_command("scaleout_bench", "--workers", "1,2", "--web", "1", "--clients", "2", "--seconds", "2",
-                 "--output", str(out), stdout=io.StringIO())
+    call_command(
+        "scaleout_bench",
+        "--workers",
+        "1,2",
+        "--web",
+        "1",
+        "--clients",
+        "2",
+        "--seconds",
+        "2",
+        "--output",
+        str(out),
+        stdout=io.StringIO(),
+    )
     doc = json.loads(out.read_text())
     assert doc["ok"] is True and [r["worker_processes"] for r in doc["results"]] == [1, 2]
     for r in doc["results"]:
@@ -66,8 +80,19 @@ def test_multihost_bench_survives_a_worker_host_stopped_mid_run(tmp_path, server
     out = tmp_path / "multihost.json"
     said = io.StringIO()
     try:
-        call_command("multihost_bench", "--clients", "2", "--seconds", "6", "--kill-at", "2", "--output", str(out),
-                     stdout=said, stderr=said)
+        call_command(
+            "multihost_bench",
+            "--clients",
+            "2",
+            "--seconds",
+            "6",
+            "--kill-at",
+            "2",
+            "--output",
+            str(out),
+            stdout=said,
+            stderr=said,
+        )
     finally:
         print(said.getvalue())  # what the run said, shown by pytest when the test fails
         if out.exists():

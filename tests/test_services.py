@@ -37,7 +37,9 @@ def running_action(execution, name="std.async_noop"):
 
 def test_an_invalid_definition_stores_nothing():
     with pytest.raises(InvalidDefinition) as exc:
-        services.save_workflows("version: '2.0'\nok:\n  tasks:\n    t: {action: std.noop}\nbad:\n  tasks:\n    t: {on-success: [x]}\n")
+        services.save_workflows(
+            "version: '2.0'\nok:\n  tasks:\n    t: {action: std.noop}\nbad:\n  tasks:\n    t: {on-success: [x]}\n"
+        )
     assert exc.value.errors == [{"path": "bad.tasks.t.on-success[0]", "message": "unknown task 'x'"}]
     assert WorkflowDefinition.objects.count() == 0
 
@@ -146,7 +148,9 @@ get:
 
 
 def test_a_failing_http_call_fails_the_task(outside_service, django_capture_on_commit_callbacks):
-    services.save_workflows(f"version: '2.0'\nbad:\n  tasks:\n    call:\n      action: std.http url={outside_service.url}/fail\n")
+    services.save_workflows(
+        f"version: '2.0'\nbad:\n  tasks:\n    call:\n      action: std.http url={outside_service.url}/fail\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("bad")
     ex.refresh_from_db()
@@ -155,9 +159,12 @@ def test_a_failing_http_call_fails_the_task(outside_service, django_capture_on_c
     assert task.state == "ERROR" and "500" in task.state_info
 
 
-def test_mistral_http_sends_the_mistral_headers_and_waits(outside_service, django_capture_on_commit_callbacks,
-        settings):
-    services.save_workflows(f"version: '2.0'\ncb:\n  tasks:\n    job:\n      action: std.mistral_http url={outside_service.url}/start\n")
+def test_mistral_http_sends_the_mistral_headers_and_waits(
+    outside_service, django_capture_on_commit_callbacks, settings
+):
+    services.save_workflows(
+        f"version: '2.0'\ncb:\n  tasks:\n    job:\n      action: std.mistral_http url={outside_service.url}/start\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("cb")
     action = running_action(ex, "std.mistral_http")
@@ -207,7 +214,9 @@ def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes
 
     from django.utils import timezone
 
-    services.save_workflows("version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n")
+    services.save_workflows(
+        "version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n"
+    )
     with django_capture_on_commit_callbacks(execute=False):  # the enqueue never happens: a crash after commit
         ex = services.start_execution("lost")
     action = ActionExecution.objects.get(workflow_execution=ex)
@@ -222,12 +231,15 @@ def test_a_worker_action_lost_before_dispatch_is_failed_when_its_deadline_passes
 
 
 def test_an_async_action_handed_over_waits_until_its_async_deadline_or_heartbeats_stop(
-        outside_service, django_capture_on_commit_callbacks):
+    outside_service, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
+    services.save_workflows(
+        f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("m")
     action = ActionExecution.objects.get(workflow_execution=ex)
@@ -253,12 +265,35 @@ def test_the_engines_plain_insert_stores_what_bulk_create_stores():
     now = timezone.now()
 
     def rows(suffix):
-        task = TaskExecution(id=f"task-{suffix}", workflow_execution_id=ex.id, name="t", seq=7, state="RUNNING",
-                             state_info="x\u00e9", result={"a": [1, None, "é"]}, published={}, runtime_context={"k": 1},
-                             in_context={"n": None}, processed=True, items=None, started_at=now, finished_at=None)
-        action = ActionExecution(id=f"action-{suffix}", task_execution_id=task.id, workflow_execution_id=ex.id,
-                                 name="std.noop", state="RUNNING", is_sync=False, accepted=True, input={"q": "é"},
-                                 output=None, deadline=now + timedelta(seconds=5), runtime_context={"index": 3})
+        task = TaskExecution(
+            id=f"task-{suffix}",
+            workflow_execution_id=ex.id,
+            name="t",
+            seq=7,
+            state="RUNNING",
+            state_info="x\u00e9",
+            result={"a": [1, None, "é"]},
+            published={},
+            runtime_context={"k": 1},
+            in_context={"n": None},
+            processed=True,
+            items=None,
+            started_at=now,
+            finished_at=None,
+        )
+        action = ActionExecution(
+            id=f"action-{suffix}",
+            task_execution_id=task.id,
+            workflow_execution_id=ex.id,
+            name="std.noop",
+            state="RUNNING",
+            is_sync=False,
+            accepted=True,
+            input={"q": "é"},
+            output=None,
+            deadline=now + timedelta(seconds=5),
+            runtime_context={"index": 3},
+        )
         return task, action
 
     fast_task, fast_action = rows("fast")

@@ -18,8 +18,12 @@ from workflows import conf as workflows_conf
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("core", "workflows", "webhooks", "tracker", "approvals", "ops", "api", "config")
 # namespace -> the one module that reads it
-OWNERS = {"GUST": "workflows/conf.py", "TRACKER": "tracker/conf.py", "WEBHOOKS": "webhooks/conf.py",
-          "OPS": "ops/conf.py"}
+OWNERS = {
+    "GUST": "workflows/conf.py",
+    "TRACKER": "tracker/conf.py",
+    "WEBHOOKS": "webhooks/conf.py",
+    "OPS": "ops/conf.py",
+}
 CONFS = {"GUST": workflows_conf, "TRACKER": tracker_conf, "WEBHOOKS": webhooks_conf, "OPS": ops_conf}
 
 
@@ -41,9 +45,15 @@ def settings_reads(tree: ast.AST):
             name = None
             if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == "settings":
                 name = child.attr
-            elif (isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id == "getattr"
-                  and len(child.args) >= 2 and isinstance(child.args[0], ast.Name) and child.args[0].id == "settings"
-                  and isinstance(child.args[1], ast.Constant)):
+            elif (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Name)
+                and child.func.id == "getattr"
+                and len(child.args) >= 2
+                and isinstance(child.args[0], ast.Name)
+                and child.args[0].id == "settings"
+                and isinstance(child.args[1], ast.Constant)
+            ):
                 name = child.args[1].value
             if name is not None:
                 found.append((child.lineno, name, not in_function))
@@ -54,23 +64,34 @@ def settings_reads(tree: ast.AST):
 
 
 def test_each_namespace_is_read_only_by_its_apps_conf_module():
-    wrong = [f"{rel}:{line} reads settings.{name} (read it through {OWNERS[name]})"
-             for rel, tree in sources() for line, name, _ in settings_reads(tree)
-             if name in OWNERS and rel != OWNERS[name]]
+    wrong = [
+        f"{rel}:{line} reads settings.{name} (read it through {OWNERS[name]})"
+        for rel, tree in sources()
+        for line, name, _ in settings_reads(tree)
+        if name in OWNERS and rel != OWNERS[name]
+    ]
     assert wrong == []
 
 
 def test_no_setting_is_read_when_a_module_is_imported():
-    frozen = [f"{rel}:{line} reads settings.{name} at import time (read it in the function that needs it)"
-              for rel, tree in sources() for line, name, at_import in settings_reads(tree) if at_import]
+    frozen = [
+        f"{rel}:{line} reads settings.{name} at import time (read it in the function that needs it)"
+        for rel, tree in sources()
+        for line, name, at_import in settings_reads(tree)
+        if at_import
+    ]
     assert frozen == []
 
 
 def test_every_key_the_settings_fill_has_a_default_in_its_conf_module():
     """A key config/settings.py sets that no conf module knows is a typo
     nobody reads."""
-    unknown = [f"settings.{ns}[{key!r}]" for ns, conf in CONFS.items()
-               for key in getattr(settings, ns, {}) if key not in conf.DEFAULTS]
+    unknown = [
+        f"settings.{ns}[{key!r}]"
+        for ns, conf in CONFS.items()
+        for key in getattr(settings, ns, {})
+        if key not in conf.DEFAULTS
+    ]
     assert unknown == []
 
 
@@ -90,6 +111,7 @@ def test_the_benchmark_results_folder_follows_the_setting(settings, tmp_path):
 
 
 def test_the_check_sees_reads_at_import_and_in_functions():
-    tree = ast.parse("from django.conf import settings\nX = settings.GUST\n"
-                     "def f():\n    return getattr(settings, 'OPS', {})\n")
+    tree = ast.parse(
+        "from django.conf import settings\nX = settings.GUST\ndef f():\n    return getattr(settings, 'OPS', {})\n"
+    )
     assert settings_reads(tree) == [(2, "GUST", True), (4, "OPS", False)]

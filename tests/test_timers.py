@@ -84,8 +84,10 @@ def test_the_execution_page_says_what_a_task_waits_for(client):
     ex = services.start_execution("slow")
     assert "times out at " in client.get(f"/executions/{ex.id}/").content.decode()
     # The count comes from the parsed policies: the one-line form and task-defaults say "of N" too.
-    services.save_workflows("version: '2.0'\ndefaulted:\n  task-defaults:\n    retry: count=3 delay=30\n"
-                            "  tasks:\n    t: {action: std.fail}\n")
+    services.save_workflows(
+        "version: '2.0'\ndefaulted:\n  task-defaults:\n    retry: count=3 delay=30\n"
+        "  tasks:\n    t: {action: std.fail}\n"
+    )
     ex = services.start_execution("defaulted")
     assert "retry 1 of 3 at " in client.get(f"/executions/{ex.id}/").content.decode()
 
@@ -161,8 +163,14 @@ timed:
 """)
     env = dict(os.environ, DATABASE_URL=database_url())
     env.pop("GUST_SYNC_WORKER", None)
-    proc = subprocess.Popen([sys.executable, "manage.py", "run_tracker"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_tracker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         ex = services.start_execution("timed")
         deadline = time.monotonic() + 30

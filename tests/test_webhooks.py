@@ -108,8 +108,14 @@ def test_trace_events_reach_the_webhook_only_after_commit(webhook_server, caplog
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         ex = services.start_execution("chain")
     # The outbox rows are part of the change; nothing left the process yet.
-    kinds = ["WORKFLOW_LAUNCHED", "TASK_RUNNING", "TASK_SUCCEEDED", "TASK_RUNNING", "TASK_SUCCEEDED",
-             "WORKFLOW_SUCCEEDED"]
+    kinds = [
+        "WORKFLOW_LAUNCHED",
+        "TASK_RUNNING",
+        "TASK_SUCCEEDED",
+        "TASK_RUNNING",
+        "TASK_SUCCEEDED",
+        "WORKFLOW_SUCCEEDED",
+    ]
     rows = list(WebhookDelivery.objects.order_by("id"))
     assert [r.event for r in rows] == kinds
     assert {r.state for r in rows} == {"PENDING"} and {r.execution_id for r in rows} == {ex.id}
@@ -125,8 +131,13 @@ def test_trace_events_reach_the_webhook_only_after_commit(webhook_server, caplog
     assert "Gust-Signature" not in first["headers"]
     succeeded = json.loads(webhook_server.requests[2]["body"])
     assert succeeded == {
-        "event": "TASK_SUCCEEDED", "execution_id": ex.id, "workflow_name": "chain",
-        "task_id": succeeded["task_id"], "task_name": "one", "state_info": None, "at": succeeded["at"],
+        "event": "TASK_SUCCEEDED",
+        "execution_id": ex.id,
+        "workflow_name": "chain",
+        "task_id": succeeded["task_id"],
+        "task_name": "one",
+        "state_info": None,
+        "at": succeeded["at"],
     }
     assert datetime.fromisoformat(succeeded["at"]) <= timezone.now()
     for row in WebhookDelivery.objects.all():
@@ -135,12 +146,18 @@ def test_trace_events_reach_the_webhook_only_after_commit(webhook_server, caplog
 
     last = rows[-1]
     notifier_lines = [r.getMessage() for r in caplog.records if r.name == "gust.notifier"]
-    assert f"[{ex.id}] The workflow event WORKFLOW_SUCCEEDED for {ex.id} will be published to " \
-           f"{webhook_server.url} (delivery {last.id})" in notifier_lines
-    assert f"[{ex.id}] The workflow event WORKFLOW_SUCCEEDED for {ex.id} is published to " \
-           f"{webhook_server.url} (delivery {last.id})" in notifier_lines
-    assert f"[{ex.id}] The task event TASK_SUCCEEDED for {succeeded['task_id']} is published to " \
-           f"{webhook_server.url} (delivery {rows[2].id})" in notifier_lines
+    assert (
+        f"[{ex.id}] The workflow event WORKFLOW_SUCCEEDED for {ex.id} will be published to "
+        f"{webhook_server.url} (delivery {last.id})" in notifier_lines
+    )
+    assert (
+        f"[{ex.id}] The workflow event WORKFLOW_SUCCEEDED for {ex.id} is published to "
+        f"{webhook_server.url} (delivery {last.id})" in notifier_lines
+    )
+    assert (
+        f"[{ex.id}] The task event TASK_SUCCEEDED for {succeeded['task_id']} is published to "
+        f"{webhook_server.url} (delivery {rows[2].id})" in notifier_lines
+    )
     # The trace log lines stay.
     assert any(r.name == "gust.trace" and "WORKFLOW_SUCCEEDED" in r.getMessage() for r in caplog.records)
 
@@ -156,8 +173,9 @@ def test_each_webhook_gets_only_the_events_it_subscribes_to(webhook_server, djan
         ok = services.start_execution("chain")
         bad = services.start_execution("failing")
 
-    got = sorted((r["path"], r["headers"]["Gust-Event"], json.loads(r["body"])["execution_id"])
-                 for r in webhook_server.requests)
+    got = sorted(
+        (r["path"], r["headers"]["Gust-Event"], json.loads(r["body"])["execution_id"]) for r in webhook_server.requests
+    )
     assert got == [
         ("/hook/done", "WORKFLOW_FAILED", bad.id),
         ("/hook/done", "WORKFLOW_SUCCEEDED", ok.id),
@@ -177,12 +195,15 @@ def test_the_signature_is_an_hmac_sha256_of_the_exact_body(webhook_server, djang
     (request,) = webhook_server.requests
     expected = hmac.new(b"s3cret", request["body"], hashlib.sha256).hexdigest()
     assert request["headers"]["Gust-Signature"] == f"sha256={expected}"
-    assert hmac.compare_digest(request["headers"]["Gust-Signature"], "sha256=" + notifier.sign("s3cret", request["body"]))
+    assert hmac.compare_digest(
+        request["headers"]["Gust-Signature"], "sha256=" + notifier.sign("s3cret", request["body"])
+    )
     assert request["headers"]["Gust-Event"] == "WORKFLOW_SUCCEEDED"
 
 
-def test_a_failing_endpoint_is_retried_with_backoff_until_it_answers(webhook_server, caplog,
-                                                                     django_capture_on_commit_callbacks):
+def test_a_failing_endpoint_is_retried_with_backoff_until_it_answers(
+    webhook_server, caplog, django_capture_on_commit_callbacks
+):
     Webhook.objects.create(url=webhook_server.url, events=["WORKFLOW_SUCCEEDED"])
     services.save_workflows(CHAIN)
     webhook_server.fail_times = 2
@@ -216,8 +237,9 @@ def test_a_failing_endpoint_is_retried_with_backoff_until_it_answers(webhook_ser
     assert "attempt 2 of 8, next in 4s)" in warnings[1]
 
 
-def test_a_dead_endpoint_ends_failed_after_the_max_attempts(dead_url, settings, caplog,
-                                                            django_capture_on_commit_callbacks):
+def test_a_dead_endpoint_ends_failed_after_the_max_attempts(
+    dead_url, settings, caplog, django_capture_on_commit_callbacks
+):
     settings.WEBHOOKS = {"MAX_ATTEMPTS": 3}
     Webhook.objects.create(url=dead_url, events=["WORKFLOW_LAUNCHED", "WORKFLOW_SUCCEEDED"])
     services.save_workflows(CHAIN)
@@ -274,13 +296,19 @@ def test_publish_sends_an_event_of_another_app(webhook_server, caplog, django_ca
 
     (request,) = webhook_server.requests
     body = json.loads(request["body"])
-    assert body == {"event": "APPROVAL_CREATED", "execution_id": ex.id, "approval_id": 7,
-                    "due": "2030-01-02T03:04:05Z", "at": body["at"]}
+    assert body == {
+        "event": "APPROVAL_CREATED",
+        "execution_id": ex.id,
+        "approval_id": 7,
+        "due": "2030-01-02T03:04:05Z",
+        "at": body["at"],
+    }
     assert request["headers"]["Gust-Delivery"] == str(delivery_id)
     row = only_delivery(id=delivery_id)
     assert (row.state, row.event, row.execution_id) == ("DELIVERED", "APPROVAL_CREATED", ex.id)
-    assert f"[{ex.id}] The event APPROVAL_CREATED for 7 is published to {webhook_server.url} (delivery {row.id})" \
-        in [r.getMessage() for r in caplog.records]
+    assert f"[{ex.id}] The event APPROVAL_CREATED for 7 is published to {webhook_server.url} (delivery {row.id})" in [
+        r.getMessage() for r in caplog.records
+    ]
     assert notifier.publish("APPROVAL_DECIDED", {"approval_id": 7}) == []  # nobody subscribes
 
 
@@ -298,8 +326,13 @@ def test_retry_due_takes_only_due_pending_rows_earliest_first(webhook_server):
     now = timezone.now()
 
     def row(state, due_in, event):
-        return WebhookDelivery.objects.create(webhook=hook, event=event, payload={"event": event}, state=state,
-                                              next_attempt_at=now + timedelta(seconds=due_in))
+        return WebhookDelivery.objects.create(
+            webhook=hook,
+            event=event,
+            payload={"event": event},
+            state=state,
+            next_attempt_at=now + timedelta(seconds=due_in),
+        )
 
     later = row("PENDING", -10, "LATER_DUE")
     first = row("PENDING", -20, "FIRST_DUE")
@@ -320,7 +353,9 @@ def test_retry_due_takes_only_due_pending_rows_earliest_first(webhook_server):
 def test_a_leased_or_finished_row_is_not_sent_again(webhook_server):
     hook = Webhook.objects.create(url=webhook_server.url)
     now = timezone.now()
-    leased = WebhookDelivery.objects.create(webhook=hook, event="E", payload={}, next_attempt_at=now + timedelta(minutes=5))
+    leased = WebhookDelivery.objects.create(
+        webhook=hook, event="E", payload={}, next_attempt_at=now + timedelta(minutes=5)
+    )
     fresh = WebhookDelivery.objects.create(webhook=hook, event="E", payload={}, next_attempt_at=now)
     assert notifier.deliver([leased.id, fresh.id]) == 1
     assert notifier.deliver([leased.id, fresh.id]) == 0
@@ -330,9 +365,13 @@ def test_a_leased_or_finished_row_is_not_sent_again(webhook_server):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_workers_deliver_each_row_exactly_once(webhook_server):
     hook = Webhook.objects.create(url=webhook_server.url)
-    ids = [d.id for d in WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(webhook=hook, event="E", payload={"n": n}, next_attempt_at=timezone.now()) for n in range(40)
-    )]
+    ids = [
+        d.id
+        for d in WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(webhook=hook, event="E", payload={"n": n}, next_attempt_at=timezone.now())
+            for n in range(40)
+        )
+    ]
     start = threading.Barrier(4)
     errors = []
 
@@ -384,13 +423,26 @@ def test_an_inactive_webhook_is_not_called_for_rows_it_already_has(webhook_serve
     assert (row.state, row.attempts) == ("PENDING", 0)
 
 
-def test_the_admin_lists_the_log_read_only_and_sends_failed_rows_again(admin_client, webhook_server,
-                                                                      django_capture_on_commit_callbacks):
+def test_the_admin_lists_the_log_read_only_and_sends_failed_rows_again(
+    admin_client, webhook_server, django_capture_on_commit_callbacks
+):
     hook = Webhook.objects.create(url=webhook_server.url)
-    failed = WebhookDelivery.objects.create(webhook=hook, event="E", payload={}, state="FAILED", attempts=8,
-                                            last_error="HTTP 500", next_attempt_at=timezone.now())
-    for page in ("webhooks/webhook", "webhooks/webhookdelivery", "tracker/trackedaction", "tracker/callbackinbox",
-                 "tracker/trackerprocess"):
+    failed = WebhookDelivery.objects.create(
+        webhook=hook,
+        event="E",
+        payload={},
+        state="FAILED",
+        attempts=8,
+        last_error="HTTP 500",
+        next_attempt_at=timezone.now(),
+    )
+    for page in (
+        "webhooks/webhook",
+        "webhooks/webhookdelivery",
+        "tracker/trackedaction",
+        "tracker/callbackinbox",
+        "tracker/trackerprocess",
+    ):
         assert admin_client.get(f"/admin/{page}/").status_code == 200, page
     assert admin_client.get("/admin/webhooks/webhookdelivery/?state__exact=FAILED").status_code == 200
     assert admin_client.get("/admin/webhooks/webhookdelivery/add/").status_code == 403
@@ -398,8 +450,9 @@ def test_the_admin_lists_the_log_read_only_and_sends_failed_rows_again(admin_cli
     assert page.status_code == 200 and b"HTTP 500" in page.content and b'name="_save"' not in page.content
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post("/admin/webhooks/webhookdelivery/",
-                                     {"action": "send_again", "_selected_action": [failed.id]})
+        response = admin_client.post(
+            "/admin/webhooks/webhookdelivery/", {"action": "send_again", "_selected_action": [failed.id]}
+        )
     assert response.status_code == 302
     failed.refresh_from_db()
     assert (failed.state, failed.attempts, failed.last_status) == ("DELIVERED", 1, 204)

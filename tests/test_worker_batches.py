@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def queued(outside_service, django_capture_on_commit_callbacks):
     """Three std.http actions committed and queued, which no worker has taken yet."""
-    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n")
+    services.save_workflows(
+        f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
+    )
     with django_capture_on_commit_callbacks(execute=False):  # the jobs stay in the queue
         exs = [services.start_execution("call") for _ in range(3)]
     return exs, [ActionExecution.objects.get(workflow_execution=ex).id for ex in exs]
@@ -54,6 +56,7 @@ def test_a_result_is_stored_with_the_next_claim_in_one_transaction(queued, monke
         def call(action_id, *args):
             (writes[inside[-1]] if inside else writes.append([]) or writes[-1]).append((kind, ids.index(action_id)))
             return real(action_id, *args)
+
         return call
 
     monkeypatch.setattr(dispatch, "transaction", types.SimpleNamespace(atomic=atomic))
@@ -61,10 +64,15 @@ def test_a_result_is_stored_with_the_next_claim_in_one_transaction(queued, monke
     monkeypatch.setattr(services, "claim_for_worker", record("claim", real_claim))
     dispatch.run_actions(ids)
     # Four write transactions for three actions, not six: each claim carries the result before it.
-    assert writes == [[("claim", 0)], [("complete", 0), ("claim", 1)], [("complete", 1), ("claim", 2)],
-                      [("complete", 2)]]
+    assert writes == [
+        [("claim", 0)],
+        [("complete", 0), ("claim", 1)],
+        [("complete", 1), ("claim", 2)],
+        [("complete", 2)],
+    ]
     assert set(WorkflowExecution.objects.filter(id__in=[e.id for e in exs]).values_list("state", flat=True)) == {
-        "SUCCESS"}
+        "SUCCESS"
+    }
 
 
 def test_a_stopping_worker_hands_back_the_actions_it_did_not_start(queued, outside_service, monkeypatch):
@@ -82,8 +90,16 @@ def test_a_stopping_worker_hands_back_the_actions_it_did_not_start(queued, outsi
 
 
 def job(func, *args, ack=None, **extra):
-    return {"id": f"id-{args}", "name": "n", "func": func, "args": args, "kwargs": {}, "ack_id": ack,
-            "started": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), **extra}
+    return {
+        "id": f"id-{args}",
+        "name": "n",
+        "func": func,
+        "args": args,
+        "kwargs": {},
+        "ack_id": ack,
+        "started": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        **extra,
+    }
 
 
 def test_the_pusher_merges_plain_run_action_jobs_and_deals_them_to_idle_workers():

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 def queued(outside_service, django_capture_on_commit_callbacks, settings):
     """A std.http action committed and queued, which no worker has taken yet."""
     settings.GUST = {**settings.GUST, "WORKER_QUEUE_TIMEOUT": 3600, "WORKER_LEASE": 30}
-    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n")
+    services.save_workflows(
+        f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
+    )
     with django_capture_on_commit_callbacks(execute=False):  # the job stays in the queue
         ex = services.start_execution("call")
     return ex, ActionExecution.objects.get(workflow_execution=ex)
@@ -62,7 +64,9 @@ def test_a_job_delivered_again_after_its_worker_was_lost_does_not_run_the_action
 @pytest.mark.django_db(transaction=True)  # the lease is renewed from another thread, in its own transactions
 def test_a_running_worker_renews_its_lease(outside_service, settings, monkeypatch):
     settings.GUST = {**settings.GUST, "WORKER_LEASE": 0.3}
-    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/slow/1\n")
+    services.save_workflows(
+        f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/slow/1\n"
+    )
     with monkeypatch.context() as patched:
         patched.setattr(queue, "run_actions", lambda ids: None)  # the job stays in the queue
         ex = services.start_execution("call")
@@ -87,7 +91,9 @@ def test_every_running_async_action_has_a_deadline_unless_it_ends_itself(setting
 
 def test_a_handed_over_async_action_keeps_a_deadline(outside_service, settings, django_capture_on_commit_callbacks):
     settings.GUST = {**settings.GUST, "ASYNC_ACTION_TIMEOUT": 3600}
-    services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
+    services.save_workflows(
+        f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):  # the test settings run the worker job inline
         ex = services.start_execution("m")
     action = ActionExecution.objects.get(workflow_execution=ex)
@@ -113,10 +119,13 @@ def test_an_action_whose_job_was_lost_is_queued_again_and_runs_once(queued, outs
 
 
 def test_a_lost_workers_action_with_safe_rerun_is_queued_again_and_runs_once(
-        outside_service, django_capture_on_commit_callbacks, settings):
+    outside_service, django_capture_on_commit_callbacks, settings
+):
     settings.GUST = {**settings.GUST, "WORKER_QUEUE_TIMEOUT": 3600, "WORKER_LEASE": 30}
-    services.save_workflows(f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
-                            "      safe-rerun: true\n")
+    services.save_workflows(
+        f"version: '2.0'\ncall:\n  tasks:\n    c:\n      action: std.http url={outside_service.url}/job\n"
+        "      safe-rerun: true\n"
+    )
     with django_capture_on_commit_callbacks(execute=False):
         ex = services.start_execution("call")
     action = ActionExecution.objects.get(workflow_execution=ex)

@@ -35,15 +35,27 @@ def database_url() -> str:
 
 def start_worker(env):
     # Its own session, so a test can signal the worker's whole process group.
-    return subprocess.Popen([sys.executable, "manage.py", "worker"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "worker"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture
 def worker_process(monkeypatch):
     queue_name = f"gust-test-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, DATABASE_URL=database_url(), GUST_QUEUE=queue_name, GUST_WORKERS="1",
-               GUST_WORKER_STOP_TIMEOUT=str(STOP_TIMEOUT))
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        GUST_QUEUE=queue_name,
+        GUST_WORKERS="1",
+        GUST_WORKER_STOP_TIMEOUT=str(STOP_TIMEOUT),
+    )
     env.pop("GUST_SYNC_WORKER", None)
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue_name)
@@ -122,8 +134,9 @@ def test_a_running_worker_counts_as_live_until_it_is_stopped(worker_process):
 
 def save_slow_workflow(outside_service):
     """``slow``: one std.http call that the outside service answers after 2 s."""
-    services.save_workflows(f"version: '2.0'\nslow:\n  tasks:\n    call:\n"
-                            f"      action: std.http url={outside_service.url}/slow/2\n")
+    services.save_workflows(
+        f"version: '2.0'\nslow:\n  tasks:\n    call:\n      action: std.http url={outside_service.url}/slow/2\n"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -167,8 +180,9 @@ def test_jobs_a_stopping_worker_prefetched_go_back_to_the_queue(worker_process, 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stopping_worker_waits_for_a_long_job_only_until_its_stop_timeout(worker_process, outside_service):
-    services.save_workflows(f"version: '2.0'\nlong:\n  tasks:\n    call:\n"
-                            f"      action: std.http url={outside_service.url}/slow/60\n")
+    services.save_workflows(
+        f"version: '2.0'\nlong:\n  tasks:\n    call:\n      action: std.http url={outside_service.url}/slow/60\n"
+    )
     ex = services.start_execution("long")
     assert wait_for(lambda: len(outside_service.requests) == 1, worker_process)
     worker_process.send_signal(signal.SIGTERM)

@@ -12,7 +12,8 @@ _NOOP_THEN_FAIL = """\
 
 # Mistral's test_execution_report.py workflows (its workbook's two as plain workflows).
 SEQUENCE = "version: '2.0'\nwf:\n" + _NOOP_THEN_FAIL
-NESTED = """\
+NESTED = (
+    """\
 ---
 version: '2.0'
 parent_wf:
@@ -26,7 +27,9 @@ parent_wf:
     task3:
       action: std.fail
 sub_wf:
-""" + _NOOP_THEN_FAIL
+"""
+    + _NOOP_THEN_FAIL
+)
 
 # A with-items task over a sub-workflow whose one task waits to be completed.
 ITEMS_OVER_CHILDREN = """

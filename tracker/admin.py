@@ -18,13 +18,36 @@ from workflows.admin import ReadOnlyAdmin
 
 @admin.register(TrackedAction)
 class TrackedActionAdmin(admin.ModelAdmin):
-    list_display = ("action", "mode", "query_interval", "next_query_at", "queries", "errors", "claimed_by",
-                    "added_by", "created_at")
+    list_display = (
+        "action",
+        "mode",
+        "query_interval",
+        "next_query_at",
+        "queries",
+        "errors",
+        "claimed_by",
+        "added_by",
+        "created_at",
+    )
     list_filter = ("mode", "added_by")
     search_fields = ("=action__id", "action__workflow_execution__id", "action__name")
     raw_id_fields = ("action",)
-    fields = ("action", "mode", "query_interval", "grace", "next_query_at", "scheduled", "claimed_by",
-              "claimed_until", "queries", "errors", "last_error", "last_query_at", "added_by", "created_at")
+    fields = (
+        "action",
+        "mode",
+        "query_interval",
+        "grace",
+        "next_query_at",
+        "scheduled",
+        "claimed_by",
+        "claimed_until",
+        "queries",
+        "errors",
+        "last_error",
+        "last_query_at",
+        "added_by",
+        "created_at",
+    )
     readonly_fields = tuple(f for f in fields if f != "query_interval")
 
     def has_add_permission(self, request):
@@ -43,16 +66,37 @@ class CallbackInboxAdmin(ReadOnlyAdmin):
 
 @admin.register(TrackerProcess)
 class TrackerProcessAdmin(ReadOnlyAdmin):
-    list_display = ("name", "started_at", "last_seen", "stopped_at", "query_interval", "thread_pool_size",
-                    "queries", "completions", "errors")
+    list_display = (
+        "name",
+        "started_at",
+        "last_seen",
+        "stopped_at",
+        "query_interval",
+        "thread_pool_size",
+        "queries",
+        "completions",
+        "errors",
+    )
     list_filter = (("stopped_at", admin.EmptyFieldListFilter),)
     search_fields = ("name",)
 
 
 @admin.register(Completion)
 class CompletionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "mode", "door", "action_name", "action_id", "outside_done_at", "detected_at", "recorded_at",
-                    "polls", "interval", "statements", "rolled_up")
+    list_display = (
+        "id",
+        "mode",
+        "door",
+        "action_name",
+        "action_id",
+        "outside_done_at",
+        "detected_at",
+        "recorded_at",
+        "polls",
+        "interval",
+        "statements",
+        "rolled_up",
+    )
     list_filter = ("mode", "door", "rolled_up")
     search_fields = ("=action_id", "=execution_id", "action_name")
     date_hierarchy = "detected_at"

@@ -60,9 +60,12 @@ def advise(rows: list[dict], min_completions: int = MIN_COMPLETIONS) -> list[Adv
 def _one(name: str, modes: dict[str, dict], min_completions: int) -> Advice:
     total = sum(r["count"] for r in modes.values())
     if total < min_completions:
-        return Advice(name, "not enough data",
-                      f"{name}: {total} completion{'s' if total != 1 else ''} in this window; "
-                      f"a recommendation needs {min_completions}.")
+        return Advice(
+            name,
+            "not enough data",
+            f"{name}: {total} completion{'s' if total != 1 else ''} in this window; "
+            f"a recommendation needs {min_completions}.",
+        )
     poll = modes.get("poll")
     callbacks = [r for m, r in modes.items() if m in ("callback", "hybrid-callback")]
     if poll and callbacks:
@@ -70,11 +73,18 @@ def _one(name: str, modes: dict[str, dict], min_completions: int) -> Advice:
         poll_ms, poll_measured = _p95(poll)
         best = max(callbacks, key=lambda r: r["count"])
         cb_ms, cb_measured = _p95(best)
-        polling = " ".join(["polling",
-                            *([f"every {poll['interval']:g} s"] if poll.get("interval") else []),
-                            *([f"costs {_latency_text(poll_ms, poll_measured)}"] if poll_ms is not None else [])])
-        gain = (f"hybrid would give {_latency_text(cb_ms, cb_measured)}" if cb_ms is not None
-                else "hybrid would answer as its callbacks arrive instead of at the next poll")
+        polling = " ".join(
+            [
+                "polling",
+                *([f"every {poll['interval']:g} s"] if poll.get("interval") else []),
+                *([f"costs {_latency_text(poll_ms, poll_measured)}"] if poll_ms is not None else []),
+            ]
+        )
+        gain = (
+            f"hybrid would give {_latency_text(cb_ms, cb_measured)}"
+            if cb_ms is not None
+            else "hybrid would answer as its callbacks arrive instead of at the next poll"
+        )
         return Advice(name, "use hybrid", f"{polling} for {name}; its service sends callbacks: {gain}.")
     hybrid_poll, hybrid_cb = modes.get("hybrid-poll"), modes.get("hybrid-callback")
     hybrid_total = (hybrid_poll or {}).get("count", 0) + (hybrid_cb or {}).get("count", 0)
@@ -82,15 +92,21 @@ def _one(name: str, modes: dict[str, dict], min_completions: int) -> Advice:
         share = round(100 * hybrid_poll["count"] / hybrid_total)
         ms, measured = _p95(hybrid_poll)
         cost = f" (detection {_latency_text(ms, measured)})" if ms is not None else ""
-        return Advice(name, "callbacks lost",
-                      f"{name}: {share}% of its hybrid results came by polling{cost}: its callbacks do not arrive; "
-                      f"check that its service can reach Gust's callback URL.")
+        return Advice(
+            name,
+            "callbacks lost",
+            f"{name}: {share}% of its hybrid results came by polling{cost}: its callbacks do not arrive; "
+            f"check that its service can reach Gust's callback URL.",
+        )
     if poll and not callbacks and (poll.get("polls_per_completion") or 0) > POLLS_TOO_MANY and poll.get("interval"):
         per = poll["polls_per_completion"]
         longer = poll["interval"] * per / POLLS_TARGET
-        return Advice(name, "poll less often",
-                      f"{name}: {per:g} status queries per completion at every {poll['interval']:g} s; "
-                      f"polling every {longer:.2g} s would need about {POLLS_TARGET} "
-                      f"(p95 about {fmt_ms(0.95 * longer * 1000)}), or let its service call back.")
+        return Advice(
+            name,
+            "poll less often",
+            f"{name}: {per:g} status queries per completion at every {poll['interval']:g} s; "
+            f"polling every {longer:.2g} s would need about {POLLS_TARGET} "
+            f"(p95 about {fmt_ms(0.95 * longer * 1000)}), or let its service call back.",
+        )
     mix = ", ".join(f"{m} {r['count']}" for m, r in sorted(modes.items(), key=lambda kv: -kv[1]["count"]))
     return Advice(name, "fine", f"{name}: nothing to change ({mix}).")

@@ -44,8 +44,19 @@ logger = logging.getLogger("gust.tracker.benchmarks")
 PERMISSION = "tracker.run_benchmark"
 LATEST = "compare-latest.json"
 # Three modes, five executions each, no idle/outstanding extras: about 30 s on this machine.
-QUICK_ARGS = ["--n", "5", "--delay", "0.1", "--rate", "20", "--modes", "callback", "poll-0.5-x4", "hybrid-0.5-x4",
-              "--no-extras"]
+QUICK_ARGS = [
+    "--n",
+    "5",
+    "--delay",
+    "0.1",
+    "--rate",
+    "20",
+    "--modes",
+    "callback",
+    "poll-0.5-x4",
+    "hybrid-0.5-x4",
+    "--no-extras",
+]
 DEFAULTS = {"BENCHMARK_ARGS": QUICK_ARGS, "BENCHMARK_TIMEOUT": 900.0, "BENCHMARK_STALE": 180.0}
 HEARTBEAT = 1.0  # seconds between two writes of the row when only the log moved
 
@@ -75,24 +86,35 @@ def latest() -> BenchmarkRun | None:
 def request(user, results_dir: Path) -> BenchmarkRun:
     """Queue one run for ``user``; raises Forbidden or Conflict (one is already queued or running)."""
     if not allowed(user):
-        raise Forbidden(f"{user.get_username() or 'Anonymous'} may not run the benchmark: the permission "
-                        f"{PERMISSION} is needed")
+        raise Forbidden(
+            f"{user.get_username() or 'Anonymous'} may not run the benchmark: the permission {PERMISSION} is needed"
+        )
     stale = timezone.now() - dt.timedelta(seconds=float(conf("BENCHMARK_STALE")))
     BenchmarkRun.objects.filter(state__in=BenchmarkRun.ACTIVE, updated_at__lt=stale).update(
-        state=BenchmarkRun.State.ERROR, finished_at=timezone.now(),
-        error="Its worker stopped answering (no progress for a while); marked failed.")
+        state=BenchmarkRun.State.ERROR,
+        finished_at=timezone.now(),
+        error="Its worker stopped answering (no progress for a while); marked failed.",
+    )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     try:
         with transaction.atomic():
-            run = BenchmarkRun.objects.create(requested_by=user.get_username(), args=list(conf("BENCHMARK_ARGS")),
-                                              output=str(Path(results_dir) / f"compare-{stamp}.json"),
-                                              step="waiting for a worker")
+            run = BenchmarkRun.objects.create(
+                requested_by=user.get_username(),
+                args=list(conf("BENCHMARK_ARGS")),
+                output=str(Path(results_dir) / f"compare-{stamp}.json"),
+                step="waiting for a worker",
+            )
     except IntegrityError:
         running = active()
-        detail = (f" (run {running.id}, started by {running.requested_by}, {round(running.progress * 100)}%)"
-                  if running else "")
-        raise Conflict(f"A benchmark is already running{detail}; wait for it to end",
-                       running.state if running else BenchmarkRun.State.RUNNING) from None
+        detail = (
+            f" (run {running.id}, started by {running.requested_by}, {round(running.progress * 100)}%)"
+            if running
+            else ""
+        )
+        raise Conflict(
+            f"A benchmark is already running{detail}; wait for it to end",
+            running.state if running else BenchmarkRun.State.RUNNING,
+        ) from None
     transaction.on_commit(lambda: enqueue(run.id))
     return run
 
@@ -103,8 +125,13 @@ def enqueue(run_id: int) -> None:
 
     from workflows import queue
 
-    async_task("tracker.benchmarks.run", run_id, broker=queue.broker(), task_name=f"benchmark {run_id}",
-               timeout=int(float(conf("BENCHMARK_TIMEOUT")) + 60))
+    async_task(
+        "tracker.benchmarks.run",
+        run_id,
+        broker=queue.broker(),
+        task_name=f"benchmark {run_id}",
+        timeout=int(float(conf("BENCHMARK_TIMEOUT")) + 60),
+    )
 
 
 # --- the job ---------------------------------------------------------------------
@@ -130,7 +157,8 @@ def progress_of(line: str) -> tuple[float, str] | None:
         i, n, name, done = int(m[1]), max(int(m[2]), 1), m[3], m[4] == " done"
         share = (i if done else i - 1) / n
         return round(MODES_START + (MODES_END - MODES_START) * share, 3), f"mode {i}/{n} {name}" + (
-            " done" if done else "")
+            " done" if done else ""
+        )
     for prefix, fraction, step in _STEPS:
         if line.startswith(prefix):
             return fraction, step
@@ -138,14 +166,21 @@ def progress_of(line: str) -> tuple[float, str] | None:
 
 
 def argv(run: BenchmarkRun) -> list[str]:
-    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "compare_completion", *run.args,
-            "--output", run.output]
+    return [
+        sys.executable,
+        str(Path(settings.BASE_DIR) / "manage.py"),
+        "compare_completion",
+        *run.args,
+        "--output",
+        run.output,
+    ]
 
 
 def run(run_id: int) -> str:
     """The worker job: run the command, report its progress, store its end. Returns the final state."""
     claimed = BenchmarkRun.objects.filter(id=run_id, state=BenchmarkRun.State.QUEUED).update(
-        state=BenchmarkRun.State.RUNNING, started_at=timezone.now(), step="starting", updated_at=timezone.now())
+        state=BenchmarkRun.State.RUNNING, started_at=timezone.now(), step="starting", updated_at=timezone.now()
+    )
     if not claimed:
         logger.info("benchmark run %s is not queued (delivered twice, or gone); not run again", run_id)
         return "skipped"
@@ -154,8 +189,15 @@ def run(run_id: int) -> str:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     deadline = time.monotonic() + float(conf("BENCHMARK_TIMEOUT"))
     try:
-        proc = subprocess.Popen(argv(row), cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            argv(row),
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     except OSError as exc:
         return _end(row, BenchmarkRun.State.ERROR, f"could not start compare_completion: {exc}", tail)
     last_write = 0.0

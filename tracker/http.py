@@ -133,8 +133,13 @@ def _target(url: str) -> tuple:
         parts = urlsplit(url)
         plain = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
         port = (parts.port or (443 if parts.scheme == "https" else 80)) if plain else None
-        known = (parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-                 plain)
+        known = (
+            parts.scheme,
+            parts.hostname,
+            port,
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+            plain,
+        )
         if len(_targets) > 100_000:
             _targets.clear()
         _targets[url] = known

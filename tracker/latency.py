@@ -25,6 +25,7 @@ traffic, not only in a benchmark.
   decade) of the exact value. ``tracker.advice`` turns them into a
   recommendation per action name.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,14 @@ if TYPE_CHECKING:
 BINS_PER_DECADE = 20
 MIN_MS = 0.01  # shorter durations (and negative ones, clock skew) count in the lowest bin
 HOUR = 60  # CompletionBucket.span of an hour bucket, in minutes
-DEFAULTS = {"RAW_DAYS": 2.0, "MINUTE_BUCKET_DAYS": 2.0, "BUCKET_DAYS": 90.0, "ROLL_UP_BATCH": 5000,
-            "LIVE_RAW_MAX": 20_000, "ADVICE_MIN": advice.MIN_COMPLETIONS}
+DEFAULTS = {
+    "RAW_DAYS": 2.0,
+    "MINUTE_BUCKET_DAYS": 2.0,
+    "BUCKET_DAYS": 90.0,
+    "ROLL_UP_BATCH": 5000,
+    "LIVE_RAW_MAX": 20_000,
+    "ADVICE_MIN": advice.MIN_COMPLETIONS,
+}
 MODES = ("callback", "hybrid-callback", "poll", "hybrid-poll", "by hand", "approval", "timeout", "failed to start")
 APPROVAL_ACTIONS = ("gust.approval",)
 OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
@@ -134,9 +141,14 @@ def record(sender: object, action: ActionExecution, **kwargs: object) -> None:
     now = timezone.now()
     detected = source.detected_at if source else now
     Completion.objects.create(
-        action_id=action.id, action_name=action.name[:255], execution_id=action.workflow_execution_id,
-        mode=mode_of(action, source), door=source.door if source else "other", detected_at=detected,
-        recorded_at=now, outside_done_at=outside_time(source.outside_done_at, detected) if source else None,
+        action_id=action.id,
+        action_name=action.name[:255],
+        execution_id=action.workflow_execution_id,
+        mode=mode_of(action, source),
+        door=source.door if source else "other",
+        detected_at=detected,
+        recorded_at=now,
+        outside_done_at=outside_time(source.outside_done_at, detected) if source else None,
         polls=source.polls if source else None,
         interval=_interval(action) if source and source.mode == "poll" else None,
         statements=source.take_statements() if source else None,
@@ -209,10 +221,17 @@ def _with_next_start(qs: QuerySet[Completion]) -> QuerySet[Completion]:
     started in its completing transaction (between detection and recording)."""
     from workflows.models import TaskExecution
 
-    first = (TaskExecution.objects.filter(workflow_execution_id=OuterRef("execution_id"),
-                                          started_at__gte=OuterRef("detected_at"),
-                                          started_at__lte=OuterRef("recorded_at"))
-             .order_by().values("workflow_execution_id").annotate(m=Min("started_at")).values("m")[:1])
+    first = (
+        TaskExecution.objects.filter(
+            workflow_execution_id=OuterRef("execution_id"),
+            started_at__gte=OuterRef("detected_at"),
+            started_at__lte=OuterRef("recorded_at"),
+        )
+        .order_by()
+        .values("workflow_execution_id")
+        .annotate(m=Min("started_at"))
+        .values("m")[:1]
+    )
     return qs.annotate(next_started_at=Subquery(first))
 
 
@@ -249,8 +268,11 @@ def roll_up(now: datetime | None = None) -> int:
         if not pending.exists():
             rows = []
         else:
-            rows = list(_with_next_start(pending.order_by("id").select_for_update(skip_locked=True, of=("self",)))
-                        [:conf("ROLL_UP_BATCH")])
+            rows = list(
+                _with_next_start(pending.order_by("id").select_for_update(skip_locked=True, of=("self",)))[
+                    : conf("ROLL_UP_BATCH")
+                ]
+            )
         if rows:
             folded: dict = {}
             _fold(rows, folded)
@@ -260,7 +282,8 @@ def roll_up(now: datetime | None = None) -> int:
             for span, groups in ((1, folded), (HOUR, hours)):
                 for (start, mode, name), agg in groups.items():
                     bucket, _ = CompletionBucket.objects.select_for_update().get_or_create(
-                        minute=start, span=span, mode=mode, action_name=name)
+                        minute=start, span=span, mode=mode, action_name=name
+                    )
                     for k in COUNTERS:
                         setattr(bucket, k, getattr(bucket, k) + agg[k])
                     merge(bucket.detect_hist, agg["detect_hist"])
@@ -275,8 +298,9 @@ def _prune(now: datetime) -> None:
     from tracker.models import Completion, CompletionBucket
 
     raw_before = now - timedelta(days=conf("RAW_DAYS"))
-    old = list(Completion.objects.filter(rolled_up=True, detected_at__lt=raw_before)
-               .values_list("id", flat=True)[:5000])
+    old = list(
+        Completion.objects.filter(rolled_up=True, detected_at__lt=raw_before).values_list("id", flat=True)[:5000]
+    )
     if old:
         Completion.objects.filter(id__in=old).delete()
     CompletionBucket.objects.filter(span=1, minute__lt=now - timedelta(days=conf("MINUTE_BUCKET_DAYS"))).delete()
@@ -287,8 +311,14 @@ def _prune(now: datetime) -> None:
 
 
 LONG_WINDOW = timedelta(hours=6)  # longer windows read hour buckets
-WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
-           "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+WINDOWS = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 
 
 def figures(window: str = "24h", now: datetime | None = None) -> dict:
@@ -313,8 +343,9 @@ def figures(window: str = "24h", now: datetime | None = None) -> dict:
         b = dict(zip(fields, values, strict=True))
         _merge_group(groups, (b["mode"], b["action_name"]), b)
     fresh: dict = {}
-    raw = _with_next_start(Completion.objects.filter(rolled_up=False, detected_at__gte=since)
-                           .order_by("-id"))[:conf("LIVE_RAW_MAX")]
+    raw = _with_next_start(Completion.objects.filter(rolled_up=False, detected_at__gte=since).order_by("-id"))[
+        : conf("LIVE_RAW_MAX")
+    ]
     _fold(raw, fresh)
     for (_, mode, name), agg in fresh.items():
         _merge_group(groups, (mode, name), agg)
@@ -323,11 +354,20 @@ def figures(window: str = "24h", now: datetime | None = None) -> dict:
         _merge_group(by_mode, mode, g)
     order = {m: i for i, m in enumerate(MODES)}
     modes = [_row(mode, None, g) for mode, g in sorted(by_mode.items(), key=lambda kv: order.get(kv[0], 99))]
-    actions = [_row(mode, name, g) for (mode, name), g in
-               sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))]
-    return {"window": window, "since": since, "now": now, "total": sum(g["count"] for g in by_mode.values()),
-            "modes": modes, "actions": actions, "histograms": _histograms(by_mode, order),
-            "advice": advice.advise(actions, min_completions=int(conf("ADVICE_MIN")))}
+    actions = [
+        _row(mode, name, g)
+        for (mode, name), g in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
+    ]
+    return {
+        "window": window,
+        "since": since,
+        "now": now,
+        "total": sum(g["count"] for g in by_mode.values()),
+        "modes": modes,
+        "actions": actions,
+        "histograms": _histograms(by_mode, order),
+        "advice": advice.advise(actions, min_completions=int(conf("ADVICE_MIN"))),
+    }
 
 
 COUNTERS = ("count", "polls", "polled", "interval_sum", "statements", "counted")
@@ -358,11 +398,16 @@ def _row(mode: str, name: str | None, g: dict) -> dict:
     def pcts(h: dict) -> dict:
         return {"n": sum(h.values()), **{f"p{q}": _shown(percentile(h, q)) for q in (50, 95, 99)}}
 
-    return {"mode": mode, "action_name": name, "count": g["count"],
-            "polls_per_completion": round(g["polls"] / g["polled"], 2) if g["polled"] else None,
-            "statements_per_completion": round(g["statements"] / g["counted"], 1) if g["counted"] else None,
-            "interval": round(g["interval_sum"] / g["polled"], 3) if g["polled"] and g["interval_sum"] else None,
-            "detect": pcts(g["detect_hist"]), "next": pcts(g["next_hist"])}
+    return {
+        "mode": mode,
+        "action_name": name,
+        "count": g["count"],
+        "polls_per_completion": round(g["polls"] / g["polled"], 2) if g["polled"] else None,
+        "statements_per_completion": round(g["statements"] / g["counted"], 1) if g["counted"] else None,
+        "interval": round(g["interval_sum"] / g["polled"], 3) if g["polled"] and g["interval_sum"] else None,
+        "detect": pcts(g["detect_hist"]),
+        "next": pcts(g["next_hist"]),
+    }
 
 
 def _histograms(by_mode: dict, order: dict) -> dict:
@@ -374,10 +419,14 @@ def _histograms(by_mode: dict, order: dict) -> dict:
     bins = list(range(keys[0], keys[-1] + 1))
     return {
         "bins": [round(bin_edges(b)[0], 4) for b in bins] + [round(bin_edges(bins[-1])[1], 4)],
-        "modes": [{"mode": mode,
-                   "detect": [g["detect_hist"].get(str(b), 0) for b in bins],
-                   "next": [g["next_hist"].get(str(b), 0) for b in bins]}
-                  for mode, g in sorted(by_mode.items(), key=lambda kv: order.get(kv[0], 99))],
+        "modes": [
+            {
+                "mode": mode,
+                "detect": [g["detect_hist"].get(str(b), 0) for b in bins],
+                "next": [g["next_hist"].get(str(b), 0) for b in bins],
+            }
+            for mode, g in sorted(by_mode.items(), key=lambda kv: order.get(kv[0], 99))
+        ],
     }
 
 

@@ -23,10 +23,13 @@ class TrackedAction(models.Model):
     query_interval = models.FloatField(null=True, blank=True, help_text="Seconds; empty = TRACKER['QUERY_INTERVAL'].")
     next_query_at = models.DateTimeField(db_index=True)
     scheduled = models.BooleanField(
-        default=True, help_text="False until a tracker sets the first query time, from its own QUERY_INTERVAL "
-                                "or HYBRID_GRACE (so those need setting only where the tracker runs).")
-    grace = models.FloatField(null=True, blank=True, help_text="Hybrid: seconds before polling starts; "
-                                                               "empty = TRACKER['HYBRID_GRACE'].")
+        default=True,
+        help_text="False until a tracker sets the first query time, from its own QUERY_INTERVAL "
+        "or HYBRID_GRACE (so those need setting only where the tracker runs).",
+    )
+    grace = models.FloatField(
+        null=True, blank=True, help_text="Hybrid: seconds before polling starts; empty = TRACKER['HYBRID_GRACE']."
+    )
     claimed_by = models.CharField(max_length=100, null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     queries = models.PositiveIntegerField(default=0)
@@ -41,8 +44,9 @@ class TrackedAction(models.Model):
         indexes = [
             # What a claim scans: the rows nobody leases, by due time. Leased
             # rows keep a stale next_query_at and must not slow it down.
-            models.Index(fields=["next_query_at"], condition=models.Q(claimed_by__isnull=True),
-                         name="tracker_tracked_free_due"),
+            models.Index(
+                fields=["next_query_at"], condition=models.Q(claimed_by__isnull=True), name="tracker_tracked_free_due"
+            ),
         ]
 
     def __str__(self):
@@ -80,11 +84,14 @@ class TrackerProcess(models.Model):
     errors = models.PositiveBigIntegerField(default=0)
     periodic_errors = models.PositiveBigIntegerField(
         default=0,
-        help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.")
+        help_text="Periodic hooks that raised, and sweep items (e.g. overdue actions) that could not be handled.",
+    )
     held = models.PositiveIntegerField(default=0, help_text="Tracked actions it leases (polls) now.")
     lag_s = models.FloatField(default=0.0, help_text="Seconds its most overdue leased action is behind schedule.")
-    periodic_cpu_s = models.FloatField(default=0.0, help_text="CPU seconds its periodic hooks (the engine's "
-                                                               "sweeps, the inbox, the roll-up) used so far.")
+    periodic_cpu_s = models.FloatField(
+        default=0.0,
+        help_text="CPU seconds its periodic hooks (the engine's sweeps, the inbox, the roll-up) used so far.",
+    )
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -102,20 +109,27 @@ class Completion(models.Model):
     action_id = models.CharField(max_length=36)
     action_name = models.CharField(max_length=255)
     execution_id = models.CharField(max_length=36, null=True, blank=True)
-    mode = models.CharField(max_length=20, help_text="callback, poll, hybrid-callback, hybrid-poll, by hand, "
-                                                     "approval, timeout or failed to start")
-    door = models.CharField(max_length=20, default="other",
-                            help_text="Where it came in: api, signed-url, notification, inbox, tracker, sweep, timer, "
-                                      "operator, approval-page, approval-api, approval-expiry, worker (see "
-                                      "workflows.completions).")
-    outside_done_at = models.DateTimeField(null=True, blank=True,
-                                           help_text="When the outside system says it finished, if it says.")
+    mode = models.CharField(
+        max_length=20,
+        help_text="callback, poll, hybrid-callback, hybrid-poll, by hand, approval, timeout or failed to start",
+    )
+    door = models.CharField(
+        max_length=20,
+        default="other",
+        help_text="Where it came in: api, signed-url, notification, inbox, tracker, sweep, timer, "
+        "operator, approval-page, approval-api, approval-expiry, worker (see "
+        "workflows.completions).",
+    )
+    outside_done_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the outside system says it finished, if it says."
+    )
     detected_at = models.DateTimeField(db_index=True, help_text="When Gust received the callback or poll answer.")
     recorded_at = models.DateTimeField(help_text="The completing transaction, in which the next task starts.")
     polls = models.PositiveIntegerField(null=True, blank=True)
     interval = models.FloatField(null=True, blank=True, help_text="Polled: the query interval in seconds.")
-    statements = models.PositiveIntegerField(null=True, blank=True,
-                                             help_text="SQL statements the door spent up to this row.")
+    statements = models.PositiveIntegerField(
+        null=True, blank=True, help_text="SQL statements the door spent up to this row."
+    )
     rolled_up = models.BooleanField(default=False)
 
     class Meta:
@@ -145,8 +159,11 @@ class CompletionBucket(models.Model):
     next_hist = models.JSONField(default=dict, help_text='"detected -> next task running" ms: {bin: count}')
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["minute", "span", "mode", "action_name"],
-                                               name="tracker_completionbucket_span_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "span", "mode", "action_name"], name="tracker_completionbucket_span_key"
+            )
+        ]
 
     def __str__(self):
         return f"{self.minute:%Y-%m-%d %H:%M} +{self.span}m {self.mode} {self.action_name}: {self.count}"
@@ -182,8 +199,13 @@ class BenchmarkRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["slot"], condition=models.Q(state__in=["QUEUED", "RUNNING"]),
-                                               name="tracker_benchmarkrun_one_active")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=models.Q(state__in=["QUEUED", "RUNNING"]),
+                name="tracker_benchmarkrun_one_active",
+            )
+        ]
         permissions = [("run_benchmark", "Can run the completion benchmark from the comparison page")]
 
     def __str__(self):

@@ -18,8 +18,15 @@ from tracker import http
 from workflows import egress
 from workflows.models import HANDED_OVER
 
-_DONE = {"SUCCESS": "SUCCESS", "SUCCEEDED": "SUCCESS", "DONE": "SUCCESS", "COMPLETED": "SUCCESS",
-         "ERROR": "ERROR", "FAILED": "ERROR", "FAILURE": "ERROR"}
+_DONE = {
+    "SUCCESS": "SUCCESS",
+    "SUCCEEDED": "SUCCESS",
+    "DONE": "SUCCESS",
+    "COMPLETED": "SUCCESS",
+    "ERROR": "ERROR",
+    "FAILED": "ERROR",
+    "FAILURE": "ERROR",
+}
 
 
 class QueryError(Exception):

@@ -85,8 +85,9 @@ def check(inp: dict) -> list[str]:
     if token is not None and (not isinstance(token, str) or len(token) > 8192 or "\n" in token):
         problems.append("parameter 'auth_token' must be one line of text (at most 8192 characters)")
     timeout = inp.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or not 1 <= timeout <= MAX_TIMEOUT):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= MAX_TIMEOUT
+    ):
         problems.append(f"parameter 'timeout' must be a number of seconds from 1 to {MAX_TIMEOUT:g}, not {timeout!r}")
     return problems
 
@@ -150,9 +151,18 @@ def _call(method: str, inp: dict, path: str, body: dict | None, what: str) -> An
     url = api_root(inp["url"]) + path
     shown = egress.shown(url)
     try:
-        with egress.session() as session, session.request(
-                method, url, data=json.dumps(body) if body is not None else None, headers=_headers(inp),
-                timeout=_timeout(inp), allow_redirects=False, stream=True) as resp:
+        with (
+            egress.session() as session,
+            session.request(
+                method,
+                url,
+                data=json.dumps(body) if body is not None else None,
+                headers=_headers(inp),
+                timeout=_timeout(inp),
+                allow_redirects=False,
+                stream=True,
+            ) as resp,
+        ):
             raw = resp.raw.read(MAX_BODY + 1, decode_content=True)
             status_code = resp.status_code
     except egress.EgressRefused as exc:
@@ -163,13 +173,16 @@ def _call(method: str, inp: dict, path: str, body: dict | None, what: str) -> An
         raise ActionFailed(f"Remote Mistral at {shown} answered more than {MAX_BODY} bytes ({what})")
     if status_code >= 300:
         detail = _fault(raw)
-        raise ActionFailed(f"Remote Mistral at {shown} refused to {what}: HTTP {status_code}"
-                           + (f": {detail}" if detail else ""))
+        raise ActionFailed(
+            f"Remote Mistral at {shown} refused to {what}: HTTP {status_code}" + (f": {detail}" if detail else "")
+        )
     try:
         return json.loads(raw)
     except ValueError:
-        raise ActionFailed(f"Remote Mistral at {shown} answered HTTP {status_code} to {what} with a body that "
-                           f"is not JSON: {raw[:200].decode('utf-8', 'replace')!r}") from None
+        raise ActionFailed(
+            f"Remote Mistral at {shown} answered HTTP {status_code} to {what} with a body that "
+            f"is not JSON: {raw[:200].decode('utf-8', 'replace')!r}"
+        ) from None
 
 
 def notify_entry(action_id: str, attempt: int) -> dict:
@@ -177,8 +190,11 @@ def notify_entry(action_id: str, attempt: int) -> dict:
     execution, pointed at this action attempt's signed notification URL."""
     from workflows.callbacks import callback_url
 
-    return {"type": "webhook", "url": callback_url(action_id, attempt) + "/notification",
-            "event_types": list(FINISH_EVENTS)}
+    return {
+        "type": "webhook",
+        "url": callback_url(action_id, attempt) + "/notification",
+        "event_types": list(FINISH_EVENTS),
+    }
 
 
 def start(inp: dict, action: ActionExecution) -> dict:
@@ -191,14 +207,19 @@ def start(inp: dict, action: ActionExecution) -> dict:
     params = dict(inp.get("params") or {})
     if (inp.get("tracking") or "callback") in ("callback", "hybrid"):
         params["notify"] = [*(params.get("notify") or []), notify_entry(action.id, action.attempt)]
-    body = {"workflow_name": inp["workflow_name"], "input": json.dumps(inp.get("input") or {}),
-            "params": json.dumps(params),
-            "description": inp.get("description") or f"started by Gust action execution {action.id}"}
+    body = {
+        "workflow_name": inp["workflow_name"],
+        "input": json.dumps(inp.get("input") or {}),
+        "params": json.dumps(params),
+        "description": inp.get("description") or f"started by Gust action execution {action.id}",
+    }
     answer = _call("POST", inp, "/executions", body, f"start workflow '{inp['workflow_name']}'")
     remote_id = answer.get("id") if isinstance(answer, dict) else None
     if not isinstance(remote_id, str) or not remote_id:
-        raise ActionFailed(f"Remote Mistral at {egress.shown(api_root(inp['url']))} started workflow "
-                           f"'{inp['workflow_name']}' but its answer names no execution id")
+        raise ActionFailed(
+            f"Remote Mistral at {egress.shown(api_root(inp['url']))} started workflow "
+            f"'{inp['workflow_name']}' but its answer names no execution id"
+        )
     info = {REMOTE_ID: remote_id}
     wf_services.record_action_info(action.id, info)
     if not _still_running(action.id):
@@ -237,7 +258,8 @@ def failure(remote_id: str, state_info: Any) -> str:
 
 def cancelled(remote_id: str, state_info: Any) -> str:
     return f"Remote workflow execution {remote_id} was cancelled" + (
-        f": {str(state_info)[:STATE_INFO_MAX]}" if state_info else "")
+        f": {str(state_info)[:STATE_INFO_MAX]}" if state_info else ""
+    )
 
 
 def _output(value: Any) -> Any:
@@ -316,8 +338,13 @@ def cancel_remote(action_id: str) -> bool:
 
 def _cancel(inp: dict, remote_id: str, why: str) -> bool:
     try:
-        _call("PUT", inp, f"/executions/{remote_id}", {"state": "CANCELLED", "state_info": f"Cancelled: {why}"},
-              f"cancel execution {remote_id}")
+        _call(
+            "PUT",
+            inp,
+            f"/executions/{remote_id}",
+            {"state": "CANCELLED", "state_info": f"Cancelled: {why}"},
+            f"cancel execution {remote_id}",
+        )
     except ActionFailed as exc:
         logger.warning("remote execution %s not cancelled: %s", remote_id, exc)
         return False

@@ -196,8 +196,10 @@ class Tracker:
         batch = conf.get("BATCH")
         if expired:
             processes = qn(TrackerProcess._meta.db_table)
-            where = (f"claimed_by IS NOT NULL AND claimed_until < %s AND claimed_by NOT IN ("
-                     f"SELECT name FROM {processes} WHERE stopped_at IS NULL AND last_seen >= %s)")
+            where = (
+                f"claimed_by IS NOT NULL AND claimed_until < %s AND claimed_by NOT IN ("
+                f"SELECT name FROM {processes} WHERE stopped_at IS NULL AND last_seen >= %s)"
+            )
             params = [adapt(_dt(now)), adapt(_dt(now - conf.get("LEASE")))]
         else:
             where, params = "claimed_by IS NULL AND next_query_at <= %s", [adapt(_dt(now + self.lookahead()))]
@@ -255,8 +257,10 @@ class Tracker:
         costs no row writes (rewriting them every few seconds took seconds
         on PostgreSQL: a new row version each)."""
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(TrackedAction._meta.db_table)} "
-                           f"WHERE claimed_by = %s", [self.name])
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {connection.ops.quote_name(TrackedAction._meta.db_table)} WHERE claimed_by = %s",
+                [self.name],
+            )
             renewed = cursor.fetchone()[0]
         with self._mu:
             held = len(self._held)
@@ -266,8 +270,11 @@ class Tracker:
                 for row_id in [i for i in self._held if i not in mine]:
                     del self._held[row_id]
         alive_after = _dt(now - max(3 * self.query_interval, 10.0))
-        others = (TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after)
-                  .exclude(name=self.name).count())
+        others = (
+            TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after)
+            .exclude(name=self.name)
+            .count()
+        )
         if not others:
             self._share = None
             return
@@ -289,13 +296,17 @@ class Tracker:
             return
         adapt = connection.ops.adapt_datetimefield_value
         table = connection.ops.quote_name(TrackedAction._meta.db_table)
-        sql = (f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL, scheduled = %s, next_query_at = %s, "
-               f"queries = %s, last_query_at = COALESCE(%s, last_query_at) WHERE id = %s AND claimed_by = %s")
-        rows = [(True, adapt(_dt(i.due)), i.queries, adapt(_dt(i.last_query)) if i.last_query else None, i.id,
-                 self.name) for i in items]
+        sql = (
+            f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL, scheduled = %s, next_query_at = %s, "
+            f"queries = %s, last_query_at = COALESCE(%s, last_query_at) WHERE id = %s AND claimed_by = %s"
+        )
+        rows = [
+            (True, adapt(_dt(i.due)), i.queries, adapt(_dt(i.last_query)) if i.last_query else None, i.id, self.name)
+            for i in items
+        ]
         with connection.cursor() as cursor:
             for start in range(0, len(rows), 5000):
-                cursor.executemany(sql, rows[start:start + 5000])
+                cursor.executemany(sql, rows[start : start + 5000])
 
     def release(self) -> int:
         """Give every held row back, its schedule written; returns how many."""
@@ -326,8 +337,19 @@ class Tracker:
             cursor.executemany(
                 f"UPDATE {table} SET errors = %s, last_error = COALESCE(%s, last_error), queries = %s, "
                 f"last_query_at = %s, next_query_at = %s WHERE id = %s AND claimed_by = %s",
-                [(i.errors, i.last_error_text, i.queries, adapt(_dt(i.last_query)) if i.last_query else None,
-                  adapt(_dt(i.due)), i.id, self.name) for i in items])
+                [
+                    (
+                        i.errors,
+                        i.last_error_text,
+                        i.queries,
+                        adapt(_dt(i.last_query)) if i.last_query else None,
+                        adapt(_dt(i.due)),
+                        i.id,
+                        self.name,
+                    )
+                    for i in items
+                ],
+            )
 
     def _worth_claiming(self, now: float) -> bool:
         """A write transaction only when there is something to claim: on
@@ -338,8 +360,10 @@ class Tracker:
         # times what the query does.
         table = connection.ops.quote_name(TrackedAction._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {table} WHERE claimed_by IS NULL AND next_query_at <= %s LIMIT 1",
-                           [connection.ops.adapt_datetimefield_value(_dt(now + self.lookahead()))])
+            cursor.execute(
+                f"SELECT 1 FROM {table} WHERE claimed_by IS NULL AND next_query_at <= %s LIMIT 1",
+                [connection.ops.adapt_datetimefield_value(_dt(now + self.lookahead()))],
+            )
             return cursor.fetchone() is not None
 
     def sync(self, now: float) -> list[Item]:
@@ -383,9 +407,12 @@ class Tracker:
         table = qn(ActionExecution._meta.db_table)
         with connection.cursor() as cursor:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                cursor.execute(f"SELECT id, name, input, runtime_context, attempt FROM {table} "
-                               f"WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                chunk = ids[start : start + 500]
+                cursor.execute(
+                    f"SELECT id, name, input, runtime_context, attempt FROM {table} "
+                    f"WHERE id IN ({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
                 for aid, name, inp, ctx, attempt in cursor.fetchall():
                     aid = str(aid)
                     missing[aid].action = ActionInfo(aid, name, _json(inp), _json(ctx), attempt)
@@ -420,14 +447,15 @@ class Tracker:
     def _back_off(self, item: Item, error: Exception, now: float) -> None:
         interval = self._interval(item)
         item.errors += 1
-        backoff = min(interval * (2 ** item.errors), conf.get("MAX_BACKOFF"))
+        backoff = min(interval * (2**item.errors), conf.get("MAX_BACKOFF"))
         item.due = now + backoff
         item.last_error_text = str(error)[:2000]
         item.action = None  # read its action again: a stale status URL?
         heapq.heappush(self._heap, (item.due, item.id))
         self._writes.append(item)
-        logger.warning("query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, item.errors,
-                       backoff, error)
+        logger.warning(
+            "query of %s failed (%s in a row), next try in %.1f s: %s", item.action_id, item.errors, backoff, error
+        )
 
     def _first_due(self) -> float | None:
         """The earliest held item's due time (stale heap entries dropped)."""
@@ -458,8 +486,9 @@ class Tracker:
     def _settle(self, item: Item, result: QueryResult, detected_at: datetime) -> None:
         """Apply one result through the engine's one door."""
         try:
-            with latency.completing("poll", detected_at=detected_at, polls=item.queries,
-                                    outside_done_at=result.finished_at):
+            with latency.completing(
+                "poll", detected_at=detected_at, polls=item.queries, outside_done_at=result.finished_at
+            ):
                 # Its action_finished receiver deletes the tracking row in the same transaction.
                 wf_services.complete_action(item.action_id, result.state, result.output)
         except GustError as exc:  # completed by a callback meanwhile: the first result won
@@ -504,7 +533,7 @@ class Tracker:
                 jobs.append((fn, [item]))
         for fn, batch in batches.items():
             size = max(MIN_CHUNK, math.ceil(len(batch) / self.pool_size))
-            jobs.extend((fn, batch[k:k + size]) for k in range(0, len(batch), size))
+            jobs.extend((fn, batch[k : k + size]) for k in range(0, len(batch), size))
         return jobs
 
     def _run_job(self, job, out: Outcome) -> None:
@@ -667,8 +696,12 @@ class Tracker:
         if self._more or self._more_expired:
             return 0.0
         now = self.clock().timestamp()
-        until = min(self._last_claim + self.lookahead(), self._last_renew + self.renew_every(),
-                    self._last_beat + BEAT_EVERY) - now
+        until = (
+            min(
+                self._last_claim + self.lookahead(), self._last_renew + self.renew_every(), self._last_beat + BEAT_EVERY
+            )
+            - now
+        )
         return max(0.0, min(self.next_due_in(), until))
 
     def _beat(self, now: float | None = None, stopped: bool = False) -> None:
@@ -676,22 +709,32 @@ class Tracker:
         at = _dt(now)
         with self._mu:
             held = len(self._held)
-        fields = dict(last_seen=at, query_interval=self.query_interval, thread_pool_size=self.pool_size,
-                      stopped_at=at if stopped else None, held=held, lag_s=round(self.lag(now), 3),
-                      periodic_cpu_s=round(self._periodic_cpu, 4),
-                      **self.counters)
+        fields = dict(
+            last_seen=at,
+            query_interval=self.query_interval,
+            thread_pool_size=self.pool_size,
+            stopped_at=at if stopped else None,
+            held=held,
+            lag_s=round(self.lag(now), 3),
+            periodic_cpu_s=round(self._periodic_cpu, 4),
+            **self.counters,
+        )
         # Raw SQL: once a second for the process's whole life (the ORM would cost ten times the query).
         qn, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
         names = list(fields)
         values = [adapt(v) if isinstance(v, datetime) else v for v in fields.values()]
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {qn(TrackerProcess._meta.db_table)} SET "
-                           f"{', '.join(f'{qn(n)} = %s' for n in names)} WHERE name = %s", [*values, self.name])
+            cursor.execute(
+                f"UPDATE {qn(TrackerProcess._meta.db_table)} SET "
+                f"{', '.join(f'{qn(n)} = %s' for n in names)} WHERE name = %s",
+                [*values, self.name],
+            )
             updated = cursor.rowcount
         if not updated:
             fields.pop("stopped_at")
-            TrackerProcess.objects.update_or_create(name=self.name, defaults=fields,
-                                                    create_defaults=dict(started_at=at, **fields))
+            TrackerProcess.objects.update_or_create(
+                name=self.name, defaults=fields, create_defaults=dict(started_at=at, **fields)
+            )
         self._last_beat = now
 
     def start(self) -> None:
@@ -699,11 +742,16 @@ class Tracker:
         self._appliers = ThreadPoolExecutor(APPLY_THREADS, thread_name_prefix="gust-tracker-apply")
         self._beat()
         pending = TrackedAction.objects.count()
-        logger.info("tracker %s started: %d tracked action(s) reloaded from the database, "
-                    "QUERY_INTERVAL=%s s, THREAD_POOL_SIZE=%s", self.name, pending, self.query_interval, self.pool_size)
+        logger.info(
+            "tracker %s started: %d tracked action(s) reloaded from the database, "
+            "QUERY_INTERVAL=%s s, THREAD_POOL_SIZE=%s",
+            self.name,
+            pending,
+            self.query_interval,
+            self.pool_size,
+        )
         self._thread = threading.Thread(target=self._loop, name="gust-tracker-loop", daemon=True)
-        self._periodic_thread = threading.Thread(target=self._periodic_loop, name="gust-tracker-periodic",
-                                                 daemon=True)
+        self._periodic_thread = threading.Thread(target=self._periodic_loop, name="gust-tracker-periodic", daemon=True)
         self._thread.start()
         self._periodic_thread.start()
 

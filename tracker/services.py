@@ -55,8 +55,9 @@ def seconds_or_none(value: Any, low: float = 0.01, high: float = 7 * 24 * 3600.0
     return seconds if low <= seconds <= high else None
 
 
-def track(action_id: str, mode: str = "poll", added_by: str = "operator",
-          query_interval: float | None = None) -> TrackedAction:
+def track(
+    action_id: str, mode: str = "poll", added_by: str = "operator", query_interval: float | None = None
+) -> TrackedAction:
     """Start (or re-arm) polling one RUNNING async action, e.g. from
     ``manage.py track_result``. Raises NotFound, Conflict (not RUNNING) or
     InvalidInput (no query function for its action class, bad mode)."""
@@ -74,8 +75,11 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator",
                 f"No query function for {action.name}: it can only be completed through the API "
                 f"(PUT /v2/action_executions/{action_id})"
             )
-        if (query is http_status and action.handed_over
-                and not (action.input.get("status_url") or action.runtime_context.get("status_url"))):
+        if (
+            query is http_status
+            and action.handed_over
+            and not (action.input.get("status_url") or action.runtime_context.get("status_url"))
+        ):
             raise InvalidInput(
                 f"Action execution {action_id} has no status_url to poll: neither its input nor the job's "
                 f"answer named one; it can only be completed through its callback URL or "
@@ -87,9 +91,17 @@ def track(action_id: str, mode: str = "poll", added_by: str = "operator",
         now = timezone.now()
         row, _ = TrackedAction.objects.update_or_create(
             action=action,
-            defaults=dict(mode=mode, query_interval=query_interval, next_query_at=now, scheduled=True,
-                          added_by=added_by,
-                          errors=0, last_error=None, claimed_by=None, claimed_until=None),
+            defaults=dict(
+                mode=mode,
+                query_interval=query_interval,
+                next_query_at=now,
+                scheduled=True,
+                added_by=added_by,
+                errors=0,
+                last_error=None,
+                claimed_by=None,
+                claimed_until=None,
+            ),
         )
     return row
 
@@ -135,7 +147,8 @@ def may_be_tracked(action: ActionExecution) -> bool:
     notification fetch) marked it. A callback-only action's completion then
     costs no DELETE."""
     return (action.input or {}).get("tracking") in ("poll", "hybrid") or bool(
-        (action.runtime_context or {}).get(TRACKED))
+        (action.runtime_context or {}).get(TRACKED)
+    )
 
 
 # --- callbacks ---------------------------------------------------------------
@@ -202,8 +215,9 @@ def _store_early(action_id: str, attempt: int, state: str, output: Any) -> None:
     # (Its finished_at is not kept: the inbox's received_at is when Gust got it.)
 
 
-def apply_callback(token: str, state: str, output: Any, finished_at: Any = None,
-                   received_at: datetime | None = None) -> CallbackOutcome:
+def apply_callback(
+    token: str, state: str, output: Any, finished_at: Any = None, received_at: datetime | None = None
+) -> CallbackOutcome:
     """Complete an action through its signed URL.
 
     200 with the action when applied, or when the same result was already
@@ -255,16 +269,20 @@ def apply_notification(token: str, body: Any, received_at: datetime | None = Non
     if action is None:
         raise NotFound("ActionExecution", action_id)
     if action.name != remote.NAME:
-        raise InvalidInput(f"Action execution {action_id} is {action.name}, not {remote.NAME}: "
-                           f"this URL takes no notification")
+        raise InvalidInput(
+            f"Action execution {action_id} is {action.name}, not {remote.NAME}: this URL takes no notification"
+        )
     remote_id, event = body["id"], body["event"]
     known = action.runtime_context.get(remote.REMOTE_ID)
     if known and known != remote_id:
-        raise InvalidInput(f"This notification is about execution {remote_id}; action execution {action_id} "
-                           f"tracks remote execution {known}")
+        raise InvalidInput(
+            f"This notification is about execution {remote_id}; action execution {action_id} "
+            f"tracks remote execution {known}"
+        )
     if event not in remote.FINISH_EVENTS:
-        return NotificationOutcome(False, f"event {event} ignored: only {', '.join(remote.FINISH_EVENTS)} end it",
-                                   action)
+        return NotificationOutcome(
+            False, f"event {event} ignored: only {', '.join(remote.FINISH_EVENTS)} end it", action
+        )
     if action.state != State.RUNNING:
         return NotificationOutcome(False, f"action execution {action_id} is already {action.state}", action)
     received_at = received_at or timezone.now()
@@ -280,8 +298,9 @@ def apply_notification(token: str, body: Any, received_at: datetime | None = Non
         # the last test says so to the type checker.
         if result is None or not result.done or result.state is None:
             track(action_id, mode="poll", added_by="notification")
-            return NotificationOutcome(False, f"the output could not be fetched ({reason}); "
-                                              f"the tracker polls for it", action, status=202)
+            return NotificationOutcome(
+                False, f"the output could not be fetched ({reason}); the tracker polls for it", action, status=202
+            )
         state, output = result.state, result.output
     elif event == "WORKFLOW_FAILED":
         state, output = State.ERROR, remote.failure(remote_id, body.get("state_info"))
@@ -341,30 +360,40 @@ def stats(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     # Due and nobody working on it: a leased row's schedule lives in its
     # tracker's memory, which reports its own lag with its heartbeat.
-    leasing = TrackerProcess.objects.filter(stopped_at__isnull=True,
-                                            last_seen__gte=now - timedelta(seconds=conf.get("LEASE")))
+    leasing = TrackerProcess.objects.filter(
+        stopped_at__isnull=True, last_seen__gte=now - timedelta(seconds=conf.get("LEASE"))
+    )
     due = TrackedAction.objects.filter(
         Q(claimed_by__isnull=True, next_query_at__lte=now)
-        | (Q(claimed_until__lt=now) & ~Q(claimed_by__in=leasing.values("name"))))
+        | (Q(claimed_until__lt=now) & ~Q(claimed_by__in=leasing.values("name")))
+    )
     oldest_due = due.aggregate(m=Min("next_query_at"))["m"]
     alive_after = now - timedelta(seconds=max(3 * conf.get("QUERY_INTERVAL"), 10))
     processes = []
     alive = list(TrackerProcess.objects.filter(stopped_at__isnull=True, last_seen__gte=alive_after))
     for p in alive:
         up = max((p.last_seen - p.started_at).total_seconds(), 1e-9)
-        processes.append({
-            "name": p.name, "started_at": p.started_at, "last_seen": p.last_seen,
-            "query_interval": p.query_interval, "thread_pool_size": p.thread_pool_size,
-            "queries": p.queries, "completions": p.completions, "errors": p.errors,
-            "periodic_errors": p.periodic_errors, "held": p.held, "lag_s": p.lag_s,
-            "queries_per_s": round(p.queries / up, 3),
-        })
+        processes.append(
+            {
+                "name": p.name,
+                "started_at": p.started_at,
+                "last_seen": p.last_seen,
+                "query_interval": p.query_interval,
+                "thread_pool_size": p.thread_pool_size,
+                "queries": p.queries,
+                "completions": p.completions,
+                "errors": p.errors,
+                "periodic_errors": p.periodic_errors,
+                "held": p.held,
+                "lag_s": p.lag_s,
+                "queries_per_s": round(p.queries / up, 3),
+            }
+        )
     return {
         "tracked": TrackedAction.objects.count(),
         "by_mode": {m: TrackedAction.objects.filter(mode=m).count() for m in ("poll", "hybrid")},
         "due": due.count(),
-        "lag_s": round(max([(now - oldest_due).total_seconds() if oldest_due else 0.0,
-                            *(p.lag_s for p in alive)]), 3),
+        "lag_s": round(max([(now - oldest_due).total_seconds() if oldest_due else 0.0, *(p.lag_s for p in alive)]), 3),
         "erroring": TrackedAction.objects.filter(errors__gt=0).count(),
         "inbox_pending": CallbackInbox.objects.filter(applied_at__isnull=True).count(),
         "query_interval": conf.get("QUERY_INTERVAL"),
@@ -375,5 +404,6 @@ def stats(now: datetime | None = None) -> dict:
         # means the overdue sweep is behind or keeps failing on these rows.
         "overdue": ActionExecution.objects.filter(state=State.RUNNING, deadline__lt=now).count(),
         "waiting_for_callback": ActionExecution.objects.filter(state=State.RUNNING, is_sync=False)
-        .filter(Q(tracking__isnull=True)).count(),
+        .filter(Q(tracking__isnull=True))
+        .count(),
     }

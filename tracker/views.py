@@ -37,12 +37,23 @@ ROLES = (("web", "#2da44e"), ("worker", "#bf8700"), ("tracker", "#8250df"))
 def _live(request) -> dict:
     """The live completion figures of ``?window=`` (an unknown one: the last 24 h), with their charts."""
     figures = latency.by_mode_for_page(request.GET.get("window", "24h"))
-    return {"live": figures, "windows": list(latency.WINDOWS),
-            "live_charts": [
-                {"title": title, "chart": latency_chart([
-                    {"name": r["mode"], "latency_ms": {p: r[key][p] for p, _ in PERCENTILES}}
-                    for r in figures["modes"] if r[key]["n"]])}
-                for key, title in (("next", "detected → next task running"), ("detect", "outside done → detected"))]}
+    return {
+        "live": figures,
+        "windows": list(latency.WINDOWS),
+        "live_charts": [
+            {
+                "title": title,
+                "chart": latency_chart(
+                    [
+                        {"name": r["mode"], "latency_ms": {p: r[key][p] for p, _ in PERCENTILES}}
+                        for r in figures["modes"]
+                        if r[key]["n"]
+                    ]
+                ),
+            }
+            for key, title in (("next", "detected → next task running"), ("detect", "outside done → detected"))
+        ],
+    }
 
 
 def _page(request, template: str, region: str, context: dict):
@@ -53,9 +64,17 @@ def _page(request, template: str, region: str, context: dict):
 @require_GET
 def overview(request):
     """Live figures of the results tracker."""
-    return _page(request, "tracker/overview.html", "tracker/_overview_live.html",
-                 {"nav": "tracker", "stats": services.stats(), "has_comparison": (results_dir() / LATEST).exists(),
-                  **_live(request)})
+    return _page(
+        request,
+        "tracker/overview.html",
+        "tracker/_overview_live.html",
+        {
+            "nav": "tracker",
+            "stats": services.stats(),
+            "has_comparison": (results_dir() / LATEST).exists(),
+            **_live(request),
+        },
+    )
 
 
 @require_GET
@@ -67,12 +86,20 @@ def compare(request):
         raise Http404("No such comparison run")
     folder = results_dir()
     path = folder / name
-    runs = sorted((p.name for p in folder.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST),
-                  reverse=True)[:30]
-    context = {"nav": "tracker", "run_name": name, "runs": runs, "result": None, "error": None,
-               "bench_run": benchmarks.latest(), "can_run": benchmarks.allowed(request.user),
-               "quick_command": " ".join(["manage.py compare_completion", *benchmarks.conf("BENCHMARK_ARGS")]),
-               **_live(request)}
+    runs = sorted(
+        (p.name for p in folder.glob("compare-*.json") if _RUN_NAME.match(p.name) and p.name != LATEST), reverse=True
+    )[:30]
+    context = {
+        "nav": "tracker",
+        "run_name": name,
+        "runs": runs,
+        "result": None,
+        "error": None,
+        "bench_run": benchmarks.latest(),
+        "can_run": benchmarks.allowed(request.user),
+        "quick_command": " ".join(["manage.py compare_completion", *benchmarks.conf("BENCHMARK_ARGS")]),
+        **_live(request),
+    }
     template = ("tracker/compare.html", "tracker/_compare_live.html")
     if not path.exists():
         if name != LATEST:
@@ -92,7 +119,9 @@ def compare(request):
         sql_chart=stacked_chart(
             modes,
             lambda m, role: ((m.get("queries") or {}).get("by_role") or {}).get(role, {}).get("per_completion", 0.0),
-            "SQL statements per completion", ""),
+            "SQL statements per completion",
+            "",
+        ),
         extras=_percentages(result.get("extras") or {}),
         targets=result.get("targets") or [],
     )
@@ -172,8 +201,9 @@ def _fmt_ms(v: float) -> str:
 def latency_chart(modes: list[dict]) -> dict:
     """Grouped bars p50/p95/p99 per mode on a log scale (callbacks take
     milliseconds, 5 s polling takes seconds), with each mode's target."""
-    values = [m["latency_ms"][p] for m in modes for p, _ in PERCENTILES
-              if (m.get("latency_ms") or {}).get(p) is not None]
+    values = [
+        m["latency_ms"][p] for m in modes for p, _ in PERCENTILES if (m.get("latency_ms") or {}).get(p) is not None
+    ]
     values = [v for v in values if v > 0]
     if not values:
         return {"empty": True}
@@ -201,22 +231,49 @@ def latency_chart(modes: list[dict]) -> dict:
             if v is None:
                 continue
             top = y(max(v, lo))
-            bars.append({"x": round(x0 + j * bar_w, 1), "y": round(top, 1), "w": bar_w - 2,
-                         "h": round(TOP + plot_h - top, 1), "color": color, "label": f"{m['name']} {p}: {v} ms"})
+            bars.append(
+                {
+                    "x": round(x0 + j * bar_w, 1),
+                    "y": round(top, 1),
+                    "w": bar_w - 2,
+                    "h": round(TOP + plot_h - top, 1),
+                    "color": color,
+                    "label": f"{m['name']} {p}: {v} ms",
+                }
+            )
         target = None
         if m.get("tracking") == "callback":
             target = 15.0
         elif m.get("tracking") == "poll" and m.get("query_interval"):
             target = m["query_interval"] * 1000 * 1.1
-        groups.append({
-            "name": m["name"], "bars": bars, "label_x": round(x0 + bar_w * len(PERCENTILES) / 2, 1),
-            "target": None if target is None else {"y": round(y(target), 1), "x1": round(x0 - 3, 1),
-                                                   "x2": round(x0 + bar_w * len(PERCENTILES) + 1, 1),
-                                                   "label": f"target {_fmt_ms(round(target, 1))}"},
-        })
-    return {"empty": False, "width": width, "height": CHART_H, "left": LEFT, "right": width - RIGHT,
-            "top": TOP, "base": TOP + plot_h, "ticks": ticks, "groups": groups,
-            "legend": [{"name": p, "color": c} for p, c in PERCENTILES], "label_y": TOP + plot_h + 14}
+        groups.append(
+            {
+                "name": m["name"],
+                "bars": bars,
+                "label_x": round(x0 + bar_w * len(PERCENTILES) / 2, 1),
+                "target": None
+                if target is None
+                else {
+                    "y": round(y(target), 1),
+                    "x1": round(x0 - 3, 1),
+                    "x2": round(x0 + bar_w * len(PERCENTILES) + 1, 1),
+                    "label": f"target {_fmt_ms(round(target, 1))}",
+                },
+            }
+        )
+    return {
+        "empty": False,
+        "width": width,
+        "height": CHART_H,
+        "left": LEFT,
+        "right": width - RIGHT,
+        "top": TOP,
+        "base": TOP + plot_h,
+        "ticks": ticks,
+        "groups": groups,
+        "legend": [{"name": p, "color": c} for p, c in PERCENTILES],
+        "label_y": TOP + plot_h + 14,
+    }
 
 
 def stacked_chart(modes: list[dict], value, title: str, unit: str) -> dict:
@@ -229,8 +286,10 @@ def stacked_chart(modes: list[dict], value, title: str, unit: str) -> dict:
     plot_h = CHART_H - TOP - BOTTOM
     width = LEFT + RIGHT + (bar_w + gap) * len(modes)
     scale = plot_h / top_value
-    ticks = [{"y": round(TOP + plot_h - top_value * k / 4 * scale, 1), "label": f"{top_value * k / 4:g}{unit}"}
-             for k in range(5)]
+    ticks = [
+        {"y": round(TOP + plot_h - top_value * k / 4 * scale, 1), "label": f"{top_value * k / 4:g}{unit}"}
+        for k in range(5)
+    ]
     bars = []
     for i, m in enumerate(modes):
         x = LEFT + i * (bar_w + gap) + gap / 2
@@ -244,8 +303,28 @@ def stacked_chart(modes: list[dict], value, title: str, unit: str) -> dict:
             base -= h
             label = f"{m['name']} {role}: {v:g}{unit}"
             segments.append({"y": round(base, 1), "h": round(h, 1), "color": color, "label": label})
-        bars.append({"x": round(x, 1), "w": bar_w, "segments": segments, "label_x": round(x + bar_w / 2, 1),
-                     "name": m["name"], "total": round(totals[i], 2), "total_y": round(base - 4, 1)})
-    return {"empty": False, "title": title, "width": width, "height": CHART_H, "left": LEFT, "right": width - RIGHT,
-            "top": TOP, "base": TOP + plot_h, "ticks": ticks, "bars": bars,
-            "legend": [{"name": r, "color": c} for r, c in ROLES], "label_y": TOP + plot_h + 14}
+        bars.append(
+            {
+                "x": round(x, 1),
+                "w": bar_w,
+                "segments": segments,
+                "label_x": round(x + bar_w / 2, 1),
+                "name": m["name"],
+                "total": round(totals[i], 2),
+                "total_y": round(base - 4, 1),
+            }
+        )
+    return {
+        "empty": False,
+        "title": title,
+        "width": width,
+        "height": CHART_H,
+        "left": LEFT,
+        "right": width - RIGHT,
+        "top": TOP,
+        "base": TOP + plot_h,
+        "ticks": ticks,
+        "bars": bars,
+        "legend": [{"name": r, "color": c} for r, c in ROLES],
+        "label_y": TOP + plot_h + 14,
+    }

@@ -34,9 +34,13 @@ class WebhookAdmin(admin.ModelAdmin):
     search_fields = ("url",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            n_pending=Count("deliveries", filter=Q(deliveries__state=notifier.PENDING)),
-            n_failed=Count("deliveries", filter=Q(deliveries__state=notifier.FAILED)),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_pending=Count("deliveries", filter=Q(deliveries__state=notifier.PENDING)),
+                n_failed=Count("deliveries", filter=Q(deliveries__state=notifier.FAILED)),
+            )
         )
 
     @admin.display(ordering="n_pending")
@@ -50,8 +54,18 @@ class WebhookAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "event", "webhook", "execution_id", "state", "attempts", "last_status",
-                    "next_attempt_at", "delivered_at", "created_at")
+    list_display = (
+        "id",
+        "event",
+        "webhook",
+        "execution_id",
+        "state",
+        "attempts",
+        "last_status",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    )
     list_filter = ("state", "event", "webhook")
     search_fields = ("=execution_id", "=id", "last_error")
     date_hierarchy = "created_at"

@@ -25,8 +25,14 @@ class WebhookDelivery(models.Model):
 
     STATES = [("PENDING", "PENDING"), ("DELIVERED", "DELIVERED"), ("FAILED", "FAILED")]
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", null=True, blank=True,
-                                help_text="Empty for an execution's own params.notify publisher (url, headers).")
+    webhook = models.ForeignKey(
+        Webhook,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        null=True,
+        blank=True,
+        help_text="Empty for an execution's own params.notify publisher (url, headers).",
+    )
     url = models.CharField(max_length=2000, null=True, blank=True, help_text="params.notify: where it goes")
     headers = models.JSONField(null=True, blank=True, help_text="params.notify: the publisher's headers")
     event = models.CharField(max_length=40, db_index=True)

@@ -109,10 +109,18 @@ def record_trace(workflow_name: str, events: list[TraceEvent]) -> list[int]:
     if not hooks:
         return []
     items = [
-        (e.kind, e.execution_id, {
-            "event": e.kind, "execution_id": e.execution_id, "workflow_name": workflow_name,
-            "task_id": e.task_id, "task_name": e.task_name, "state_info": e.state_info,
-        })
+        (
+            e.kind,
+            e.execution_id,
+            {
+                "event": e.kind,
+                "execution_id": e.execution_id,
+                "workflow_name": workflow_name,
+                "task_id": e.task_id,
+                "task_name": e.task_name,
+                "state_info": e.state_info,
+            },
+        )
         for e in events
     ]
     return _write_outbox(hooks, items)
@@ -132,9 +140,17 @@ def record_notify(execution: WorkflowExecution, events: list[TraceEvent]) -> lis
         body = None
         for pub in notify.publishers_for(publishers, e.kind):
             body = body or mistral_notification(execution, e.kind)
-            rows.append(WebhookDelivery(url=pub["url"], headers=pub.get("headers") or {}, event=e.kind,
-                                        execution_id=execution.id, payload=body, state=PENDING,
-                                        next_attempt_at=timezone.now()))
+            rows.append(
+                WebhookDelivery(
+                    url=pub["url"],
+                    headers=pub.get("headers") or {},
+                    event=e.kind,
+                    execution_id=execution.id,
+                    payload=body,
+                    state=PENDING,
+                    next_attempt_at=timezone.now(),
+                )
+            )
     if not rows:
         return []
     WebhookDelivery.objects.bulk_create(rows)
@@ -146,11 +162,19 @@ def record_notify(execution: WorkflowExecution, events: list[TraceEvent]) -> lis
 def mistral_notification(ex: WorkflowExecution, event: str) -> dict:
     """Mistral 23's webhook body for a workflow event (engine/workflows.py ``_notify``)."""
     return {
-        "id": ex.id, "name": ex.workflow_name, "workflow_name": ex.workflow_name,
-        "workflow_namespace": ex.workflow_namespace, "workflow_id": ex.workflow_id, "state": ex.state,
-        "state_info": ex.state_info, "project_id": ex.project_id, "task_execution_id": ex.task_execution_id,
-        "root_execution_id": ex.root_execution_id, "created_at": ts(ex.created_at),
-        "updated_at": ts(ex.updated_at), "event": event,
+        "id": ex.id,
+        "name": ex.workflow_name,
+        "workflow_name": ex.workflow_name,
+        "workflow_namespace": ex.workflow_namespace,
+        "workflow_id": ex.workflow_id,
+        "state": ex.state,
+        "state_info": ex.state_info,
+        "project_id": ex.project_id,
+        "task_execution_id": ex.task_execution_id,
+        "root_execution_id": ex.root_execution_id,
+        "created_at": ts(ex.created_at),
+        "updated_at": ts(ex.updated_at),
+        "event": event,
     }
 
 
@@ -180,8 +204,14 @@ def _write_outbox(hooks: list[tuple[int, frozenset[str]]], items: Iterable[tuple
     now = timezone.now()
     at = now.isoformat()
     rows = [
-        WebhookDelivery(webhook_id=hook_id, event=kind, execution_id=execution_id,
-                        payload={**body, "at": body.get("at") or at}, state=PENDING, next_attempt_at=now)
+        WebhookDelivery(
+            webhook_id=hook_id,
+            event=kind,
+            execution_id=execution_id,
+            payload={**body, "at": body.get("at") or at},
+            state=PENDING,
+            next_attempt_at=now,
+        )
         for kind, execution_id, body in items
         for hook_id, kinds in hooks
         if not kinds or kind in kinds
@@ -202,7 +232,7 @@ def enqueue(delivery_ids: list[int]) -> None:
     """
     if not delivery_ids:
         return
-    batches = [(delivery_ids[i:i + BATCH_SIZE],) for i in range(0, len(delivery_ids), BATCH_SIZE)]
+    batches = [(delivery_ids[i : i + BATCH_SIZE],) for i in range(0, len(delivery_ids), BATCH_SIZE)]
     try:
         queue.enqueue("webhooks.notifier.deliver", batches, "notify")
     except Exception:
@@ -320,8 +350,9 @@ def _post(hook: Webhook | None, row: WebhookDelivery, timeout: float) -> tuple[i
     elif hook.secret:
         headers["Gust-Signature"] = "sha256=" + sign(hook.secret, body)
     try:
-        with _session().post(_url(row), data=body, headers=headers, timeout=timeout,
-                             allow_redirects=False, stream=True) as resp:
+        with _session().post(
+            _url(row), data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+        ) as resp:
             if 200 <= resp.status_code < 300:
                 return resp.status_code, None
             excerpt = resp.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
@@ -335,8 +366,9 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _record(row: WebhookDelivery, status: int | None, error: str | None, give_up: bool, max_attempts: int,
-            now: datetime) -> None:
+def _record(
+    row: WebhookDelivery, status: int | None, error: str | None, give_up: bool, max_attempts: int, now: datetime
+) -> None:
     attempts = row.attempts + 1
     where = WebhookDelivery.objects.filter(id=row.id, state=PENDING)
     url = _shown(_url(row))
@@ -345,14 +377,29 @@ def _record(row: WebhookDelivery, status: int | None, error: str | None, give_up
         logger.info("%s is published to %s (delivery %s)", _line(row), url, row.id)
     elif give_up or attempts >= max_attempts:
         where.update(state=FAILED, attempts=attempts, last_status=status, last_error=error)
-        logger.error("%s was not published to %s after %s attempts, giving up (delivery %s): %s",
-                     _line(row), url, attempts, row.id, error)
+        logger.error(
+            "%s was not published to %s after %s attempts, giving up (delivery %s): %s",
+            _line(row),
+            url,
+            attempts,
+            row.id,
+            error,
+        )
     else:
-        delay = min(2 ** attempts, MAX_BACKOFF)
-        where.update(attempts=attempts, last_status=status, last_error=error,
-                     next_attempt_at=now + timedelta(seconds=delay))
-        logger.warning("%s could not be published to %s (delivery %s, attempt %s of %s, next in %ss): %s",
-                       _line(row), url, row.id, attempts, max_attempts, delay, error)
+        delay = min(2**attempts, MAX_BACKOFF)
+        where.update(
+            attempts=attempts, last_status=status, last_error=error, next_attempt_at=now + timedelta(seconds=delay)
+        )
+        logger.warning(
+            "%s could not be published to %s (delivery %s, attempt %s of %s, next in %ss): %s",
+            _line(row),
+            url,
+            row.id,
+            attempts,
+            max_attempts,
+            delay,
+            error,
+        )
 
 
 def _line(row: WebhookDelivery) -> str:

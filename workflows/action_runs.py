@@ -73,14 +73,16 @@ def _run_now(adef: actions.ActionDef, action: ActionExecution) -> tuple[State, o
     except actions.ActionFailed as exc:
         return State.ERROR, exc.error
     except actions.ActionRaised as exc:
-        return State.ERROR, (f"The action raised an exception [action={exc.label}, action_ex_id={action.id}, "
-                             f"msg='{exc.msg}']")
+        return State.ERROR, (
+            f"The action raised an exception [action={exc.label}, action_ex_id={action.id}, msg='{exc.msg}']"
+        )
     except Exception as exc:  # any failure of the action itself ends it in ERROR
         return State.ERROR, f"{type(exc).__name__}: {exc}"
 
 
-def start_action(name: Any, action_input: Any = None, params: dict | None = None, description: str = "",
-                 namespace: str = "") -> ActionExecution:
+def start_action(
+    name: Any, action_input: Any = None, params: dict | None = None, description: str = "", namespace: str = ""
+) -> ActionExecution:
     """Run or start ``name`` with ``action_input``; returns the stored row, or
     an unsaved one (``id`` None) for a sync run without ``save_result``.
 
@@ -105,8 +107,14 @@ def start_action(name: Any, action_input: Any = None, params: dict | None = None
     if run_sync and not adef.is_sync:
         raise InvalidInput("Action does not support synchronous execution.")
     description = rows.checked_json(description or "", "description")
-    action = ActionExecution(name=plan.name, input=plan.input, description=description, state=State.RUNNING,
-                             is_sync=adef.is_sync, runtime_context=plan.runtime_context)
+    action = ActionExecution(
+        name=plan.name,
+        input=plan.input,
+        description=description,
+        state=State.RUNNING,
+        is_sync=adef.is_sync,
+        runtime_context=plan.runtime_context,
+    )
     if not run_sync and (save or not adef.is_sync) and adef.kind != "local":
         return _store_started(adef, action)
     state, result = finished_result(action, *_run_now(adef, action))

@@ -104,15 +104,19 @@ def save_workbook(text: str, namespace: str = "", *, update: bool = False) -> Wo
     try:
         with transaction.atomic():
             _replace(WorkflowDefinition, wb, {n: _workflow_fields(wf) for n, wf in spec.workflows.items()})
-            _replace(ActionDefinition, wb, {n: _action_fields(a, books_lang.action_text(n, a.raw))
-                                            for n, a in spec.actions.items()})
+            _replace(
+                ActionDefinition,
+                wb,
+                {n: _action_fields(a, books_lang.action_text(n, a.raw)) for n, a in spec.actions.items()},
+            )
     except IntegrityError as exc:  # a concurrent create of one of its names
         raise Conflict(f"A workflow or action of workbook {spec.name} was created meanwhile; try again") from exc
     return wb
 
 
-def _owned_or_free(model: type[WorkflowDefinition] | type[ActionDefinition], wb: Workbook,
-                   names: Iterable[str]) -> dict:
+def _owned_or_free(
+    model: type[WorkflowDefinition] | type[ActionDefinition], wb: Workbook, names: Iterable[str]
+) -> dict:
     """The rows of ``names`` in the workbook's namespace, locked; Conflict
     when one belongs to no workbook or another one."""
     rows = {r.name: r for r in model.objects.select_for_update().filter(namespace=wb.namespace, name__in=list(names))}
@@ -120,15 +124,22 @@ def _owned_or_free(model: type[WorkflowDefinition] | type[ActionDefinition], wb:
         if row.workbook_name != wb.name:
             kind = "Workflow" if model is WorkflowDefinition else "Action"
             owner = f"workbook {row.workbook_name}" if row.workbook_name else "no workbook"
-            raise Conflict(f"{kind} {row.name} exists in namespace '{wb.namespace}' and belongs to {owner}, "
-                           f"not to workbook {wb.name}; delete or rename it first")
+            raise Conflict(
+                f"{kind} {row.name} exists in namespace '{wb.namespace}' and belongs to {owner}, "
+                f"not to workbook {wb.name}; delete or rename it first"
+            )
     return rows
 
 
 def _workflow_fields(wf: lang.WorkflowSpec) -> dict:
     definition = lang.workflow_text(wf.name, wf.raw)
-    return dict(definition=definition, spec=wf.raw, checksum=lang.checksum(definition), tags=list(wf.tags),
-                input=wf.input_signature())
+    return dict(
+        definition=definition,
+        spec=wf.raw,
+        checksum=lang.checksum(definition),
+        tags=list(wf.tags),
+        input=wf.input_signature(),
+    )
 
 
 def _replace(model: type[WorkflowDefinition] | type[ActionDefinition], wb: Workbook, items: dict[str, dict]) -> None:
@@ -162,13 +173,19 @@ def delete_workbook(name: str, namespace: str = "") -> None:
 
 
 def _action_fields(action: books_lang.ActionSpec, definition: str) -> dict:
-    return dict(definition=definition, spec=action.raw, description=action.description or "",
-                tags=list(action.tags), input=action.input_signature())
+    return dict(
+        definition=definition,
+        spec=action.raw,
+        description=action.description or "",
+        tags=list(action.tags),
+        input=action.input_signature(),
+    )
 
 
 @transaction.atomic
-def save_actions(text: str, namespace: str = "", *, update: bool = False,
-                 identifier: str | None = None) -> list[ActionDefinition]:
+def save_actions(
+    text: str, namespace: str = "", *, update: bool = False, identifier: str | None = None
+) -> list[ActionDefinition]:
     """Create (or, with ``update``, update) every ad-hoc action in ``text``,
     as Mistral's services/adhoc_actions.py. ``identifier`` (update only) names
     the one action to update, by name or id; then the text must hold one
@@ -177,8 +194,9 @@ def save_actions(text: str, namespace: str = "", *, update: bool = False,
     not exist); nothing is stored when it raises."""
     specs = _parse(books_lang.parse_actions, text)
     if identifier and len(specs) > 1:
-        raise InvalidInput(f"More than one actions are not supported for update with identifier. "
-                           f"[identifier: {identifier}]")
+        raise InvalidInput(
+            f"More than one actions are not supported for update with identifier. [identifier: {identifier}]"
+        )
     saved = []
     for name, action in specs.items():
         fields = _action_fields(action, text)
@@ -252,8 +270,10 @@ def resolve_workflow(name: str, namespace: str = "", workbook: str | None = None
     ``namespace`` first, then the default namespace ''
     (load_workflow_definition). Raises NotFound with Mistral's wording."""
     for candidate in books_lang.qualified_candidates(name, workbook):
-        found = sorted(WorkflowDefinition.objects.filter(name=candidate, namespace__in={namespace, ""}),
-                       key=lambda w: w.namespace != namespace)
+        found = sorted(
+            WorkflowDefinition.objects.filter(name=candidate, namespace__in={namespace, ""}),
+            key=lambda w: w.namespace != namespace,
+        )
         if found:
             return found[0]
     raise NotFound("Workflow", f"{name}] [namespace={namespace}", key="name")

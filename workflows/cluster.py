@@ -140,8 +140,9 @@ class GustSentinel(Sentinel):
 
     def _kill_busy_workers(self):
         busy = [p for p in self.pool if p.is_alive()]
-        logger.error("worker %s: %d job(s) still running after %.0f s; stopping them", self.name, len(busy),
-                     _stop_timeout())
+        logger.error(
+            "worker %s: %d job(s) still running after %.0f s; stopping them", self.name, len(busy), _stop_timeout()
+        )
         for p in busy:
             p.kill()
 

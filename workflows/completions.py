@@ -31,8 +31,14 @@ from django.db import connection
 from django.utils import timezone
 
 # The door a mode comes through when the caller names none.
-DEFAULT_DOOR = {"callback": "signed-url", "poll": "tracker", "timeout": "sweep", "by hand": "api",
-                "approval": "approval-page", "failed to start": "worker"}
+DEFAULT_DOOR = {
+    "callback": "signed-url",
+    "poll": "tracker",
+    "timeout": "sweep",
+    "by hand": "api",
+    "approval": "approval-page",
+    "failed to start": "worker",
+}
 
 
 @dataclass
@@ -55,11 +61,17 @@ _current: contextvars.ContextVar[Source | None] = contextvars.ContextVar("gust_c
 
 
 @contextlib.contextmanager
-def completing(mode: str, detected_at: datetime | None = None, polls: int | None = None,
-               outside_done_at: Any = None, door: str | None = None):
+def completing(
+    mode: str,
+    detected_at: datetime | None = None,
+    polls: int | None = None,
+    outside_done_at: Any = None,
+    door: str | None = None,
+):
     """Results completed inside this block came back by ``mode`` through ``door``."""
-    source = Source(mode, door or DEFAULT_DOOR.get(mode, "other"), detected_at or timezone.now(), polls,
-                    outside_done_at)
+    source = Source(
+        mode, door or DEFAULT_DOOR.get(mode, "other"), detected_at or timezone.now(), polls, outside_done_at
+    )
 
     def count(execute, sql, params, many, context):
         source.statements += 1

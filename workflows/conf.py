@@ -30,7 +30,6 @@ _LIMIT_KEYS = {
 }
 
 
-
 DEFAULTS: dict[str, Any] = {
     # Where users and outside systems reach this Gust (Mistral-Callback-URL, links in mail).
     "PUBLIC_URL": "http://127.0.0.1:8000",

@@ -49,10 +49,16 @@ def redispatch_unclaimed(now=None, limit: int = 500) -> int:
     now = now or timezone.now()
     names = [a.name for a in actions.every().values() if a.needs_worker]
     before = now - timedelta(seconds=conf.seconds("WORKER_REDISPATCH_AFTER"))
-    ids = list(ActionExecution.objects.filter(
-        Q(name__in=names) | Q(**{f"runtime_context__{adhoc.KEY}__base__in": names}),
-        state=State.RUNNING, worker_started_at__isnull=True, updated_at__lt=before,
-    ).exclude(runtime_context__has_key=HANDED_OVER).values_list("id", flat=True)[:limit])
+    ids = list(
+        ActionExecution.objects.filter(
+            Q(name__in=names) | Q(**{f"runtime_context__{adhoc.KEY}__base__in": names}),
+            state=State.RUNNING,
+            worker_started_at__isnull=True,
+            updated_at__lt=before,
+        )
+        .exclude(runtime_context__has_key=HANDED_OVER)
+        .values_list("id", flat=True)[:limit]
+    )
     if ids:
         ActionExecution.objects.filter(id__in=ids, worker_started_at__isnull=True).update(updated_at=now)
         enqueue(ids)
@@ -104,8 +110,9 @@ def run_actions(action_ids: list[str]) -> None:
                 logger.info("returned %d prefetched job(s) to the queue", len(todo) - i)
                 break
             if not batch.store(claim=action.id):
-                logger.warning("action %s was already started by a worker (this job was delivered again); "
-                               "not run twice", action.id)
+                logger.warning(
+                    "action %s was already started by a worker (this job was delivered again); not run twice", action.id
+                )
                 continue
             _run_claimed(action, batch)
         batch.store()
@@ -162,8 +169,9 @@ class _Batch:
                     self._report(*pending)  # complete_action's own atomic block is a savepoint here
                     claimed = services.claim_for_worker(claim)
             except Exception:  # the claim, or the commit, failed: nothing of it was stored
-                logger.exception("storing the result of %s with the claim of %s failed; again one by one",
-                                 pending[0], claim)
+                logger.exception(
+                    "storing the result of %s with the claim of %s failed; again one by one", pending[0], claim
+                )
                 self._report(*pending)
                 claimed = _claim(claim)
         if claimed:

@@ -100,8 +100,7 @@ class Policy:
 
     def allows_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return any(host == h or (h.startswith(".") and (host.endswith(h) or host == h[1:]))
-                   for h in self.allowed_hosts)
+        return any(host == h or (h.startswith(".") and (host.endswith(h) or host == h[1:])) for h in self.allowed_hosts)
 
     def refusal(self, address: str, host: str | None = None) -> str | None:
         """Why connecting to ``address`` (numeric, as getaddrinfo returns it)
@@ -116,8 +115,10 @@ class Policy:
                 if c in net:
                     what = f"address {address}" + (f" (IPv4 {c})" if c is mapped else "")
                     resolved = f"{host} resolves to {address}; " if host and host.strip("[]") != address else ""
-                    return (f"{resolved}{what} is in the denied range {net} ({ENV['DENIED_CIDRS']}; "
-                            f"{ENV['ALLOWED_CIDRS']} or {ENV['ALLOWED_HOSTS']} can allow it)")
+                    return (
+                        f"{resolved}{what} is in the denied range {net} ({ENV['DENIED_CIDRS']}; "
+                        f"{ENV['ALLOWED_CIDRS']} or {ENV['ALLOWED_HOSTS']} can allow it)"
+                    )
         return None
 
 
@@ -138,8 +139,11 @@ def _parse(denied: tuple[str, ...], allowed: tuple[str, ...], hosts: tuple[str, 
         except ValueError as exc:
             raise ImproperlyConfigured(f"EGRESS[{name!r}] ({ENV[name]}): {exc}") from None
 
-    return Policy(networks("DENIED_CIDRS", denied), networks("ALLOWED_CIDRS", allowed),
-                  tuple(h.lower().rstrip(".") for h in hosts))
+    return Policy(
+        networks("DENIED_CIDRS", denied),
+        networks("ALLOWED_CIDRS", allowed),
+        tuple(h.lower().rstrip(".") for h in hosts),
+    )
 
 
 def policy() -> Policy:
@@ -184,8 +188,10 @@ class _CheckedConnection:
             for *_, sockaddr in checked_addresses(self._dns_host, self.port):
                 try:
                     sock = urllib3_connection.create_connection(
-                        (sockaddr[0], self.port), self.timeout,
-                        source_address=self.source_address, socket_options=self.socket_options,
+                        (sockaddr[0], self.port),
+                        self.timeout,
+                        source_address=self.source_address,
+                        socket_options=self.socket_options,
                     )
                     break
                 except OSError as exc:  # the next address, as create_connection does
@@ -242,8 +248,7 @@ class CheckedAdapter(HTTPAdapter):
             if proxy:
                 self._check_proxied(request.url, proxy)
             try:
-                return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
-                                    proxies=proxies)
+                return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
             except EgressRefused as exc:
                 if proxy:  # what the connection was refused is the proxy
                     exc.reason = f"proxy {shown(proxy)}: {exc.reason}"

@@ -54,8 +54,7 @@ def json_object(value: Any, field: str) -> dict:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(
-            f"Invalid input for field/attribute {field}. JsonType field value must be a dictionary "
-            f"[actual={value!r}]"
+            f"Invalid input for field/attribute {field}. JsonType field value must be a dictionary [actual={value!r}]"
         )
     return value
 
@@ -66,9 +65,7 @@ def _values(body: Any, legal: list[str]) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput("Send the environment as a JSON object with name, description, variables and scope")
     if set(body) - set(legal):
-        raise InvalidInput(
-            f"Please, check your environment definition. Only: {legal} are allowed as definition keys."
-        )
+        raise InvalidInput(f"Please, check your environment definition. Only: {legal} are allowed as definition keys.")
     out: dict = {}
     if "variables" in body:
         out["variables"] = rows.checked_json(json_object(body["variables"], "variables"), "variables")
@@ -114,9 +111,7 @@ def create(body: Any) -> Environment:
         with transaction.atomic():
             return Environment.objects.create(name=name, **values)
     except IntegrityError:
-        raise Conflict(
-            f"Duplicate entry for Environment ['name', 'project_id']: {name}, <default-project>"
-        ) from None
+        raise Conflict(f"Duplicate entry for Environment ['name', 'project_id']: {name}, <default-project>") from None
 
 
 def update(body: Any) -> Environment:

@@ -14,9 +14,7 @@ INPUT_PREFIX = "input__"  # keeps workflow inputs apart from "description" and "
 
 
 class ExecutionFilterForm(forms.Form):
-    state = forms.ChoiceField(
-        required=False, choices=[("", "All states")] + [(s.value, s.value) for s in State]
-    )
+    state = forms.ChoiceField(required=False, choices=[("", "All states")] + [(s.value, s.value) for s in State])
     q = forms.CharField(
         required=False,
         max_length=255,

@@ -19,8 +19,19 @@ from django.http import JsonResponse
 
 from workflows import conf
 
-OPEN_PREFIXES = ("/accounts/", "/admin/", "/static/", "/favicon.ico", "/v2", "/api/", "/identity/", "/versions",
-                 "/healthz", "/readyz", "/metrics")  # probes; /metrics answers 401 itself
+OPEN_PREFIXES = (
+    "/accounts/",
+    "/admin/",
+    "/static/",
+    "/favicon.ico",
+    "/v2",
+    "/api/",
+    "/identity/",
+    "/versions",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)  # probes; /metrics answers 401 itself
 
 
 class DashboardLoginRequired:
@@ -51,8 +62,9 @@ def sessionless(request) -> bool:
     own calls to ``/api``) every layer runs as before."""
     found = getattr(request, "_gust_sessionless", None)
     if found is None:
-        found = request._gust_sessionless = (request.path.startswith(SESSIONLESS_PREFIXES)
-                                             and settings.SESSION_COOKIE_NAME not in request.COOKIES)
+        found = request._gust_sessionless = (
+            request.path.startswith(SESSIONLESS_PREFIXES) and settings.SESSION_COOKIE_NAME not in request.COOKIES
+        )
     return found
 
 
@@ -83,6 +95,8 @@ def wants_versions_document(request) -> bool:
     request for the dashboard, which asks for a login."""
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
+
+
 API_PREFIXES = ("/v2", "/api/", "/identity/")  # JSON {"faultstring"} answers
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_logger = logging.getLogger("gust.request")
@@ -113,8 +127,13 @@ class RequestId:
     def process_exception(self, request, exception):
         request_id = getattr(request, "request_id", "-")
         request_logger.error(
-            "[%s] %s %s failed: %s: %s", request_id, request.method, request.get_full_path()[:500],
-            type(exception).__name__, exception, exc_info=exception,
+            "[%s] %s %s failed: %s: %s",
+            request_id,
+            request.method,
+            request.get_full_path()[:500],
+            type(exception).__name__,
+            exception,
+            exc_info=exception,
         )
         if request.path.startswith(API_PREFIXES):
             return JsonResponse(

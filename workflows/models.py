@@ -98,17 +98,19 @@ class WorkflowExecution(models.Model):
     params = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True, help_text="Vars and global publishes (Mistral's context).")
     runtime = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="The engine's counters: next task seq, tasks per active state, unhandled errors, the final "
-                  "context, what waits for a resume.",
+        "context, what waits for a resume.",
     )
     # A sub-workflow's parent task and root execution, as Mistral's.
     task_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
     root_execution_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
     accepted = models.BooleanField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="A sub-workflow: null until its parent task took its end; false once a retry or rerun "
-                  "of that task made it no longer count.",
+        "of that task made it no longer count.",
     )
     project_id = models.CharField(max_length=80, default="<default-project>")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -132,13 +134,15 @@ class TaskExecution(models.Model):
     result = models.JSONField(null=True, blank=True)
     published = models.JSONField(default=dict, blank=True)
     runtime_context = models.JSONField(default=dict, blank=True)
-    in_context = models.JSONField(default=dict, blank=True,
-                                  help_text="The outbound context of the tasks that led here.")
+    in_context = models.JSONField(
+        default=dict, blank=True, help_text="The outbound context of the tasks that led here."
+    )
     processed = models.BooleanField(default=False)
     items = models.JSONField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="A with-items task's evaluated lists (variable -> list), stored when its items start; "
-                  "read only when it starts more of them.",
+        "read only when it starts more of them.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -184,9 +188,10 @@ class ActionExecution(models.Model):
         default=1, help_text="Raised each time the action is sent again; older callback URLs then answer 410."
     )
     deadline = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When the overdue sweep fails it: queue deadline until a worker starts it, then the worker's "
-                  "lease (renewed while it runs), then the async deadline (extended by heartbeats).",
+        "lease (renewed while it runs), then the async deadline (extended by heartbeats).",
     )
     worker_started_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker claimed it; a job delivered again is then not run twice."
@@ -264,7 +269,6 @@ class ShutdownLock(models.Model):
     """One row, locked while deciding to pause on shutdown or resume on start."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-
 
 
 class NamedResource(models.Model):

@@ -23,8 +23,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Mistral's workflow events (mistral/notifiers/notification_events.py).
-WORKFLOW_EVENTS = ("WORKFLOW_LAUNCHED", "WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED",
-                   "WORKFLOW_PAUSED", "WORKFLOW_RESUMED", "WORKFLOW_RERUN")
+WORKFLOW_EVENTS = (
+    "WORKFLOW_LAUNCHED",
+    "WORKFLOW_SUCCEEDED",
+    "WORKFLOW_FAILED",
+    "WORKFLOW_CANCELLED",
+    "WORKFLOW_PAUSED",
+    "WORKFLOW_RESUMED",
+    "WORKFLOW_RERUN",
+)
 TYPES = ("webhook", "noop")
 MAX_PUBLISHERS = 10
 MAX_URL = 2000
@@ -59,9 +66,18 @@ def check(notify: Any) -> list[str]:
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             problems.append(f"{where}.url must be an http(s) URL of at most {MAX_URL} characters")
         headers = pub.get("headers", {})
-        if (not isinstance(headers, dict) or len(headers) > MAX_HEADERS
-                or any(not isinstance(k, str) or not isinstance(v, str) or len(k) + len(v) > MAX_HEADER
-                       or "\n" in k + v or "\r" in k + v for k, v in headers.items())):
+        if (
+            not isinstance(headers, dict)
+            or len(headers) > MAX_HEADERS
+            or any(
+                not isinstance(k, str)
+                or not isinstance(v, str)
+                or len(k) + len(v) > MAX_HEADER
+                or "\n" in k + v
+                or "\r" in k + v
+                for k, v in headers.items()
+            )
+        ):
             problems.append(f"{where}.headers must be an object of at most {MAX_HEADERS} one-line text values")
     return problems
 
@@ -70,5 +86,10 @@ def publishers_for(notify: Any, event: str) -> list[dict]:
     """The webhook publishers of a checked ``params.notify`` that take ``event``."""
     if not isinstance(notify, list):
         return []
-    return [p for p in notify if isinstance(p, dict) and p.get("type") == "webhook"
-            and (not p.get("event_types") or event in p["event_types"])]
+    return [
+        p
+        for p in notify
+        if isinstance(p, dict)
+        and p.get("type") == "webhook"
+        and (not p.get("event_types") or event in p["event_types"])
+    ]

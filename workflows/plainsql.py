@@ -57,15 +57,22 @@ class PlainSelect:
         other_sql, other_converters = other._plan()
         mine, theirs = self.q(self.model._meta.db_table), other.q(other.model._meta.db_table)
         column = self.q(self.model._meta.get_field(fk).column)
-        columns = other_sql[len("SELECT "):other_sql.index(" FROM ")]
-        joined = (sql.replace(" FROM ", f", {columns} FROM ", 1).removesuffix(" WHERE ")
-                  + f" LEFT JOIN {theirs} ON {mine}.{column} = {theirs}.{other.q(other.model._meta.pk.column)} WHERE ")
+        columns = other_sql[len("SELECT ") : other_sql.index(" FROM ")]
+        joined = (
+            sql.replace(" FROM ", f", {columns} FROM ", 1).removesuffix(" WHERE ")
+            + f" LEFT JOIN {theirs} ON {mine}.{column} = {theirs}.{other.q(other.model._meta.pk.column)} WHERE "
+        )
         with connection.cursor() as cursor:
             cursor.execute(joined + where, params)
             rows = cursor.fetchall()
         n = len(converters)
-        return [(self._instance(row[:n], converters),
-                 other._instance(row[n:], other_converters) if row[n] is not None else None) for row in rows]
+        return [
+            (
+                self._instance(row[:n], converters),
+                other._instance(row[n:], other_converters) if row[n] is not None else None,
+            )
+            for row in rows
+        ]
 
     def _instance(self, row, converters):
         values = []
@@ -100,8 +107,10 @@ def _insert_plan(model, vendor: str):
     for f in model._meta.concrete_fields:
         auto = f.get_internal_type() == "DateTimeField" and (f.auto_now or f.auto_now_add)
         columns.append((f.attname, f.column, _adapter(f), auto))
-    sql = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c[1]) for c in columns)}) "
-           f"VALUES ({', '.join(['%s'] * len(columns))})")
+    sql = (
+        f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(c[1]) for c in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
     return sql, columns
 
 
@@ -114,8 +123,15 @@ def _adapter(f):
         return functools.partial(_json_value, ops.adapt_json_value, f.encoder)
     if kind == "DateTimeField":
         return functools.partial(_time_value, ops.adapt_datetimefield_value)
-    if kind in ("CharField", "TextField", "BooleanField", "PositiveIntegerField", "IntegerField", "BigAutoField",
-                "ForeignKey"):
+    if kind in (
+        "CharField",
+        "TextField",
+        "BooleanField",
+        "PositiveIntegerField",
+        "IntegerField",
+        "BigAutoField",
+        "ForeignKey",
+    ):
         return None
     return functools.partial(lambda field, v: field.get_db_prep_save(v, connection), f)  # a type added later
 
@@ -125,8 +141,10 @@ def _update_plan(model, fields: tuple[str, ...], vendor: str):
     qn = connection.ops.quote_name
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
-    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in columns)} "
-           f"WHERE {qn(meta.pk.column)} = %s")
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in columns)} "
+        f"WHERE {qn(meta.pk.column)} = %s"
+    )
     return sql, [(f.attname, _adapter(f)) for f in columns]
 
 

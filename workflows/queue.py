@@ -78,7 +78,7 @@ class GustORM(ORM):
             qs = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now()).order_by("lock", "id")
             if connections[Conf.ORM].features.has_select_for_update_skip_locked:
                 qs = qs.select_for_update(skip_locked=True)
-            tasks = list(qs.values_list("id", "payload")[:Conf.BULK])
+            tasks = list(qs.values_list("id", "payload")[: Conf.BULK])
             if tasks:
                 self.get_connection().filter(id__in=[pk for pk, _ in tasks]).update(lock=self.timeout(None))
         if tasks:
@@ -122,8 +122,13 @@ def merge_run_action_jobs(tasks: list[dict], idle_workers: int) -> list[dict]:
     When workers wait for work (``idle_workers``), the actions are dealt out
     over that many jobs so they run side by side; otherwise they go in one.
     A merged job's ``ack_id`` is the list of the ones it stands for."""
-    plain = [t for t in tasks if t.get("func") == RUN_ACTION and len(t.get("args") or ()) == 1
-             and not any(t.get(k) for k in ("hook", "group", "chain", "cached", "kwargs"))]
+    plain = [
+        t
+        for t in tasks
+        if t.get("func") == RUN_ACTION
+        and len(t.get("args") or ()) == 1
+        and not any(t.get(k) for k in ("hook", "group", "chain", "cached", "kwargs"))
+    ]
     if len(plain) < 2:
         return tasks
     out = [t for t in tasks if not any(t is p for p in plain)]
@@ -135,9 +140,17 @@ def merge_run_action_jobs(tasks: list[dict], idle_workers: int) -> list[dict]:
             continue
         acks = [t["ack_id"] for t in group if t.get("ack_id") is not None]
         first = group[0]
-        out.append({**first, "id": uuid.uuid4().hex, "func": RUN_ACTIONS, "args": ([t["args"][0] for t in group],),
-                    "name": f"actions {first['args'][0]} +{len(group) - 1}", "ack_id": acks or None,
-                    "started": min(t["started"] for t in group)})
+        out.append(
+            {
+                **first,
+                "id": uuid.uuid4().hex,
+                "func": RUN_ACTIONS,
+                "args": ([t["args"][0] for t in group],),
+                "name": f"actions {first['args'][0]} +{len(group) - 1}",
+                "ack_id": acks or None,
+                "started": min(t["started"] for t in group),
+            }
+        )
     return out
 
 

@@ -63,9 +63,17 @@ MAX_BATCH_SIZE = 10_000
 PAUSE_FACTOR = {"sqlite": 2.0}
 DEFAULT_PAUSE_FACTOR = 1.0
 MAX_PAUSE_S = 0.5
-_ENV = {name: f"GUST_EXPIRATION_{name}" for name in (
-    "EVALUATION_INTERVAL", "OLDER_THAN", "MAX_FINISHED_EXECUTIONS", "BATCH_SIZE", "IGNORED_STATES",
-    "SECONDS_PER_CYCLE")}
+_ENV = {
+    name: f"GUST_EXPIRATION_{name}"
+    for name in (
+        "EVALUATION_INTERVAL",
+        "OLDER_THAN",
+        "MAX_FINISHED_EXECUTIONS",
+        "BATCH_SIZE",
+        "IGNORED_STATES",
+        "SECONDS_PER_CYCLE",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,9 @@ def policy() -> Policy:
         "seconds_per_cycle": _number(raw, "SECONDS_PER_CYCLE", float, 1.0, 0.01, 3600),
     }
     if 0 < values["older_than"] < 1:
-        raise ImproperlyConfigured(f"{_name('OLDER_THAN')} is in minutes, at least 1 (or 0 for no age limit), "
-                                   f"not {values['older_than']}")
+        raise ImproperlyConfigured(
+            f"{_name('OLDER_THAN')} is in minutes, at least 1 (or 0 for no age limit), not {values['older_than']}"
+        )
     return Policy(**values)
 
 
@@ -126,8 +135,9 @@ def _number(raw: dict, key: str, kind, default, low, high):
         number = None
     if number is None or number < low or (high is not None and number > high) or number != number:
         bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ImproperlyConfigured(f"{_name(key)} must be {'an integer' if kind is int else 'a number'} {bounds}, "
-                                   f"not {value!r}")
+        raise ImproperlyConfigured(
+            f"{_name(key)} must be {'an integer' if kind is int else 'a number'} {bounds}, not {value!r}"
+        )
     return number
 
 
@@ -136,8 +146,10 @@ def _states(value) -> tuple[str, ...]:
     names = tuple(n.strip().upper() for n in names if str(n).strip())
     wrong = [n for n in names if n not in FINISHED]
     if wrong:
-        raise ImproperlyConfigured(f"{_name('IGNORED_STATES')}: {', '.join(wrong)} is not a finished state; "
-                                   f"the finished states are {', '.join(FINISHED)}")
+        raise ImproperlyConfigured(
+            f"{_name('IGNORED_STATES')}: {', '.join(wrong)} is not a finished state; "
+            f"the finished states are {', '.join(FINISHED)}"
+        )
     return names
 
 
@@ -180,7 +192,8 @@ def _superfluous(pol: Policy):
     the whole table and executions finishing meanwhile are newer anyway."""
     finished = WorkflowExecution.objects.filter(task_execution_id__isnull=True, state__in=pol.states)
     boundary = finished.order_by("-updated_at", "-id").values_list("updated_at", "id")[
-        pol.max_finished_executions - 1:pol.max_finished_executions]
+        pol.max_finished_executions - 1 : pol.max_finished_executions
+    ]
     boundary = list(boundary)
     if not boundary:
         return None
@@ -208,8 +221,10 @@ class Outcome:
 
     def line(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
-        return (f"{verb} {self.executions} execution(s) (+{self.children} sub-workflow), {self.tasks} task and "
-                f"{self.actions} action execution(s) in {self.batches} batch(es), {self.seconds:.1f} s")
+        return (
+            f"{verb} {self.executions} execution(s) (+{self.children} sub-workflow), {self.tasks} task and "
+            f"{self.actions} action execution(s) in {self.batches} batch(es), {self.seconds:.1f} s"
+        )
 
 
 class _SubWorkflows:
@@ -223,8 +238,9 @@ class _SubWorkflows:
 
     def possible(self) -> bool:
         if not self.seen:
-            self.seen = WorkflowExecution.objects.filter(root_execution_id__isnull=False,
-                                                         created_at__gte=self.since).exists()
+            self.seen = WorkflowExecution.objects.filter(
+                root_execution_id__isnull=False, created_at__gte=self.since
+            ).exists()
         return self.seen
 
 
@@ -240,24 +256,40 @@ def delete_batch(qs, limit: int, subworkflows: _SubWorkflows | None = None) -> t
             return 0, 0, 0, 0
         children = []
         if subworkflows is None or subworkflows.possible():
-            children = list(WorkflowExecution.objects.filter(root_execution_id__in=roots).exclude(id__in=roots)
-                            .values_list("id", flat=True))
+            children = list(
+                WorkflowExecution.objects.filter(root_execution_id__in=roots)
+                .exclude(id__in=roots)
+                .values_list("id", flat=True)
+            )
         # only("id"): the cascade needs the keys, not the executions' JSON columns.
         _, deleted = WorkflowExecution.objects.filter(id__in=roots + children).only("id").delete()
-    return (len(roots), len(children), deleted.get("workflows.TaskExecution", 0),
-            deleted.get("workflows.ActionExecution", 0))
+    return (
+        len(roots),
+        len(children),
+        deleted.get("workflows.TaskExecution", 0),
+        deleted.get("workflows.ActionExecution", 0),
+    )
 
 
 def _count(qs) -> tuple[int, int, int, int]:
     roots = qs.values("id")
     children = WorkflowExecution.objects.filter(root_execution_id__in=roots).exclude(id__in=roots)
     ids = Q(workflow_execution_id__in=roots) | Q(workflow_execution_id__in=children.values("id"))
-    return qs.count(), children.count(), TaskExecution.objects.filter(ids).count(), \
-        ActionExecution.objects.filter(ids).count()
+    return (
+        qs.count(),
+        children.count(),
+        TaskExecution.objects.filter(ids).count(),
+        ActionExecution.objects.filter(ids).count(),
+    )
 
 
-def run(pol: Policy | None = None, now=None, dry_run: bool = False, time_budget: float | None = None,
-        progress: Callable[[Outcome], None] | None = None) -> Outcome:
+def run(
+    pol: Policy | None = None,
+    now=None,
+    dry_run: bool = False,
+    time_budget: float | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+) -> Outcome:
     """Delete what the policy says may go, batch by batch, expired first.
     ``time_budget`` seconds: stop after the batch that passes it
     (``depleted`` False). ``dry_run``: count instead, delete nothing."""
@@ -269,8 +301,9 @@ def run(pol: Policy | None = None, now=None, dry_run: bool = False, time_budget:
     now = now or timezone.now()
     subworkflows = None if dry_run else _SubWorkflows()
     for reason in ("older_than", "max_finished_executions"):
-        if (reason == "older_than" and pol.older_than < 1) or (reason == "max_finished_executions"
-                                                               and pol.max_finished_executions < 1):
+        if (reason == "older_than" and pol.older_than < 1) or (
+            reason == "max_finished_executions" and pol.max_finished_executions < 1
+        ):
             continue
         qs = _expired(pol, now) if reason == "older_than" else _superfluous(pol)
         if qs is None:

@@ -108,8 +108,12 @@ def children_of(tasks: str | Iterable[str]) -> QuerySet[WorkflowExecution]:
 def successful_runs(workflow_id: str, excluding: str) -> QuerySet:
     """(created_at, updated_at) of the workflow's executions that succeeded,
     newest first, but for the execution ``excluding``."""
-    return (WorkflowExecution.objects.filter(workflow_id=workflow_id, state=State.SUCCESS)
-            .exclude(id=excluding).order_by("-created_at").values_list("created_at", "updated_at"))
+    return (
+        WorkflowExecution.objects.filter(workflow_id=workflow_id, state=State.SUCCESS)
+        .exclude(id=excluding)
+        .order_by("-created_at")
+        .values_list("created_at", "updated_at")
+    )
 
 
 def execution_counts() -> dict[str, int]:
@@ -135,10 +139,14 @@ def _execution_select(vendor: str, columns: tuple[str, ...]) -> tuple[str, froze
     """The SELECT of ``columns`` of one execution, and which of them hold JSON and which times."""
     qn = connection.ops.quote_name
     kinds = {f.column: f.get_internal_type() for f in WorkflowExecution._meta.concrete_fields}
-    sql = (f"SELECT {', '.join(qn(c) for c in columns)} FROM {qn(WorkflowExecution._meta.db_table)} "
-           f"WHERE {qn('id')} = %s")
-    return (sql, frozenset(c for c in columns if kinds[c] == "JSONField"),
-            frozenset(c for c in columns if kinds[c] == "DateTimeField"))
+    sql = (
+        f"SELECT {', '.join(qn(c) for c in columns)} FROM {qn(WorkflowExecution._meta.db_table)} WHERE {qn('id')} = %s"
+    )
+    return (
+        sql,
+        frozenset(c for c in columns if kinds[c] == "JSONField"),
+        frozenset(c for c in columns if kinds[c] == "DateTimeField"),
+    )
 
 
 def execution_values(execution_id: str, columns: tuple[str, ...]) -> dict[str, Any] | None:
@@ -187,8 +195,11 @@ def actions_of(tasks: str | Iterable[str]) -> QuerySet[ActionExecution]:
 def running_async_actions() -> QuerySet[ActionExecution]:
     """Async actions still RUNNING, that is waiting for the outside world,
     oldest first, each with its execution."""
-    return (ActionExecution.objects.filter(state=State.RUNNING, is_sync=False).select_related("workflow_execution")
-            .order_by("created_at", "id"))
+    return (
+        ActionExecution.objects.filter(state=State.RUNNING, is_sync=False)
+        .select_related("workflow_execution")
+        .order_by("created_at", "id")
+    )
 
 
 def timers_of(execution_id: str) -> QuerySet[Timer]:

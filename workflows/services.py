@@ -109,8 +109,11 @@ def find_workflow(identifier: str, namespace: str = "", defer: tuple[str, ...] =
     # A plain SELECT: the ORM's compiler for this query was a fifth of a
     # POST /v2/executions (bench/README.md, "HTTP path").
     sel = _definition_select(defer)
-    found = sel.fetch(f"{sel.q('id')} = %s OR ({sel.q('name')} = %s AND {sel.q('namespace')} = %s)",
-                      [identifier, identifier, namespace], " LIMIT 2")
+    found = sel.fetch(
+        f"{sel.q('id')} = %s OR ({sel.q('name')} = %s AND {sel.q('namespace')} = %s)",
+        [identifier, identifier, namespace],
+        " LIMIT 2",
+    )
     wf = next((w for w in found if w.id == identifier), found[0] if found else None)
     if wf is None:
         raise NotFound("Workflow", f"{identifier}, namespace={namespace}", key="workflow_identifier")
@@ -235,8 +238,11 @@ def start_execution(
             params=params,
             state=State.IDLE,
             # As Mistral's runtime_context wb_name: a task's action short names resolve in the workbook first.
-            runtime={HAD_TIMERS: False, "spec_key": spec_key(wf),
-                     **({"wb_name": wf.workbook_name} if wf.workbook_name else {})},
+            runtime={
+                HAD_TIMERS: False,
+                "spec_key": spec_key(wf),
+                **({"wb_name": wf.workbook_name} if wf.workbook_name else {}),
+            },
         )
         plainsql.insert_rows(WorkflowExecution, [execution])
         if spec.reverse:
@@ -310,20 +316,29 @@ def _holds_write_lock() -> bool:
     """The transaction in progress began with SQLite's ``BEGIN IMMEDIATE``:
     it holds the database's write lock, so what it reads can not change
     under it (PostgreSQL's row locks need a re-read after ``FOR UPDATE``)."""
-    return connection.vendor == "sqlite" and connection.settings_dict.get("OPTIONS", {}).get(
-        "transaction_mode") == "IMMEDIATE"
+    return (
+        connection.vendor == "sqlite"
+        and connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") == "IMMEDIATE"
+    )
 
 
 def superseded_by(action_id: str) -> str | None:
     """The id of a later action execution of the same task (a retry or a
     rerun made a new one), or None: an older attempt's callback is then gone."""
-    row = ActionExecution.objects.filter(id=action_id).values_list("task_execution_id", "created_at",
-                                                                    "runtime_context").first()
+    row = (
+        ActionExecution.objects.filter(id=action_id)
+        .values_list("task_execution_id", "created_at", "runtime_context")
+        .first()
+    )
     if row is None or row[0] is None:
         return None
     index = (row[2] or {}).get("index")  # a with-items item is superseded only by a later run of the same item
-    later = (ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1]).exclude(id=action_id)
-             .order_by("-created_at").values_list("id", "runtime_context"))
+    later = (
+        ActionExecution.objects.filter(task_execution_id=row[0], created_at__gte=row[1])
+        .exclude(id=action_id)
+        .order_by("-created_at")
+        .values_list("id", "runtime_context")
+    )
     return next((aid for aid, rc in later if (rc or {}).get("index") == index), None)
 
 
@@ -377,8 +392,9 @@ def claim_for_worker(action_id: str) -> bool:
     whose effect may have happened is never run a second time on its own."""
     now = timezone.now()
     return bool(
-        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=True)
-        .update(worker_started_at=now, deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE")), updated_at=now)
+        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=True).update(
+            worker_started_at=now, deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE")), updated_at=now
+        )
     )
 
 
@@ -387,8 +403,9 @@ def renew_lease(action_id: str) -> bool:
     False once the action is no longer RUNNING."""
     now = timezone.now()
     return bool(
-        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=False)
-        .update(deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE")))
+        ActionExecution.objects.filter(id=action_id, state=State.RUNNING, worker_started_at__isnull=False).update(
+            deadline=now + timedelta(seconds=conf.seconds("WORKER_LEASE"))
+        )
     )
 
 
@@ -420,8 +437,11 @@ def fail_overdue_actions(now=None, limit: int = 100) -> OverdueSweep:
     while failed < limit and broken < limit:
         # Rows tried in this call are left out, so errors do not use up the
         # limit of actions failed, and a row that raises is not tried twice.
-        chunk = list(overdue.exclude(id__in=tried).values_list(
-            "id", "name", "deadline", "worker_started_at", "runtime_context")[:limit - failed])
+        chunk = list(
+            overdue.exclude(id__in=tried).values_list("id", "name", "deadline", "worker_started_at", "runtime_context")[
+                : limit - failed
+            ]
+        )
         if not chunk:
             break
         for action_id, name, deadline, started_at, runtime_context in chunk:
@@ -473,9 +493,11 @@ def _overdue_reason(name: str, deadline, started_at, runtime_context: dict) -> s
     if waited_for_worker and started_at is None:
         return f"Not started: no worker took it from the queue before {at} (GUST_WORKER_QUEUE_TIMEOUT); nothing ran"
     if waited_for_worker and started_at is not None:
-        return (f"{_WORKER_LOST}: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
-                f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
-                f"if it is safe")
+        return (
+            f"{_WORKER_LOST}: the worker that started it at {started_at:%Y-%m-%d %H:%M:%S} UTC stopped renewing "
+            f"its lease (deadline {at}); not run again since its effect may have happened; rerun the task "
+            f"if it is safe"
+        )
     return f"Deadline passed at {at} without a result, callback or heartbeat; rerun the task if it is safe"
 
 
@@ -578,9 +600,7 @@ def update_execution_fields(execution_id: str, description: str | None = None) -
 def delete_execution(execution_id: str) -> None:
     execution = lock_execution(execution_id)
     if execution.state not in TERMINAL and execution.state != State.IDLE:
-        raise Conflict(
-            f"Execution {execution_id} is {execution.state}; cancel it before deleting it", execution.state
-        )
+        raise Conflict(f"Execution {execution_id} is {execution.state}; cancel it before deleting it", execution.state)
     execution.delete()
 
 
@@ -588,26 +608,51 @@ def delete_execution(execution_id: str) -> None:
 
 
 def _action_view(a: ActionExecution, with_input: bool = True) -> engine.ActionView:
-    return engine.ActionView(id=a.id, name=a.name, state=a.state, input=a.input if with_input else {}, output=a.output,
-                             state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
-                             index=(a.runtime_context or {}).get("index"), runtime_context=a.runtime_context or {})
+    return engine.ActionView(
+        id=a.id,
+        name=a.name,
+        state=a.state,
+        input=a.input if with_input else {},
+        output=a.output,
+        state_info=a.state_info,
+        is_sync=a.is_sync,
+        accepted=a.accepted,
+        index=(a.runtime_context or {}).get("index"),
+        runtime_context=a.runtime_context or {},
+    )
 
 
 def _child_view(child: WorkflowExecution) -> engine.ActionView:
     """A sub-workflow execution as its parent task's unit: live (RUNNING for
     the parent) until the parent took its end (``accepted`` set)."""
     return engine.ActionView(
-        id=child.id, name=child.workflow_name, state=State.RUNNING if child.accepted is None else child.state,
-        input=child.input, output={"result": child.output}, state_info=child.state_info, is_sync=False,
-        accepted=bool(child.accepted), index=(child.params or {}).get("index"), kind="workflow",
+        id=child.id,
+        name=child.workflow_name,
+        state=State.RUNNING if child.accepted is None else child.state,
+        input=child.input,
+        output={"result": child.output},
+        state_info=child.state_info,
+        is_sync=False,
+        accepted=bool(child.accepted),
+        index=(child.params or {}).get("index"),
+        kind="workflow",
     )
 
 
 def _task_view(row: TaskExecution, live: list) -> engine.TaskView:
     return engine.TaskView(
-        id=row.id, name=row.name, state=row.state, seq=row.seq, state_info=row.state_info, result=row.result,
-        published=row.published, runtime_context=row.runtime_context, processed=row.processed,
-        started=row.started_at is not None, finished=row.finished_at is not None, in_context=row.in_context,
+        id=row.id,
+        name=row.name,
+        state=row.state,
+        seq=row.seq,
+        state_info=row.state_info,
+        result=row.result,
+        published=row.published,
+        runtime_context=row.runtime_context,
+        processed=row.processed,
+        started=row.started_at is not None,
+        finished=row.finished_at is not None,
+        in_context=row.in_context,
         actions=[_child_view(a) if isinstance(a, WorkflowExecution) else _action_view(a) for a in live],
     )
 
@@ -651,8 +696,9 @@ class _RowStore:
             for a in live:
                 self.action_rows.setdefault(a.id, a)
             if self.subworkflows:
-                children = WorkflowExecution.objects.defer("spec").filter(task_execution_id__in=unread,
-                                                                          accepted__isnull=True)
+                children = WorkflowExecution.objects.defer("spec").filter(
+                    task_execution_id__in=unread, accepted__isnull=True
+                )
                 for c in children:
                     self.child_rows.setdefault(c.id, c)
         by_task: dict[str, list] = {}
@@ -666,16 +712,20 @@ class _RowStore:
         (the query compiler was most of a completion's SELECT cost)."""
         if self.fresh:
             return []
-        return _TASK_SELECT.fetch(f"{_TASK_SELECT.q('workflow_execution_id')} = %s{where}",
-                                  [self.execution.id, *params], order)
+        return _TASK_SELECT.fetch(
+            f"{_TASK_SELECT.q('workflow_execution_id')} = %s{where}", [self.execution.id, *params], order
+        )
 
     def task(self, task_id):
         found = self._views(self._task_rows(f" AND {_TASK_SELECT.q('id')} = %s", [task_id]))
         return found[0] if found else None
 
     def task_of_action(self, action_id):
-        action = self.action_rows.get(action_id) or self.child_rows.get(action_id) or ActionExecution.objects.filter(
-            id=action_id, workflow_execution_id=self.execution.id).first()
+        action = (
+            self.action_rows.get(action_id)
+            or self.child_rows.get(action_id)
+            or ActionExecution.objects.filter(id=action_id, workflow_execution_id=self.execution.id).first()
+        )
         if action is None and self.subworkflows:
             action = WorkflowExecution.objects.defer("spec").filter(id=action_id).first()
         if action is None or action.task_execution_id is None:
@@ -689,8 +739,11 @@ class _RowStore:
         return (task, view) if view else None
 
     def latest(self, name):
-        found = self._views(self._task_rows(f" AND {_TASK_SELECT.q('name')} = %s", [name],
-                                            f" ORDER BY {_TASK_SELECT.q('seq')} DESC LIMIT 1"))
+        found = self._views(
+            self._task_rows(
+                f" AND {_TASK_SELECT.q('name')} = %s", [name], f" ORDER BY {_TASK_SELECT.q('seq')} DESC LIMIT 1"
+            )
+        )
         return found[0] if found else None
 
     def in_states(self, states):
@@ -698,8 +751,11 @@ class _RowStore:
         if not states:
             return []
         marks = ", ".join(["%s"] * len(states))
-        return self._views(self._task_rows(f" AND {_TASK_SELECT.q('state')} IN ({marks})", states,
-                                           f" ORDER BY {_TASK_SELECT.q('seq')}"))
+        return self._views(
+            self._task_rows(
+                f" AND {_TASK_SELECT.q('state')} IN ({marks})", states, f" ORDER BY {_TASK_SELECT.q('seq')}"
+            )
+        )
 
     def unhandled_errors(self):
         return self._views(self._rows().filter(state=State.ERROR, runtime_context__error_handled=False).order_by("seq"))
@@ -711,12 +767,18 @@ class _RowStore:
         if self.fresh:
             return []
         rows = ActionExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
-        found = [_action_view(a, with_input=False) for a in rows.only(
-            "id", "name", "state", "output", "state_info", "is_sync", "accepted", "runtime_context")]
+        found = [
+            _action_view(a, with_input=False)
+            for a in rows.only("id", "name", "state", "output", "state_info", "is_sync", "accepted", "runtime_context")
+        ]
         if self.subworkflows:
             children = WorkflowExecution.objects.filter(task_execution_id=task_id).order_by("created_at", "id")
-            found += [_child_view(c) for c in children.only("id", "workflow_name", "state", "output", "state_info",
-                                                             "accepted", "params", "input")]
+            found += [
+                _child_view(c)
+                for c in children.only(
+                    "id", "workflow_name", "state", "output", "state_info", "accepted", "params", "input"
+                )
+            ]
         return found
 
     def items(self, task_id):
@@ -730,16 +792,34 @@ class _RowStore:
         found: list[dict] = []
         parents = [self.execution.id]
         while parents and len(found) < MAX_DESCENDANT_TASKS:
-            children = list(WorkflowExecution.objects.filter(
-                task_execution_id__in=TaskExecution.objects.filter(workflow_execution_id__in=parents, type="WORKFLOW")
-                .values("id")).order_by("created_at").only("id", "spec"))
+            children = list(
+                WorkflowExecution.objects.filter(
+                    task_execution_id__in=TaskExecution.objects.filter(
+                        workflow_execution_id__in=parents, type="WORKFLOW"
+                    ).values("id")
+                )
+                .order_by("created_at")
+                .only("id", "spec")
+            )
             specs = {c.id: (c.spec or {}).get("tasks", {}) for c in children}
-            rows = TaskExecution.objects.filter(workflow_execution_id__in=list(specs)).order_by(
-                "workflow_execution_id", "seq").defer("items", "in_context")[:MAX_DESCENDANT_TASKS - len(found)]
+            rows = (
+                TaskExecution.objects.filter(workflow_execution_id__in=list(specs))
+                .order_by("workflow_execution_id", "seq")
+                .defer("items", "in_context")[: MAX_DESCENDANT_TASKS - len(found)]
+            )
             for t in rows:  # the shape task() shows, from TaskView.view()
-                found.append(engine.TaskView(
-                    id=t.id, name=t.name, state=t.state, seq=t.seq, state_info=t.state_info, result=t.result,
-                    published=t.published, spec=specs[t.workflow_execution_id].get(t.name, {})).view())
+                found.append(
+                    engine.TaskView(
+                        id=t.id,
+                        name=t.name,
+                        state=t.state,
+                        seq=t.seq,
+                        state_info=t.state_info,
+                        result=t.result,
+                        published=t.published,
+                        spec=specs[t.workflow_execution_id].get(t.name, {}),
+                    ).view()
+                )
             parents = list(specs)
         return found
 
@@ -750,8 +830,9 @@ class _RowStore:
         namespace, then the default one."""
         if name not in self.definitions:
             try:
-                found = books.resolve_workflow(name, self.execution.workflow_namespace or "",
-                                               (self.execution.runtime or {}).get("wb_name"))
+                found = books.resolve_workflow(
+                    name, self.execution.workflow_namespace or "", (self.execution.runtime or {}).get("wb_name")
+                )
             except NotFound:
                 return None
             self.definitions[name] = found
@@ -781,8 +862,18 @@ def _mistral_time(value) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else None
 
 
-_TASK_FIELDS = ["state", "state_info", "result", "published", "runtime_context", "in_context", "processed",
-                "started_at", "finished_at", "updated_at"]
+_TASK_FIELDS = [
+    "state",
+    "state_info",
+    "result",
+    "published",
+    "runtime_context",
+    "in_context",
+    "processed",
+    "started_at",
+    "finished_at",
+    "updated_at",
+]
 _ACTION_FIELDS = ["state", "state_info", "output", "accepted", "updated_at"]
 _EXECUTION_FIELDS = ["state", "state_info", "context", "output", "runtime", "updated_at"]
 
@@ -801,11 +892,21 @@ def _store_tasks(execution, decision: engine.Decision, store: _RowStore | None, 
     specs = _spec_for(execution).tasks
     for view in decision.new_tasks:
         row = TaskExecution(
-            id=view.id, workflow_execution_id=execution.id, name=view.name, seq=view.seq,
+            id=view.id,
+            workflow_execution_id=execution.id,
+            name=view.name,
+            seq=view.seq,
             type="WORKFLOW" if specs[view.name].workflow is not None else "ACTION",
-            state=view.state, state_info=view.state_info, result=view.result, published=view.published,
-            runtime_context=view.runtime_context, in_context=view.in_context, processed=view.processed,
-            created_at=now, updated_at=now, items=view.items,
+            state=view.state,
+            state_info=view.state_info,
+            result=view.result,
+            published=view.published,
+            runtime_context=view.runtime_context,
+            in_context=view.in_context,
+            processed=view.processed,
+            created_at=now,
+            updated_at=now,
+            items=view.items,
         )
         _stamp(row, view, now)
         new_rows.append(row)
@@ -840,14 +941,25 @@ def _store_actions(execution, decision: engine.Decision, store: _RowStore | None
 
     new_actions = [
         ActionExecution(
-            id=a.id, task_execution_id=task.id, workflow_execution_id=execution.id, name=a.name,
-            workflow_name=execution.workflow_name, task_name=task.name, state=a.state,
-            state_info=a.state_info, is_sync=a.is_sync, accepted=a.accepted,
-            input=a.input, output=a.output, created_at=now, updated_at=now,
+            id=a.id,
+            task_execution_id=task.id,
+            workflow_execution_id=execution.id,
+            name=a.name,
+            workflow_name=execution.workflow_name,
+            task_name=task.name,
+            state=a.state,
+            state_info=a.state_info,
+            is_sync=a.is_sync,
+            accepted=a.accepted,
+            input=a.input,
+            output=a.output,
+            created_at=now,
+            updated_at=now,
             deadline=deadline_of(a),
             runtime_context=a.runtime_context if a.index is None else {**a.runtime_context, "index": a.index},
         )
-        for task, a in decision.new_actions if a.kind == "action"
+        for task, a in decision.new_actions
+        if a.kind == "action"
     ]
     plainsql.insert_rows(ActionExecution, new_actions)
     for row in new_actions:
@@ -889,12 +1001,17 @@ def _store_timers(execution, decision: engine.Decision, now) -> None:
         elif isinstance(cmd, engine.StartTimer):
             Timer.objects.filter(task_execution_id=cmd.task_id, kind=cmd.kind).delete()
             execution.runtime = {**(execution.runtime or {}), HAD_TIMERS: True}
-            Timer.objects.create(execution_id=execution.id, task_execution_id=cmd.task_id, kind=cmd.kind,
-                                 due_at=now + timedelta(seconds=cmd.seconds))
+            Timer.objects.create(
+                execution_id=execution.id,
+                task_execution_id=cmd.task_id,
+                kind=cmd.kind,
+                due_at=now + timedelta(seconds=cmd.seconds),
+            )
 
 
-def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = False,
-           store: _RowStore | None = None) -> engine.Decision:
+def _apply(
+    execution: WorkflowExecution, event: engine.Event, fresh: bool = False, store: _RowStore | None = None
+) -> engine.Decision:
     """Ask the engine and store its decision. Must run inside a transaction
     holding the execution's row lock (``fresh``: created in it, so it has
     no rows to read)."""
@@ -902,8 +1019,9 @@ def _apply(execution: WorkflowExecution, event: engine.Event, fresh: bool = Fals
     before = execution.state
     snap = _snapshot_of(execution)
     try:
-        decision = engine.handle(_spec_for(execution), snap, event, limits=conf.limits(), store=store,
-                                 lookup=books.find_action)
+        decision = engine.handle(
+            _spec_for(execution), snap, event, limits=conf.limits(), store=store, lookup=books.find_action
+        )
     except engine.Conflict as exc:
         raise Conflict(str(exc), exc.state) from exc
     except engine.Missing as exc:
@@ -953,10 +1071,12 @@ def _after_decision(execution, decision: engine.Decision, store: _RowStore, befo
         if isinstance(cmd, engine.InvalidateResults):
             only = {"id__in": cmd.only} if cmd.only else {}
             ActionExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True, **only).exclude(
-                id__in=new_ids).update(accepted=False)
+                id__in=new_ids
+            ).update(accepted=False)
             if store.subworkflows:
                 WorkflowExecution.objects.filter(task_execution_id=cmd.task_id, accepted=True, **only).exclude(
-                    id__in=new_ids).update(accepted=False)
+                    id__in=new_ids
+                ).update(accepted=False)
         elif isinstance(cmd, engine.StartWorkflow):
             jobs.append(functools.partial(_start_child, execution, store, cmd))
         elif isinstance(cmd, engine.StopWorkflow):
@@ -982,13 +1102,24 @@ def _start_child(parent: WorkflowExecution, store: _RowStore, cmd: engine.StartW
     definition = store.definitions[cmd.workflow_name]
     root = parent.root_execution_id or parent.id
     child = WorkflowExecution.objects.create(
-        id=cmd.child_id, workflow_id=definition.id, workflow_name=definition.name,
-        workflow_namespace=definition.namespace, spec=definition.spec, description="sub-workflow execution",
-        input=cmd.input, params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
-        task_execution_id=cmd.task_id, root_execution_id=root, state=State.IDLE,
-        runtime={**engine.new_runtime(), HAD_TIMERS: False, "spec_key": spec_key(definition),
-                 "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
-                 **({"wb_name": definition.workbook_name} if definition.workbook_name else {})},
+        id=cmd.child_id,
+        workflow_id=definition.id,
+        workflow_name=definition.name,
+        workflow_namespace=definition.namespace,
+        spec=definition.spec,
+        description="sub-workflow execution",
+        input=cmd.input,
+        params={**cmd.params, "task_execution_id": cmd.task_id, "root_execution_id": root},
+        task_execution_id=cmd.task_id,
+        root_execution_id=root,
+        state=State.IDLE,
+        runtime={
+            **engine.new_runtime(),
+            HAD_TIMERS: False,
+            "spec_key": spec_key(definition),
+            "depth": int((parent.runtime or {}).get("depth", 0)) + 1,
+            **({"wb_name": definition.workbook_name} if definition.workbook_name else {}),
+        },
     )
     _apply(child, engine.Start(), fresh=True)
 
@@ -1033,8 +1164,9 @@ def _cascade(execution_id: str, state: str) -> None:
     execution's tasks (each in its own transaction, after this one)."""
     running = TaskExecution.objects.filter(workflow_execution_id=execution_id, state=State.RUNNING).values("id")
     wanted = State.RUNNING if state == State.PAUSED else State.PAUSED
-    for child_id in WorkflowExecution.objects.filter(task_execution_id__in=running, accepted__isnull=True,
-                                                     state=wanted).values_list("id", flat=True):
+    for child_id in WorkflowExecution.objects.filter(
+        task_execution_id__in=running, accepted__isnull=True, state=wanted
+    ).values_list("id", flat=True):
         try:
             change_execution_state(child_id, state)
         except Conflict:
@@ -1058,8 +1190,9 @@ def fire_due_timers(now=None, limit: int = 200) -> int:
                 timer = _claim_timer(timer_id)
                 if timer is None:
                     continue  # another process fired it
-                execution = WorkflowExecution.objects.select_for_update().defer("spec").filter(
-                    id=timer.execution_id).first()
+                execution = (
+                    WorkflowExecution.objects.select_for_update().defer("spec").filter(id=timer.execution_id).first()
+                )
                 timer.delete()
                 if execution is not None and execution.state not in TERMINAL:
                     _apply(execution, engine.TimerFired(timer.task_execution_id, timer.kind))

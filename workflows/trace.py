@@ -19,8 +19,10 @@ def format_event(event: TraceEvent, workflow_name: str) -> str:
             f"(task {event.task_name}, workflow {workflow_name})"
         )
     else:
-        line = (f"[{event.execution_id}] The workflow event {event.kind} for {event.execution_id} "
-                f"(workflow {workflow_name})")
+        line = (
+            f"[{event.execution_id}] The workflow event {event.kind} for {event.execution_id} "
+            f"(workflow {workflow_name})"
+        )
     if event.state_info and event.kind in ("TASK_FAILED", "WORKFLOW_FAILED"):
         line += f": {event.state_info.splitlines()[0]}"
     return line

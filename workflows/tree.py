@@ -29,8 +29,14 @@ class Crumb:
 
 
 # What a crumb shows of a task and its execution.
-_CRUMB = ("id", "name", "workflow_execution__id", "workflow_execution__workflow_name", "workflow_execution__state",
-          "workflow_execution__task_execution_id")
+_CRUMB = (
+    "id",
+    "name",
+    "workflow_execution__id",
+    "workflow_execution__workflow_name",
+    "workflow_execution__state",
+    "workflow_execution__task_execution_id",
+)
 
 
 def lineage(execution: WorkflowExecution) -> list[Crumb]:
@@ -84,8 +90,10 @@ def units_of(execution: WorkflowExecution, pages: dict[str, int] | None = None) 
     actions, children = selectors.actions_of(tasks), selectors.children_of(tasks)
     found: dict[str, Units] = {}
     for kind, qs in (("actions", actions), ("children", children)):
-        counts = {row["task_execution_id"]: row["n"] for row in
-                  qs.order_by().values("task_execution_id").annotate(n=Count("id"))}
+        counts = {
+            row["task_execution_id"]: row["n"]
+            for row in qs.order_by().values("task_execution_id").annotate(n=Count("id"))
+        }
         big = [t for t, n in counts.items() if n > ITEMS_PER_PAGE]
         for t, n in counts.items():
             found.setdefault(t, Units()).total += n
@@ -95,7 +103,7 @@ def units_of(execution: WorkflowExecution, pages: dict[str, int] | None = None) 
             units = found[t]
             units.page = min(max(1, pages.get(t, 1)), units.pages)
             start = (units.page - 1) * ITEMS_PER_PAGE
-            getattr(units, kind).extend(qs.filter(task_execution_id=t)[start:start + ITEMS_PER_PAGE])
+            getattr(units, kind).extend(qs.filter(task_execution_id=t)[start : start + ITEMS_PER_PAGE])
     return found
 
 
@@ -108,6 +116,12 @@ def items_progress(task: TaskExecution) -> dict | None:
     count, done = wi.get("count", 0), wi.get("done", 0)
     failed = wi.get("errors", 0) + wi.get("cancelled", 0)
     waiting = max(0, count - wi.get("next", 0)) + len(wi.get("redo") or ())
-    return {"count": count, "done": done, "succeeded": done - failed, "failed": failed,
-            "running": wi.get("running", 0), "waiting": waiting,
-            "percent": round(100 * done / count) if count else 100}
+    return {
+        "count": count,
+        "done": done,
+        "succeeded": done - failed,
+        "failed": failed,
+        "running": wi.get("running", 0),
+        "waiting": waiting,
+        "percent": round(100 * done / count) if count else 100,
+    }

@@ -33,8 +33,17 @@ from workflows.models import CronTrigger
 logger = logging.getLogger("gust.triggers")
 NAME_MAX = 200
 SCOPES = ("private", "public")
-FIELDS = ["name", "pattern", "first_execution_time", "remaining_executions", "workflow_name", "workflow_id",
-          "workflow_input", "workflow_params", "scope"]
+FIELDS = [
+    "name",
+    "pattern",
+    "first_execution_time",
+    "remaining_executions",
+    "workflow_name",
+    "workflow_id",
+    "workflow_input",
+    "workflow_params",
+    "scope",
+]
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -59,12 +68,11 @@ def create(body: Any, now: dt.datetime | None = None) -> CronTrigger:
         raise InvalidInput("Invalid input for field/attribute pattern: it must be a string")
     scope = body.get("scope") or "private"
     if scope not in SCOPES:
-        raise InvalidInput(f"Invalid input for field/attribute scope. Value: '{scope}'. "
-                           f"Value should be one of: {', '.join(SCOPES)}")
-    workflow_input = rows.checked_json(json_object(body.get("workflow_input"), "workflow_input"),
-                                           "workflow_input")
-    workflow_params = rows.checked_json(json_object(body.get("workflow_params"), "workflow_params"),
-                                            "workflow_params")
+        raise InvalidInput(
+            f"Invalid input for field/attribute scope. Value: '{scope}'. Value should be one of: {', '.join(SCOPES)}"
+        )
+    workflow_input = rows.checked_json(json_object(body.get("workflow_input"), "workflow_input"), "workflow_input")
+    workflow_params = rows.checked_json(json_object(body.get("workflow_params"), "workflow_params"), "workflow_params")
     try:
         first_time = _utc(cron.parse_first_time(body.get("first_execution_time")))
         schedule = cron.first_schedule(pattern, first_time, body.get("remaining_executions"), now)
@@ -80,20 +88,29 @@ def create(body: Any, now: dt.datetime | None = None) -> CronTrigger:
         if errors:
             raise InvalidInput(f"Invalid input [name={wf.name}, errors: {'; '.join(errors.values())}]", fields=errors)
         values = dict(
-            pattern=pattern, first_execution_time=first_time, remaining_executions=schedule.remaining_executions,
-            workflow_name=wf.name, workflow_id=wf.id, workflow_namespace=wf.namespace,
-            workflow_input=workflow_input, workflow_params=workflow_params,
+            pattern=pattern,
+            first_execution_time=first_time,
+            remaining_executions=schedule.remaining_executions,
+            workflow_name=wf.name,
+            workflow_id=wf.id,
+            workflow_namespace=wf.namespace,
+            workflow_input=workflow_input,
+            workflow_params=workflow_params,
         )
         if CronTrigger.objects.filter(**values).exists():  # Mistral's second unique constraint
-            raise Conflict(f"Duplicate entry for cron trigger: the same workflow, input, params, pattern, first "
-                           f"time and count as another trigger [name={name}]")
+            raise Conflict(
+                f"Duplicate entry for cron trigger: the same workflow, input, params, pattern, first "
+                f"time and count as another trigger [name={name}]"
+            )
         try:
             with transaction.atomic():
-                return CronTrigger.objects.create(name=name, scope=scope,
-                                                  next_execution_time=schedule.next_execution_time, **values)
+                return CronTrigger.objects.create(
+                    name=name, scope=scope, next_execution_time=schedule.next_execution_time, **values
+                )
         except IntegrityError:
-            raise Conflict(f"Duplicate entry for cron trigger ['name', 'project_id']: {name}, "
-                           f"<default-project>") from None
+            raise Conflict(
+                f"Duplicate entry for cron trigger ['name', 'project_id']: {name}, <default-project>"
+            ) from None
 
 
 def find(identifier: str) -> CronTrigger:
@@ -112,10 +129,12 @@ def delete(identifier: str) -> None:
 def description_for(trigger: CronTrigger) -> str:
     """The description Mistral gives an execution a trigger started
     (``periodic.process_cron_triggers_v2``)."""
-    return json.dumps({
-        "description": f"Workflow execution created by cron trigger '({trigger.id})'.",
-        "triggered_by": {"type": "cron_trigger", "id": trigger.id},
-    })
+    return json.dumps(
+        {
+            "description": f"Workflow execution created by cron trigger '({trigger.id})'.",
+            "triggered_by": {"type": "cron_trigger", "id": trigger.id},
+        }
+    )
 
 
 def fire_due(now: dt.datetime | None = None, limit: int = 100) -> int:
@@ -140,15 +159,21 @@ def _fire(trigger: CronTrigger, now: dt.datetime) -> int:
         if after is None:
             claimed, _ = mine.delete()
         else:
-            claimed = mine.update(next_execution_time=after.next_execution_time,
-                                  remaining_executions=after.remaining_executions, updated_at=now)
+            claimed = mine.update(
+                next_execution_time=after.next_execution_time,
+                remaining_executions=after.remaining_executions,
+                updated_at=now,
+            )
         if not claimed:
             return 0  # another process fired this due time, or the trigger was deleted
         try:
             with transaction.atomic():
                 ex = services.start_execution(
-                    trigger.workflow_id, trigger.workflow_input, dict(trigger.workflow_params),
-                    description=description_for(trigger), namespace=trigger.workflow_namespace,
+                    trigger.workflow_id,
+                    trigger.workflow_input,
+                    dict(trigger.workflow_params),
+                    description=description_for(trigger),
+                    namespace=trigger.workflow_namespace,
                 )
         except GustError as exc:
             logger.error("cron trigger %s could not start %s: %s", trigger.name, trigger.workflow_name, exc.message)

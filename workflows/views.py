@@ -326,8 +326,9 @@ def workflow_new(request):
         status = 400
         if form.is_valid():
             try:
-                perms.require(request.user, perms.ADD_WORKFLOW,
-                              *((perms.CHANGE_WORKFLOW,) if form.cleaned_data["update"] else ()))
+                perms.require(
+                    request.user, perms.ADD_WORKFLOW, *((perms.CHANGE_WORKFLOW,) if form.cleaned_data["update"] else ())
+                )
                 saved = services.save_workflows(form.cleaned_data["definition"], update=form.cleaned_data["update"])
             except InvalidDefinition as exc:
                 errors = exc.errors

@@ -161,8 +161,9 @@ def _task(ctx: ExprContext, task_name: str | None = None) -> Any:
     return ctx.task_lookup(task_name)
 
 
-def _tasks(ctx: ExprContext, workflow_execution_id: Any = None, recursive: Any = False, state: Any = None,
-           flat: Any = False) -> Any:
+def _tasks(
+    ctx: ExprContext, workflow_execution_id: Any = None, recursive: Any = False, state: Any = None, flat: Any = False
+) -> Any:
     # Gust reads the tasks of the execution being evaluated (and with
     # ``recursive`` those of its sub-workflows); another id (Mistral would
     # query it, or every execution without one) has none here.
@@ -499,8 +500,10 @@ def evaluate(value: Any, ctx: ExprContext) -> Any:
 def _key(key: Any, written: Any) -> Any:
     """A mapping key that was an expression must still be a key JSON can hold."""
     if isinstance(key, (dict, list, set)) or key is None and written is not None:
-        raise ExpressionError(f"The key {str(written)[:80]!r} evaluated to {type(key).__name__}; "
-                              "a mapping key must be a string or a number")
+        raise ExpressionError(
+            f"The key {str(written)[:80]!r} evaluated to {type(key).__name__}; "
+            "a mapping key must be a string or a number"
+        )
     return key
 
 
@@ -530,10 +533,14 @@ def _yaql_unknown(expr: str) -> list[str]:
 def _jinja_unknown(template: Any) -> list[str]:
     """The filters, tests and functions a template uses that exist nowhere:
     Jinja would say so only when it renders, or compiles, that part."""
-    errors = [f"unknown Jinja filter '{n.name}'" for n in template.find_all(jinja_nodes.Filter)
-              if n.name not in _JINJA.filters]
-    errors += [f"unknown Jinja test '{n.name}'" for n in template.find_all(jinja_nodes.Test)
-               if n.name not in _JINJA.tests]
+    errors = [
+        f"unknown Jinja filter '{n.name}'"
+        for n in template.find_all(jinja_nodes.Filter)
+        if n.name not in _JINJA.filters
+    ]
+    errors += [
+        f"unknown Jinja test '{n.name}'" for n in template.find_all(jinja_nodes.Test) if n.name not in _JINJA.tests
+    ]
     local = {n.name for n in template.find_all(jinja_nodes.Name) if n.ctx != "load"}
     local |= {m.name for m in template.find_all(jinja_nodes.Macro)}
     known = local | set(_JINJA.globals) | set(FUNCTIONS) | {"range"}

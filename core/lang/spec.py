@@ -116,10 +116,12 @@ POLICY_SCHEMA = {
     "safe-rerun": _EXPR_OR_BOOL,
 }
 # Mistral's: one name, or a non-empty list of distinct names.
-_REQUIRES = {"anyOf": [
-    {"type": "string", "minLength": 1},
-    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
-]}
+_REQUIRES = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
+    ]
+}
 TASK_DEFAULTS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -139,10 +141,12 @@ TASK_SCHEMA = {
         # Mistral's executor routing; Gust's workers form one pool, so it is
         # checked (an expression's syntax) and otherwise has no effect.
         "target": {"type": "string", "minLength": 1},
-        "with-items": {"anyOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-        ]},
+        "with-items": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+            ]
+        },
         "input": _EXPR_OR({"type": "object"}),
         "publish": {"type": "object"},
         "publish-on-error": {"type": "object"},
@@ -403,9 +407,7 @@ class WorkflowSpec:
 
     def input_signature(self) -> str:
         """Mistral's ``input`` string: ``name="world", count``."""
-        return ", ".join(
-            n if d is actions.REQUIRED else f"{n}={json.dumps(d)}" for n, d in self.input
-        )
+        return ", ".join(n if d is actions.REQUIRED else f"{n}={json.dumps(d)}" for n, d in self.input)
 
     def interface(self) -> dict:
         return {
@@ -437,7 +439,7 @@ def _parse_transitions(value) -> tuple[Transition, ...]:
     out = []
     for item in items:
         if isinstance(item, dict):
-            (target, cond), = item.items()
+            ((target, cond),) = item.items()
         else:
             target, cond = item, None
         name, params, _ = actions.parse_action_line(str(target))
@@ -449,7 +451,7 @@ def parse_input_params(items) -> tuple[tuple[str, Any], ...]:
     out = []
     for item in items or ():
         if isinstance(item, dict):
-            (name, default), = item.items()
+            ((name, default),) = item.items()
             out.append((name, default))
         else:
             out.append((item, actions.REQUIRED))
@@ -493,8 +495,10 @@ def for_target(spec: WorkflowSpec, task_name: Any) -> WorkflowSpec:
             todo += [r for r in spec.tasks[name].requires if r in spec.tasks]
     order = [n for n in spec.tasks if n in needed]
     leads = {n: tuple(Transition(t) for t in order if n in spec.tasks[t].requires) for n in order}
-    tasks = {n: dataclasses.replace(spec.tasks[n], on_success=leads[n], on_error=(), on_complete=(), on_skip=())
-             for n in order}
+    tasks = {
+        n: dataclasses.replace(spec.tasks[n], on_success=leads[n], on_error=(), on_complete=(), on_skip=())
+        for n in order
+    }
     return dataclasses.replace(spec, tasks=tasks)
 
 
@@ -507,8 +511,10 @@ def with_items_of(raw) -> tuple[tuple[tuple[str, Any], ...], list[str]]:
     for item in [raw] if isinstance(raw, str) else raw:
         m = WITH_ITEMS_RE.match(item) if isinstance(item, str) else None
         if not m:
-            problems.append(f"Wrong format of 'with-items' property. Please use format "
-                            f"'var in {{[some, list] | <% $.array %> }}': {item!r}")
+            problems.append(
+                f"Wrong format of 'with-items' property. Please use format "
+                f"'var in {{[some, list] | <% $.array %> }}': {item!r}"
+            )
             continue
         var, array = m.group(1), m.group(2).strip()
         if array.startswith("["):
@@ -593,8 +599,11 @@ def build_workflow(name: str, raw: dict) -> WorkflowSpec:
             description=traw.get("description", ""),
             policies=_policies(traw, defaults),
             workflow=action if "workflow" in traw else None,
-            requires=tuple(r for r in _names(traw["requires"] if "requires" in traw else defaults.get("requires"))
-                           if r != tname or "requires" in traw),
+            requires=tuple(
+                r
+                for r in _names(traw["requires"] if "requires" in traw else defaults.get("requires"))
+                if r != tname or "requires" in traw
+            ),
             with_items=with_items_of(traw.get("with-items"))[0],
             raw=traw,
         )
@@ -671,7 +680,7 @@ def _reverse_errors(base: str, raw: dict) -> list[tuple[str, str]]:
         state[n] = 1
         for r in requires.get(n, []):
             if state.get(r) == 1:
-                cycle = path[path.index(r):] + [r] if r in path else [n, r]
+                cycle = path[path.index(r) :] + [r] if r in path else [n, r]
                 errors.append((f"{base}.{n}.requires", f"a cycle in 'requires': {' -> '.join(cycle)}"))
             elif r in requires and not state.get(r):
                 visit(r, path + [r])
@@ -753,12 +762,12 @@ def _without_schema_errors(name: str, raw: Any, schema_errors) -> dict | None:
     clean["tasks"] = {t: dict(body) for t, body in raw["tasks"].items()}
     for path, _ in schema_errors:
         if not path.startswith(prefix):
-            section = path[len(name) + 1:].split("[")[0].split(".")[0] if path.startswith(f"{name}.") else ""
+            section = path[len(name) + 1 :].split("[")[0].split(".")[0] if path.startswith(f"{name}.") else ""
             if section in ("", "tasks"):
                 return None  # the tasks themselves are broken: report that alone
             clean.pop(section, None)  # a broken workflow-level section the graph pass does not need
             continue
-        task, _, key = path[len(prefix):].partition(".")
+        task, _, key = path[len(prefix) :].partition(".")
         key = key.split("[")[0].split(".")[0]
         if task in clean["tasks"] and key:
             clean["tasks"][task].pop(key, None)
@@ -914,8 +923,12 @@ def name_errors(name: Any, what: str = "workflow", path: str | None = None) -> l
     if not name:
         return [(where, f"a {what} name must not be empty")]
     if len(name) > _MAX_NAME:
-        return [(name[:40] + "…" if path is None else path,
-                 f"a {what} name is at most {_MAX_NAME} characters, this one has {len(name)}")]
+        return [
+            (
+                name[:40] + "…" if path is None else path,
+                f"a {what} name is at most {_MAX_NAME} characters, this one has {len(name)}",
+            )
+        ]
     if " " in name:
         return [(where, f"Name '{name}' must not contain spaces")]
     if _uuid_like(name):

@@ -124,7 +124,7 @@ class WorkbookSpec:
 
     def short_names(self) -> dict[str, str]:
         """Qualified workflow name -> the name written in the workbook."""
-        return {q: q[len(self.name) + 1:] for q in self.workflows}
+        return {q: q[len(self.name) + 1 :] for q in self.workflows}
 
 
 def qualified_candidates(name: str, workbook: str | None) -> list[str]:
@@ -147,8 +147,12 @@ def _action_errors(path: str, name: str, raw: Any) -> list[tuple[str, str]]:
     if err:
         errors.append((f"{path}.base", err))
     if base == name:
-        errors.append((f"{path}.base", f"Found a cycle in an ad-hoc action chain [action_name={name}, "
-                                       f"duplicate_action_name={name}]"))
+        errors.append(
+            (
+                f"{path}.base",
+                f"Found a cycle in an ad-hoc action chain [action_name={name}, duplicate_action_name={name}]",
+            )
+        )
     seen = set()
     for i, (pname, _) in enumerate(lang.parse_input_params(raw.get("input"))):
         if pname in seen:
@@ -171,8 +175,12 @@ def _cycle_errors(specs: dict[str, ActionSpec], paths: dict[str, str]) -> list[t
             seen.add(base)
             base = specs[base].base
         if base == name and spec.base != name:  # a self-base is reported by _action_errors
-            errors.append((f"{paths[name]}.base", f"Found a cycle in an ad-hoc action chain [action_name={name}, "
-                                                  f"duplicate_action_name={name}]"))
+            errors.append(
+                (
+                    f"{paths[name]}.base",
+                    f"Found a cycle in an ad-hoc action chain [action_name={name}, duplicate_action_name={name}]",
+                )
+            )
     return errors
 
 

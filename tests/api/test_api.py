@@ -80,8 +80,15 @@ def test_root_and_versions(api):
     assert api.get("/v2/") == (200, {"uri": "http://testserver/v2"})
     status, body = api.get("/versions")
     assert status == 200
-    assert body == {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-        {"href": "http://testserver/v2", "target": "v2", "rel": "self"}]}]}
+    assert body == {
+        "versions": [
+            {
+                "id": "v2.0",
+                "status": "CURRENT",
+                "links": [{"href": "http://testserver/v2", "target": "v2", "rel": "self"}],
+            }
+        ]
+    }
 
 
 # --- workflows -----------------------------------------------------------------
@@ -167,7 +174,9 @@ def test_schema_and_graph_errors_of_one_workflow_together(api):
     status, body = api.post_yaml("/v2/workflows", text)
     assert status == 400
     assert {f"{e['path']}: {e['message']}" for e in body["errors"]} == {
-        "wf.tasks.t1.bogus: unknown keyword", "wf.tasks.t1.on-success[0]: unknown task 'nope'"}
+        "wf.tasks.t1.bogus: unknown keyword",
+        "wf.tasks.t1.on-success[0]: unknown task 'nope'",
+    }
 
 
 def test_a_file_with_one_bad_workflow_stores_none(api):
@@ -222,14 +231,18 @@ def test_delete_workflow(api):
 
 def test_start_execution_with_input_as_json_string(api, cli_demo_yaml):
     wf = api.create_workflow(cli_demo_yaml)
-    status, ex = api.post("/v2/executions", {
-        "workflow_name": "cli_demo", "input": '{"name": "api"}', "description": "api shapes demo"})
+    status, ex = api.post(
+        "/v2/executions", {"workflow_name": "cli_demo", "input": '{"name": "api"}', "description": "api shapes demo"}
+    )
     assert status == 201
     assert ex["workflow_id"] == wf["id"] and ex["workflow_name"] == "cli_demo" and ex["workflow_namespace"] == ""
     assert ex["description"] == "api shapes demo" and ex["state"] == "RUNNING" and ex["state_info"] is None
     assert ex["task_execution_id"] is None and ex["root_execution_id"] is None
     assert decoded(ex, "input", "output", "params") == {
-        "input": {"name": "api"}, "output": {}, "params": {"namespace": "", "env": {}}}
+        "input": {"name": "api"},
+        "output": {},
+        "params": {"namespace": "", "env": {}},
+    }
     assert "published_global" not in ex
 
     status, shown = api.get(f"/v2/executions/{ex['id']}")
@@ -243,7 +256,9 @@ def test_start_execution_with_input_and_params_as_objects(api, cli_demo_yaml):
     assert decoded(ex, "input", "params") == {"input": {"name": "obj"}, "params": {"env": {"k": "v"}, "namespace": ""}}
     ex = api.start("cli_demo", params='{"env": {"k": "s"}}')
     assert decoded(ex, "input", "params") == {
-        "input": {"name": "world"}, "params": {"env": {"k": "s"}, "namespace": ""}}
+        "input": {"name": "world"},
+        "params": {"env": {"k": "s"}, "namespace": ""},
+    }
 
 
 def test_start_by_workflow_id(api):
@@ -256,7 +271,11 @@ def test_start_by_workflow_id(api):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({"workflow_name": "no_such_workflow"}, 404, "Workflow not found [workflow_identifier=no_such_workflow, namespace=]"),
+        (
+            {"workflow_name": "no_such_workflow"},
+            404,
+            "Workflow not found [workflow_identifier=no_such_workflow, namespace=]",
+        ),
         ({"workflow_name": "echo_wf", "input": {"who": "x", "nme": "typo"}}, 400, "unexpected input 'nme'"),
         ({"workflow_name": "echo_wf", "input": {}}, 400, "missing required input 'who'"),
         ({"workflow_name": "echo_wf"}, 400, "missing required input 'who'"),
@@ -309,26 +328,72 @@ def test_task_and_action_execution_shapes(api, cli_demo_yaml):
     tasks = {t["name"]: t for t in body["tasks"]}
     assert [t["name"] for t in body["tasks"]] == ["say_hello", "wait_external", "join_both"]  # creation order
     wait = tasks["wait_external"]
-    assert {k: wait[k] for k in ("type", "workflow_name", "workflow_namespace", "workflow_id",
-                                   "workflow_execution_id", "state", "state_info", "processed", "tags")} == {
-        "type": "ACTION", "workflow_name": "cli_demo", "workflow_namespace": "", "workflow_id": ex["workflow_id"],
-        "workflow_execution_id": ex["id"], "state": "RUNNING", "state_info": None, "processed": False, "tags": []}
+    assert {
+        k: wait[k]
+        for k in (
+            "type",
+            "workflow_name",
+            "workflow_namespace",
+            "workflow_id",
+            "workflow_execution_id",
+            "state",
+            "state_info",
+            "processed",
+            "tags",
+        )
+    } == {
+        "type": "ACTION",
+        "workflow_name": "cli_demo",
+        "workflow_namespace": "",
+        "workflow_id": ex["workflow_id"],
+        "workflow_execution_id": ex["id"],
+        "state": "RUNNING",
+        "state_info": None,
+        "processed": False,
+        "tags": [],
+    }
     assert decoded(wait, "result", "published", "runtime_context") == {
-        "result": [], "published": {}, "runtime_context": {}}
+        "result": [],
+        "published": {},
+        "runtime_context": {},
+    }
     assert wait["started_at"] and wait["finished_at"] is None
     assert decoded(tasks["say_hello"], "result", "published") == {
-        "result": "hello api", "published": {"echoed": "hello api"}}
+        "result": "hello api",
+        "published": {"echoed": "hello api"},
+    }
     assert tasks["join_both"]["state"] == "WAITING"
 
     assert api.get(f"/v2/tasks/{wait['id']}") == (200, wait)
 
     status, body = api.get(f"/v2/tasks/{wait['id']}/action_executions")
     (action,) = body["action_executions"]
-    assert {k: action[k] for k in ("workflow_name", "workflow_namespace", "task_execution_id", "state",
-                                   "state_info", "tags", "name", "description", "accepted", "output")} == {
-        "workflow_name": "cli_demo", "workflow_namespace": "", "task_execution_id": wait["id"], "state": "RUNNING",
-        "state_info": None, "tags": None, "name": "std.async_noop", "description": "", "accepted": False,
-        "output": None}
+    assert {
+        k: action[k]
+        for k in (
+            "workflow_name",
+            "workflow_namespace",
+            "task_execution_id",
+            "state",
+            "state_info",
+            "tags",
+            "name",
+            "description",
+            "accepted",
+            "output",
+        )
+    } == {
+        "workflow_name": "cli_demo",
+        "workflow_namespace": "",
+        "task_execution_id": wait["id"],
+        "state": "RUNNING",
+        "state_info": None,
+        "tags": None,
+        "name": "std.async_noop",
+        "description": "",
+        "accepted": False,
+        "output": None,
+    }
     assert decoded(action, "input") == {"input": {}}
     assert api.get(f"/v2/action_executions/{action['id']}") == (200, action)
 
@@ -365,7 +430,8 @@ def test_complete_async_action_with_put(api, cli_demo_yaml, django_capture_on_co
     shown = api.get(f"/v2/executions/{ex['id']}")[1]
     assert shown["state"] == "SUCCESS"
     assert decoded(shown, "output") == {
-        "output": {"echoed": "hello api", "async_result": {"value": 3}, "joined": "joined"}}
+        "output": {"echoed": "hello api", "async_result": {"value": 3}, "joined": "joined"}
+    }
 
     # The same result again: 200 and nothing changes.
     before = ActionExecution.objects.get(id=action["id"]).updated_at
@@ -386,8 +452,9 @@ def test_complete_async_action_with_put(api, cli_demo_yaml, django_capture_on_co
 
 def test_complete_async_action_with_post_alias_and_plain_values(api, cli_demo_yaml):
     api.create_workflow(cli_demo_yaml)
-    for i, (sent, stored) in enumerate([(3, 3), ("3", 3), ('{"a": 1}', {"a": 1}), ("plain text", "plain text"),
-                                         (None, None)]):
+    for i, (sent, stored) in enumerate(
+        [(3, 3), ("3", 3), ('{"a": 1}', {"a": 1}), ("plain text", "plain text"), (None, None)]
+    ):
         ex = api.start("cli_demo")
         action = _async_action(api, ex)
         verb = api.post if i % 2 == 0 else api.put
@@ -487,7 +554,9 @@ def test_update_execution_bad_requests(api, cli_demo_yaml):
     assert status == 400 and "PAUSED, RUNNING or CANCELLED" in body["faultstring"]
     assert api.put(path, {})[0] == 400
     assert api.put(f"/v2/executions/{UNKNOWN}", {"state": "PAUSED"}) == (
-        404, {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"})
+        404,
+        {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"},
+    )
     status, body = api.put(path, {"description": "renamed"})
     assert status == 200 and body["description"] == "renamed" and body["state"] == "RUNNING"
 
@@ -553,7 +622,12 @@ def test_sorting(api, five_executions):
     assert [e["description"] for e in body["executions"]] == ["a", "b", "c", "d", "e"]
     body = api.get("/v2/executions", sort_keys="state,description", sort_dirs="desc,asc")[1]
     assert [(e["state"], e["description"]) for e in body["executions"]] == [
-        ("SUCCESS", "b"), ("SUCCESS", "e"), ("RUNNING", "a"), ("RUNNING", "c"), ("CANCELLED", "d")]
+        ("SUCCESS", "b"),
+        ("SUCCESS", "e"),
+        ("RUNNING", "a"),
+        ("RUNNING", "c"),
+        ("CANCELLED", "d"),
+    ]
     assert api.get("/v2/executions", sort_keys="input")[0] == 400
     assert api.get("/v2/executions", sort_keys="description", sort_dirs="sideways")[0] == 400
 

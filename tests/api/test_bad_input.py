@@ -55,7 +55,12 @@ def test_a_yaml_alias_bomb_is_a_quick_400(api):
 
 
 def test_yaml_nested_2000_deep_is_a_400(api):
-    deep = "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      input: {x: " + "[" * 2000 + "]" * 2000 + "}\n"
+    deep = (
+        "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      input: {x: "
+        + "[" * 2000
+        + "]" * 2000
+        + "}\n"
+    )
     status, body = api.post_yaml("/v2/workflows", deep)
     assert status == 400 and "nested deeper than 100 levels" in body["faultstring"]
 
@@ -93,8 +98,9 @@ def test_deeply_nested_json_is_a_400(api, echo, depth):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_a_400_in_the_body_and_in_an_input_string(api, echo, constant):
-    resp = api.client.post("/v2/executions", f'{{"workflow_name": "echo", "input": {{"x": {constant}}}}}',
-                           content_type="application/json")
+    resp = api.client.post(
+        "/v2/executions", f'{{"workflow_name": "echo", "input": {{"x": {constant}}}}}', content_type="application/json"
+    )
     assert resp.status_code == 400
     status, body = api.post("/v2/executions", {"workflow_name": "echo", "input": f'{{"x": {constant}}}'})
     assert status == 400 and f"input is not valid JSON: {constant} is not a JSON number" in body["faultstring"]
@@ -107,7 +113,10 @@ def test_nan_and_infinity_are_a_400_in_the_body_and_in_an_input_string(api, echo
         ({"workflow_name": "echo", "input": {"x": "a\u0000b"}}, "body.input.x: contains a NUL character"),
         ({"workflow_name": "echo", "input": '{"x": "a\\u0000b"}'}, "input.x: contains a NUL character"),
         ({"workflow_name": "echo", "input": {"x": 1}, "description": "d\u0000"}, "body.description: contains a NUL"),
-        ({"workflow_name": "echo", "input": {"x": "\ud800"}}, "body.input.x: contains a NUL character or a lone surrogate"),
+        (
+            {"workflow_name": "echo", "input": {"x": "\ud800"}},
+            "body.input.x: contains a NUL character or a lone surrogate",
+        ),
     ],
 )
 def test_nul_characters_and_lone_surrogates_are_a_400(api, echo, body, message):
@@ -117,7 +126,8 @@ def test_nul_characters_and_lone_surrogates_are_a_400(api, echo, body, message):
 
 
 @pytest.mark.parametrize(
-    "url", ["/v2/executions?state=%00", "/v2/executions?marker=%00", "/v2/workflows/a%00b", "/v2/workflows?namespace=%00"]
+    "url",
+    ["/v2/executions?state=%00", "/v2/executions?marker=%00", "/v2/workflows/a%00b", "/v2/workflows?namespace=%00"],
 )
 def test_a_nul_character_in_the_url_is_a_400(api, echo, url):
     status, body = api.get(url)
@@ -164,7 +174,8 @@ def test_an_expression_result_that_can_not_be_stored_fails_the_task_not_the_requ
 
 
 def test_a_tight_loop_answers_at_the_step_limit_and_can_be_cancelled(
-        api, settings, monkeypatch, django_capture_on_commit_callbacks):
+    api, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     settings.GUST = {**settings.GUST, "ENGINE_STEPS_PER_TRANSACTION": 30}
     queued = []
     monkeypatch.setattr(queue, "continue_later", queued.append)
@@ -216,8 +227,12 @@ def test_an_unexpected_error_is_logged_with_its_traceback_under_the_request_id(e
 
     monkeypatch.setattr(services, "start_execution", broken)
     client = Client(raise_request_exception=False)
-    resp = client.post("/v2/executions", json.dumps({"workflow_name": "echo", "input": {"x": 1}}),
-                       content_type="application/json", HTTP_X_REQUEST_ID="req-test-42")
+    resp = client.post(
+        "/v2/executions",
+        json.dumps({"workflow_name": "echo", "input": {"x": 1}}),
+        content_type="application/json",
+        HTTP_X_REQUEST_ID="req-test-42",
+    )
     assert resp.status_code == 500
     assert resp.json() == {"faultstring": "Internal error; the server log has the details under request id req-test-42"}
     assert resp["X-Request-ID"] == "req-test-42"

@@ -51,8 +51,13 @@ def make_due(name="tr", minutes_ago=0):
 
 
 def test_create_get_list_delete_as_mistral(api, wf):
-    status, t = post(api, pattern="*/5 * * * *", remaining_executions=42,
-                     workflow_input=json.dumps({"who": "cron"}), workflow_params=json.dumps({"env": {"a": 1}}))
+    status, t = post(
+        api,
+        pattern="*/5 * * * *",
+        remaining_executions=42,
+        workflow_input=json.dumps({"who": "cron"}),
+        workflow_params=json.dumps({"env": {"a": 1}}),
+    )
     assert status == 201, t
     assert (t["name"], t["workflow_name"], t["workflow_id"], t["pattern"]) == ("tr", "my_wf", wf["id"], "*/5 * * * *")
     assert t["remaining_executions"] == 42 and t["scope"] == "private" and t["first_execution_time"] is None
@@ -76,21 +81,38 @@ def test_a_first_time_as_the_cli_sends_it(api, wf):
     assert t["remaining_executions"] == 1 and t["pattern"] is None
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({}, 400, "Pattern or first_execution_time must be specified."),
-    ({"pattern": "every minute"}, 400, "The specified pattern is not valid: every minute"),
-    ({"first_execution_time": "2001-01-01 00:00"}, 400, "first_execution_time must be at least 1 minute in the future."),
-    ({"first_execution_time": "4242-12-25 13:37", "remaining_executions": 3}, 400,
-     "Pattern must be provided if count is superior to 1."),
-    ({"first_execution_time": "tomorrow"}, 400, "time data 'tomorrow' does not match format '%Y-%m-%d %H:%M'"),
-    ({"pattern": "* * * * *", "remaining_executions": 0}, 400,
-     "remaining_executions must be an integer of at least 1, got 0"),
-    ({"pattern": "* * * * *", "workflow_input": "[1]"}, 400, None),
-    ({"pattern": "* * * * *", "workflow_input": json.dumps({"nope": 1})}, 400, None),
-    ({"pattern": "* * * * *", "workflow_name": "missing"}, 404, "Workflow not found [workflow_identifier=missing, namespace=]"),
-    ({"pattern": "* * * * *", "scope": "galaxy"}, 400, None),
-    ({"pattern": "* " * 60}, 400, None),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({}, 400, "Pattern or first_execution_time must be specified."),
+        ({"pattern": "every minute"}, 400, "The specified pattern is not valid: every minute"),
+        (
+            {"first_execution_time": "2001-01-01 00:00"},
+            400,
+            "first_execution_time must be at least 1 minute in the future.",
+        ),
+        (
+            {"first_execution_time": "4242-12-25 13:37", "remaining_executions": 3},
+            400,
+            "Pattern must be provided if count is superior to 1.",
+        ),
+        ({"first_execution_time": "tomorrow"}, 400, "time data 'tomorrow' does not match format '%Y-%m-%d %H:%M'"),
+        (
+            {"pattern": "* * * * *", "remaining_executions": 0},
+            400,
+            "remaining_executions must be an integer of at least 1, got 0",
+        ),
+        ({"pattern": "* * * * *", "workflow_input": "[1]"}, 400, None),
+        ({"pattern": "* * * * *", "workflow_input": json.dumps({"nope": 1})}, 400, None),
+        (
+            {"pattern": "* * * * *", "workflow_name": "missing"},
+            404,
+            "Workflow not found [workflow_identifier=missing, namespace=]",
+        ),
+        ({"pattern": "* * * * *", "scope": "galaxy"}, 400, None),
+        ({"pattern": "* " * 60}, 400, None),
+    ],
+)
 def test_bad_triggers_are_refused_with_mistrals_messages_and_nothing_is_stored(api, wf, body, status, message):
     got, answer = post(api, **body)
     assert got == status, answer

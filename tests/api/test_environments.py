@@ -80,7 +80,10 @@ def test_create_get_list_update_delete_as_mistral(api):
 
     status, got = api.get("/v2/environments/test")
     assert status == 200
-    assert {**got, "variables": json.loads(got["variables"])} == {**env, "variables": VARIABLES}  # PostgreSQL: key order
+    assert {**got, "variables": json.loads(got["variables"])} == {
+        **env,
+        "variables": VARIABLES,
+    }  # PostgreSQL: key order
     status, listed = api.get("/v2/environments")
     assert [e["name"] for e in listed["environments"]] == ["test"]
 
@@ -106,8 +109,10 @@ def test_bad_environment_bodies_are_refused_and_store_nothing(api):
     test_delete_not_found of Mistral's API tests, plus Gust's bounds."""
     status, body = api.post("/v2/environments", {"name": "x", "variables": "{}", "extra_field": 1})
     assert status == 400
-    assert body["faultstring"] == ("Please, check your environment definition. Only: "
-                                   "['name', 'description', 'variables', 'scope'] are allowed as definition keys.")
+    assert body["faultstring"] == (
+        "Please, check your environment definition. Only: "
+        "['name', 'description', 'variables', 'scope'] are allowed as definition keys."
+    )
     status, body = api.post("/v2/environments", {"name": "x", "variables": "[1, 2]"})
     assert status == 400 and "variables" in body["faultstring"] and "must be a dictionary" in body["faultstring"]
     status, body = api.post("/v2/environments", {"name": "x", "variables": "{not json"})
@@ -152,8 +157,10 @@ def test_an_execution_started_with_a_named_environment_sees_it_evaluated(api):
 
 def test_evaluate_env_false_keeps_the_expressions_as_text(api):
     """test_evaluate_env_parameter."""
-    api.create_workflow("version: '2.0'\nwf:\n  output:\n    v2: <% $.var2 %>\n  tasks:\n    t1:\n"
-                        "      action: std.noop\n      publish:\n        var2: <% env().var2 %>\n")
+    api.create_workflow(
+        "version: '2.0'\nwf:\n  output:\n    v2: <% $.var2 %>\n  tasks:\n    t1:\n"
+        "      action: std.noop\n      publish:\n        var2: <% env().var2 %>\n"
+    )
     env = {"var1": "val1", "var2": "<% env().var1 %>"}
     evaluated = api.start("wf", params={"env": env, "evaluate_env": True})
     kept = api.start("wf", params={"env": env, "evaluate_env": False})
@@ -189,8 +196,9 @@ def test_a_new_env_on_resume_is_merged_into_the_executions_env(api):
     CLI's execution-update -s RUNNING --env sends params.env)."""
     api.create_workflow(PAUSING_WF)
     ex = api.start("pausing", params={"env": {"who": "alice", "keep": {"a": 1, "b": 2}}})
-    status, resumed = api.put(f"/v2/executions/{ex['id']}",
-                              {"state": "RUNNING", "params": {"env": {"who": "carol", "keep": {"b": 3}}}})
+    status, resumed = api.put(
+        f"/v2/executions/{ex['id']}", {"state": "RUNNING", "params": {"env": {"who": "carol", "keep": {"b": 3}}}}
+    )
     assert status == 200 and resumed["state"] == "SUCCESS", resumed
     assert json.loads(resumed["output"]) == {"who": "carol"}
     assert json.loads(resumed["params"])["env"] == {"who": "carol", "keep": {"a": 1, "b": 3}}
@@ -223,8 +231,9 @@ def test_a_new_env_on_task_rerun_is_used_by_the_rerun(api):
     assert ex["state"] == "ERROR"
     status, tasks = api.get(f"/v2/executions/{ex['id']}/tasks")
     t1 = tasks["tasks"][0]
-    status, body = api.put(f"/v2/tasks/{t1['id']}", {"state": "RUNNING", "reset": True,
-                                                    "env": json.dumps({"divisor": 2})})
+    status, body = api.put(
+        f"/v2/tasks/{t1['id']}", {"state": "RUNNING", "reset": True, "env": json.dumps({"divisor": 2})}
+    )
     assert status == 200, body
     done = WorkflowExecution.objects.get(id=ex["id"])
     assert done.state == "SUCCESS", done.state_info

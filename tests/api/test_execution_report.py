@@ -46,13 +46,29 @@ def test_simple_sequence_wf(api):
     tasks = root["task_executions"]
     assert [t["name"] for t in tasks] == ["task1", "task2"]
     task1 = one(tasks, name="task1", state="SUCCESS")
-    assert set(task1) == {"id", "name", "created_at", "updated_at", "state", "state_info", "action_executions",
-                          "workflow_executions"}  # no retry_count: the task has no retry policy
+    assert set(task1) == {
+        "id",
+        "name",
+        "created_at",
+        "updated_at",
+        "state",
+        "state_info",
+        "action_executions",
+        "workflow_executions",
+    }  # no retry_count: the task has no retry policy
     assert task1["workflow_executions"] == []
     (action1,) = task1["action_executions"]
     assert (action1["name"], action1["state"], action1["accepted"]) == ("std.noop", "SUCCESS", True)
-    assert set(action1) == {"id", "name", "created_at", "updated_at", "state", "state_info", "accepted",
-                            "last_heartbeat"}
+    assert set(action1) == {
+        "id",
+        "name",
+        "created_at",
+        "updated_at",
+        "state",
+        "state_info",
+        "accepted",
+        "last_heartbeat",
+    }
     assert action1["id"] == ActionExecution.objects.get(task_execution_id=task1["id"]).id
     task2 = one(tasks, name="task2", state="ERROR")
     assert [a["state"] for a in task2["action_executions"]] == ["ERROR"] and task2["workflow_executions"] == []
@@ -86,7 +102,9 @@ def test_statistics_only(api):
     assert body == {"statistics": {**stats(total=4, success=2, error=2), "estimated_time": 0}}
     # with max_depth, as Mistral's analyse_execution_statistics_only: the root's tasks only
     assert report(api, ex["id"], statistics_only="true", max_depth="0")["statistics"] == {
-        **stats(total=2, success=1, error=1), "estimated_time": 0}
+        **stats(total=2, success=1, error=1),
+        "estimated_time": 0,
+    }
 
 
 def test_nested_wf_errors_only(api):
@@ -112,8 +130,14 @@ def test_nested_wf_max_depth(api):
     assert sub["state"] == "ERROR" and "task_executions" not in sub
     assert body["statistics"] == {**stats(total=2, success=1, error=1), "estimated_time": 0}
     deep = report(api, ex["id"], max_depth="1")
-    assert len(one(deep["root_workflow_execution"]["task_executions"], name="task2")
-               ["workflow_executions"][0]["task_executions"]) == 2
+    assert (
+        len(
+            one(deep["root_workflow_execution"]["task_executions"], name="task2")["workflow_executions"][0][
+                "task_executions"
+            ]
+        )
+        == 2
+    )
 
 
 def test_retry_count(api):
@@ -153,7 +177,8 @@ def test_estimated_time_is_the_average_run_of_earlier_successes_minus_the_time_r
     assert report(api, done[0], statistics_only="True")["statistics"]["estimated_time"] == 0
     # a run longer than the average: at least 1, as Mistral's
     WorkflowExecution.objects.filter(id=running["id"]).update(
-        created_at=WorkflowExecution.objects.get(id=running["id"]).created_at - timedelta(hours=1))
+        created_at=WorkflowExecution.objects.get(id=running["id"]).created_at - timedelta(hours=1)
+    )
     assert report(api, running["id"], statistics_only="True")["statistics"]["estimated_time"] == 1
 
 
@@ -201,7 +226,8 @@ many:
     assert body["faultstring"] == (
         f"The report of execution {ex['id']} would hold more than 5 entries (task, action and sub-workflow "
         "executions; GUST_REPORT_MAX_ENTRIES). Ask for less with errors_only=true, max_depth=<n> or "
-        "statistics_only=true.")
+        "statistics_only=true."
+    )
     assert report(api, ex["id"], statistics_only="true")["statistics"]["success_tasks_count"] == 1
     # errors_only leaves the successful task (and its six actions) out, so it fits
     assert report(api, ex["id"], errors_only="true")["root_workflow_execution"]["task_executions"] == []
@@ -214,7 +240,9 @@ def test_bad_input_is_refused_with_a_faultstring(api):
     api.create_workflow(SEQUENCE)
     ex = api.start("wf")
     assert api.get(f"/v2/executions/{UNKNOWN}/report") == (
-        404, {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"})
+        404,
+        {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"},
+    )
     for params, message in [
         ({"errors_only": "maybe"}, "Invalid input for field/attribute errors_only. Value: 'maybe'."),
         ({"statistics_only": "2"}, "Invalid input for field/attribute statistics_only. Value: '2'."),

@@ -125,8 +125,12 @@ def test_execution_completed_through_action_execution_update(mistral, cli_demo_y
     assert clash.returncode == 1
     assert f"Action execution {action_id} is already SUCCESS" in clash.stderr
     # The same result again is accepted and changes nothing.
-    assert mistral.value("action-execution-update", action_id, "--state", "SUCCESS", "--output", '{"value": 3}',
-                         "-c", "State") == "SUCCESS"
+    assert (
+        mistral.value(
+            "action-execution-update", action_id, "--state", "SUCCESS", "--output", '{"value": 3}', "-c", "State"
+        )
+        == "SUCCESS"
+    )
     assert ActionExecution.objects.get(id=action_id).output == {"result": {"value": 3}}
     assert TaskExecution.objects.get(id=wait_id).result == {"value": 3}
 
@@ -152,8 +156,10 @@ def test_pause_resume_cancel_plain_output_and_unknown_ids(mistral, cli_demo_yaml
     # --output 3: Mistral answers 400, Gust accepts any JSON value as the docs show.
     ex2 = mistral.value("execution-create", "cli_demo", '{"name": "plain"}', "-c", "ID")
     action_id = ActionExecution.objects.get(workflow_execution_id=ex2, name="std.async_noop").id
-    assert mistral.value("action-execution-update", action_id, "--state", "SUCCESS", "--output", "3",
-                         "-c", "State") == "SUCCESS"
+    assert (
+        mistral.value("action-execution-update", action_id, "--state", "SUCCESS", "--output", "3", "-c", "State")
+        == "SUCCESS"
+    )
     assert json.loads(mistral("execution-get-output", ex2).stdout) == {
         "echoed": "hello plain",
         "async_result": 3,
@@ -166,8 +172,10 @@ def test_pause_resume_cancel_plain_output_and_unknown_ids(mistral, cli_demo_yaml
         (("execution-get", UNKNOWN), f"WorkflowExecution not found [id={UNKNOWN}]"),
         (("task-get", UNKNOWN), f"TaskExecution not found [id={UNKNOWN}]"),
         (("action-execution-get", UNKNOWN), f"ActionExecution not found [id={UNKNOWN}]"),
-        (("action-execution-update", UNKNOWN, "--state", "SUCCESS", "--output", '{"value": 3}'),
-         f"ActionExecution not found [id={UNKNOWN}]"),
+        (
+            ("action-execution-update", UNKNOWN, "--state", "SUCCESS", "--output", '{"value": 3}'),
+            f"ActionExecution not found [id={UNKNOWN}]",
+        ),
         (("execution-create", "no_such_wf"), "Workflow not found [workflow_identifier=no_such_wf, namespace=]"),
     ]:
         res = mistral(*args, fail=True)

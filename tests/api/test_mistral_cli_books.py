@@ -56,7 +56,11 @@ def test_workbook_commands(mistral):
 
     created = mistral.json("workbook-create", path)
     assert (created["Name"], created["Namespace"], created["Tags"], created["Scope"]) == (
-        "greetings", "", "demo", "private")
+        "greetings",
+        "",
+        "demo",
+        "private",
+    )
     again = mistral("workbook-create", path, fail=True)
     assert "Duplicate entry for WorkbookDefinition" in again.stderr
     assert [w["Name"] for w in mistral.json("workbook-list")] == ["greetings"]
@@ -87,7 +91,8 @@ def test_action_commands(mistral):
     path = mistral.file("shout.yaml", ACTION)
     created = mistral.json("action-create", path)
     assert [(a["Name"], a["Is system"], a["Input"], a["Description"]) for a in created] == [
-        ("shout", False, "text", "upper case")]
+        ("shout", False, "text", "upper case")
+    ]
     listed = {a["Name"]: a["Is system"] for a in mistral.json("action-list")}
     assert listed["shout"] is False and listed["std.echo"] is True
     assert mistral.json("action-get", "shout")["Name"] == "shout"
@@ -96,8 +101,11 @@ def test_action_commands(mistral):
     mistral("action-update", mistral.file("shout2.yaml", ACTION.replace("upper case", "louder")))
     assert ActionDefinition.objects.get(name="shout").description == "louder"
 
-    mistral.file("wf.yaml", "version: '2.0'\nloud:\n  tasks:\n    t:\n      action: shout text=hi\n"
-                            "      publish: {r: <% task().result %>}\n")
+    mistral.file(
+        "wf.yaml",
+        "version: '2.0'\nloud:\n  tasks:\n    t:\n      action: shout text=hi\n"
+        "      publish: {r: <% task().result %>}\n",
+    )
     mistral("workflow-create", "wf.yaml")
     ex = mistral.json("execution-create", "loud")
     assert json.loads(mistral("execution-get-output", ex["ID"]).stdout) == {"r": "HI"}

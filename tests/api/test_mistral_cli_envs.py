@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.cli, pytest.mark.django_db(transaction=True)]
 
 
 def test_environment_commands_and_env_on_start_resume_and_rerun(mistral):
-    path = mistral.file("env.yaml", "name: people\ndescription: who is who\nvariables:\n  who: alice\n"
-                                    "  greeting: hello <% env().who %>\n")
+    path = mistral.file(
+        "env.yaml",
+        "name: people\ndescription: who is who\nvariables:\n  who: alice\n  greeting: hello <% env().who %>\n",
+    )
     created = mistral.json("environment-create", path)
     assert created["Name"] == "people" and created["Scope"] == "private"
     assert json.loads(created["Variables"]) == {"who": "alice", "greeting": "hello <% env().who %>"}
@@ -75,14 +77,28 @@ def test_run_action_commands(mistral):
 
 
 def test_cron_trigger_commands(mistral):
-    mistral("workflow-create", mistral.file("wf.yaml", "version: '2.0'\ncron_wf:\n  input:\n    - who\n"
-                                                        "  tasks:\n    t: {action: std.echo output=<% $.who %>}\n"))
-    created = mistral.json("cron-trigger-create", "every5", "cron_wf", json.dumps({"who": "cron"}),
-                           "--pattern", "*/5 * * * *", "--count", "3")
+    mistral(
+        "workflow-create",
+        mistral.file(
+            "wf.yaml",
+            "version: '2.0'\ncron_wf:\n  input:\n    - who\n  tasks:\n    t: {action: std.echo output=<% $.who %>}\n",
+        ),
+    )
+    created = mistral.json(
+        "cron-trigger-create",
+        "every5",
+        "cron_wf",
+        json.dumps({"who": "cron"}),
+        "--pattern",
+        "*/5 * * * *",
+        "--count",
+        "3",
+    )
     assert created["Name"] == "every5" and created["Workflow"] == "cron_wf" and created["Pattern"] == "*/5 * * * *"
     assert created["Remaining executions"] == 3 and created["Next execution time"]
-    once = mistral.json("cron-trigger-create", "once", "cron_wf", json.dumps({"who": "x"}),
-                        "--first-time", "4242-12-25 13:37", "--utc")
+    once = mistral.json(
+        "cron-trigger-create", "once", "cron_wf", json.dumps({"who": "x"}), "--first-time", "4242-12-25 13:37", "--utc"
+    )
     assert once["Next execution time"] == "4242-12-25 13:37:00" and once["Remaining executions"] == 1
     assert sorted(t["Name"] for t in mistral.json("cron-trigger-list")) == ["every5", "once"]
     assert mistral.json("cron-trigger-get", "every5")["Pattern"] == "*/5 * * * *"

@@ -113,7 +113,11 @@ def test_task_rerun_resume_reruns_only_the_failed_items(mistral):
     assert mistral.value("execution-get", ex_id, "-c", "State") == "RUNNING"
     listed = mistral.json("action-execution-list", fan.id)
     assert sorted((a["State"], a["Accepted"]) for a in listed) == [
-        ("ERROR", False), ("RUNNING", False), ("SUCCESS", True), ("SUCCESS", True)]
+        ("ERROR", False),
+        ("RUNNING", False),
+        ("SUCCESS", True),
+        ("SUCCESS", True),
+    ]
     again = next(a["ID"] for a in listed if a["State"] == "RUNNING")
     assert ActionExecution.objects.get(id=again).runtime_context["index"] == 1
     mistral("action-execution-update", again, "--state", "SUCCESS", "--output", "11")

@@ -188,11 +188,19 @@ def test_what_the_views_answer_fits_the_shapes_the_document_gives(client):
     a = actions["action_executions"][0]["id"]
     send("get", "/v2/action_executions")
     send("get", "/v2/action-executions/{action_id}", f"/v2/action-executions/{a}")
-    done = send("put", "/v2/action_executions/{action_id}", f"/v2/action_executions/{a}",
-                body={"state": "SUCCESS", "output": {"ok": True}})
+    done = send(
+        "put",
+        "/v2/action_executions/{action_id}",
+        f"/v2/action_executions/{a}",
+        body={"state": "SUCCESS", "output": {"ok": True}},
+    )
     assert done["state"] == "SUCCESS"
-    again = send("post", "/v2/action-executions/{action_id}", f"/v2/action-executions/{a}",
-                 body={"state": "SUCCESS", "output": 1})  # 409: no longer RUNNING
+    again = send(
+        "post",
+        "/v2/action-executions/{action_id}",
+        f"/v2/action-executions/{a}",
+        body={"state": "SUCCESS", "output": 1},
+    )  # 409: no longer RUNNING
     assert again["state"] == "SUCCESS"
     assert send("post", "/v2/action_executions", body={"name": "std.echo", "input": {"output": "hi"}})["id"] is None
     send("get", "/v2/executions/{execution_id}", e)
@@ -217,8 +225,11 @@ def test_what_the_views_answer_fits_the_shapes_the_document_gives(client):
     send("put", "/v2/environments", body={"name": "prod", "description": "production"})
     send("get", "/v2/environments")
     send("get", "/v2/environments/{name}", "/v2/environments/prod")
-    send("post", "/v2/cron_triggers", body={"name": "nightly", "pattern": "0 2 * * *", "workflow_name": "greet",
-                                            "workflow_input": {"who": "bob"}})
+    send(
+        "post",
+        "/v2/cron_triggers",
+        body={"name": "nightly", "pattern": "0 2 * * *", "workflow_name": "greet", "workflow_input": {"who": "bob"}},
+    )
     send("get", "/v2/cron_triggers")
     send("get", "/v2/cron_triggers/{identifier}", "/v2/cron_triggers/nightly")
     send("delete", "/v2/cron_triggers/{identifier}", "/v2/cron_triggers/nightly")

@@ -32,6 +32,7 @@ def as_user(client):
     def login(*codenames):
         client.force_login(user_with(*codenames))
         return client
+
     return login
 
 
@@ -71,8 +72,9 @@ def test_a_user_without_permissions_reads_but_changes_nothing(as_user, approval_
 
 def test_completing_by_hand_over_v2_needs_the_permission_and_is_audited(as_user, approval_action):
     client = as_user("complete_actions")
-    resp = put_json(client, f"/v2/action_executions/{approval_action.id}",
-                    {"state": "SUCCESS", "output": {"approved": True}})
+    resp = put_json(
+        client, f"/v2/action_executions/{approval_action.id}", {"state": "SUCCESS", "output": {"approved": True}}
+    )
     assert resp.status_code == 200 and resp.json()["state"] == "SUCCESS"
     audit = OperatorAction.objects.get()
     assert audit.kind == "complete_action" and audit.target_id == approval_action.id

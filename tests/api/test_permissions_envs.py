@@ -34,11 +34,14 @@ def test_without_permissions_a_user_reads_but_changes_nothing(client):
     assert client.get("/v2/cron_triggers").status_code == 200
     refused = [
         post_json(client, "/v2/environments", {"name": "new", "variables": "{}"}),
-        put_json(client, "/v2/environments", {"name": "kept", "variables": "{\"a\": 2}"}),
+        put_json(client, "/v2/environments", {"name": "kept", "variables": '{"a": 2}'}),
         client.delete("/v2/environments/kept"),
         post_json(client, "/v2/cron_triggers", {"name": "c", "workflow_name": "nightly", "pattern": "* * * * *"}),
-        post_json(client, "/v2/action_executions", {"name": "std.echo", "input": "{\"output\": 1}",
-                                                   "params": "{\"save_result\": true}"}),
+        post_json(
+            client,
+            "/v2/action_executions",
+            {"name": "std.echo", "input": '{"output": 1}', "params": '{"save_result": true}'},
+        ),
     ]
     assert [r.status_code for r in refused] == [403] * 5
     assert "workflows.add_environment" in refused[0].json()["faultstring"]
@@ -53,13 +56,24 @@ def test_anonymous_requests_are_refused(client):
 
 def test_with_its_permission_each_change_goes_through(client):
     services.save_workflows(WF)
-    client.force_login(user_with("add_environment", "change_environment", "delete_environment", "add_crontrigger",
-                                 "delete_crontrigger", "add_actionexecution"))
+    client.force_login(
+        user_with(
+            "add_environment",
+            "change_environment",
+            "delete_environment",
+            "add_crontrigger",
+            "delete_crontrigger",
+            "add_actionexecution",
+        )
+    )
     assert post_json(client, "/v2/environments", {"name": "e", "variables": "{}"}).status_code == 201
     assert put_json(client, "/v2/environments", {"name": "e", "description": "d"}).status_code == 200
     assert client.delete("/v2/environments/e").status_code == 204
-    assert post_json(client, "/v2/cron_triggers", {"name": "c", "workflow_name": "nightly",
-                                                   "pattern": "* * * * *"}).status_code == 201
-    assert client.delete("/v2/cron_triggers/c").status_code == 204
-    assert post_json(client, "/v2/action_executions", {"name": "std.echo", "input": "{\"output\": 1}"}).status_code \
+    assert (
+        post_json(
+            client, "/v2/cron_triggers", {"name": "c", "workflow_name": "nightly", "pattern": "* * * * *"}
+        ).status_code
         == 201
+    )
+    assert client.delete("/v2/cron_triggers/c").status_code == 204
+    assert post_json(client, "/v2/action_executions", {"name": "std.echo", "input": '{"output": 1}'}).status_code == 201

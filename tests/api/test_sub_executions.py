@@ -64,7 +64,10 @@ def test_sub_executions_wf_ex_id(api, main):
 def test_sub_executions_errors_only(api, main):
     """test_sub_executions_errors_only: only through tasks in ERROR (the CLI sends True or an empty string)."""
     assert names(api, f"/v2/executions/{main['id']}/executions", errors_only="True")[0] == [
-        "main_wf", "middle_wf", "fail_wf"]
+        "main_wf",
+        "middle_wf",
+        "fail_wf",
+    ]
     assert len(names(api, f"/v2/executions/{main['id']}/executions", errors_only="", max_depth="-1")[0]) == 4
 
 
@@ -92,11 +95,17 @@ def test_sub_executions_with_include_output(api, main):
 
 def test_bad_input(api, main, settings):
     assert api.get(f"/v2/executions/{UNKNOWN}/executions") == (
-        404, {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"})
-    assert api.get(f"/v2/tasks/{UNKNOWN}/executions") == (404, {"faultstring": f"TaskExecution not found [id={UNKNOWN}]"})
+        404,
+        {"faultstring": f"WorkflowExecution not found [id={UNKNOWN}]"},
+    )
+    assert api.get(f"/v2/tasks/{UNKNOWN}/executions") == (
+        404,
+        {"faultstring": f"TaskExecution not found [id={UNKNOWN}]"},
+    )
     status, body = api.get(f"/v2/executions/{main['id']}/executions", max_depth="x")
     assert status == 400 and "max_depth" in body["faultstring"]
     settings.GUST = {**settings.GUST, "REPORT_MAX_ENTRIES": 3}
     status, body = api.get(f"/v2/executions/{main['id']}/executions")
     assert status == 400 and body["faultstring"].startswith(
-        f"The sub-executions of {main['id']} would hold more than 3 entries")
+        f"The sub-executions of {main['id']} would hold more than 3 entries"
+    )

@@ -41,11 +41,14 @@ def test_rerunning_a_failed_task_runs_a_new_action_execution(api):
     assert len(actions["action_executions"]) == 2
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"state": "SUCCESS"}, "Invalid task state. Only updating task to rerun or skip is supported."),
-    ({"state": "RUNNING", "reset": False}, "Only with-items task has the option to not reset."),
-    ({"state": "SKIPPED", "name": "other"}, "Task name does not match."),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"state": "SUCCESS"}, "Invalid task state. Only updating task to rerun or skip is supported."),
+        ({"state": "RUNNING", "reset": False}, "Only with-items task has the option to not reset."),
+        ({"state": "SKIPPED", "name": "other"}, "Task name does not match."),
+    ],
+)
 def test_other_updates_are_refused_and_change_nothing(api, body, message):
     ex, task = failed_task(api)
     status, answer = api.put(f"/v2/tasks/{task['id']}", body)

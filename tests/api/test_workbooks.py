@@ -88,7 +88,12 @@ def test_a_workbook_is_created_with_its_workflows_and_actions_under_qualified_na
     status, body = post_yaml(client, "/v2/workbooks", WB)
     assert status == 201, body
     assert {k: body[k] for k in ("name", "namespace", "tags", "scope", "definition")} == {
-        "name": "my_wb", "namespace": "", "tags": ["demo"], "scope": "private", "definition": WB}
+        "name": "my_wb",
+        "namespace": "",
+        "tags": ["demo"],
+        "scope": "private",
+        "definition": WB,
+    }
     names = sorted(w["name"] for w in api.get("/v2/workflows")[1]["workflows"])
     assert names == ["my_wb.wf1", "my_wb.wf2"]
     assert WorkflowDefinition.objects.get(name="my_wb.wf1").workbook_name == "my_wb"
@@ -106,8 +111,11 @@ def test_a_workbook_workflow_runs_its_short_named_adhoc_action(client, api):
     assert ex["state"] == "SUCCESS", ex
     assert api.get(f"/v2/executions/{ex['id']}")[1]["output"] == '{"result": "a+b and a+b"}'
     action = ActionExecution.objects.get(workflow_execution_id=ex["id"])
-    assert (action.name, action.input, action.output) == ("my_wb.concat_twice", {"s1": "a", "s2": "b"},
-                                                         {"result": "a+b and a+b"})
+    assert (action.name, action.input, action.output) == (
+        "my_wb.concat_twice",
+        {"s1": "a", "s2": "b"},
+        {"result": "a+b and a+b"},
+    )
 
 
 def test_updating_a_workbook_replaces_its_workflows_and_actions_at_once(client, api):
@@ -178,12 +186,18 @@ def test_adhoc_actions_are_created_listed_beside_built_ins_run_updated_and_delet
     assert status == 201, body
     (created,) = body["actions"]
     assert {k: created[k] for k in ("name", "is_system", "input", "description", "namespace")} == {
-        "name": "greet", "is_system": False, "input": 'name, greeting="hello"', "description": "says hello",
-        "namespace": ""}
+        "name": "greet",
+        "is_system": False,
+        "input": 'name, greeting="hello"',
+        "description": "says hello",
+        "namespace": "",
+    }
     listed = {a["name"]: a["is_system"] for a in api.get("/v2/actions")[1]["actions"]}
     assert listed["greet"] is False and listed["std.echo"] is True
-    api.create_workflow("version: '2.0'\nhi:\n  tasks:\n    t:\n      action: greet name=ann\n"
-                        "      publish: {said: <% task().result %>}\n")
+    api.create_workflow(
+        "version: '2.0'\nhi:\n  tasks:\n    t:\n      action: greet name=ann\n"
+        "      publish: {said: <% task().result %>}\n"
+    )
     ex = api.start("hi")
     assert ex["output"] == '{"said": "HELLO, ANN"}'
     status, body = put_yaml(client, "/v2/actions", ACTIONS.replace("toUpper", "toLower"))
@@ -203,8 +217,9 @@ def test_a_missing_adhoc_input_fails_the_task_with_mistral_s_message(client, api
 
 
 def test_an_adhoc_action_with_a_worker_base_runs_the_base_in_the_worker(client, api, monkeypatch):
-    post_yaml(client, "/v2/actions", "version: '2.0'\nnap:\n  base: std.sleep\n  base-input: {seconds: 0}\n"
-                                     "  output: slept\n")
+    post_yaml(
+        client, "/v2/actions", "version: '2.0'\nnap:\n  base: std.sleep\n  base-input: {seconds: 0}\n  output: slept\n"
+    )
     api.create_workflow("version: '2.0'\nrest:\n  tasks:\n    t: {action: nap}\n")
     ex = services.start_execution("rest")
     action = ActionExecution.objects.get(workflow_execution=ex)
@@ -220,8 +235,9 @@ def test_an_adhoc_action_with_a_worker_base_runs_the_base_in_the_worker(client, 
 
 
 def test_bad_adhoc_actions_are_refused_and_nothing_is_stored(client, api):
-    status, body = post_yaml(client, "/v2/actions", "version: '2.0'\nok:\n  base: std.noop\nstd.echo:\n"
-                                                    "  base: std.noop\n")
+    status, body = post_yaml(
+        client, "/v2/actions", "version: '2.0'\nok:\n  base: std.noop\nstd.echo:\n  base: std.noop\n"
+    )
     assert status == 400
     assert body["errors"] == [{"path": "std.echo", "message": "Attempt to modify a system action: std.echo"}]
     post_yaml(client, "/v2/actions", ACTIONS)
@@ -291,8 +307,12 @@ def test_a_sub_workflow_name_resolves_in_the_workbook_then_the_namespace_then_th
 def test_a_namespace_longer_than_the_column_is_refused(client):
     status, body = post_yaml(client, "/v2/workbooks", WB, namespace="n" * 256)
     assert (status, body) == (400, {"faultstring": "namespace must be a string of at most 255 characters"})
-    assert post_yaml(client, "/v2/workflows", "version: '2.0'\nw:\n  tasks:\n    t: {action: std.noop}\n",
-                     namespace="n" * 256)[0] == 400
+    assert (
+        post_yaml(
+            client, "/v2/workflows", "version: '2.0'\nw:\n  tasks:\n    t: {action: std.noop}\n", namespace="n" * 256
+        )[0]
+        == 400
+    )
     assert not (Workbook.objects.exists() or WorkflowDefinition.objects.exists())
 
 
@@ -304,9 +324,11 @@ def test_an_adhoc_action_over_gust_approval_asks_people_and_transforms_their_ans
     from approvals import services as approvals
     from approvals.models import Approval
 
-    books.save_actions("version: '2.0'\nask_boss:\n  input: [what]\n  base: gust.approval\n"
-                       "  base-input: {title: 'Buy <% $.what %>?', assignees: [boss]}\n"
-                       "  output: <% $.approved %>\n")
+    books.save_actions(
+        "version: '2.0'\nask_boss:\n  input: [what]\n  base: gust.approval\n"
+        "  base-input: {title: 'Buy <% $.what %>?', assignees: [boss]}\n"
+        "  output: <% $.approved %>\n"
+    )
     services.save_workflows("version: '2.0'\nbuy:\n  tasks:\n    ask:\n      action: ask_boss what=tea\n")
     ex = services.start_execution("buy")
     approval = Approval.objects.get(execution_id=ex.id)
@@ -338,7 +360,9 @@ def test_workbooks_and_actions_need_the_permissions_that_manage_workflows(client
     assert refused == [403] * 6
     assert sorted(WorkflowDefinition.objects.values_list("name", flat=True)) == ["my_wb.wf1", "my_wb.wf2"]
     assert list(ActionDefinition.objects.order_by("name").values_list("name", "input")) == [
-        ("greet", 'name, greeting="hello"'), ("my_wb.concat_twice", 's1="a", s2')]
+        ("greet", 'name, greeting="hello"'),
+        ("my_wb.concat_twice", 's1="a", s2'),
+    ]
     user.user_permissions.add(Permission.objects.get(codename="add_workflowdefinition"))
     client.force_login(User.objects.get(id=user.id))
     assert post_yaml(client, "/v2/workbooks", WB.replace("my_wb", "other"))[0] == 201

@@ -22,25 +22,28 @@ FORM = {
 def approval_workflow(name: str = "expense", **approval_input) -> str:
     """A workflow whose first task asks for an approval and branches on it."""
     params = {"title": "Pay <% $.amount %> EUR?", "assignees": ["alice", "bob"], "form": FORM, **approval_input}
-    return yaml.safe_dump({
-        "version": "2.0",
-        name: {
-            "input": [{"amount": 100}],
-            "tasks": {
-                "ask": {
-                    "action": "gust.approval",
-                    "input": params,
-                    "publish": {"decision": "<% task().result %>"},
-                    "on-success": [
-                        {"pay": "<% task().result.approved %>"},
-                        {"refuse": "<% not task().result.approved %>"},
-                    ],
+    return yaml.safe_dump(
+        {
+            "version": "2.0",
+            name: {
+                "input": [{"amount": 100}],
+                "tasks": {
+                    "ask": {
+                        "action": "gust.approval",
+                        "input": params,
+                        "publish": {"decision": "<% task().result %>"},
+                        "on-success": [
+                            {"pay": "<% task().result.approved %>"},
+                            {"refuse": "<% not task().result.approved %>"},
+                        ],
+                    },
+                    "pay": {"action": "std.echo output=paid"},
+                    "refuse": {"action": "std.echo output=refused"},
                 },
-                "pay": {"action": "std.echo output=paid"},
-                "refuse": {"action": "std.echo output=refused"},
             },
         },
-    }, sort_keys=False)
+        sort_keys=False,
+    )
 
 
 @pytest.fixture(autouse=True)

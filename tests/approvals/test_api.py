@@ -23,8 +23,9 @@ def basic(username: str) -> dict:
 
 
 def answer(client, approval_id, who, **body):
-    return client.post(f"/api/approvals/{approval_id}/responses", body, content_type="application/json",
-                       headers=basic(who))
+    return client.post(
+        f"/api/approvals/{approval_id}/responses", body, content_type="application/json", headers=basic(who)
+    )
 
 
 def test_anonymous_callers_are_challenged_even_with_the_api_open(client, people, start, settings):
@@ -71,8 +72,10 @@ def test_schema_invalid_data_is_400_with_errors_per_field(client, people, start)
     a = approval_of(start())
     r = answer(client, a.id, "alice", decision="approve", data={"amount": 0, "urgent": "no"})
     assert r.status_code == 400
-    assert r.json()["errors"] == {"amount": ["0 is less than the minimum of 1"],
-                                  "urgent": ["'no' is not of type 'boolean'"]}
+    assert r.json()["errors"] == {
+        "amount": ["0 is less than the minimum of 1"],
+        "urgent": ["'no' is not of type 'boolean'"],
+    }
     r = answer(client, a.id, "alice", decision="perhaps")
     assert r.status_code == 400 and "decision" in r.json()["errors"]
     assert ApprovalResponse.objects.count() == 0

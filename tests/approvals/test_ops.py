@@ -77,7 +77,11 @@ def test_complete_by_hand_moves_the_workflow_on_and_is_audited(client, waiting_a
     assert reload(ex).state == State.SUCCESS and tasks_of(ex)["after"] == State.SUCCESS
     entry = OperatorAction.objects.get()
     assert (entry.username, entry.kind, entry.target_id, entry.execution_id) == (
-        "olga", "complete_action", waiting_action.id, ex.id)
+        "olga",
+        "complete_action",
+        waiting_action.id,
+        ex.id,
+    )
     assert entry.payload == {"state": "SUCCESS", "output": {"ok": True}}
     again = client.post(url, {"state": "ERROR", "output": '"late"'})
     assert again.status_code == 409 and "already SUCCESS" in again.content.decode()
@@ -147,7 +151,7 @@ def test_rerun_and_skip_need_their_permission(client):
     ex = wf.start_execution("flaky", {})
     client.force_login(operator("operate_executions"))
     task = TaskExecution.objects.get(workflow_execution_id=ex.id, name="boom")
-    assert 'ops/tasks/' not in client.get(f"/executions/{ex.id}/").content.decode()
+    assert "ops/tasks/" not in client.get(f"/executions/{ex.id}/").content.decode()
     for verb in ("rerun", "skip"):
         r = client.post(f"/ops/tasks/{task.id}/{verb}")
         assert r.status_code == 403 and "ops.fix_tasks" in r.content.decode()
@@ -172,8 +176,7 @@ def test_the_waiting_view_shows_mode_age_and_deadline(client, people, start, wai
     assert rows(html) == {waiting_action.id: "callback", approval_action.id: "approval"}
     deadline = (timezone.now() + timedelta(seconds=3600)).strftime("%Y-%m-%d %H:%M")
     assert deadline in html and "overdue" not in html
-    assert rows(client.get("/ops/waiting/", {"mode": "approval"}).content.decode()) == {
-        approval_action.id: "approval"}
+    assert rows(client.get("/ops/waiting/", {"mode": "approval"}).content.decode()) == {approval_action.id: "approval"}
     ops.track(operator("manage_tracking"), waiting_action.id)
     live = client.get("/ops/waiting/", {"mode": "poll"}, headers={"X-Gust-Live": "1"}).content.decode()
     assert "<html" not in live and rows(live) == {waiting_action.id: "poll"} and "next query" in live

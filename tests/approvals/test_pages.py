@@ -90,8 +90,7 @@ def test_the_form_is_built_from_the_schema(client, people, start):
 
 def test_invalid_data_is_shown_on_its_field_and_changes_nothing(client, people, start):
     ex = start()
-    r = page(login(client, people["alice"]), approval_of(ex), decision="approve", data__amount="lots",
-             data__reason="x")
+    r = page(login(client, people["alice"]), approval_of(ex), decision="approve", data__amount="lots", data__reason="x")
     assert r.status_code == 400
     html = r.content.decode()
     assert field_error(html, "amount") == "&#x27;lots&#x27; is not of type &#x27;integer&#x27;"
@@ -105,8 +104,9 @@ def test_invalid_data_is_shown_on_its_field_and_changes_nothing(client, people, 
 def test_approving_completes_the_workflow_and_shows_the_history(client, people, start):
     ex = start()
     a = approval_of(ex)
-    r = page(login(client, people["alice"]), a, decision="approve", data__amount="42", data__urgent="on",
-             comment="ship it")
+    r = page(
+        login(client, people["alice"]), a, decision="approve", data__amount="42", data__urgent="on", comment="ship it"
+    )
     assert r.status_code == 302 and r["Location"] == f"/approvals/{a.id}/"
     assert tasks_of(ex)["pay"] == State.SUCCESS
     assert approval_of(ex).result["data"] == {"amount": 42, "reason": "ok", "urgent": True}

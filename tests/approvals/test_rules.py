@@ -27,13 +27,28 @@ def test_names_may_be_a_comma_separated_string_and_duplicates_collapse():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(InvalidParams) as caught:
-        parse({"title": "", "quorum": 0, "on_expiry": "ignore", "expires_in": -5, "remind_every": "often",
-               "form": {"type": "array"}, "reject_on_first": "yes"})
+        parse(
+            {
+                "title": "",
+                "quorum": 0,
+                "on_expiry": "ignore",
+                "expires_in": -5,
+                "remind_every": "often",
+                "form": {"type": "array"},
+                "reject_on_first": "yes",
+            }
+        )
     text = str(caught.value)
-    for fragment in ("title must be a non-empty string", "at least one of assignees or groups",
-                     "quorum must be a whole number", "on_expiry must be one of reject, approve, escalate",
-                     "expires_in must be a positive number", "remind_every must be a positive number",
-                     "form: must describe an object", "reject_on_first must be true or false"):
+    for fragment in (
+        "title must be a non-empty string",
+        "at least one of assignees or groups",
+        "quorum must be a whole number",
+        "on_expiry must be one of reject, approve, escalate",
+        "expires_in must be a positive number",
+        "remind_every must be a positive number",
+        "form: must describe an object",
+        "reject_on_first must be true or false",
+    ):
         assert fragment in text
     assert len(caught.value.errors) == 8
 
@@ -109,8 +124,16 @@ def test_no_form_accepts_an_empty_object():
     ],
 )
 def test_quorum_rules(quorum, reject_on_first, approvals, rejections, left, expected):
-    assert decide(quorum=quorum, reject_on_first=reject_on_first, approvals=approvals, rejections=rejections,
-                  can_still_answer=left) == expected
+    assert (
+        decide(
+            quorum=quorum,
+            reject_on_first=reject_on_first,
+            approvals=approvals,
+            rejections=rejections,
+            can_still_answer=left,
+        )
+        == expected
+    )
 
 
 # --- the HTML form built from the schema ---------------------------------------------------
@@ -134,20 +157,24 @@ def answer_form(post: dict) -> AnswerForm:
 
 
 def test_the_form_turns_typed_text_into_json_values():
-    form = answer_form({"data__ratio": "0.5", "data__tags": ['"red"', '"blue"'], "data__extra": '{"a": [1]}',
-                        "data__size": "2"})
+    form = answer_form(
+        {"data__ratio": "0.5", "data__tags": ['"red"', '"blue"'], "data__extra": '{"a": [1]}', "data__size": "2"}
+    )
     assert form.schema_data() == {"ratio": 0.5, "tags": ["red", "blue"], "extra": {"a": [1]}, "size": 2}
     assert answer_form({"data__ratio": "3"}).schema_data() == {"ratio": 3, "tags": []}
     # Text that does not parse is passed on as text, for the schema to reject with its own message.
     data = answer_form({"data__ratio": "lots", "data__extra": "{oops"}).schema_data()
     assert (data["ratio"], data["extra"]) == ("lots", "{oops")
-    assert schema.validate(RICH, data)[1] == {"extra": ["'{oops' is not of type 'object'"],
-                                              "ratio": ["'lots' is not of type 'number'"]}
+    assert schema.validate(RICH, data)[1] == {
+        "extra": ["'{oops' is not of type 'object'"],
+        "ratio": ["'lots' is not of type 'number'"],
+    }
 
 
 def test_schema_errors_without_a_field_go_to_the_top_of_the_form():
     form = answer_form({})
-    form.add_schema_errors({"ratio": ["bad"], schema.NON_FIELD: ["Additional properties are not allowed"],
-                            "ghost": ["no such field"]})
+    form.add_schema_errors(
+        {"ratio": ["bad"], schema.NON_FIELD: ["Additional properties are not allowed"], "ghost": ["no such field"]}
+    )
     assert form.errors["data__ratio"] == ["bad"]
     assert form.non_field_errors() == ["Additional properties are not allowed", "ghost: no such field"]

@@ -37,7 +37,8 @@ def events(kind=None) -> list[str]:
 
 
 def test_starting_the_task_opens_an_approval_and_tells_the_assignees(
-        people, start, webhook, outbox, django_capture_on_commit_callbacks):
+    people, start, webhook, outbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         ex = start({"amount": 250}, groups=["finance"], remind_every=60, expires_in=3600)
     a = approval_of(ex)
@@ -49,13 +50,18 @@ def test_starting_the_task_opens_an_approval_and_tells_the_assignees(
     assert events() == ["APPROVAL_CREATED"]
     payload = WebhookDelivery.objects.get().payload
     assert payload["approval_id"] == a.id and payload["url"].endswith(f"/approvals/{a.id}/")
-    assert sorted(m.to[0] for m in outbox) == ["alice@example.com", "bob@example.com", "carol@example.com",
-                                                    "dave@example.com"]
+    assert sorted(m.to[0] for m in outbox) == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dave@example.com",
+    ]
     assert outbox[0].subject == "Approval needed: Pay 250 EUR?"
 
 
 def test_invalid_inputs_fail_the_task_with_every_problem_and_store_nothing(
-        people, start, django_capture_on_commit_callbacks):
+    people, start, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         ex = start(assignees=[], quorum=0)
     assert Approval.objects.count() == 0
@@ -78,7 +84,11 @@ def test_approval_completes_the_task_and_the_workflow_branches_on_it(people, sta
     assert result["data"] == {"amount": 250, "reason": "ok"}  # the default filled in
     [response] = result["responses"]
     assert {k: response[k] for k in ("user", "decision", "comment", "data")} == {
-        "user": "alice", "decision": "approve", "comment": "fine", "data": {"amount": 250, "reason": "ok"}}
+        "user": "alice",
+        "decision": "approve",
+        "comment": "fine",
+        "data": {"amount": 250, "reason": "ok"},
+    }
     ask = TaskExecution.objects.get(workflow_execution_id=ex.id, name="ask")
     assert ask.published["decision"]["approved"] is True  # published for later tasks
     assert events() == ["APPROVAL_CREATED", "APPROVAL_ANSWERED"]

@@ -32,8 +32,9 @@ def approval_of(execution) -> Approval:
 
 @pytest.fixture
 def webhook(db):
-    return Webhook.objects.create(url="http://127.0.0.1:9/hook", events=["APPROVAL_REMINDER", "APPROVAL_ESCALATED",
-                                                                          "APPROVAL_EXPIRED"])
+    return Webhook.objects.create(
+        url="http://127.0.0.1:9/hook", events=["APPROVAL_REMINDER", "APPROVAL_ESCALATED", "APPROVAL_EXPIRED"]
+    )
 
 
 def published() -> list[str]:
@@ -46,7 +47,8 @@ def test_nothing_due_means_nothing_done(people, start):
 
 
 def test_reminders_go_to_those_who_have_not_answered_once_per_period(
-        people, start, outbox, webhook, django_capture_on_commit_callbacks):
+    people, start, outbox, webhook, django_capture_on_commit_callbacks
+):
     ex = start(quorum=2, remind_every=60)
     services.answer(approval_of(ex).id, people["alice"], "approve", data={"amount": 5})
     with django_capture_on_commit_callbacks(execute=True):
@@ -80,7 +82,8 @@ def test_expiry_may_approve_with_the_form_defaults(people, start):
 
 
 def test_escalation_adds_people_gives_them_time_then_rejects(
-        people, start, outbox, webhook, django_capture_on_commit_callbacks):
+    people, start, outbox, webhook, django_capture_on_commit_callbacks
+):
     ex = start(expires_in=60, on_expiry="escalate", escalate_to=["finance", "erin"])
     a = approval_of(ex)
     with pytest.raises(Forbidden):

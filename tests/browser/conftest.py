@@ -16,9 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TIMEOUT_MS = 10_000  # the longest any page may take to show what a test waits for
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -55,8 +62,11 @@ def quick_settings(settings):
 @pytest.fixture
 def people(transactional_db):
     made = {name: User.objects.create_user(name, f"{name}@example.com", "pw") for name in ("alice", "bob", "olga")}
-    made["olga"].user_permissions.add(*Permission.objects.filter(codename__in=[
-        "operate_executions", "fix_tasks", "complete_actions", "manage_tracking", "view_approval"]))
+    made["olga"].user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["operate_executions", "fix_tasks", "complete_actions", "manage_tracking", "view_approval"]
+        )
+    )
     return made
 
 

@@ -54,8 +54,11 @@ def test_engine_rows_are_read_only_in_the_admin_and_link_to_their_dashboard_page
 
         # A forged save is refused too, with the session and CSRF token of the page.
         token = next(c["value"] for c in root.context.cookies() if c["name"] == "csrftoken")
-        forged = root.request.post(f"{base}{row.pk}/change/", form={"csrfmiddlewaretoken": token, "state": "SUCCESS"},
-                                   headers={"Referer": root.url})
+        forged = root.request.post(
+            f"{base}{row.pk}/change/",
+            form={"csrfmiddlewaretoken": token, "state": "SUCCESS"},
+            headers={"Referer": root.url},
+        )
         assert forged.status == 403
 
     ex.refresh_from_db(), task.refresh_from_db(), action.refresh_from_db()

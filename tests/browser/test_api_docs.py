@@ -10,8 +10,7 @@ from .conftest import shoot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_api_docs_switch_to_v2_and_show_its_executions_with_nothing_from_the_internet(open_as, people,
-                                                                                          live_server):
+def test_the_api_docs_switch_to_v2_and_show_its_executions_with_nothing_from_the_internet(open_as, people, live_server):
     alice = open_as("alice")
     elsewhere = []
     alice.on("request", lambda r: None if r.url.startswith((live_server.url, "data:")) else elsewhere.append(r.url))
@@ -21,8 +20,12 @@ def test_the_api_docs_switch_to_v2_and_show_its_executions_with_nothing_from_the
     alice.locator(".topbar select").select_option(label="Mistral-compatible /v2")
     expect(alice.locator(".info .title")).to_contain_text("Gust /v2 (Mistral-compatible)")
     executions = alice.locator(".opblock-tag-section", has=alice.locator("h3[data-tag=executions]"))
-    for method, path in (("GET", "/v2/executions"), ("POST", "/v2/executions"),
-                         ("PUT", "/v2/executions/{execution_id}"), ("GET", "/v2/executions/{execution_id}/report")):
+    for method, path in (
+        ("GET", "/v2/executions"),
+        ("POST", "/v2/executions"),
+        ("PUT", "/v2/executions/{execution_id}"),
+        ("GET", "/v2/executions/{execution_id}/report"),
+    ):
         op = executions.locator(".opblock", has=alice.locator(f".opblock-summary-path[data-path='{path}']"))
         expect(op.locator(".opblock-summary-method", has_text=method)).to_be_visible()
     expect(alice.locator(".opblock-summary-path[data-path='/api/approvals/']")).to_have_count(0)

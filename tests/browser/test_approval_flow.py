@@ -75,8 +75,11 @@ def test_upload_start_answer_and_watch_the_execution_finish_without_reloading(op
     assert response.status == 403
     expect(bob.locator("[role=alert]")).to_contain_text("bob is not an assignee of this approval")
     token = next(c["value"] for c in bob.context.cookies() if c["name"] == "csrftoken")
-    forged = bob.request.post(f"/approvals/{approval.id}/", form={
-        "csrfmiddlewaretoken": token, "decision": "approve", "data__amount": "5"}, headers={"Referer": bob.url})
+    forged = bob.request.post(
+        f"/approvals/{approval.id}/",
+        form={"csrfmiddlewaretoken": token, "decision": "approve", "data__amount": "5"},
+        headers={"Referer": bob.url},
+    )
     assert forged.status == 403 and "Nothing was changed" in forged.text()
     assert ApprovalResponse.objects.count() == 0
     shoot(bob, "approval-forbidden")

@@ -47,7 +47,8 @@ def test_a_duplicate_upload_says_to_tick_replace_and_replaces_once_ticked(open_a
     alice.fill("#id_definition", edited)
     alice.click("button:has-text('Save')")
     expect(alice.locator(".form-errors[role=alert]")).to_have_text(
-        "Workflow quick already exists: tick “Replace workflows that already exist” to replace it.")
+        "Workflow quick already exists: tick “Replace workflows that already exist” to replace it."
+    )
     expect(alice.locator("#id_definition")).to_have_value(edited)  # nothing typed is lost
     assert '"done"' in WorkflowDefinition.objects.get(name="quick").definition
     shoot(alice, "upload-duplicate")
@@ -87,9 +88,12 @@ def test_the_favicon_is_linked_and_loads_also_where_pages_do_not_link_it(open_as
     expect(icon).to_have_attribute("type", "image/svg+xml")
     href = icon.get_attribute("href")
     # The browser decodes it as an image (a 404 or an HTML page would not load).
-    size = alice.evaluate("""href => new Promise((ok, fail) => {
+    size = alice.evaluate(
+        """href => new Promise((ok, fail) => {
         const img = new Image(); img.onload = () => ok([img.naturalWidth, img.naturalHeight]);
-        img.onerror = () => fail(new Error('the favicon did not load')); img.src = href; })""", href)
+        img.onerror = () => fail(new Error('the favicon did not load')); img.src = href; })""",
+        href,
+    )
     assert min(size) > 0
     # The admin links none, so browsers ask for /favicon.ico there.
     for url in (href, "/favicon.ico"):

@@ -77,7 +77,8 @@ def test_the_timeline_beside_the_graph_draws_a_running_task_to_now(open_as, peop
     # build, unit_tests, api_tests, ui_tests, each with its action, and deploy waiting for its join since it was made.
     expect(rows).to_have_count(9)
     expect(olga.locator("#timeline .tl-row.tl-task[data-task=deploy] .tl-bar")).to_have_class(
-        re.compile(r"state-waiting.*tl-running"))
+        re.compile(r"state-waiting.*tl-running")
+    )
     running = olga.locator("#timeline .tl-row.tl-action[data-task=ui_tests] .tl-bar")
     expect(running).to_have_class(re.compile(r"state-running.*tl-running"))
     track = olga.locator("#timeline .tl-row.tl-action[data-task=ui_tests] .tl-track").bounding_box()

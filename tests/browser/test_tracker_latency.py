@@ -65,9 +65,16 @@ def shoot_part(page, name, first, last):
     y = top["y"] + scroll - 8
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True,
-                    clip={"x": 0, "y": y, "width": page.viewport_size["width"], "height": bottom["y"] + scroll
-                          + bottom["height"] + 8 - y})
+    page.screenshot(
+        path=str(path),
+        full_page=True,
+        clip={
+            "x": 0,
+            "y": y,
+            "width": page.viewport_size["width"],
+            "height": bottom["y"] + scroll + bottom["height"] + 8 - y,
+        },
+    )
     if os.environ.get("GUST_UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS / path.name)
@@ -83,8 +90,9 @@ def started(mode, n, url):
 
 def call_back(action, rng):
     done = timezone.now() - timedelta(milliseconds=rng.uniform(2, 40))
-    tracker_services.apply_callback(callbacks.make_token(action.id, action.attempt), "SUCCESS", {"ok": 1},
-                                    finished_at=done.isoformat())
+    tracker_services.apply_callback(
+        callbacks.make_token(action.id, action.attempt), "SUCCESS", {"ok": 1}, finished_at=done.isoformat()
+    )
 
 
 @pytest.fixture
@@ -136,8 +144,13 @@ def completed(transactional_db, outside, people):
     services.save_workflows(approval_workflow("expense", assignees=["olga"], quorum=1))
     approval = Approval.objects.get(execution_id=services.start_execution("expense", {}).id)
     people["olga"].user_permissions.add(Permission.objects.get(codename="run_benchmark"))
-    return {"polled": len(polled), "by_hand": by_hand, "approval": approval, "rng": rng,
-            "later": started("callback", 1, outside)[0]}
+    return {
+        "polled": len(polled),
+        "by_hand": by_hand,
+        "approval": approval,
+        "rng": rng,
+        "later": started("callback", 1, outside)[0],
+    }
 
 
 def test_live_latency_recommendation_and_the_benchmark_button_on_a_fresh_install(open_as, fresh_install, completed):

@@ -17,8 +17,11 @@ class Harness:
         counter = itertools.count(1)
         self.make_id = lambda: f"id{next(counter)}"
         self.snap = engine.Snapshot(
-            id="wf1", workflow_name=self.spec.name, state="IDLE",
-            input=engine.check_input(self.spec, workflow_input or {})[0], params=params or {}
+            id="wf1",
+            workflow_name=self.spec.name,
+            state="IDLE",
+            input=engine.check_input(self.spec, workflow_input or {})[0],
+            params=params or {},
         )
         self.decisions: list[engine.Decision] = []
 

@@ -54,16 +54,19 @@ def test_times_missed_while_nothing_ran_fire_once_then_the_next_future_time():
     assert cron.advance("* * * * *", due, None, later) == cron.Schedule(dt.datetime(2010, 8, 25, 3, 18), None)
 
 
-@pytest.mark.parametrize("pattern, first_time, count, message", [
-    (None, None, None, "Pattern or first_execution_time must be specified."),
-    (None, NOW + dt.timedelta(seconds=1), None, "first_execution_time must be at least 1 minute in the future."),
-    (None, NOW - dt.timedelta(days=1), None, "first_execution_time must be at least 1 minute in the future."),
-    (None, NOW + dt.timedelta(hours=1), 2, "Pattern must be provided if count is superior to 1."),
-    ("not a pattern", None, None, "The specified pattern is not valid: not a pattern"),
-    ("61 * * * *", None, None, "The specified pattern is not valid: 61 * * * *"),
-    ("* * * * *", None, 0, "remaining_executions must be an integer of at least 1, got 0"),
-    ("* * * * *", None, "3", "remaining_executions must be an integer of at least 1, got '3'"),
-])
+@pytest.mark.parametrize(
+    "pattern, first_time, count, message",
+    [
+        (None, None, None, "Pattern or first_execution_time must be specified."),
+        (None, NOW + dt.timedelta(seconds=1), None, "first_execution_time must be at least 1 minute in the future."),
+        (None, NOW - dt.timedelta(days=1), None, "first_execution_time must be at least 1 minute in the future."),
+        (None, NOW + dt.timedelta(hours=1), 2, "Pattern must be provided if count is superior to 1."),
+        ("not a pattern", None, None, "The specified pattern is not valid: not a pattern"),
+        ("61 * * * *", None, None, "The specified pattern is not valid: 61 * * * *"),
+        ("* * * * *", None, 0, "remaining_executions must be an integer of at least 1, got 0"),
+        ("* * * * *", None, "3", "remaining_executions must be an integer of at least 1, got '3'"),
+    ],
+)
 def test_bad_trigger_input_is_refused_with_mistrals_message(pattern, first_time, count, message):
     """validate_cron_trigger_input, and test_validate_cron_trigger_input_first_time."""
     with pytest.raises(cron.CronError) as err:

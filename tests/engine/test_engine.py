@@ -143,7 +143,8 @@ wf:
 
 
 def test_guarded_transitions_pick_the_branch_whose_condition_holds():
-    h = Harness("""
+    h = Harness(
+        """
 version: '2.0'
 wf:
   input: [n]
@@ -157,7 +158,9 @@ wf:
       action: std.noop
     small:
       action: std.noop
-""", {"n": 3})
+""",
+        {"n": 3},
+    )
     h.start()
     assert h.state == "SUCCESS"
     assert h.tasks("big") == [] and h.task("small").state == "SUCCESS"
@@ -311,7 +314,8 @@ def test_a_bad_expression_at_run_time_fails_the_task_with_the_reason():
 
 
 def test_task_function_reads_other_tasks_and_execution_input():
-    h = Harness("""
+    h = Harness(
+        """
 version: '2.0'
 wf:
   input: [x]
@@ -322,7 +326,9 @@ wf:
   tasks:
     first:
       action: std.echo output=<% $.x * 2 %>
-""", {"x": 21})
+""",
+        {"x": 21},
+    )
     h.start()
     assert h.snap.output == {"a": 42, "b": "42-21", "c": 21}
 

@@ -47,7 +47,8 @@ def lookup_errors_made_404(tree: ast.AST) -> list[int]:
         caught = {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(node.type)}
         if caught & LOOKUP_ERRORS:
             said = _called(ast.Module(body=node.body, type_ignores=[])) | {
-                getattr(n, "id", "") for b in node.body for n in ast.walk(b) if isinstance(n, ast.Name)}
+                getattr(n, "id", "") for b in node.body for n in ast.walk(b) if isinstance(n, ast.Name)
+            }
             if said & NOT_FOUND:
                 found.append(node.lineno)
     return found
@@ -71,7 +72,8 @@ def test_the_checks_see_what_they_look_for():
         "    try:\n"
         "        return d[k]\n"
         "    except KeyError:\n"
-        "        raise NotFound('x', k)\n")
+        "        raise NotFound('x', k)\n"
+    )
     assert locks_in_boolean_expressions(bad) == [2]
     assert lookup_errors_made_404(bad) == [6]
     good = ast.parse("def f(a):\n    row = rows.lock_execution(a.id)\n    return row.ready and a.ok\n")

@@ -21,10 +21,24 @@ from tests.engine.helpers import Harness
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 TASKS = {
-    "task1": {"id": "t-1", "name": "task1", "spec": {"description": "This is task 1", "tags": ["t1"]},
-              "state": "SUCCESS", "state_info": None, "result": 1, "published": {"a": 1}},
-    "task2": {"id": "t-2", "name": "task2", "spec": {}, "state": "ERROR", "state_info": "boom",
-              "result": None, "published": {}},
+    "task1": {
+        "id": "t-1",
+        "name": "task1",
+        "spec": {"description": "This is task 1", "tags": ["t1"]},
+        "state": "SUCCESS",
+        "state_info": None,
+        "result": 1,
+        "published": {"a": 1},
+    },
+    "task2": {
+        "id": "t-2",
+        "name": "task2",
+        "spec": {},
+        "state": "ERROR",
+        "state_info": "boom",
+        "result": None,
+        "published": {},
+    },
 }
 
 
@@ -39,8 +53,17 @@ def make_ctx(data=None, current="task2", **kwargs):
         asked.append((state, flat))
         return [t for t in TASKS.values() if state is None or t["state"] == state]
 
-    kwargs.setdefault("execution", {"id": "wf-1", "name": "wf", "input": {"k1": "v1", "k2": "v2_default"},
-                                    "params": {"env": {}}, "state": "RUNNING", "created_at": "2026-12-01 10:00:00"})
+    kwargs.setdefault(
+        "execution",
+        {
+            "id": "wf-1",
+            "name": "wf",
+            "input": {"k1": "v1", "k2": "v2_default"},
+            "params": {"env": {}},
+            "state": "RUNNING",
+            "created_at": "2026-12-01 10:00:00",
+        },
+    )
     ctx = ExprContext(data={} if data is None else data, task_lookup=task_lookup, tasks_lookup=tasks_lookup, **kwargs)
     ctx.asked = asked
     return ctx
@@ -156,9 +179,10 @@ def test_uuid_is_a_new_version_4_uuid_at_each_call():
 
 # --- JSON and YAML --------------------------------------------------------------
 
-DATA = {"data": {"key1": "foo", "key2": "bar"}, "list": [{"this": "is valid"},
-                                                          {"so": "is this", "and": "this too", "might": "as well"},
-                                                          "validaswell"]}
+DATA = {
+    "data": {"key1": "foo", "key2": "bar"},
+    "list": [{"this": "is valid"}, {"so": "is this", "and": "this too", "might": "as well"}, "validaswell"],
+}
 
 
 def test_json_dump_indents_by_four_as_mistral():
@@ -175,8 +199,13 @@ def test_json_dump_of_yaql_built_values():
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [("3", '"3"'), (3, "3"), ([1, 2], "[\n    1,\n    2\n]"), ({"a": "b"}, '{\n    "a": "b"\n}'),
-     ("Mistral\nis\nawesome", '"Mistral\nis\nawesome"')],
+    [
+        ("3", '"3"'),
+        (3, "3"),
+        ([1, 2], "[\n    1,\n    2\n]"),
+        ({"a": "b"}, '{\n    "a": "b"\n}'),
+        ("Mistral\nis\nawesome", '"Mistral\nis\nawesome"'),
+    ],
 )
 def test_json_pp_as_mistral_had_it(value, shown):
     ctx = make_ctx({"v": value})
@@ -240,7 +269,9 @@ def test_block_lines_are_removed_as_mistral_renders_them():
             -- Sincerely, Mistral Team.
         """
     data = {"project_id": "1-2-3-4", "vm_count": 28, "active_vm_count": 0, "net_count": 1}
-    assert evaluate(text, make_ctx(data)) == """
+    assert (
+        evaluate(text, make_ctx(data))
+        == """
             Statistics for tenant "1-2-3-4"
 
             Number of virtual machines: 28
@@ -248,6 +279,7 @@ def test_block_lines_are_removed_as_mistral_renders_them():
 
             -- Sincerely, Mistral Team.
         """
+    )
 
 
 def test_a_block_scalars_last_newline_is_dropped():
@@ -272,17 +304,34 @@ def test_inline_blocks_keep_the_text_around_them():
 
 def test_unknown_yaql_functions_are_found_with_their_path():
     errors = expression_errors({"x": "<% foo(1) %>", "y": ["<% $.list.select(bar($)) %>"], "z": "<% $.a.baz() %>"}, "p")
-    assert errors == [("p.x", "unknown YAQL function 'foo'"), ("p.y[0]", "unknown YAQL function 'bar'"),
-                      ("p.z", "unknown YAQL function 'baz'")]
+    assert errors == [
+        ("p.x", "unknown YAQL function 'foo'"),
+        ("p.y[0]", "unknown YAQL function 'bar'"),
+        ("p.z", "unknown YAQL function 'baz'"),
+    ]
 
 
-@pytest.mark.parametrize("expr", [
-    "<% task(t1).result %>", "<% tasks(execution().id, true, ERROR, true) %>", "<% env().x %>", "<% global(x) %>",
-    "<% uuid() %>", "<% json_dump($) + json_pp($) + yaml_dump($) %>", "<% json_parse('1') + yaml_parse('1') %>",
-    "<% executions() %>", "<% len($.x) + sum([1]) %>", "<% $.l.where($ > 1).select($ * 2).first() %>",
-    "<% let(x => 1) -> $x %>", "<% dict(a => 1).keys().join(',') %>", "<% str(now()) %>", "<% regex('a').matches('a') %>",
-    "<% def(double, $ * 2) -> double(3) %>", "<% range(0, 3).toList() %>",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "<% task(t1).result %>",
+        "<% tasks(execution().id, true, ERROR, true) %>",
+        "<% env().x %>",
+        "<% global(x) %>",
+        "<% uuid() %>",
+        "<% json_dump($) + json_pp($) + yaml_dump($) %>",
+        "<% json_parse('1') + yaml_parse('1') %>",
+        "<% executions() %>",
+        "<% len($.x) + sum([1]) %>",
+        "<% $.l.where($ > 1).select($ * 2).first() %>",
+        "<% let(x => 1) -> $x %>",
+        "<% dict(a => 1).keys().join(',') %>",
+        "<% str(now()) %>",
+        "<% regex('a').matches('a') %>",
+        "<% def(double, $ * 2) -> double(3) %>",
+        "<% range(0, 3).toList() %>",
+    ],
+)
 def test_real_yaql_functions_pass(expr):
     assert expression_errors(expr) == []
 
@@ -290,25 +339,43 @@ def test_real_yaql_functions_pass(expr):
 def test_unknown_jinja_filters_tests_and_functions_are_found():
     text = "{{ _.x | nope }}{% if _.y is nah %}{{ zap() }}{% endif %}{% filter shout %}x{% endfilter %}"
     errors = expression_errors(text)
-    assert [msg for _, msg in errors] == ["unknown Jinja filter 'nope'", "unknown Jinja filter 'shout'",
-                                          "unknown Jinja test 'nah'", "unknown Jinja function 'zap'"]
+    assert [msg for _, msg in errors] == [
+        "unknown Jinja filter 'nope'",
+        "unknown Jinja filter 'shout'",
+        "unknown Jinja test 'nah'",
+        "unknown Jinja function 'zap'",
+    ]
 
 
-@pytest.mark.parametrize("expr", [
-    "{{ task('t1').result }}", "{{ tasks(state='ERROR') | length }}", "{{ execution().id }}", "{{ env() }}",
-    "{{ global('x') }}", "{{ uuid() }}", "{{ json_dump(_) ~ json_pp(_) ~ yaml_dump(_) }}", "{{ _ | task('t1') }}",
-    "{{ _ | json_pp }}", "{{ _.l | selectattr('a', 'equalto', 1) | list | length }}", "{{ _.x is defined }}",
-    "{{ range(3) | list }}", "{{ dict(a=1) | tojson }}", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1) }}",
-    "{% set f = namespace(n=1) %}{{ f.n }}",
-    "{% for i in _.l %}{{ loop.cycle('a', 'b') }}{% endfor %}",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "{{ task('t1').result }}",
+        "{{ tasks(state='ERROR') | length }}",
+        "{{ execution().id }}",
+        "{{ env() }}",
+        "{{ global('x') }}",
+        "{{ uuid() }}",
+        "{{ json_dump(_) ~ json_pp(_) ~ yaml_dump(_) }}",
+        "{{ _ | task('t1') }}",
+        "{{ _ | json_pp }}",
+        "{{ _.l | selectattr('a', 'equalto', 1) | list | length }}",
+        "{{ _.x is defined }}",
+        "{{ range(3) | list }}",
+        "{{ dict(a=1) | tojson }}",
+        "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1) }}",
+        "{% set f = namespace(n=1) %}{{ f.n }}",
+        "{% for i in _.l %}{{ loop.cycle('a', 'b') }}{% endfor %}",
+    ],
+)
 def test_real_jinja_names_pass(expr):
     assert expression_errors(expr) == []
 
 
 def test_a_string_mixing_yaql_and_jinja_is_refused_as_mistral_does():
     assert expression_errors("<% $.x %> and {{ _.y }}") == [
-        ("", "mixes YAQL and Jinja expressions in one string, which Mistral does not allow")]
+        ("", "mixes YAQL and Jinja expressions in one string, which Mistral does not allow")
+    ]
 
 
 def test_syntax_errors_keep_their_messages():
@@ -359,8 +426,15 @@ wf:
 """)
     assert h.state == "SUCCESS"
     task1 = h.task("task1")
-    assert task1.published == {"name": "task1", "description": "This is task 1", "tags": ["t1"], "state": "SUCCESS",
-                               "state_info": None, "res": 1, "own_id": task1.id}
+    assert task1.published == {
+        "name": "task1",
+        "description": "This is task 1",
+        "tags": ["t1"],
+        "state": "SUCCESS",
+        "state_info": None,
+        "res": 1,
+        "own_id": task1.id,
+    }
     assert h.task("task2").published == {"res": 1, "task2_res": 2, "jinja_res": 2}
 
 
@@ -397,7 +471,8 @@ wf:
 
 
 def test_execution_tasks_and_uuid_in_a_workflow():
-    h = run("""
+    h = run(
+        """
 version: '2.0'
 wf:
   input:
@@ -414,7 +489,9 @@ wf:
       on-success: task2
     task2:
       action: std.noop
-""", {"k1": "v1"})
+""",
+        {"k1": "v1"},
+    )
     assert h.state == "SUCCESS"
     out = h.snap.output
     assert out["input"] == {"k1": "v1", "k2": "v2_default"} and out["name"] == "wf"

@@ -13,8 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 # The pure core, and the pure parts of the apps above it (tested without a database).
 PURE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "core").rglob("*.py")) + ["tracker/advice.py"]
 PURE_MODULES = {p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in PURE}
-FORBIDDEN_TOP = {"django", "rest_framework", "django_q", "drf_spectacular",
-                 "workflows", "webhooks", "tracker", "approvals", "ops", "api", "bench", "config"}
+FORBIDDEN_TOP = {
+    "django",
+    "rest_framework",
+    "django_q",
+    "drf_spectacular",
+    "workflows",
+    "webhooks",
+    "tracker",
+    "approvals",
+    "ops",
+    "api",
+    "bench",
+    "config",
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -38,8 +50,11 @@ def test_the_pure_core_imports_nothing_from_django_or_the_django_side():
 
 
 def test_importing_the_pure_core_loads_no_django():
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in sorted(PURE_MODULES)) +
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'rest_framework', 'django_q'}))")
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in sorted(PURE_MODULES))
+        + "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'rest_framework', 'django_q'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
@@ -96,8 +111,9 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_every_package_imports_only_from_the_layers_below_it():
     rank = {top: i for i, top in enumerate(LAYERS)}
-    upward = sorted(f"{m} -> {t}" for m, ts in import_graph().items() for t in ts
-                    if rank[t.split(".")[0]] > rank[m.split(".")[0]])
+    upward = sorted(
+        f"{m} -> {t}" for m, ts in import_graph().items() for t in ts if rank[t.split(".")[0]] > rank[m.split(".")[0]]
+    )
     assert upward == []
 
 
@@ -148,13 +164,19 @@ def test_the_contract_sees_the_imports():
 # (an operator button on a workflows page would make workflows depend on ops;
 # ops adds it through workflows.page_parts instead). The site frame
 # (base.html, which every page extends) belongs to config.
-URL_NAMESPACES = {"dashboard": "workflows", "tracker_pages": "tracker", "approvals": "approvals", "ops": "ops",
-                  "admin": "config"}
+URL_NAMESPACES = {
+    "dashboard": "workflows",
+    "tracker_pages": "tracker",
+    "approvals": "approvals",
+    "ops": "ops",
+    "admin": "config",
+}
 TEMPLATE_REFERENCES = re.compile(
     r"{%\s*load\s+(?P<libs>[\w ]+?)\s*%}"
     r"|{%\s*(?:include|extends)\s+[\"'](?P<template>[^\"']+)[\"']"
     r"|{%\s*url\s+[\"'](?P<namespace>\w+):"
-    r"|\bperms\.(?P<perm_app>\w+)\.")
+    r"|\bperms\.(?P<perm_app>\w+)\."
+)
 
 
 def template_owner(name: str) -> str:
@@ -176,8 +198,12 @@ def _templates() -> dict[str, Path]:
 
 
 def _tag_libraries() -> dict[str, str]:
-    return {p.stem: p.relative_to(ROOT).parts[0] for top in LAYERS for p in (ROOT / top).glob("templatetags/*.py")
-            if p.stem != "__init__"}
+    return {
+        p.stem: p.relative_to(ROOT).parts[0]
+        for top in LAYERS
+        for p in (ROOT / top).glob("templatetags/*.py")
+        if p.stem != "__init__"
+    }
 
 
 def template_dependencies(text: str, libraries: dict[str, str], ours=None) -> set[tuple[str, str]]:
@@ -199,19 +225,26 @@ def template_dependencies(text: str, libraries: dict[str, str], ours=None) -> se
 
 def test_every_template_refers_only_to_its_layer_and_the_ones_below():
     libraries, templates = _tag_libraries(), _templates()
-    upward = sorted(f"{name} ({template_owner(name)}) -> {what} ({app})"
-                    for name, path in templates.items()
-                    for app, what in template_dependencies(path.read_text(), libraries, templates)
-                    if LAYERS.index(app) > LAYERS.index(template_owner(name)))
+    upward = sorted(
+        f"{name} ({template_owner(name)}) -> {what} ({app})"
+        for name, path in templates.items()
+        for app, what in template_dependencies(path.read_text(), libraries, templates)
+        if LAYERS.index(app) > LAYERS.index(template_owner(name))
+    )
     assert upward == []
 
 
 def test_the_template_contract_sees_loads_includes_urls_and_permissions():
-    text = ("{% load static ops %}{% include \"approvals/x.html\" %}{% url 'tracker_pages:overview' %}"
-            "{% if perms.ops.fix_tasks %}{% extends \"base.html\" %}{% url 'login' %}")
+    text = (
+        "{% load static ops %}{% include \"approvals/x.html\" %}{% url 'tracker_pages:overview' %}"
+        "{% if perms.ops.fix_tasks %}{% extends \"base.html\" %}{% url 'login' %}"
+    )
     assert template_dependencies(text, {"ops": "ops"}) == {
-        ("ops", "{% load ops %}"), ("approvals", "approvals/x.html"), ("tracker", "url 'tracker_pages:...'"),
-        ("ops", "perms.ops")}
+        ("ops", "{% load ops %}"),
+        ("approvals", "approvals/x.html"),
+        ("tracker", "url 'tracker_pages:...'"),
+        ("ops", "perms.ops"),
+    }
     assert template_owner("ops/parts/task.html") == "ops"
     assert template_owner("includes/badge.html") == "workflows"
     assert template_owner("registration/login.html") == "config"

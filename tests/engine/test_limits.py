@@ -69,8 +69,9 @@ def test_a_slow_loop_stops_after_the_time_budget_of_one_call_but_always_makes_a_
     d = engine.handle(h.spec, h.snap, engine.Start(), h.make_id, Limits(engine_seconds=5), clock=lambda: next(ticks))
     assert d.more and len(d.new_actions) == 2
     ticks = iter(range(0, 1000, 30))
-    d = engine.handle(h.spec, d.snapshot, engine.Continue(), h.make_id, Limits(engine_seconds=5),
-                      clock=lambda: next(ticks))
+    d = engine.handle(
+        h.spec, d.snapshot, engine.Continue(), h.make_id, Limits(engine_seconds=5), clock=lambda: next(ticks)
+    )
     assert d.more and len(d.new_actions) == 1
 
 
@@ -216,7 +217,12 @@ def test_a_few_aliases_are_fine():
 
 
 def test_yaml_nested_deeper_than_the_limit_is_refused_with_its_line():
-    deep = "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      input: {x: " + "[" * 2000 + "]" * 2000 + "}\n"
+    deep = (
+        "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      input: {x: "
+        + "[" * 2000
+        + "]" * 2000
+        + "}\n"
+    )
     assert "line 6" in parse_error(deep) and "nested deeper than 100 levels" in parse_error(deep)
 
 

@@ -23,11 +23,13 @@ def wf(body: str) -> str:
 
 
 def test_retry_runs_the_action_again_after_its_delay_and_each_attempt_is_a_new_action():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.fail
       retry: {count: 2, delay: 5}
-"""))
+""")
+    )
     d = h.start()
     assert h.task("t").state == "RUNNING_DELAYED"
     assert h.task("t").state_info == "Delayed by 'retry' policy [delay=5]"
@@ -40,17 +42,20 @@ def test_retry_runs_the_action_again_after_its_delay_and_each_attempt_is_a_new_a
 
 
 def test_retry_without_delay_goes_on_in_the_same_step():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.fail
       retry: count=3 delay=0
-"""))
+""")
+    )
     d = h.start()
     assert h.state == "ERROR" and len(h.task("t").actions) == 4 and timers(d) == []
 
 
 def test_retry_break_on_stops_and_continue_on_repeats_a_success():
-    h = Harness(wf("""  vars: {n: 0}
+    h = Harness(
+        wf("""  vars: {n: 0}
   tasks:
     brk:
       action: std.fail
@@ -59,7 +64,8 @@ def test_retry_break_on_stops_and_continue_on_repeats_a_success():
       action: std.echo output=1
       publish: {n: <% $.n + 1 %>}
       retry: {count: 3, delay: 0, continue-on: <% $.n < 3 %>}
-"""))
+""")
+    )
     h.start()
     assert len(h.task("brk").actions) == 1
     # Each retry sees the same inbound context, so n is 1 each time and
@@ -68,11 +74,13 @@ def test_retry_break_on_stops_and_continue_on_repeats_a_success():
 
 
 def test_wait_before_delays_the_action_on_a_timer():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.echo output=x
       wait-before: 2
-"""))
+""")
+    )
     d = h.start()
     assert h.task("t").state == "RUNNING_DELAYED" and h.task("t").actions == []
     assert timers(d) == [("wait-before", 2.0)]
@@ -81,13 +89,15 @@ def test_wait_before_delays_the_action_on_a_timer():
 
 
 def test_wait_after_delays_the_transitions():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.noop
       wait-after: 3
       on-success: [next]
     next: {}
-"""))
+""")
+    )
     h.start()
     assert h.task("t").state == "RUNNING_DELAYED" and h.tasks("next") == []
     fire(h, "t", "wait-after")
@@ -95,13 +105,15 @@ def test_wait_after_delays_the_transitions():
 
 
 def test_timeout_fails_the_task_and_its_action_and_on_error_runs():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.async_noop
       timeout: 10
       on-error: [handle]
     handle: {}
-"""))
+""")
+    )
     d = h.start()
     assert ("timeout", 10.0) in timers(d)
     action = h.running_action("t")
@@ -114,11 +126,13 @@ def test_timeout_fails_the_task_and_its_action_and_on_error_runs():
 
 
 def test_a_timer_of_a_finished_task_is_a_no_op():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.async_noop
       timeout: 10
-"""))
+""")
+    )
     h.start()
     h.complete("t", {"ok": 1})
     d = fire(h, "t", "timeout")
@@ -126,11 +140,13 @@ def test_a_timer_of_a_finished_task_is_a_no_op():
 
 
 def test_pause_before_pauses_the_workflow_and_resume_runs_the_task():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.noop
       pause-before: true
-"""))
+""")
+    )
     h.start()
     assert h.state == "PAUSED" and h.task("t").state == "IDLE"
     assert h.task("t").state_info == "Set by 'pause-before' policy"
@@ -139,18 +155,21 @@ def test_pause_before_pauses_the_workflow_and_resume_runs_the_task():
 
 
 def test_fail_on_fails_a_successful_task():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     t:
       action: std.echo output=3
       fail-on: <% task().result > 2 %>
-"""))
+""")
+    )
     h.start()
     assert h.task("t").state == "ERROR" and h.task("t").state_info == "Failed by 'fail-on' policy"
     assert h.state == "ERROR"
 
 
 def test_task_defaults_give_policies_and_transitions_to_tasks_without_their_own():
-    h = Harness(wf("""  task-defaults:
+    h = Harness(
+        wf("""  task-defaults:
     retry: {count: 1, delay: 0}
     on-error: [cleanup]
   tasks:
@@ -158,25 +177,32 @@ def test_task_defaults_give_policies_and_transitions_to_tasks_without_their_own(
       action: std.fail
     cleanup:
       action: std.noop
-"""))
+""")
+    )
     h.start()
     assert len(h.task("a").actions) == 2  # retried once by the default
     assert h.task("cleanup").state == "SUCCESS" and h.state == "SUCCESS"
 
 
 def test_a_policy_value_of_the_wrong_type_fails_the_task_with_the_reason():
-    h = Harness(wf("""  input: [d]
+    h = Harness(
+        wf(
+            """  input: [d]
   tasks:
     t:
       action: std.noop
       timeout: <% $.d %>
-""", ), {"d": "soon"})
+""",
+        ),
+        {"d": "soon"},
+    )
     h.start()
     assert h.task("t").state == "ERROR" and h.state == "ERROR"
     assert h.task("t").state_info == (
         "Failed to run task [error=Invalid data type in TimeoutPolicy: the 'timeout' value 'soon' is not a number "
         "of seconds >= 0. Value(s) can be shown after YAQL evaluating. If you use YAQL here, please correct it., "
-        "wf=wf, task=t]:")
+        "wf=wf, task=t]:"
+    )
     assert h.snap.state_info == h.task("t").state_info
 
 
@@ -213,7 +239,8 @@ wf:
 
 
 def test_succeed_msg_is_evaluated_into_state_info():
-    h = Harness("""version: '2.0'
+    h = Harness(
+        """version: '2.0'
 wf:
   input: [v]
   tasks:
@@ -221,7 +248,9 @@ wf:
       action: std.noop
       on-complete:
         - succeed(msg='value is <% $.v %>')
-""", {"v": 2})
+""",
+        {"v": 2},
+    )
     h.start()
     assert h.state == "SUCCESS" and h.snap.state_info == "value is 2"
 
@@ -312,14 +341,17 @@ wf:
 
 
 def test_action_and_input_as_expressions_and_an_unknown_action_fails_at_run_time():
-    h = Harness("""version: '2.0'
+    h = Harness(
+        """version: '2.0'
 wf:
   input: [name, params]
   tasks:
     t:
       action: <% $.name %>
       input: <% $.params %>
-""", {"name": "std.echo", "params": {"output": "dyn"}})
+""",
+        {"name": "std.echo", "params": {"output": "dyn"}},
+    )
     h.start()
     assert h.task("t").result == "dyn"
     h = Harness("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: no.such_action\n")

@@ -86,15 +86,18 @@ wf:
     c: {action: std.noop, requires: [nope]}
 """)
     assert ("wf.tasks.c.requires", "unknown task 'nope'") in errs
-    assert any(p in ("wf.tasks.a.requires", "wf.tasks.b.requires") and "a cycle in 'requires'" in m
-               for p, m in errs)
+    assert any(p in ("wf.tasks.a.requires", "wf.tasks.b.requires") and "a cycle in 'requires'" in m for p, m in errs)
 
 
 def test_transitions_are_not_allowed_in_a_reverse_workflow_nor_requires_in_a_direct_one():
-    errs = errors("version: '2.0'\nwf:\n  type: reverse\n  tasks:\n    a: {action: std.noop, on-success: b}\n"
-                  "    b: {action: std.noop}\n")
+    errs = errors(
+        "version: '2.0'\nwf:\n  type: reverse\n  tasks:\n    a: {action: std.noop, on-success: b}\n"
+        "    b: {action: std.noop}\n"
+    )
     assert ("wf.tasks.a.on-success", "not allowed in a reverse workflow (use 'requires')") in errs
-    errs = errors("version: '2.0'\nwf:\n  tasks:\n    a: {action: std.noop, requires: [b]}\n    b: {action: std.noop}\n")
+    errs = errors(
+        "version: '2.0'\nwf:\n  tasks:\n    a: {action: std.noop, requires: [b]}\n    b: {action: std.noop}\n"
+    )
     assert ("wf.tasks.a.requires", "only a reverse workflow has 'requires'") in errs
 
 

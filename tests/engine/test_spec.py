@@ -111,10 +111,14 @@ def test_target_is_accepted_and_its_expression_checked():
 def test_with_items_text_is_checked_as_mistral_reads_it():
     """Mistral's test_with_items_plain_list_wrong: "Invalid array in 'with-items'"."""
     errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in [1,,3]\n")
-    assert errs[0][0] == "wf.tasks.t.with-items" and errs[0][1].startswith("Invalid array in 'with-items' clause: [1,,3]")
+    assert errs[0][0] == "wf.tasks.t.with-items" and errs[0][1].startswith(
+        "Invalid array in 'with-items' clause: [1,,3]"
+    )
     errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x of 3\n")
     assert errs[0][0] == "wf.tasks.t.with-items" and "Wrong format of 'with-items' property" in errs[0][1]
-    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in <% $.a + %>\n")
+    errs = errors_of(
+        "version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      with-items: x in <% $.a + %>\n"
+    )
     assert errs[0][0] == "wf.tasks.t.with-items.x"
 
 
@@ -129,29 +133,38 @@ def test_jinja_syntax_errors_are_found():
 
 
 def test_schema_errors_do_not_hide_the_graph_errors_of_the_same_workflow():
-    errs = errors_of("version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n")
+    errs = errors_of(
+        "version: '2.0'\nwf:\n  tasks:\n    t1:\n      action: std.noop\n      on-success: nope\n      bogus: 1\n"
+    )
     assert set(errs) == {("wf.tasks.t1.bogus", "unknown keyword"), ("wf.tasks.t1.on-success[0]", "unknown task 'nope'")}
 
 
-@pytest.mark.parametrize("policy,path", [
-    ("retry: {count: -1, delay: 1}", "wf.tasks.t.retry"),
-    ("retry: {count: 3, delay: 1, backof: 2}", "wf.tasks.t.retry"),
-    ("retry: {count: 3}", "wf.tasks.t.retry"),
-    ("timeout: soon", "wf.tasks.t.timeout"),
-    ("wait-before: -5", "wf.tasks.t.wait-before"),
-    ("pause-before: 3", "wf.tasks.t.pause-before"),
-])
+@pytest.mark.parametrize(
+    "policy,path",
+    [
+        ("retry: {count: -1, delay: 1}", "wf.tasks.t.retry"),
+        ("retry: {count: 3, delay: 1, backof: 2}", "wf.tasks.t.retry"),
+        ("retry: {count: 3}", "wf.tasks.t.retry"),
+        ("timeout: soon", "wf.tasks.t.timeout"),
+        ("wait-before: -5", "wf.tasks.t.wait-before"),
+        ("pause-before: 3", "wf.tasks.t.pause-before"),
+    ],
+)
 def test_an_invalid_policy_is_refused_at_upload_with_its_path(policy, path):
     errs = errors_of(f"version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n      {policy}\n")
     assert any(p == path for p, _ in errs), errs
 
 
 def test_task_defaults_are_checked_too():
-    errs = errors_of("version: '2.0'\nwf:\n  task-defaults:\n    timeout: -1\n    on-error: [ghost]\n"
-                     "  tasks:\n    t: {action: std.noop}\n")
+    errs = errors_of(
+        "version: '2.0'\nwf:\n  task-defaults:\n    timeout: -1\n    on-error: [ghost]\n"
+        "  tasks:\n    t: {action: std.noop}\n"
+    )
     assert any(p == "wf.task-defaults.timeout" for p, _ in errs), errs
 
 
 def test_policies_as_expressions_are_accepted():
-    parse_definition("version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n"
-                     "      timeout: <% $.t %>\n      retry: {count: <% $.n %>, delay: 1, break-on: <% $.x %>}\n")
+    parse_definition(
+        "version: '2.0'\nwf:\n  tasks:\n    t:\n      action: std.noop\n"
+        "      timeout: <% $.t %>\n      retry: {count: <% $.n %>, delay: 1, break-on: <% $.x %>}\n"
+    )

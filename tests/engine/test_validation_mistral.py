@@ -46,8 +46,20 @@ def test_an_unknown_type_names_the_type_key():
     assert errors_of(wf(type="circular")) == [("test.type", "'circular' is not one of ['direct', 'reverse']")]
 
 
-@pytest.mark.parametrize(("version", "ok"), [(None, False), ("", False), ("2.0", True), (2.0, True), (2, True),
-                                             ("2", True), ("1.0", False), ("two", False), (True, False)])
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        (None, False),
+        ("", False),
+        ("2.0", True),
+        (2.0, True),
+        (2, True),
+        ("2", True),
+        ("1.0", False),
+        ("two", False),
+        (True, False),
+    ],
+)
 def test_version(version, ok):
     doc = wf()
     doc["version"] = version
@@ -60,20 +72,23 @@ def test_version_is_required():
     assert errors_of(doc) == [("version", "'version' is a required property; use '2.0'")]
 
 
-@pytest.mark.parametrize(("wf_input", "ok"), [
-    (["var1", "var2"], True),
-    (["var1", "var1"], False),
-    ([12345], False),
-    ([None], False),
-    ([""], False),
-    (None, False),
-    ([], False),
-    (["var1", {"var2": 2}], True),
-    ([{"var1": 1}, {"var2": 2}], True),
-    ([{"var1": None}], True),
-    ([{"var1": 1}, {"var1": 1}], False),
-    ([{"var1": 1, "var2": 2}], False),
-])
+@pytest.mark.parametrize(
+    ("wf_input", "ok"),
+    [
+        (["var1", "var2"], True),
+        (["var1", "var1"], False),
+        ([12345], False),
+        ([None], False),
+        ([""], False),
+        (None, False),
+        ([], False),
+        (["var1", {"var2": 2}], True),
+        ([{"var1": 1}, {"var2": 2}], True),
+        ([{"var1": None}], True),
+        ([{"var1": 1}, {"var1": 1}], False),
+        ([{"var1": 1, "var2": 2}], False),
+    ],
+)
 def test_inputs(wf_input, ok):
     assert accepted(wf(input=wf_input)) is ok
 
@@ -83,18 +98,21 @@ def test_an_input_declared_twice_names_the_second_one():
 
 
 @pytest.mark.parametrize("section", ["output", "output-on-error", "vars"])
-@pytest.mark.parametrize(("value", "ok"), [
-    ({"k1": "a", "k2": 1, "k3": True, "k4": None}, True),
-    ({"k1": "<% $.v1 %>"}, True),
-    ({"k1": "<% 1 + 2 %>"}, True),
-    ({"k1": "{{ _.v1 }}"}, True),
-    ({"k1": "<% * %>"}, False),
-    ({"k1": "{{ * }}"}, False),
-    ([], False),
-    ("whatever", False),
-    (None, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ({"k1": "a", "k2": 1, "k3": True, "k4": None}, True),
+        ({"k1": "<% $.v1 %>"}, True),
+        ({"k1": "<% 1 + 2 %>"}, True),
+        ({"k1": "{{ _.v1 }}"}, True),
+        ({"k1": "<% * %>"}, False),
+        ({"k1": "{{ * }}"}, False),
+        ([], False),
+        ("whatever", False),
+        (None, False),
+        ({}, False),
+    ],
+)
 def test_outputs_and_vars(section, value, ok):
     assert accepted(wf(**{section: value})) is ok
 
@@ -103,8 +121,9 @@ def test_an_empty_section_says_so():
     assert errors_of(wf(vars={})) == [("test.vars", "must not be empty")]
 
 
-@pytest.mark.parametrize(("tags", "ok"), [("", False), ([], False), ([""], False), (["tag"], True),
-                                          (["tag", "tag"], False), (None, False)])
+@pytest.mark.parametrize(
+    ("tags", "ok"), [("", False), ([], False), ([""], False), (["tag"], True), (["tag", "tag"], False), (None, False)]
+)
 def test_tags(tags, ok):
     assert accepted(wf(tags=tags)) is ok
 
@@ -120,15 +139,23 @@ def test_tasks_are_required():
 
 def test_a_broken_section_does_not_hide_the_graph_errors():
     errors = errors_of(wf(output="whatever", tasks={"t1": {"action": "std.noop", "on-success": ["nope"]}}))
-    assert set(errors) == {("test.output", "'whatever' is not of type 'object'"),
-                           ("test.tasks.t1.on-success[0]", "unknown task 'nope'")}
+    assert set(errors) == {
+        ("test.output", "'whatever' is not of type 'object'"),
+        ("test.tasks.t1.on-success[0]", "unknown task 'nope'"),
+    }
 
 
 # --- names ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["b98180ba-48a0-4e26-ab2e-50dc224f6fd1", "B98180BA48A04E26AB2E50DC224F6FD1",
-                                  "{b98180ba-48a0-4e26-ab2e-50dc224f6fd1}"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "b98180ba-48a0-4e26-ab2e-50dc224f6fd1",
+        "B98180BA48A04E26AB2E50DC224F6FD1",
+        "{b98180ba-48a0-4e26-ab2e-50dc224f6fd1}",
+    ],
+)
 def test_a_workflow_name_in_the_format_of_a_uuid_is_refused(name):
     errors = errors_of({"version": "2.0", name: {"tasks": TASKS}})
     assert errors == [(name, "a workflow name cannot be in the format of a UUID")]
@@ -136,14 +163,16 @@ def test_a_workflow_name_in_the_format_of_a_uuid_is_refused(name):
 
 def test_a_workflow_name_with_spaces_is_refused_in_both_forms():
     assert errors_of({"version": "2.0", "my wf": {"tasks": TASKS}}) == [
-        ("my wf", "Name 'my wf' must not contain spaces")]
+        ("my wf", "Name 'my wf' must not contain spaces")
+    ]
     assert errors_of({"version": "2.0", "name": "my wf", "tasks": TASKS}) == [
-        ("my wf", "Name 'my wf' must not contain spaces")]
+        ("my wf", "Name 'my wf' must not contain spaces")
+    ]
 
 
 def test_a_workflow_name_longer_than_its_column_is_refused():
     name = "w" * 256
-    (path, message), = errors_of({"version": "2.0", name: {"tasks": TASKS}})
+    ((path, message),) = errors_of({"version": "2.0", name: {"tasks": TASKS}})
     assert path.startswith("w" * 40) and message == "a workflow name is at most 255 characters, this one has 256"
     assert accepted({"version": "2.0", "w" * 255: {"tasks": TASKS}})
 
@@ -169,16 +198,19 @@ def test_a_direct_workflow_needs_a_start_task():
     assert errors == [("test.tasks", "no start task: every task is the target of a transition")]
 
 
-@pytest.mark.parametrize(("extra", "ok"), [
-    ({"task3": {"join": 2}}, True),
-    ({"task3": {"join": 5}}, False),
-    ({"task3": {"join": 1}}, True),
-    ({"task3": {"join": "one"}}, True),
-    ({"task3": {"join": "all"}}, True),
-    ({"task4": {"join": "all"}}, False),
-    ({"task4": {"join": 1}}, False),
-    ({"task4": {"join": "one"}}, False),
-])
+@pytest.mark.parametrize(
+    ("extra", "ok"),
+    [
+        ({"task3": {"join": 2}}, True),
+        ({"task3": {"join": 5}}, False),
+        ({"task3": {"join": 1}}, True),
+        ({"task3": {"join": "one"}}, True),
+        ({"task3": {"join": "all"}}, True),
+        ({"task4": {"join": "all"}}, False),
+        ({"task4": {"join": 1}}, False),
+        ({"task4": {"join": "one"}}, False),
+    ],
+)
 def test_join_needs_enough_inbound_tasks(extra, ok):
     tasks = {"task1": {"on-complete": "task3"}, "task2": {"on-complete": "task3"}, "task3": {}, **extra}
     assert accepted(wf(tasks=tasks)) is ok

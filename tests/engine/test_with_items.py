@@ -18,7 +18,8 @@ def running(h, name):
 
 def test_with_items_simple_results_in_item_order_and_publish_over_them():
     """test_with_items_simple and test_with_items_results_order."""
-    h = Harness(wf("""  input: [names_info]
+    h = Harness(
+        wf("""  input: [names_info]
   tasks:
     task1:
       with-items: name_info in <% $.names_info %>
@@ -26,7 +27,9 @@ def test_with_items_simple_results_in_item_order_and_publish_over_them():
       publish:
         result: <% task(task1).result[0] %>
         all: <% task(task1).result %>
-"""), NAMES)
+"""),
+        NAMES,
+    )
     h.start()
     t = h.task("task1")
     assert h.state == "SUCCESS" and t.state == "SUCCESS"
@@ -39,37 +42,44 @@ def test_with_items_simple_results_in_item_order_and_publish_over_them():
 
 def test_one_item_still_gives_a_list():
     """test_with_items_results_one_item_as_list."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: x in [7]
       action: std.echo output=<% $.x %>
-"""))
+""")
+    )
     h.start()
     assert h.task("task1").result == [7]
 
 
 def test_several_lists_are_zipped_and_a_static_var_is_seen():
     """test_with_items_multi_array and test_with_items_static_var."""
-    h = Harness(wf("""  input: [arrayI, arrayJ, greeting]
+    h = Harness(
+        wf("""  input: [arrayI, arrayJ, greeting]
   tasks:
     task1:
       with-items:
         - itemX in <% $.arrayI %>
         - itemY in <% $.arrayJ %>
       action: std.echo output="<% $.greeting %> <% $.itemX %> <% $.itemY %>"
-"""), {"arrayI": ["a", "b", "c"], "arrayJ": [1, 2, 3], "greeting": "hi"})
+"""),
+        {"arrayI": ["a", "b", "c"], "arrayJ": [1, 2, 3], "greeting": "hi"},
+    )
     h.start()
     assert h.task("task1").result == ["hi a 1", "hi b 2", "hi c 3"]
 
 
 def test_lists_of_different_lengths_fail_the_task_and_the_workflow():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items:
         - x in [1, 2]
         - y in [1]
       action: std.noop
-"""))
+""")
+    )
     h.start()
     t = h.task("task1")
     assert t.state == "ERROR" and h.state == "ERROR"
@@ -79,14 +89,16 @@ def test_lists_of_different_lengths_fail_the_task_and_the_workflow():
 
 def test_a_failed_item_fails_the_task_after_every_item_ran_and_on_error_follows():
     """test_with_items_fail: std.fail over three items, on-error task2; the workflow succeeds."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2, 3]
       action: std.fail
       on-error: task2
     task2:
       action: std.echo output="With-items failed"
-"""))
+""")
+    )
     h.start()
     t1 = h.task("task1")
     assert h.state == "SUCCESS" and len(h.snap.tasks) == 2
@@ -96,23 +108,28 @@ def test_a_failed_item_fails_the_task_after_every_item_ran_and_on_error_follows(
 
 def test_an_expression_that_fails_fails_the_task_with_an_empty_result():
     """test_with_items_yaql_fail."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in <% $.foobar %>
       action: std.noop
-"""))
+""")
+    )
     h.start()
     t = h.task("task1")
     assert t.state == "ERROR" and h.state == "ERROR" and t.result == []
 
 
 def test_a_value_that_is_not_a_list_fails_the_task_with_its_path_and_type():
-    h = Harness(wf("""  input: [n]
+    h = Harness(
+        wf("""  input: [n]
   tasks:
     task1:
       with-items: i in <% $.n %>
       action: std.noop
-"""), {"n": 5})
+"""),
+        {"n": 5},
+    )
     h.start()
     t = h.task("task1")
     assert t.state == "ERROR" and h.state == "ERROR"
@@ -121,7 +138,8 @@ def test_a_value_that_is_not_a_list_fails_the_task_with_its_path_and_type():
 
 def test_an_empty_list_succeeds_with_an_empty_result_and_goes_on():
     """test_with_items_empty_list."""
-    h = Harness(wf("""  input: [names_info]
+    h = Harness(
+        wf("""  input: [names_info]
   tasks:
     task1:
       with-items: name_info in <% $.names_info %>
@@ -129,7 +147,9 @@ def test_an_empty_list_succeeds_with_an_empty_result_and_goes_on():
       on-success: [task2]
     task2:
       action: std.echo output="Hi!"
-"""), {"names_info": []})
+"""),
+        {"names_info": []},
+    )
     h.start()
     assert h.state == "SUCCESS"
     assert h.task("task1").state == "SUCCESS" and h.task("task1").result == []
@@ -138,14 +158,16 @@ def test_an_empty_list_succeeds_with_an_empty_result_and_goes_on():
 
 def test_concurrency_1_runs_one_item_at_a_time():
     """test_with_items_concurrency_1: async actions, completed one by one."""
-    h = Harness(wf("""  input:
+    h = Harness(
+        wf("""  input:
     - names: ["John", "Ivan", "Mistral"]
   tasks:
     task1:
       action: std.async_noop
       with-items: name in <% $.names %>
       concurrency: 1
-"""))
+""")
+    )
     h.start()
     for name in ["John", "Ivan", "Mistral"]:
         live = running(h, "task1")
@@ -158,14 +180,16 @@ def test_concurrency_1_runs_one_item_at_a_time():
 
 def test_concurrency_2_keeps_two_running_and_results_follow_item_order_not_completion_order():
     """test_with_items_concurrency_2."""
-    h = Harness(wf("""  input:
+    h = Harness(
+        wf("""  input:
     - names: ["John", "Ivan", "Mistral", "Hello"]
   tasks:
     task1:
       action: std.async_noop
       with-items: name in <% $.names %>
       concurrency: 2
-"""))
+""")
+    )
     h.start()
     first, second = running(h, "task1")
     h.send(engine.ActionCompleted(second.id, "SUCCESS", "Ivan"))
@@ -200,19 +224,22 @@ def test_concurrency_from_an_expression_and_a_wrong_type_fails_as_mistral():
 
 
 def test_concurrency_above_the_list_length_runs_them_all():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: name in ["John", "Ivan"]
       action: std.async_noop
       concurrency: 3
-"""))
+""")
+    )
     h.start()
     assert len(running(h, "task1")) == 2
 
 
 def test_a_failed_item_with_concurrency_still_runs_the_rest():
     """test_with_items_concurrency_2_fail."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2, 3, 4]
       action: std.async_noop
@@ -220,7 +247,8 @@ def test_a_failed_item_with_concurrency_still_runs_the_rest():
       on-error: task2
     task2:
       action: std.echo output="With-items failed"
-"""))
+""")
+    )
     h.start()
     a, b = running(h, "task1")
     h.send(engine.ActionCompleted(a.id, "ERROR", "boom"))
@@ -236,7 +264,8 @@ def test_a_failed_item_with_concurrency_still_runs_the_rest():
 def test_retry_runs_every_item_again_and_only_the_last_round_counts():
     """test_with_items_retry_policy: 2 items, retry count 1 -> 4 action
     executions, 2 of them accepted; on-error follows after the retry."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2]
       action: std.fail
@@ -246,7 +275,8 @@ def test_retry_runs_every_item_again_and_only_the_last_round_counts():
       on-error: task2
     task2:
       action: std.echo output="With-items failed"
-"""))
+""")
+    )
     h.start()
     t1 = h.task("task1")
     assert h.state == "SUCCESS" and len(h.snap.tasks) == 2
@@ -256,7 +286,8 @@ def test_retry_runs_every_item_again_and_only_the_last_round_counts():
 
 def test_retry_with_concurrency_runs_each_round():
     """test_with_items_concurrency_retry_policy: count 2 -> 6 executions."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2]
       action: std.fail
@@ -267,7 +298,8 @@ def test_retry_with_concurrency_runs_each_round():
       on-error: task2
     task2:
       action: std.echo output="With-items failed"
-"""))
+""")
+    )
     h.start()
     t1 = h.task("task1")
     assert len(t1.actions) == 6 and sum(a.accepted for a in t1.actions) == 2
@@ -276,18 +308,22 @@ def test_retry_with_concurrency_runs_each_round():
 
 def test_env_in_the_items_and_in_the_input():
     """test_with_items_env and test_with_items_env_in_with_items_expression."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in <% env().input_array %>
       action: std.echo output="<% $.i %>.<% env().name %>"
-"""), params={"env": {"name": "Mistral", "input_array": ["1", "2", "33"]}})
+"""),
+        params={"env": {"name": "Mistral", "input_array": ["1", "2", "33"]}},
+    )
     h.start()
     assert h.task("task1").result == ["1.Mistral", "2.Mistral", "33.Mistral"]
 
 
 def test_two_with_items_tasks_in_a_row():
     """test_with_items_two_tasks_second_starts_on_success."""
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2]
       action: std.echo output=<% $.i %>
@@ -295,17 +331,20 @@ def test_two_with_items_tasks_in_a_row():
     task2:
       with-items: i in [3, 4]
       action: std.echo output=<% $.i %>
-"""))
+""")
+    )
     h.start()
     assert h.task("task1").result == [1, 2] and h.task("task2").result == [3, 4]
 
 
 def test_a_workflow_cancel_cancels_the_running_items():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2, 3]
       action: std.async_noop
-"""))
+""")
+    )
     h.start()
     h.send(engine.Cancel("stop"))
     t = h.task("task1")
@@ -314,11 +353,13 @@ def test_a_workflow_cancel_cancels_the_running_items():
 
 
 def test_an_item_input_error_fails_the_task_and_the_workflow():
-    h = Harness(wf("""  tasks:
+    h = Harness(
+        wf("""  tasks:
     task1:
       with-items: i in [1, 2]
       action: std.echo output=<% $.i.nope %>
-"""))
+""")
+    )
     h.start()
     t = h.task("task1")
     assert t.state == "ERROR" and h.state == "ERROR" and t.state_info.startswith("Failed to run task")

@@ -115,14 +115,25 @@ class Books:
     def run(self, wf_name, wf_input=None, params=None, complete=None):
         counter = itertools.count(1)
         spec = self.workflows[wf_name]
-        snap = engine.Snapshot(id="ex1", workflow_name=wf_name, state="IDLE", input=wf_input or {},
-                               params=params or {}, runtime={**engine.new_runtime(), "wb_name": wf_name.split(".")[0]})
+        snap = engine.Snapshot(
+            id="ex1",
+            workflow_name=wf_name,
+            state="IDLE",
+            input=wf_input or {},
+            params=params or {},
+            runtime={**engine.new_runtime(), "wb_name": wf_name.split(".")[0]},
+        )
         d = engine.handle(spec, snap, engine.Start(), lambda: f"id{next(counter)}", lookup=self.lookup)
         snap = d.snapshot
         for action_result in complete or ():
             action = next(a for t in snap.tasks for a in t.actions if a.state == "RUNNING")
-            d = engine.handle(spec, snap, engine.ActionCompleted(action.id, "SUCCESS", action_result),
-                              lambda: f"id{next(counter)}", lookup=self.lookup)
+            d = engine.handle(
+                spec,
+                snap,
+                engine.ActionCompleted(action.id, "SUCCESS", action_result),
+                lambda: f"id{next(counter)}",
+                lookup=self.lookup,
+            )
             snap = d.snapshot
         return snap
 
@@ -150,8 +161,10 @@ def test_a_missing_required_input_fails_the_task_with_mistral_s_invalid_input():
     """test_run_adhoc_action_without_sufficient_input_value."""
     snap = Books(WB).run("my_wb.wf3", {"str1": "a", "str2": "b"})
     assert snap.state == "ERROR"
-    assert ("Invalid input [name=my_wb.concat_twice, class=mistral.actions.adhoc.AdHocAction, missing=['s2']]"
-            in snap.state_info)
+    assert (
+        "Invalid input [name=my_wb.concat_twice, class=mistral.actions.adhoc.AdHocAction, missing=['s2']]"
+        in snap.state_info
+    )
 
 
 def test_an_unexpected_input_is_named():
@@ -210,8 +223,11 @@ def test_a_cycle_found_at_run_time_fails_with_mistral_s_message():
     books = Books()
     books.add(parse_actions("version: '2.0'\na1:\n  base: a2\n"))
     books.add(parse_actions("version: '2.0'\na2:\n  base: a1\n"))
-    with pytest.raises(adhoc.AdhocError, match=r"Found a cycle in an ad-hoc action chain \[action_name=a1, "
-                                               r"duplicate_action_name=a1\]"):
+    with pytest.raises(
+        adhoc.AdhocError,
+        match=r"Found a cycle in an ad-hoc action chain \[action_name=a1, "
+        r"duplicate_action_name=a1\]",
+    ):
         adhoc.expand(books.lookup("a1", ""), {}, "", books.lookup, engine.ExprContext(data={}))
 
 
@@ -258,8 +274,9 @@ def _errors(text, parse=parse_workbook):
 
 
 def test_a_workbook_without_a_name_is_refused():
-    assert ("name", "'name' is a required property") in _errors("version: '2.0'\nworkflows:\n  w:\n    tasks:\n"
-                                                                "      t: {action: std.noop}\n")
+    assert ("name", "'name' is a required property") in _errors(
+        "version: '2.0'\nworkflows:\n  w:\n    tasks:\n      t: {action: std.noop}\n"
+    )
 
 
 def test_a_workbook_whose_workflow_names_collide_is_refused_with_the_line():
@@ -311,7 +328,8 @@ def test_a_cycle_among_the_actions_uploaded_together_is_refused():
 
 def test_an_action_may_not_take_a_built_in_s_name():
     assert _errors("version: '2.0'\nstd.echo:\n  base: std.noop\n", parse_actions) == [
-        ("std.echo", "Attempt to modify a system action: std.echo")]
+        ("std.echo", "Attempt to modify a system action: std.echo")
+    ]
 
 
 def test_inline_base_parameters_are_merged_under_base_input():
@@ -321,19 +339,26 @@ def test_inline_base_parameters_are_merged_under_base_input():
 
 def test_a_chain_of_bases_is_bounded():
     books = Books()
-    books.add(parse_actions("version: '2.0'\n" + "".join(f"a{i}:\n  base: a{i + 1}\n" for i in range(5))
-                            + "a5:\n  base: std.noop\n"))
+    books.add(
+        parse_actions(
+            "version: '2.0'\n" + "".join(f"a{i}:\n  base: a{i + 1}\n" for i in range(5)) + "a5:\n  base: std.noop\n"
+        )
+    )
     ctx = engine.ExprContext(data={}, limits=engine.Limits(max_depth=3))
     with pytest.raises(adhoc.AdhocError, match="The chain of bases of a0 is longer than 3 actions"):
         adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, ctx)
-    assert adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, engine.ExprContext(data={})).action.name == \
-        "std.noop"
+    assert (
+        adhoc.expand(books.lookup("a0", ""), {}, "", books.lookup, engine.ExprContext(data={})).action.name
+        == "std.noop"
+    )
 
 
 def _one_task(action_line: str, actions_text: str):
     books = Books()
     books.add(parse_actions(actions_text))
-    books.workflows["w"] = lang.parse_definition(f"version: '2.0'\nw:\n  tasks:\n    t:\n      action: {action_line}\n")["w"]
+    books.workflows["w"] = lang.parse_definition(
+        f"version: '2.0'\nw:\n  tasks:\n    t:\n      action: {action_line}\n"
+    )["w"]
     return books.run("w")
 
 
@@ -352,8 +377,10 @@ def test_an_output_that_can_not_be_evaluated_fails_the_action_with_the_reason():
 
 
 def test_each_item_of_a_with_items_task_runs_the_adhoc_action_with_its_own_input():
-    snap = _one_task("twice x=<% $.x %>\n      with-items: x in [1, 2, 3]",
-                     "version: '2.0'\ntwice:\n  input: [x]\n  base: std.echo output=<% $.x * 2 %>\n")
+    snap = _one_task(
+        "twice x=<% $.x %>\n      with-items: x in [1, 2, 3]",
+        "version: '2.0'\ntwice:\n  input: [x]\n  base: std.echo output=<% $.x * 2 %>\n",
+    )
     assert snap.state == "SUCCESS"
     assert snap.tasks[0].result == [2, 4, 6]
     assert [a.input for a in snap.tasks[0].actions] == [{"x": 1}, {"x": 2}, {"x": 3}]

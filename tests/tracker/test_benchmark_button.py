@@ -34,8 +34,9 @@ open(out, "w").write(json.dumps({"ok": True, "modes": [{"name": "callback", "tra
 @pytest.fixture
 def results(tmp_path, monkeypatch, settings):
     monkeypatch.setitem(settings.TRACKER, "BENCH_RESULTS_DIR", tmp_path)
-    monkeypatch.setattr(benchmarks, "argv", lambda run: [sys.executable, "-c", SCRIPT, *run.args, "--output",
-                                                          run.output])
+    monkeypatch.setattr(
+        benchmarks, "argv", lambda run: [sys.executable, "-c", SCRIPT, *run.args, "--output", run.output]
+    )
     return tmp_path
 
 
@@ -48,16 +49,22 @@ def runner(client):
 
 
 def test_the_progress_of_each_line_the_command_prints():
-    assert benchmarks.progress_of("compare: migrating sqlite database /tmp/x") == (0.05, "migrating a throwaway database")
+    assert benchmarks.progress_of("compare: migrating sqlite database /tmp/x") == (
+        0.05,
+        "migrating a throwaway database",
+    )
     assert benchmarks.progress_of("compare: mode 1/3 callback (5 executions)") == (0.25, "mode 1/3 callback")
     assert benchmarks.progress_of("compare: mode 2/3 poll-0.5s-x4 done in 3.1 s (6 s since the first)") == (
-        0.683, "mode 2/3 poll-0.5s-x4 done")
+        0.683,
+        "mode 2/3 poll-0.5s-x4 done",
+    )
     assert benchmarks.progress_of("compare: mode 3/3 hybrid done in 1 s")[0] == 0.9
     assert benchmarks.progress_of("[callback] p50 3 ms") is None
 
 
 def test_the_button_runs_the_benchmark_as_a_worker_job_and_the_page_draws_the_result(
-        runner, results, django_capture_on_commit_callbacks):
+    runner, results, django_capture_on_commit_callbacks
+):
     page = runner.get("/tracker/compare/").content.decode()
     assert "Run the benchmark" in page and "No comparison yet" in page
     with django_capture_on_commit_callbacks(execute=True):  # the worker job runs inline (GUST_SYNC_WORKER)

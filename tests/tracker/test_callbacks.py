@@ -46,9 +46,12 @@ def put(client, path, state="SUCCESS", output=None):
     return client.put(path, {"state": state, "output": output}, content_type="application/json")
 
 
-def test_mistral_http_sends_the_signed_url_beside_mistrals_header(outside_service, django_capture_on_commit_callbacks,
-        settings):
-    services.save_workflows(f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n")
+def test_mistral_http_sends_the_signed_url_beside_mistrals_header(
+    outside_service, django_capture_on_commit_callbacks, settings
+):
+    services.save_workflows(
+        f"version: '2.0'\nm:\n  tasks:\n    j:\n      action: std.mistral_http url={outside_service.url}/go\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("m")
     action = ActionExecution.objects.get(workflow_execution=ex)
@@ -181,7 +184,8 @@ def test_a_callback_before_the_dispatch_commit_is_stored_and_applied_once(monkey
 def test_a_token_signed_with_the_old_development_key_is_refused(client, running, settings):
     _, action = running
     forged = signing.TimestampSigner(key="dev-only-insecure-key-change-me", salt=callbacks.SALT).sign_object(
-        {"a": action.id, "n": 1})
+        {"a": action.id, "n": 1}
+    )
     resp = put(client, "/api/callbacks/" + forged)
     assert resp.status_code == 403
     assert ActionExecution.objects.get(id=action.id).state == "RUNNING"
@@ -224,7 +228,7 @@ def test_a_callback_is_one_transaction_without_lookups_it_does_not_need(client, 
     # (webhooks/notifier.py): one statement now and then, not per completion.
     sql = [s["sql"] for s in q.captured_queries if '"tracker_webhook"' not in s["sql"]]
     assert not [s for s in sql if "tracker_trackedaction" in s or "workflows_timer" in s], sql
-    assert not [s for s in sql if "created_at\" >=" in s], sql  # superseded_by
+    assert not [s for s in sql if 'created_at" >=' in s], sql  # superseded_by
     assert len(sql) <= (11 if connection.vendor == "sqlite" else 12), sql
     ex.refresh_from_db()
     assert ex.state == "SUCCESS" and ex.output == {"got": {"v": 1}}
@@ -235,17 +239,25 @@ def test_an_earlier_attempt_of_a_task_is_gone_once_a_newer_one_runs(client, runn
     old = url_path(action)
     ActionExecution.objects.filter(id=action.id).update(state="ERROR")  # it failed; a retry runs it now
     newer = ActionExecution.objects.create(
-        task_execution_id=action.task_execution_id, workflow_execution_id=ex.id, name=action.name,
-        workflow_name=action.workflow_name, task_name=action.task_name, state="RUNNING", is_sync=False,
-        input={}, created_at=action.created_at + timedelta(seconds=1))
+        task_execution_id=action.task_execution_id,
+        workflow_execution_id=ex.id,
+        name=action.name,
+        workflow_name=action.workflow_name,
+        task_name=action.task_name,
+        state="RUNNING",
+        is_sync=False,
+        input={},
+        created_at=action.created_at + timedelta(seconds=1),
+    )
     resp = put(client, old)
     assert resp.status_code == 410 and newer.id in resp.json()["faultstring"]
     assert ActionExecution.objects.get(id=newer.id).state == "RUNNING"
 
 
 def test_each_with_items_async_item_completes_by_its_own_callback_and_a_repeat_is_200(client):
-    services.save_workflows("version: '2.0'\nwi:\n  tasks:\n    t:\n      with-items: i in [1, 2, 3]\n"
-                            "      action: std.async_noop\n")
+    services.save_workflows(
+        "version: '2.0'\nwi:\n  tasks:\n    t:\n      with-items: i in [1, 2, 3]\n      action: std.async_noop\n"
+    )
     ex = services.start_execution("wi")
     items = list(ActionExecution.objects.filter(workflow_execution=ex).order_by("created_at"))
     assert len(items) == 3

@@ -95,8 +95,11 @@ def test_the_result_is_put_to_the_gust_callback_url(outside_service):
         assert put["path"] == "/api/callbacks/signed-token"
         assert put["headers"]["Content-Type"] == "application/json"
         body = json.loads(put["body"])
-        assert body == {"state": "SUCCESS", "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]},
-                        "finished_at": body["output"]["done_at"]}
+        assert body == {
+            "state": "SUCCESS",
+            "output": {"job_id": answer["job_id"], "done_at": body["output"]["done_at"]},
+            "finished_at": body["output"]["done_at"],
+        }
         record = wait_for(lambda: (r := svc.records("cb")[0])["callback_status"] and r)
         assert record["callback_status"] == 200 and record["callback_attempts"] == 1
         assert record["headers"]["Gust-Callback-URL"] == url
@@ -139,7 +142,9 @@ def test_the_batch_query_function_answers_a_claimed_batch_in_one_request(service
     start_job(service, "a-done", delay=0)
     start_job(service, "a-running", never=True)
     wait_for(lambda: service.find("a-done").state == "SUCCESS")
-    actions = [SimpleNamespace(id=i, input={"url": f"{service.url}/jobs"}) for i in ("a-done", "a-running", "a-unknown")]
+    actions = [
+        SimpleNamespace(id=i, input={"url": f"{service.url}/jobs"}) for i in ("a-done", "a-running", "a-unknown")
+    ]
     answers = batch_status(actions)
     assert batch_status.many is True
     assert answers["a-done"].done and answers["a-done"].state == "SUCCESS"
@@ -154,11 +159,16 @@ def test_the_batch_query_function_reports_an_unreachable_service_per_action():
 
 
 def test_the_batch_function_is_registered_through_the_environment():
-    code = ("import django; django.setup(); from django.conf import settings; "
-            "from tracker.queries import query_for; import json; "
-            "print(json.dumps([settings.TRACKER['QUERIES'], query_for('gust.http_job').__module__]))")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "GUST_TRACKER_QUERIES": "gust.http_job=bench.queries.batch_status"}
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from tracker.queries import query_for; import json; "
+        "print(json.dumps([settings.TRACKER['QUERIES'], query_for('gust.http_job').__module__]))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "GUST_TRACKER_QUERIES": "gust.http_job=bench.queries.batch_status",
+    }
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     queries, module = json.loads(out.stdout.strip().splitlines()[-1])
@@ -201,37 +211,80 @@ def test_modes_parse_from_the_command_line():
     with pytest.raises(ValueError, match="bad mode"):
         Mode.parse("poll-fast")
     assert [m.name for m in compare.DEFAULT_MODES] == [
-        "callback", "poll-0.1s-x1", "poll-0.1s-x10", "poll-1s-x1", "poll-1s-x10", "poll-5s-x1", "poll-5s-x10",
-        "hybrid-1s-x10"]
+        "callback",
+        "poll-0.1s-x1",
+        "poll-0.1s-x10",
+        "poll-1s-x1",
+        "poll-1s-x10",
+        "poll-5s-x1",
+        "poll-5s-x10",
+        "hybrid-1s-x10",
+    ]
 
 
 def sample_result() -> dict:
     def mode(name, tracking, interval, pool, p50, p95, p99):
         return {
-            "name": name, "tracking": tracking, "query_interval": interval, "thread_pool_size": pool,
+            "name": name,
+            "tracking": tracking,
+            "query_interval": interval,
+            "thread_pool_size": pool,
             "query_function": None if tracking == "callback" else "tracker.queries.http_status",
-            "n": 200, "completed": 200, "latency_ms": {"n": 200, "p50": p50, "p95": p95, "p99": p99},
+            "n": 200,
+            "completed": 200,
+            "latency_ms": {"n": 200, "p50": p50, "p95": p95, "p99": p99},
             "cpu_s": {"web": 1.5, "worker": 2.5, "tracker": 0.0 if tracking == "callback" else 2.0, "total": 6.0},
-            "queries": {"per_completion": 44.0, "commits_per_completion": 7.0,
-                        "by_role": {"web": {"per_completion": 20.0}, "worker": {"per_completion": 24.0}}},
+            "queries": {
+                "per_completion": 44.0,
+                "commits_per_completion": 7.0,
+                "by_role": {"web": {"per_completion": 20.0}, "worker": {"per_completion": 24.0}},
+            },
             "outside": {"status_queries_per_completion": 0 if tracking == "callback" else 3.0, "callbacks_dropped": 40},
-            "dropped_fraction": 0.2, "latency_by_route_ms": {"poll": {"p95": 900.0}, "callback": {"p95": 20.0}},
+            "dropped_fraction": 0.2,
+            "latency_by_route_ms": {"poll": {"p95": 900.0}, "callback": {"p95": 20.0}},
         }
+
     result = {
-        "ok": True, "timestamp": "2026-11-23T12:00:00+00:00", "command": "python manage.py compare_completion",
-        "broker": "orm", "database": {"vendor": "sqlite", "version": "3.46"},
-        "options": {"n": 200, "rate": 20.0, "delay": 2.0}, "machine": {"cpu_count": 2},
-        "modes": [mode("callback", "callback", None, None, 6.4, 24.5, 50.5),
-                  mode("poll-1s-x10", "poll", 1.0, 10, 565.2, 1061.1, 1228.5),
-                  mode("hybrid-1s-x10", "hybrid", 1.0, 10, 7.0, 800.0, 950.0)],
+        "ok": True,
+        "timestamp": "2026-11-23T12:00:00+00:00",
+        "command": "python manage.py compare_completion",
+        "broker": "orm",
+        "database": {"vendor": "sqlite", "version": "3.46"},
+        "options": {"n": 200, "rate": 20.0, "delay": 2.0},
+        "machine": {"cpu_count": 2},
+        "modes": [
+            mode("callback", "callback", None, None, 6.4, 24.5, 50.5),
+            mode("poll-1s-x10", "poll", 1.0, 10, 565.2, 1061.1, 1228.5),
+            mode("hybrid-1s-x10", "hybrid", 1.0, 10, 7.0, 800.0, 950.0),
+        ],
         "extras": {
-            "idle": {"tracked": 1000, "query_interval": 1.0, "seconds": 30.0, "tracker_core": 0.05,
-                     "tracker_core_per_1000": 0.05, "polls_per_s": 1000.0, "polls_needed_per_s": 1000.0,
-                     "tracker_statements_per_s": 12.0, "lag_after_s": 0.2},
-            "few": {"outstanding": 200, "sample": 200, "query_interval": 1.0, "tracker_core": 0.04, "max_lag_s": 0.1,
-                    "latency_ms": {"p50": 500.0, "p95": 960.0, "p99": 1000.0}},
-            "many": {"outstanding": 10200, "sample": 200, "query_interval": 1.0, "tracker_core": 0.9, "max_lag_s": 4.0,
-                     "latency_ms": {"p50": 2500.0, "p95": 5000.0, "p99": 5200.0}},
+            "idle": {
+                "tracked": 1000,
+                "query_interval": 1.0,
+                "seconds": 30.0,
+                "tracker_core": 0.05,
+                "tracker_core_per_1000": 0.05,
+                "polls_per_s": 1000.0,
+                "polls_needed_per_s": 1000.0,
+                "tracker_statements_per_s": 12.0,
+                "lag_after_s": 0.2,
+            },
+            "few": {
+                "outstanding": 200,
+                "sample": 200,
+                "query_interval": 1.0,
+                "tracker_core": 0.04,
+                "max_lag_s": 0.1,
+                "latency_ms": {"p50": 500.0, "p95": 960.0, "p99": 1000.0},
+            },
+            "many": {
+                "outstanding": 10200,
+                "sample": 200,
+                "query_interval": 1.0,
+                "tracker_core": 0.9,
+                "max_lag_s": 4.0,
+                "latency_ms": {"p50": 2500.0, "p95": 5000.0, "p99": 5200.0},
+            },
         },
     }
     result["targets"] = compare.evaluate(result)
@@ -269,8 +322,18 @@ def test_the_compare_page_draws_the_latest_json(client, results_dir):
     assert resp.status_code == 200
     html = resp.content.decode()
     assert html.count("<svg") == 3  # latency, CPU, SQL per completion
-    for text in ("callback", "poll-1s-x10", "hybrid-1s-x10", "callback p50: 6.4 ms", "poll-1s-x10 p99: 1228.5 ms",
-                 "target 1.1 s", "poll-1s-x10 tracker: 2", "10200", "missed", "compare-20261123T120000Z.json"):
+    for text in (
+        "callback",
+        "poll-1s-x10",
+        "hybrid-1s-x10",
+        "callback p50: 6.4 ms",
+        "poll-1s-x10 p99: 1228.5 ms",
+        "target 1.1 s",
+        "poll-1s-x10 tracker: 2",
+        "10200",
+        "missed",
+        "compare-20261123T120000Z.json",
+    ):
         assert text in html, text
     assert client.get("/tracker/compare/?run=compare-20261123T120000Z.json").status_code == 200
 
@@ -340,9 +403,13 @@ def test_early_polls_count_jobs_asked_twice_within_half_an_interval():
     from bench import scale
 
     jobs = [{"min_query_gap": 0.98}, {"min_query_gap": 0.2}, {"min_query_gap": None}, {}]
-    assert scale.early_polls(jobs, 1.0) == {"jobs_polled_more_than_once": 2, "limit_s": 0.5,
-                                           "polled_twice_in_one_interval": 1, "within_a_tenth_of_an_interval": 0,
-                                           "min_gap_s": 0.2}
+    assert scale.early_polls(jobs, 1.0) == {
+        "jobs_polled_more_than_once": 2,
+        "limit_s": 0.5,
+        "polled_twice_in_one_interval": 1,
+        "within_a_tenth_of_an_interval": 0,
+        "min_gap_s": 0.2,
+    }
 
 
 def test_the_outside_service_records_the_shortest_gap_between_status_queries():

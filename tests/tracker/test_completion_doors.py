@@ -74,8 +74,11 @@ def completion(action) -> tuple[str, str]:
 
 
 def put(client, action, **body):
-    return client.put(f"/v2/action_executions/{action.id}", {"state": "SUCCESS", "output": {"ok": 1}, **body},
-                      content_type="application/json")
+    return client.put(
+        f"/v2/action_executions/{action.id}",
+        {"state": "SUCCESS", "output": {"ok": 1}, **body},
+        content_type="application/json",
+    )
 
 
 def test_a_put_through_the_rest_api_is_by_hand_or_the_callback_the_action_asked_for(client):
@@ -106,16 +109,23 @@ def test_with_the_api_closed_a_put_by_an_operator_is_still_the_api_door(client, 
     user.user_permissions.add(Permission.objects.get(codename="complete_actions"))
     token = Token.objects.create(user=user)
     waiting = async_action()
-    r = client.put(f"/v2/action_executions/{waiting.id}", {"state": "SUCCESS", "output": 1},
-                   content_type="application/json", headers={"X-Auth-Token": token.key})
+    r = client.put(
+        f"/v2/action_executions/{waiting.id}",
+        {"state": "SUCCESS", "output": 1},
+        content_type="application/json",
+        headers={"X-Auth-Token": token.key},
+    )
     assert r.status_code == 200
     assert completion(waiting) == ("by hand", "api")
 
 
 def test_the_signed_url_and_the_early_callback_inbox(client):
     signed = http_action("callback")
-    r = client.put("/api/callbacks/" + callbacks.make_token(signed.id, signed.attempt), {"state": "SUCCESS"},
-                   content_type="application/json")
+    r = client.put(
+        "/api/callbacks/" + callbacks.make_token(signed.id, signed.attempt),
+        {"state": "SUCCESS"},
+        content_type="application/json",
+    )
     assert r.status_code == 200
     assert completion(signed) == ("callback", "signed-url")
     early = http_action("hybrid")
@@ -131,7 +141,7 @@ def test_the_tracker_polls_and_sweeps(settings):
     ActionExecution.objects.filter(id=overdue.id).update(deadline=timezone.now() - timedelta(minutes=1))
     TrackedAction.objects.update(next_query_at=timezone.now() - timedelta(hours=1), scheduled=True)
     answer = QueryResult(True, "SUCCESS", {"ok": 2}, finished_at=timezone.now().timestamp())
-    Tracker(queries=lambda name: (lambda a: answer), thread_pool_size=1).run_once()
+    Tracker(queries=lambda name: lambda a: answer, thread_pool_size=1).run_once()
     assert completion(polled) == ("poll", "tracker")
     assert completion(hybrid) == ("hybrid-poll", "tracker")
     assert Completion.objects.get(action_id=polled.id).interval == 2.0  # the tracker's own QUERY_INTERVAL
@@ -184,14 +194,21 @@ def test_approvals_decided_in_the_browser_by_the_api_or_by_expiry(client):
     client.force_login(alice)
     assert client.post(f"/approvals/{in_page.id}/", {"decision": "approve", "data__amount": "5"}).status_code == 302
     basic = base64.b64encode(b"alice:pw").decode()
-    r = client.post(f"/api/approvals/{by_api.id}/responses", {"decision": "reject"},
-                    content_type="application/json", headers={"Authorization": f"Basic {basic}"})
+    r = client.post(
+        f"/api/approvals/{by_api.id}/responses",
+        {"decision": "reject"},
+        content_type="application/json",
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert r.status_code == 201, r.content
     expiring = asking("expiring", expires_in=60)
     assert approvals.sweep(timezone.now() + timedelta(seconds=61))["expired"] == 1
     labels = {a.id: completion(a) for a in ActionExecution.objects.filter(name="gust.approval")}
-    assert labels == {in_page.action_id: ("approval", "approval-page"), by_api.action_id: ("approval", "approval-api"),
-                      expiring.action_id: ("approval", "approval-expiry")}
+    assert labels == {
+        in_page.action_id: ("approval", "approval-page"),
+        by_api.action_id: ("approval", "approval-api"),
+        expiring.action_id: ("approval", "approval-expiry"),
+    }
 
 
 def test_the_admin_can_not_complete_an_action(admin_client):

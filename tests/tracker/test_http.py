@@ -90,7 +90,9 @@ def test_a_redirect_is_followed_through_the_checked_session(server):
 
 
 def test_the_egress_policy_holds_on_the_fast_path(server):
-    with override_settings(GUST={**django_settings.GUST, "EGRESS": {"DENIED_CIDRS": ["127.0.0.0/8"], "ALLOWED_CIDRS": []}}):
+    with override_settings(
+        GUST={**django_settings.GUST, "EGRESS": {"DENIED_CIDRS": ["127.0.0.0/8"], "ALLOWED_CIDRS": []}}
+    ):
         with pytest.raises(egress.EgressRefused, match="denied range 127.0.0.0/8"):
             tracker_http.get_json(f"{server}/job")
     assert Counting.connections == 0

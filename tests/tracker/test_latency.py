@@ -75,11 +75,15 @@ def test_each_way_back_has_its_mode(client):
     _, by_hand = start("callback")
     TrackedAction.objects.update(next_query_at=timezone.now() - timedelta(hours=1), scheduled=True)
     answer = QueryResult(True, "SUCCESS", {"ok": 2}, finished_at=timezone.now().timestamp())
-    Tracker(queries=lambda name: (lambda a: answer), thread_pool_size=1).run_once()
+    Tracker(queries=lambda name: lambda a: answer, thread_pool_size=1).run_once()
     services.complete_action(by_hand.id, "SUCCESS", {"ok": 3})  # as PUT /v2/action_executions/<id> does
     modes = dict(Completion.objects.values_list("action_id", "mode"))
-    assert modes == {by_callback.id: "hybrid-callback", polled.id: "poll", hybrid_polled.id: "hybrid-poll",
-                     by_hand.id: "by hand"}
+    assert modes == {
+        by_callback.id: "hybrid-callback",
+        polled.id: "poll",
+        hybrid_polled.id: "hybrid-poll",
+        by_hand.id: "by hand",
+    }
     rows = {c.action_id: c for c in Completion.objects.all()}
     assert rows[by_callback.id].outside_done_at is None
     assert rows[polled.id].polls == 1 and rows[polled.id].outside_done_at is not None
@@ -115,8 +119,9 @@ def test_a_long_window_reads_whole_hours_from_hour_buckets_and_the_rest_from_min
     now = datetime(2026, 12, 1, 12, 30, 20, tzinfo=UTC)
 
     def bucket(start, span, count):
-        CompletionBucket.objects.create(minute=start, span=span, mode="poll", action_name="x", count=count,
-                                        detect_hist={"60": count})
+        CompletionBucket.objects.create(
+            minute=start, span=span, mode="poll", action_name="x", count=count, detect_hist={"60": count}
+        )
 
     # 24 h back from 12:30:20 is 12:30:20 yesterday: minutes 12:30..12:59 from minute buckets, then hours.
     yesterday = now - timedelta(days=1)
@@ -132,7 +137,7 @@ def test_a_long_window_reads_whole_hours_from_hour_buckets_and_the_rest_from_min
 
 
 def test_percentiles_from_the_histogram_are_within_a_bin_of_the_exact_value():
-    values = [1.0 * 1.07 ** k for k in range(200)]  # 1 ms .. ~700 s
+    values = [1.0 * 1.07**k for k in range(200)]  # 1 ms .. ~700 s
     hist = {}
     for v in values:
         latency.add(hist, v)
@@ -157,8 +162,9 @@ def test_the_outside_time_is_read_leniently_and_never_trusted_blindly():
 def test_old_rows_and_buckets_are_pruned(settings):
     settings.TRACKER = {**settings.TRACKER, "COMPLETIONS": {"RAW_DAYS": 1.0, "BUCKET_DAYS": 2.0}}
     old = timezone.now() - timedelta(days=3)
-    Completion.objects.create(action_id="a", action_name="x", mode="poll", detected_at=old, recorded_at=old,
-                              rolled_up=True)
+    Completion.objects.create(
+        action_id="a", action_name="x", mode="poll", detected_at=old, recorded_at=old, rolled_up=True
+    )
     CompletionBucket.objects.create(minute=old.replace(second=0, microsecond=0), mode="poll", action_name="x", count=1)
     latency.roll_up()
     assert not Completion.objects.exists() and not CompletionBucket.objects.exists()

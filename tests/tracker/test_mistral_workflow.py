@@ -39,8 +39,9 @@ class _Mistral(http.server.BaseHTTPRequestHandler):
     def _any(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
-        self.server.requests.append({"method": self.command, "path": self.path, "body": body,
-                                     "headers": dict(self.headers)})
+        self.server.requests.append(
+            {"method": self.command, "path": self.path, "body": body, "headers": dict(self.headers)}
+        )
         if self.server.answer is not None:
             return self._reply(*self.server.answer)
         if self.command == "POST":
@@ -68,7 +69,8 @@ def mistral():
 
 
 def calling(url, tracking="callback", extra=""):
-    services.save_workflows(f"""
+    services.save_workflows(
+        f"""
 version: '2.0'
 caller:
   output: {{got: <% $.got %>}}
@@ -85,7 +87,9 @@ caller:
         auth_token: secret-token
         {extra}
       publish: {{got: <% task().result %>}}
-""", update=True)
+""",
+        update=True,
+    )
     with TestCase.captureOnCommitCallbacks(execute=True):  # the worker job runs inline after commit
         ex = services.start_execution("caller")
     return ex, ActionExecution.objects.get(workflow_execution_id=ex.id)
@@ -114,7 +118,7 @@ def test_callback_mode_starts_the_remote_execution_with_a_webhook_for_the_three_
     # The token is signed with the second it was made in, so compare what it says, not its bytes.
     prefix = callback_url(action.id, action.attempt).rsplit("/", 1)[0] + "/"
     assert hook["url"].startswith(prefix) and hook["url"].endswith("/notification")
-    token = hook["url"][len(prefix):-len("/notification")]
+    token = hook["url"][len(prefix) : -len("/notification")]
     assert read_token(token, max_age=60) == (str(action.id), action.attempt)
     action.refresh_from_db()
     assert action.state == "RUNNING" and action.runtime_context[remote.REMOTE_ID] == "r1"
@@ -127,17 +131,21 @@ def test_poll_mode_passes_no_notify_and_is_tracked(mistral):
     assert TrackedAction.objects.get(action=action).mode == "poll"
 
 
-@pytest.mark.parametrize(("bad", "error"), [
-    ({"timeout": 0}, "parameter 'timeout' must be a number of seconds from 1 to 300, not 0"),
-    ({"workflow_name": ""}, "parameter 'workflow_name' must be a workflow name (1-255 characters), not ''"),
-    ({"url": "ftp://x/v2"}, "parameter 'url' must be the http(s) URL of a Mistral v2 API, not 'ftp://x/v2'"),
-    ({"input": [1]}, "parameter 'input' must be an object, not list"),
-    ({"params": {"notify": {"type": "webhook"}}}, "parameter 'params.notify' must be a list of publishers"),
-])
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"timeout": 0}, "parameter 'timeout' must be a number of seconds from 1 to 300, not 0"),
+        ({"workflow_name": ""}, "parameter 'workflow_name' must be a workflow name (1-255 characters), not ''"),
+        ({"url": "ftp://x/v2"}, "parameter 'url' must be the http(s) URL of a Mistral v2 API, not 'ftp://x/v2'"),
+        ({"input": [1]}, "parameter 'input' must be an object, not list"),
+        ({"params": {"notify": {"type": "webhook"}}}, "parameter 'params.notify' must be a list of publishers"),
+    ],
+)
 def test_bad_input_fails_the_task_before_any_request(mistral, bad, error):
     inp = {"url": mistral.url, "workflow_name": "w", **bad}
-    services.save_workflows(f"version: '2.0'\nbad:\n  tasks:\n    go:\n      action: mistral.workflow\n"
-                            f"      input: {json.dumps(inp)}\n")
+    services.save_workflows(
+        f"version: '2.0'\nbad:\n  tasks:\n    go:\n      action: mistral.workflow\n      input: {json.dumps(inp)}\n"
+    )
     with TestCase.captureOnCommitCallbacks(execute=True):
         ex = services.start_execution("bad")
     ex.refresh_from_db()
@@ -146,14 +154,24 @@ def test_bad_input_fails_the_task_before_any_request(mistral, bad, error):
     assert mistral.requests == []
 
 
-@pytest.mark.parametrize(("answer", "error"), [
-    ((404, b'{"faultstring": "Workflow not found [name=remote_wf]"}'),
-     "refused to start workflow 'remote_wf': HTTP 404: Workflow not found [name=remote_wf]"),
-    ((500, b"<html>proxy error</html>"), "refused to start workflow 'remote_wf': HTTP 500: <html>proxy error</html>"),
-    ((201, b"<html>not an API</html>"),
-     "answered HTTP 201 to start workflow 'remote_wf' with a body that is not JSON: '<html>not an API</html>'"),
-    ((201, b'{"state": "RUNNING"}'), "started workflow 'remote_wf' but its answer names no execution id"),
-])
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (
+            (404, b'{"faultstring": "Workflow not found [name=remote_wf]"}'),
+            "refused to start workflow 'remote_wf': HTTP 404: Workflow not found [name=remote_wf]",
+        ),
+        (
+            (500, b"<html>proxy error</html>"),
+            "refused to start workflow 'remote_wf': HTTP 500: <html>proxy error</html>",
+        ),
+        (
+            (201, b"<html>not an API</html>"),
+            "answered HTTP 201 to start workflow 'remote_wf' with a body that is not JSON: '<html>not an API</html>'",
+        ),
+        ((201, b'{"state": "RUNNING"}'), "started workflow 'remote_wf' but its answer names no execution id"),
+    ],
+)
 def test_a_bad_answer_to_the_start_fails_the_task_naming_the_remote(mistral, answer, error):
     mistral.answer = answer
     ex, action = calling(mistral.url)
@@ -180,12 +198,18 @@ def info(state=None, output="{}", state_info=None):
     return {"id": "r1", "state": state, "output": output, "state_info": state_info}
 
 
-@pytest.mark.parametrize(("execution", "state", "output"), [
-    (info("SUCCESS", '{"doubled": 42}'), "SUCCESS", {"doubled": 42}),
-    (info("ERROR", state_info="Failure caused by error in tasks: boom"), "ERROR",
-     "Remote workflow execution r1 failed: Failure caused by error in tasks: boom"),
-    (info("CANCELLED", state_info="by hand"), "ERROR", "Remote workflow execution r1 was cancelled: by hand"),
-])
+@pytest.mark.parametrize(
+    ("execution", "state", "output"),
+    [
+        (info("SUCCESS", '{"doubled": 42}'), "SUCCESS", {"doubled": 42}),
+        (
+            info("ERROR", state_info="Failure caused by error in tasks: boom"),
+            "ERROR",
+            "Remote workflow execution r1 failed: Failure caused by error in tasks: boom",
+        ),
+        (info("CANCELLED", state_info="by hand"), "ERROR", "Remote workflow execution r1 was cancelled: by hand"),
+    ],
+)
 def test_the_remote_state_maps_to_the_result(execution, state, output):
     result = remote.result_of(execution, "r1")
     assert (result.done, result.state, result.output) == (True, state, output)
@@ -212,11 +236,14 @@ def test_the_tracker_polls_the_remote_until_it_succeeds(mistral):
     assert gets[0]["headers"]["X-Auth-Token"] == "secret-token"
 
 
-@pytest.mark.parametrize(("answer", "final"), [
-    ((404, b'{"faultstring": "not found"}'), "answered HTTP 404"),
-    ((200, b"<html>"), "is not JSON"),
-    ((503, b"busy"), None),
-])
+@pytest.mark.parametrize(
+    ("answer", "final"),
+    [
+        ((404, b'{"faultstring": "not found"}'), "answered HTTP 404"),
+        ((200, b"<html>"), "is not JSON"),
+        ((503, b"busy"), None),
+    ],
+)
 def test_a_bad_poll_answer_is_final_unless_asking_again_may_help(mistral, answer, final):
     ex, action = calling(mistral.url, "poll")
     mistral.answer = answer
@@ -240,7 +267,9 @@ def test_a_failed_notification_fails_the_task_with_the_remote_state_info(mistral
     assert ex.state == "ERROR"
     assert "Remote workflow execution r1 failed: boom" in TaskExecution.objects.get(workflow_execution=ex).state_info
     assert Completion.objects.filter(action_id=action.id).values_list("mode", "door").get() == (
-        "callback", "notification")
+        "callback",
+        "notification",
+    )
 
 
 def test_a_succeeded_notification_fetches_the_output_once(mistral):
@@ -281,12 +310,15 @@ def test_hybrid_the_first_result_wins_exactly_once(mistral):
     assert list(Completion.objects.values_list("mode", flat=True)) == ["hybrid-poll"]
 
 
-@pytest.mark.parametrize(("body", "status", "says"), [
-    ("not json", 400, "The notification is not JSON"),
-    ({"state": "SUCCESS"}, 400, "a JSON object with 'event' and 'id'"),
-    ({"id": "other", "event": "WORKFLOW_FAILED"}, 400, "tracks remote execution r1"),
-    ({"id": "r1", "event": "WORKFLOW_PAUSED"}, 200, "event WORKFLOW_PAUSED ignored"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ("not json", 400, "The notification is not JSON"),
+        ({"state": "SUCCESS"}, 400, "a JSON object with 'event' and 'id'"),
+        ({"id": "other", "event": "WORKFLOW_FAILED"}, 400, "tracks remote execution r1"),
+        ({"id": "r1", "event": "WORKFLOW_PAUSED"}, 200, "event WORKFLOW_PAUSED ignored"),
+    ],
+)
 def test_bad_or_foreign_notifications_change_nothing(mistral, body, status, says):
     ex, action = calling(mistral.url)
     client = Client()
@@ -370,45 +402,63 @@ def hook_server():
     server.server_close()
 
 
-def test_an_execution_with_params_notify_sends_mistrals_notifications(hook_server,
-                                                                      django_capture_on_commit_callbacks):
+def test_an_execution_with_params_notify_sends_mistrals_notifications(hook_server, django_capture_on_commit_callbacks):
     services.save_workflows("version: '2.0'\nechoing:\n  tasks:\n    t:\n      action: std.echo output=1\n")
-    params = {"notify": [
-        {"type": "webhook", "url": hook_server.url, "headers": {"X-Auth": "k"},
-         "event_types": ["WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED"]},
-        {"type": "noop"},
-    ]}
+    params = {
+        "notify": [
+            {
+                "type": "webhook",
+                "url": hook_server.url,
+                "headers": {"X-Auth": "k"},
+                "event_types": ["WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED"],
+            },
+            {"type": "noop"},
+        ]
+    }
     with django_capture_on_commit_callbacks(execute=True):
         ex = services.start_execution("echoing", params=params)
     (sent,) = hook_server.requests  # WORKFLOW_LAUNCHED is not among the event_types
     ex.refresh_from_db()
     assert sent["headers"]["X-Auth"] == "k"
     assert sent["body"] == {
-        "id": ex.id, "name": "echoing", "workflow_name": "echoing", "workflow_namespace": "",
-        "workflow_id": ex.workflow_id, "state": "SUCCESS", "state_info": None, "project_id": ex.project_id,
-        "task_execution_id": None, "root_execution_id": None,
+        "id": ex.id,
+        "name": "echoing",
+        "workflow_name": "echoing",
+        "workflow_namespace": "",
+        "workflow_id": ex.workflow_id,
+        "state": "SUCCESS",
+        "state_info": None,
+        "project_id": ex.project_id,
+        "task_execution_id": None,
+        "root_execution_id": None,
         "created_at": ex.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        "updated_at": ex.updated_at.strftime("%Y-%m-%d %H:%M:%S"), "event": "WORKFLOW_SUCCEEDED",
+        "updated_at": ex.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "event": "WORKFLOW_SUCCEEDED",
     }
     row = WebhookDelivery.objects.get()
     assert (row.webhook, row.state, row.url) == (None, "DELIVERED", hook_server.url)
 
 
-@pytest.mark.parametrize(("notify_value", "says"), [
-    ({"type": "webhook"}, "params.notify must be a list of publishers, not dict"),
-    ([{"type": "email"}], "params.notify[0].type must be webhook | noop, not 'email'"),
-    ([{"type": "webhook", "url": "ftp://x"}], "params.notify[0].url must be an http(s) URL"),
-    ([{"type": "webhook", "url": "http://x", "event_types": ["TASK_DONE"]}], "params.notify[0].event_types"),
-    ([{"type": "webhook", "url": "http://x", "headers": {"a": 1}}], "params.notify[0].headers"),
-])
+@pytest.mark.parametrize(
+    ("notify_value", "says"),
+    [
+        ({"type": "webhook"}, "params.notify must be a list of publishers, not dict"),
+        ([{"type": "email"}], "params.notify[0].type must be webhook | noop, not 'email'"),
+        ([{"type": "webhook", "url": "ftp://x"}], "params.notify[0].url must be an http(s) URL"),
+        ([{"type": "webhook", "url": "http://x", "event_types": ["TASK_DONE"]}], "params.notify[0].event_types"),
+        ([{"type": "webhook", "url": "http://x", "headers": {"a": 1}}], "params.notify[0].headers"),
+    ],
+)
 def test_a_bad_params_notify_is_refused_at_start_and_nothing_is_stored(notify_value, says):
     services.save_workflows("version: '2.0'\nechoing:\n  tasks:\n    t:\n      action: std.echo output=1\n")
     with pytest.raises(InvalidInput, match=r"Invalid params.notify: ") as raised:
         services.start_execution("echoing", params={"notify": notify_value})
     assert says in raised.value.message
-    resp = Client().post("/v2/executions", data=json.dumps({"workflow_name": "echoing",
-                                                             "params": {"notify": notify_value}}),
-                         content_type="application/json")
+    resp = Client().post(
+        "/v2/executions",
+        data=json.dumps({"workflow_name": "echoing", "params": {"notify": notify_value}}),
+        content_type="application/json",
+    )
     assert resp.status_code == 400 and says in resp.json()["faultstring"]
     from workflows.models import WorkflowExecution
 

@@ -15,19 +15,27 @@ def test_the_summary_gives_percentiles_in_milliseconds():
 
 def test_the_markdown_puts_the_remotes_side_by_side():
     one = remote.summary([0.2])
-    result = {"n": 1, "database": "sqlite", "modes": ["callback"], "mistral_version": "23.0.0",
-              "remotes": {"mistral": {"callback": one}, "gust": {"callback": one}},
-              "checks": {"mistral": {"cancel-poll": "ok"}}}
+    result = {
+        "n": 1,
+        "database": "sqlite",
+        "modes": ["callback"],
+        "mistral_version": "23.0.0",
+        "remotes": {"mistral": {"callback": one}, "gust": {"callback": one}},
+        "checks": {"mistral": {"cancel-poll": "ok"}},
+    }
     text = remote.markdown(result)
     assert "| mode | mistral p50 ms | mistral p95 ms | gust p50 ms | gust p95 ms |" in text
     assert "| callback | 200.0 | 200.0 | 200.0 | 200.0 |" in text
     assert "mistral: cancel-poll ok" in text and "Mistral 23.0.0" in text
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--remotes", "stackstorm"], "--remotes takes mistral, gust or both"),
-    (["--n", "0"], "--n must be from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--remotes", "stackstorm"], "--remotes takes mistral, gust or both"),
+        (["--n", "0"], "--n must be from 1 to 1000"),
+    ],
+)
 def test_bad_arguments_are_refused_before_anything_starts(args, says):
     with pytest.raises(CommandError, match=says):
         call_command("remote_mistral_bench", *args)

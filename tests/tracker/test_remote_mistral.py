@@ -110,8 +110,10 @@ def test_an_unknown_remote_workflow_fails_the_task_with_the_remote_answer(gusts)
     ex = run(local, remote, "no_such_workflow", "poll")
     assert ex["state"] == "ERROR"
     (task,) = local.v2("GET", f"/executions/{ex['id']}/tasks", expect=200)["tasks"]
-    assert f"Remote Mistral at {remote.url}/v2/executions refused to start workflow 'no_such_workflow': " \
-           "HTTP 404" in task["state_info"]
+    assert (
+        f"Remote Mistral at {remote.url}/v2/executions refused to start workflow 'no_such_workflow': "
+        "HTTP 404" in task["state_info"]
+    )
 
 
 def test_an_unreachable_remote_fails_the_task_saying_so(gusts):

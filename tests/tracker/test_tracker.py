@@ -62,6 +62,7 @@ class FakeQueries:
             if isinstance(answer, Exception):
                 raise answer
             return answer
+
         return query
 
 
@@ -119,8 +120,7 @@ def test_the_first_query_time_comes_from_the_tracker_that_claims_the_item(settin
     ex, action = start()
     ex2, own = start(extra="query_interval: 3")
     clock = Clock()
-    tracker = Tracker(queries=FakeQueries(QueryResult.running()), clock=clock, query_interval=1.0,
-                      thread_pool_size=1)
+    tracker = Tracker(queries=FakeQueries(QueryResult.running()), clock=clock, query_interval=1.0, thread_pool_size=1)
     tracker.run_once()
     rows = {r.action_id: r for r in TrackedAction.objects.all()}
     due = tracker.schedule()
@@ -155,8 +155,13 @@ def test_polling_a_still_running_item_costs_no_sql():
     clock.advance(tracker.query_interval)
     tracker._last_claim = tracker._last_renew = tracker._last_beat = clock.now.timestamp()  # nothing else due
     with CaptureQueriesContext(conn) as queries:
-        assert tracker.run_once(periodic=False) == {"claimed": 0, "queried": 5, "completed": 0, "running": 5,
-                                                   "errors": 0}
+        assert tracker.run_once(periodic=False) == {
+            "claimed": 0,
+            "queried": 5,
+            "completed": 0,
+            "running": 5,
+            "errors": 0,
+        }
     statements = [q["sql"] for q in queries.captured_queries]
     assert [sql for sql in statements if "tracker_trackedaction" in sql] == []
     assert len(fake.calls) == 10 and set(fake.calls) == {a.id for a in actions}
@@ -410,8 +415,11 @@ def test_a_batch_query_function_answers_many_actions_in_one_call(settings):
 
 
 def test_an_overdue_action_whose_failing_raises_does_not_stop_the_sweep(
-        monkeypatch, caplog, client, django_capture_on_commit_callbacks):
-    services.save_workflows("version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n")
+    monkeypatch, caplog, client, django_capture_on_commit_callbacks
+):
+    services.save_workflows(
+        "version: '2.0'\nlost:\n  tasks:\n    call:\n      action: std.http url=http://127.0.0.1:9/x\n"
+    )
     with django_capture_on_commit_callbacks(execute=False):  # their worker jobs are lost
         actions = [ActionExecution.objects.get(workflow_execution=services.start_execution("lost")) for _ in range(3)]
     for minutes, action in zip((30, 20, 10), actions, strict=True):  # the broken one is the oldest, swept first
@@ -454,8 +462,9 @@ def test_track_result_prints_the_real_interval(capsys, settings):
 
 
 def test_track_result_refuses_a_handed_over_job_without_a_status_url():
-    services.save_workflows(polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""),
-                            update=True)
+    services.save_workflows(
+        polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""), update=True
+    )
     action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
     ActionExecution.objects.filter(id=action.id).update(runtime_context={"handed_over_at": "2026-01-01T00:00:00"})
     with pytest.raises(CommandError, match="has no status_url to poll"):
@@ -466,8 +475,9 @@ def test_track_result_refuses_a_handed_over_job_without_a_status_url():
 def test_no_status_url_before_the_hand_over_is_a_wait_not_an_error():
     from tracker.queries import http_status
 
-    services.save_workflows(polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""),
-                            update=True)
+    services.save_workflows(
+        polled_wf("callback").replace("        status_url: http://127.0.0.1:9/status\n", ""), update=True
+    )
     action = ActionExecution.objects.get(workflow_execution=services.start_execution("polled"))
     ActionExecution.objects.filter(id=action.id).update(runtime_context={})
     action.refresh_from_db()

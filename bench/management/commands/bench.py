@@ -69,27 +69,38 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--scenarios", type=_parse_scenarios, default=list(SCENARIOS),
+            "--scenarios",
+            type=_parse_scenarios,
+            default=list(SCENARIOS),
             help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
         )
         parser.add_argument(
-            "--repeat", type=_parse_repeat, default={},
+            "--repeat",
+            type=_parse_repeat,
+            default={},
             help="executions per scenario (rounds for conc): N for all, or name=N,... "
-                 f"(default: {','.join(f'{k}={v}' for k, v in DEFAULT_REPEAT.items())})",
+            f"(default: {','.join(f'{k}={v}' for k, v in DEFAULT_REPEAT.items())})",
         )
-        parser.add_argument("--warmup", type=int, default=1,
-                            help="untimed executions before each scenario (default 1)")
-        parser.add_argument("--threads", type=int, default=20,
-                            help="concurrent executions per conc round (default 20)")
-        parser.add_argument("--output", type=Path, default=None,
-                            help="write the JSON here (default: bench/results/bench-<timestamp>.json "
-                                 "and bench/results/latest.json)")
-        parser.add_argument("--http", action="store_true",
-                            help="go through POST/GET /v2/executions with Django's test Client")
-        parser.add_argument("--keep", action="store_true",
-                            help="keep the throwaway database (and its directory) and print where it is")
-        parser.add_argument("--profile", type=Path, default=None,
-                            help="also write a cProfile of the timed part (child process) to this file")
+        parser.add_argument("--warmup", type=int, default=1, help="untimed executions before each scenario (default 1)")
+        parser.add_argument("--threads", type=int, default=20, help="concurrent executions per conc round (default 20)")
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help="write the JSON here (default: bench/results/bench-<timestamp>.json and bench/results/latest.json)",
+        )
+        parser.add_argument(
+            "--http", action="store_true", help="go through POST/GET /v2/executions with Django's test Client"
+        )
+        parser.add_argument(
+            "--keep", action="store_true", help="keep the throwaway database (and its directory) and print where it is"
+        )
+        parser.add_argument(
+            "--profile",
+            type=Path,
+            default=None,
+            help="also write a cProfile of the timed part (child process) to this file",
+        )
         # Internal: set by the parent when it re-runs itself on the throwaway database.
         parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -111,12 +122,19 @@ class Command(BaseCommand):
         child_result = db.tmpdir / "result.json"
         child_log = db.tmpdir / "child.log"
         argv = [
-            sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench",
-            "--child", str(child_result),
-            "--scenarios", ",".join(opts["scenarios"]),
-            "--repeat", ",".join(f"{k}={v}" for k, v in repeat.items()),
-            "--warmup", str(opts["warmup"]),
-            "--threads", str(opts["threads"]),
+            sys.executable,
+            str(Path(settings.BASE_DIR) / "manage.py"),
+            "bench",
+            "--child",
+            str(child_result),
+            "--scenarios",
+            ",".join(opts["scenarios"]),
+            "--repeat",
+            ",".join(f"{k}={v}" for k, v in repeat.items()),
+            "--warmup",
+            str(opts["warmup"]),
+            "--threads",
+            str(opts["threads"]),
         ]
         if opts["http"]:
             argv.append("--http")
@@ -129,7 +147,12 @@ class Command(BaseCommand):
         try:
             with open(child_log, "w") as log:
                 proc = subprocess.Popen(
-                    argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=log, text=True,
+                    argv,
+                    env=env,
+                    cwd=settings.BASE_DIR,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
                     preexec_fn=orphan_guard(),
                 )
                 for line in proc.stdout:
@@ -153,7 +176,8 @@ class Command(BaseCommand):
             self.stdout.write(f"bench: wrote {p}")
         if rc != 0 or not result.get("ok"):
             raise CommandError(
-                "benchmark FAILED: " + "; ".join(result.get("failures") or [f"child exit {rc}"])
+                "benchmark FAILED: "
+                + "; ".join(result.get("failures") or [f"child exit {rc}"])
                 + (f"\n--- child log tail ---\n{log_tail}" if log_tail else "")
             )
         self.stdout.write(self.style.SUCCESS(self._summary(result)))
@@ -256,8 +280,10 @@ class Command(BaseCommand):
                 profiler = cProfile.Profile()
             started = time.perf_counter()
             for i, name in enumerate(opts["scenarios"], 1):
-                say(f"bench: scenario {i}/{len(opts['scenarios'])} {name} "
-                    f"({options.repeat[name]} {'rounds' if name == 'conc' else 'executions'})")
+                say(
+                    f"bench: scenario {i}/{len(opts['scenarios'])} {name} "
+                    f"({options.repeat[name]} {'rounds' if name == 'conc' else 'executions'})"
+                )
                 t0 = time.perf_counter()
                 try:
                     if profiler:
@@ -331,10 +357,16 @@ def _machine_info(connection) -> dict:
 
 def _git_info() -> dict | None:
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True,
-                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": head or None, "dirty": bool(dirty)}

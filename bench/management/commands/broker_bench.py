@@ -23,8 +23,11 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--runs", default="orm:1x2,redis:1x4",
-                            help="comma-separated broker:CLUSTERSxWORKERS (default orm:1x2,redis:1x4)")
+        parser.add_argument(
+            "--runs",
+            default="orm:1x2,redis:1x4",
+            help="comma-separated broker:CLUSTERSxWORKERS (default orm:1x2,redis:1x4)",
+        )
         parser.add_argument("--jobs", type=int, default=3000, help="jobs per run (1..100000)")
         parser.add_argument("--profile", type=Path, default=None, help="py-spy raw profiles of the workers here")
         parser.add_argument("--output", type=Path, default=None)
@@ -46,12 +49,18 @@ class Command(BaseCommand):
             res["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             res["target_jobs_per_s"] = TARGETS[brk]
             results.append(res)
-            self.stdout.write(f"  {res['jobs_per_s']} jobs/s (target {TARGETS[brk]:g}), runs {res['runs']['runs']}, "
-                              f"run twice {res['runs']['run_more_than_once']}, ok={res['ok']}")
-        doc = {"kind": "broker_bench", "timestamp": started.isoformat(timespec="seconds"),
-               "command": "python manage.py broker_bench --runs " + opts["runs"] + f" --jobs {opts['jobs']}",
-               "load_average": [round(x, 2) for x in os.getloadavg()],
-               "ok": all(r["ok"] for r in results), "results": results}
+            self.stdout.write(
+                f"  {res['jobs_per_s']} jobs/s (target {TARGETS[brk]:g}), runs {res['runs']['runs']}, "
+                f"run twice {res['runs']['run_more_than_once']}, ok={res['ok']}"
+            )
+        doc = {
+            "kind": "broker_bench",
+            "timestamp": started.isoformat(timespec="seconds"),
+            "command": "python manage.py broker_bench --runs " + opts["runs"] + f" --jobs {opts['jobs']}",
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "ok": all(r["ok"] for r in results),
+            "results": results,
+        }
         out = opts["output"] or results_dir() / f"broker-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
@@ -85,13 +94,17 @@ def argparse_suppress():
 
 
 def markdown(doc: dict) -> str:
-    lines = ["| broker | database | processes x workers | jobs | jobs/s | target | worker CPU ms/job "
-             "| PostgreSQL / Redis CPU s | machine busy ms/job | runs | run twice | ok |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| broker | database | processes x workers | jobs | jobs/s | target | worker CPU ms/job "
+        "| PostgreSQL / Redis CPU s | machine busy ms/job | runs | run twice | ok |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in doc["results"]:
         srv = r.get("server_cpu_s", {})
-        lines.append(f"| {r['broker']} | {r['database']} | {r['clusters']} x {r['workers_per_cluster']} | {r['jobs']} "
-                     f"| {r['jobs_per_s']} | {r['target_jobs_per_s']:g} | {r.get('worker_cpu_ms_per_job')} "
-                     f"| {srv.get('postgres')} / {srv.get('redis')} | {r.get('machine_busy_ms_per_job')} "
-                     f"| {r['runs']['runs']} | {r['runs']['run_more_than_once']} | {r['ok']} |")
+        lines.append(
+            f"| {r['broker']} | {r['database']} | {r['clusters']} x {r['workers_per_cluster']} | {r['jobs']} "
+            f"| {r['jobs_per_s']} | {r['target_jobs_per_s']:g} | {r.get('worker_cpu_ms_per_job')} "
+            f"| {srv.get('postgres')} / {srv.get('redis')} | {r.get('machine_busy_ms_per_job')} "
+            f"| {r['runs']['runs']} | {r['runs']['run_more_than_once']} | {r['ok']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -45,53 +45,103 @@ def _parse_modes(values: list[str]) -> list[Mode]:
 
 
 class Command(BaseCommand):
-    help = ("Compare async completion by callback, polling (several QUERY_INTERVAL / THREAD_POOL_SIZE) and hybrid "
-            "against a simulated outside service, with real web/worker/tracker processes on a throwaway database.")
+    help = (
+        "Compare async completion by callback, polling (several QUERY_INTERVAL / THREAD_POOL_SIZE) and hybrid "
+        "against a simulated outside service, with real web/worker/tracker processes on a throwaway database."
+    )
     requires_system_checks = []  # the parent touches no database
 
     def add_arguments(self, parser):
         d = Options()
         parser.add_argument("--n", type=int, default=None, help=f"executions per mode (default {d.n}; --quick 20)")
-        parser.add_argument("--delay", type=float, default=None,
-                            help=f"seconds from job start to job done (default {d.delay:g}; --quick 0.3)")
-        parser.add_argument("--jitter", type=float, default=None,
-                            help="extra U(0, J) seconds per job "
-                                 "(default: the mode's QUERY_INTERVAL; callback: delay/2)")
-        parser.add_argument("--rate", type=float, default=None,
-                            help=f"executions started per second (default {d.rate:g}; --quick 40)")
-        parser.add_argument("--modes", nargs="+", default=None,
-                            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] "
-                                 "(space or comma separated); "
-                                 "default: " + " ".join(m.name for m in compare.DEFAULT_MODES))
-        parser.add_argument("--drop-fraction", type=float, default=None,
-                            help=f"hybrid: share of callbacks never sent (default {d.drop_fraction:g})")
-        parser.add_argument("--grace", type=float, default=None,
-                            help="hybrid: seconds before polling starts (default: the mode's interval)")
-        parser.add_argument("--batch-queries", action="store_true",
-                            help="modes poll with the batch query function instead of one GET per item")
-        parser.add_argument("--broker", choices=["orm", "redis"], default="orm",
-                            help="django-q2 broker of the worker (default orm; redis uses REDIS_URL)")
-        parser.add_argument("--no-extras", action="store_true",
-                            help="skip the idle-tracker and 10,000-outstanding measurements")
+        parser.add_argument(
+            "--delay",
+            type=float,
+            default=None,
+            help=f"seconds from job start to job done (default {d.delay:g}; --quick 0.3)",
+        )
+        parser.add_argument(
+            "--jitter",
+            type=float,
+            default=None,
+            help="extra U(0, J) seconds per job (default: the mode's QUERY_INTERVAL; callback: delay/2)",
+        )
+        parser.add_argument(
+            "--rate", type=float, default=None, help=f"executions started per second (default {d.rate:g}; --quick 40)"
+        )
+        parser.add_argument(
+            "--modes",
+            nargs="+",
+            default=None,
+            help="callback, poll-<interval>-<pool>, hybrid[-<interval>-<pool>] "
+            "(space or comma separated); "
+            "default: " + " ".join(m.name for m in compare.DEFAULT_MODES),
+        )
+        parser.add_argument(
+            "--drop-fraction",
+            type=float,
+            default=None,
+            help=f"hybrid: share of callbacks never sent (default {d.drop_fraction:g})",
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=None,
+            help="hybrid: seconds before polling starts (default: the mode's interval)",
+        )
+        parser.add_argument(
+            "--batch-queries",
+            action="store_true",
+            help="modes poll with the batch query function instead of one GET per item",
+        )
+        parser.add_argument(
+            "--broker",
+            choices=["orm", "redis"],
+            default="orm",
+            help="django-q2 broker of the worker (default orm; redis uses REDIS_URL)",
+        )
+        parser.add_argument(
+            "--no-extras", action="store_true", help="skip the idle-tracker and 10,000-outstanding measurements"
+        )
         parser.add_argument("--idle-tracked", type=int, default=None, help=f"default {d.idle_tracked}")
         parser.add_argument("--idle-seconds", type=float, default=None, help=f"default {d.idle_seconds:g}")
         parser.add_argument("--outstanding", type=int, default=None, help=f"default {d.outstanding}")
-        parser.add_argument("--sample", type=int, default=None,
-                            help=f"finishing jobs measured among few / many outstanding (default {d.sample})")
-        parser.add_argument("--query-shapes", action="store_true",
-                            help="also record the most frequent SQL statements per process and mode")
-        parser.add_argument("--scale", action="store_true",
-                            help="the tracker at scale (bench/scale.py: the floor, per-item and batch polling at "
-                                 "500 to 100,000 outstanding, 0.1 s) instead of the modes; with --quick, tiny sizes")
-        parser.add_argument("--scale-parts", default=None,
-                            help="with --scale, only these parts, comma-separated, in this order: "
-                                 "floor,per_item,batch_idle,batch,fast (the floor always runs)")
-        parser.add_argument("--quick", action="store_true",
-                            help="smoke test: n=20, delay 0.3 s, modes callback, poll-0.1s-x10, hybrid-0.2s-x10, "
-                                 "small extras; under a minute")
-        parser.add_argument("--output", type=Path, default=None,
-                            help="write the JSON here only (default: bench/results/compare-<timestamp>.json "
-                                 "and bench/results/compare-latest.json)")
+        parser.add_argument(
+            "--sample",
+            type=int,
+            default=None,
+            help=f"finishing jobs measured among few / many outstanding (default {d.sample})",
+        )
+        parser.add_argument(
+            "--query-shapes",
+            action="store_true",
+            help="also record the most frequent SQL statements per process and mode",
+        )
+        parser.add_argument(
+            "--scale",
+            action="store_true",
+            help="the tracker at scale (bench/scale.py: the floor, per-item and batch polling at "
+            "500 to 100,000 outstanding, 0.1 s) instead of the modes; with --quick, tiny sizes",
+        )
+        parser.add_argument(
+            "--scale-parts",
+            default=None,
+            help="with --scale, only these parts, comma-separated, in this order: "
+            "floor,per_item,batch_idle,batch,fast (the floor always runs)",
+        )
+        parser.add_argument(
+            "--quick",
+            action="store_true",
+            help="smoke test: n=20, delay 0.3 s, modes callback, poll-0.1s-x10, hybrid-0.2s-x10, "
+            "small extras; under a minute",
+        )
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help="write the JSON here only (default: bench/results/compare-<timestamp>.json "
+            "and bench/results/compare-latest.json)",
+        )
         parser.add_argument("--keep", action="store_true", help="keep the throwaway database and the process logs")
         parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
         parser.add_argument("--options-json", default=None, help=argparse.SUPPRESS)
@@ -101,10 +151,16 @@ class Command(BaseCommand):
     @staticmethod
     def _options(opts) -> Options:
         given = {
-            "n": opts["n"], "delay": opts["delay"], "jitter": opts["jitter"], "rate": opts["rate"],
-            "drop_fraction": opts["drop_fraction"], "grace": opts["grace"],
-            "idle_tracked": opts["idle_tracked"], "idle_seconds": opts["idle_seconds"],
-            "outstanding": opts["outstanding"], "sample": opts["sample"],
+            "n": opts["n"],
+            "delay": opts["delay"],
+            "jitter": opts["jitter"],
+            "rate": opts["rate"],
+            "drop_fraction": opts["drop_fraction"],
+            "grace": opts["grace"],
+            "idle_tracked": opts["idle_tracked"],
+            "idle_seconds": opts["idle_seconds"],
+            "outstanding": opts["outstanding"],
+            "sample": opts["sample"],
         }
         if opts["modes"]:
             try:
@@ -146,8 +202,15 @@ class Command(BaseCommand):
         child_result = db.tmpdir / "result.json"
         child_log = db.tmpdir / "child.log"
         payload = options.as_json()
-        argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "compare_completion",
-                "--child", str(child_result), "--options-json", json.dumps(payload)]
+        argv = [
+            sys.executable,
+            str(Path(settings.BASE_DIR) / "manage.py"),
+            "compare_completion",
+            "--child",
+            str(child_result),
+            "--options-json",
+            json.dumps(payload),
+        ]
         env = dict(db.env)
         env["DJANGO_SETTINGS_MODULE"] = "config.settings"  # the processes run as bin/run runs them
         env.pop("GUST_SYNC_WORKER", None)
@@ -155,8 +218,15 @@ class Command(BaseCommand):
         rc = None
         try:
             with open(child_log, "w") as log:
-                proc = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=log,
-                                        text=True, preexec_fn=orphan_guard())
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=settings.BASE_DIR,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    preexec_fn=orphan_guard(),
+                )
                 for line in proc.stdout:
                     self.stdout.write(line.rstrip("\n"))
                 rc = proc.wait()
@@ -164,8 +234,11 @@ class Command(BaseCommand):
             log_tail = _tail(child_log)
         finally:
             db.drop(keep=opts["keep"])
-        self.stdout.write(f"compare: kept {db.describe()} and {db.tmpdir}" if opts["keep"]
-                          else "compare: dropped the throwaway database")
+        self.stdout.write(
+            f"compare: kept {db.describe()} and {db.tmpdir}"
+            if opts["keep"]
+            else "compare: dropped the throwaway database"
+        )
         if result is None:
             raise CommandError(f"the comparison child failed (exit {rc}) before writing results:\n{log_tail}")
         result["timestamp"] = started.isoformat(timespec="seconds")
@@ -176,8 +249,11 @@ class Command(BaseCommand):
         for p in self._write(result, started, opts["output"]):
             self.stdout.write(f"compare: wrote {p}")
         if rc != 0 or not result.get("ok"):
-            raise CommandError("comparison FAILED: " + "; ".join(result.get("failures") or [f"child exit {rc}"])
-                               + (f"\n--- child log tail ---\n{log_tail}" if log_tail else ""))
+            raise CommandError(
+                "comparison FAILED: "
+                + "; ".join(result.get("failures") or [f"child exit {rc}"])
+                + (f"\n--- child log tail ---\n{log_tail}" if log_tail else "")
+            )
         if "scale" in result:
             from bench import scale
 
@@ -188,8 +264,20 @@ class Command(BaseCommand):
     @staticmethod
     def _command_line(opts) -> str:
         parts = ["python", "manage.py", "compare_completion"]
-        for key in ("n", "delay", "jitter", "rate", "drop_fraction", "grace", "idle_tracked", "idle_seconds",
-                    "outstanding", "sample", "scale_parts", "output"):
+        for key in (
+            "n",
+            "delay",
+            "jitter",
+            "rate",
+            "drop_fraction",
+            "grace",
+            "idle_tracked",
+            "idle_seconds",
+            "outstanding",
+            "sample",
+            "scale_parts",
+            "output",
+        ):
             if opts[key] is not None:
                 parts += [f"--{key.replace('_', '-')}", str(opts[key])]
         if opts["modes"]:
@@ -212,8 +300,10 @@ class Command(BaseCommand):
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
             if "scale" in result:  # not a comparison of modes: the compare page keeps showing the last one
                 vendor = result["database"]["vendor"]
-                targets = [results_dir() / f"tracker-scale-{stamp}-{vendor}.json",
-                           results_dir() / f"tracker-scale-latest-{vendor}.json"]
+                targets = [
+                    results_dir() / f"tracker-scale-{stamp}-{vendor}.json",
+                    results_dir() / f"tracker-scale-latest-{vendor}.json",
+                ]
             else:
                 targets = [results_dir() / f"compare-{stamp}.json", results_dir() / "compare-latest.json"]
         for p in targets:
@@ -255,10 +345,17 @@ class Command(BaseCommand):
         o = Options(**raw)
         failures: list[str] = []
         result = {
-            "ok": False, "kind": "compare_completion", "broker": o.broker,
-            "options": o.as_json(), "machine": {},
+            "ok": False,
+            "kind": "compare_completion",
+            "broker": o.broker,
+            "options": o.as_json(),
+            "machine": {},
             "database": {"vendor": connection.vendor, "name": db_name, "throwaway": True},
-            "settings": {}, "processes": {}, "modes": [], "extras": {}, "failures": failures,
+            "settings": {},
+            "processes": {},
+            "modes": [],
+            "extras": {},
+            "failures": failures,
         }
         scratch = Path(opts["child"]).parent  # the run's temporary directory: logs and SQL counts
         procs = outside = None
@@ -276,12 +373,14 @@ class Command(BaseCommand):
             result["processes"] = {
                 "web": f"gunicorn config.wsgi --workers {WEB_WORKERS} --threads {WEB_THREADS} on {procs.url}",
                 "worker": f"manage.py worker (django-q2, {settings.Q_CLUSTER['workers']} workers, {o.broker} broker, "
-                          f"poll {settings.Q_CLUSTER.get('poll')} s)",
+                f"poll {settings.Q_CLUSTER.get('poll')} s)",
                 "tracker": "manage.py run_tracker, restarted per mode with GUST_QUERY_INTERVAL / GUST_THREAD_POOL_SIZE",
                 "outside": f"python -m bench.outside on {outside.url}",
             }
-            say(f"compare: web {procs.url} (pid {procs.web.pid}), worker pid {procs.worker.pid}, "
-                f"outside service {outside.url}, {o.broker} broker")
+            say(
+                f"compare: web {procs.url} (pid {procs.web.pid}), worker pid {procs.worker.pid}, "
+                f"outside service {outside.url}, {o.broker} broker"
+            )
             driver = Driver(o, procs, outside, say)
             driver.warm_up()
             result["idle_baseline"] = driver.idle_baseline()
@@ -339,7 +438,6 @@ class Command(BaseCommand):
             Path(opts["child"]).write_text(json.dumps(result, indent=2, default=str) + "\n")
         if failures:
             raise CommandError("; ".join(failures))
-
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -35,14 +35,22 @@ class Command(BaseCommand):
             raise CommandError("--triggers 1..1000, --minutes 1..60, --processes 1..8")
         started = dt.datetime.now(dt.UTC)
         res = bench_cron.run(opts["triggers"], opts["minutes"], opts["processes"], self.stdout.write)
-        doc = {"kind": "cron_bench", "timestamp": started.isoformat(timespec="seconds"),
-               "command": (f"python manage.py cron_bench --triggers {opts['triggers']} --minutes {opts['minutes']} "
-                           f"--processes {opts['processes']}"), **res}
+        doc = {
+            "kind": "cron_bench",
+            "timestamp": started.isoformat(timespec="seconds"),
+            "command": (
+                f"python manage.py cron_bench --triggers {opts['triggers']} --minutes {opts['minutes']} "
+                f"--processes {opts['processes']}"
+            ),
+            **res,
+        }
         out = opts["output"] or results_dir() / f"cron-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
-            raise CommandError(f"expected {doc['expected']} executions and no duplicates, got {doc['executions']} "
-                               f"with {doc['duplicates']} duplicates")
+            raise CommandError(
+                f"expected {doc['expected']} executions and no duplicates, got {doc['executions']} "
+                f"with {doc['duplicates']} duplicates"
+            )
 
     def _child(self, opts):
         from django.db import connection
@@ -55,7 +63,9 @@ class Command(BaseCommand):
 
 
 def markdown(doc: dict) -> str:
-    return (f"{doc['database']}: {doc['triggers']} cron triggers '* * * * *' x {doc['minutes']} minutes, "
-            f"{doc['processes']} timer processes: {doc['executions']} executions started (expected "
-            f"{doc['expected']}), {doc['duplicates']} duplicates, {doc['triggers_left']} triggers left, "
-            f"per trigger {doc['per_trigger']}, states {doc['states']}, {doc['elapsed_s']} s; ok={doc['ok']}\n")
+    return (
+        f"{doc['database']}: {doc['triggers']} cron triggers '* * * * *' x {doc['minutes']} minutes, "
+        f"{doc['processes']} timer processes: {doc['executions']} executions started (expected "
+        f"{doc['expected']}), {doc['duplicates']} duplicates, {doc['triggers_left']} triggers left, "
+        f"per trigger {doc['per_trigger']}, states {doc['states']}, {doc['elapsed_s']} s; ok={doc['ok']}\n"
+    )

@@ -38,9 +38,20 @@ class Command(BaseCommand):
         env.pop("GUST_SYNC_WORKER", None)
         out = db.tmpdir / "result.json"
         try:
-            for cmd in (["migrate", "--verbosity", "0"],
-                        ["engine_bench", "--child", str(out), "--loop", str(opts["loop"]), "--fan", str(opts["fan"]),
-                         "--items", str(opts["items"])]):
+            for cmd in (
+                ["migrate", "--verbosity", "0"],
+                [
+                    "engine_bench",
+                    "--child",
+                    str(out),
+                    "--loop",
+                    str(opts["loop"]),
+                    "--fan",
+                    str(opts["fan"]),
+                    "--items",
+                    str(opts["items"]),
+                ],
+            ):
                 proc = subprocess.run([sys.executable, "manage.py", *cmd], cwd=settings.BASE_DIR, env=env)
                 if proc.returncode != 0:
                     raise CommandError(f"{' '.join(cmd[:1])} failed (exit {proc.returncode})")
@@ -69,15 +80,19 @@ class Command(BaseCommand):
 
     @staticmethod
     def _markdown(result: dict) -> str:
-        rows = ["| scenario | tasks | median at start | median at end | p95 at end | end / start | "
-                "SQL per event, start → end |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+        rows = [
+            "| scenario | tasks | median at start | median at end | p95 at end | end / start | "
+            "SQL per event, start → end |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for name in ("loop", "fan", "items"):
             r = result[name]
             size = f"{r['tasks']} ({r['items']} items)" if "items" in r else r["tasks"]
-            rows.append(f"| {name} | {size} | {r['start']['median_ms']} ms | {r['end']['median_ms']} ms | "
-                        f"{r['end']['p95_ms']} ms | {r['end_over_start']} ({'flat' if r['flat'] else 'NOT flat'}) | "
-                        f"{r['start']['queries_per_event']} → {r['end']['queries_per_event']} |")
+            rows.append(
+                f"| {name} | {size} | {r['start']['median_ms']} ms | {r['end']['median_ms']} ms | "
+                f"{r['end']['p95_ms']} ms | {r['end_over_start']} ({'flat' if r['flat'] else 'NOT flat'}) | "
+                f"{r['start']['queries_per_event']} → {r['end']['queries_per_event']} |"
+            )
         return f"Engine per-event cost ({result.get('database', '?')})\n\n" + "\n".join(rows) + "\n"
 
     def _write(self, result: dict, output: Path | None) -> list[Path]:

@@ -29,8 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args, **opts):
-        if not (0.01 <= opts["days"] <= 90 and 1 <= opts["groups"] <= 6 and 0 <= opts["raw"] <= 1_000_000
-                and opts["completions"] >= 1):
+        if not (
+            0.01 <= opts["days"] <= 90
+            and 1 <= opts["groups"] <= 6
+            and 0 <= opts["raw"] <= 1_000_000
+            and opts["completions"] >= 1
+        ):
             raise CommandError("--days 0.01..90, --groups 1..6, --raw 0..1000000, --completions >= 1")
         if opts["child"]:
             return self._child(opts)
@@ -39,15 +43,31 @@ class Command(BaseCommand):
         self.stdout.write(f"latency_bench: {db.describe()}")
         try:
             children.migrate(db.env)
-            res = children.run_child("latency_bench", db.env, "--completions", str(opts["completions"]),
-                                     "--days", str(opts["days"]), "--groups", str(opts["groups"]),
-                                     "--raw", str(opts["raw"]))
+            res = children.run_child(
+                "latency_bench",
+                db.env,
+                "--completions",
+                str(opts["completions"]),
+                "--days",
+                str(opts["days"]),
+                "--groups",
+                str(opts["groups"]),
+                "--raw",
+                str(opts["raw"]),
+            )
         finally:
             db.drop()
-        doc = {"kind": "latency_bench", "timestamp": started.isoformat(timespec="seconds"), "database": db.vendor,
-               "command": (f"python manage.py latency_bench --completions {opts['completions']} --days {opts['days']:g}"
-                           f" --groups {opts['groups']} --raw {opts['raw']}"),
-               "load_after": [round(x, 2) for x in os.getloadavg()], **res}
+        doc = {
+            "kind": "latency_bench",
+            "timestamp": started.isoformat(timespec="seconds"),
+            "database": db.vendor,
+            "command": (
+                f"python manage.py latency_bench --completions {opts['completions']} --days {opts['days']:g}"
+                f" --groups {opts['groups']} --raw {opts['raw']}"
+            ),
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            **res,
+        }
         out = opts["output"] or results_dir() / f"live-latency-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
 
@@ -68,8 +88,9 @@ def markdown(doc: dict) -> str:
     for window, ms in doc["figures_ms"].items():
         rows.append(f"| {window} | {ms} | {doc['page_ms'][window]} |")
     roll = doc.get("roll_up")
-    tail = (f"; roll-up of {roll['rows']} raw completions: {roll['seconds']} s ({roll['rows_per_s']}/s)"
-            if roll else "")
-    return ("\n".join(rows) + f"\n\n{doc['database']}: {doc['buckets']} buckets ({doc['groups']} (mode, action) "
-            f"pairs per minute over {doc['minutes']} minutes) standing for {doc['completions']} completions{tail}; "
-            f"load after {doc['load_after']}\n")
+    tail = f"; roll-up of {roll['rows']} raw completions: {roll['seconds']} s ({roll['rows_per_s']}/s)" if roll else ""
+    return (
+        "\n".join(rows) + f"\n\n{doc['database']}: {doc['buckets']} buckets ({doc['groups']} (mode, action) "
+        f"pairs per minute over {doc['minutes']} minutes) standing for {doc['completions']} completions{tail}; "
+        f"load after {doc['load_after']}\n"
+    )

@@ -26,27 +26,51 @@ DOC = Path(settings.BASE_DIR) / "docs" / "reliability.md"
 
 
 class Command(BaseCommand):
-    help = ("Kill -9 / SIGTERM / restart / concurrent-completion / fuzzing scenarios against real web, worker and "
-            "tracker processes on a throwaway database; writes docs/reliability.md.")
+    help = (
+        "Kill -9 / SIGTERM / restart / concurrent-completion / fuzzing scenarios against real web, worker and "
+        "tracker processes on a throwaway database; writes docs/reliability.md."
+    )
     requires_system_checks = []  # the parent touches no database
 
     def add_arguments(self, parser):
-        parser.add_argument("--quick", action="store_true",
-                            help="short version of every scenario (what the test suite runs, ~1 min)")
-        parser.add_argument("--scenarios", default=None,
-                            help="comma separated, any of " + ",".join(SCENARIOS) + " (default: all)")
-        parser.add_argument("--database", choices=["sqlite", "postgres"], default=None,
-                            help="sqlite (ORM broker) or postgres (Redis broker at REDIS_URL); default: postgres "
-                                 "when DATABASE_URL is a PostgreSQL URL, else sqlite")
-        parser.add_argument("--broker", choices=["orm", "redis"], default=None,
-                            help="django-q2 broker (default: orm on SQLite, redis on PostgreSQL)")
-        parser.add_argument("--output", type=Path, default=None,
-                            help=f"the Markdown report (default {DOC.relative_to(settings.BASE_DIR)})")
-        parser.add_argument("--json", type=Path, default=None,
-                            help="the JSON result (default bench/results/reliability-<timestamp>.json)")
+        parser.add_argument(
+            "--quick", action="store_true", help="short version of every scenario (what the test suite runs, ~1 min)"
+        )
+        parser.add_argument(
+            "--scenarios", default=None, help="comma separated, any of " + ",".join(SCENARIOS) + " (default: all)"
+        )
+        parser.add_argument(
+            "--database",
+            choices=["sqlite", "postgres"],
+            default=None,
+            help="sqlite (ORM broker) or postgres (Redis broker at REDIS_URL); default: postgres "
+            "when DATABASE_URL is a PostgreSQL URL, else sqlite",
+        )
+        parser.add_argument(
+            "--broker",
+            choices=["orm", "redis"],
+            default=None,
+            help="django-q2 broker (default: orm on SQLite, redis on PostgreSQL)",
+        )
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help=f"the Markdown report (default {DOC.relative_to(settings.BASE_DIR)})",
+        )
+        parser.add_argument(
+            "--json",
+            type=Path,
+            default=None,
+            help="the JSON result (default bench/results/reliability-<timestamp>.json)",
+        )
         parser.add_argument("--keep", action="store_true", help="keep the throwaway database and the process logs")
-        parser.add_argument("--from-json", type=Path, default=None,
-                            help="run nothing: write the Markdown report again from a saved JSON result")
+        parser.add_argument(
+            "--from-json",
+            type=Path,
+            default=None,
+            help="run nothing: write the Markdown report again from a saved JSON result",
+        )
         parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
         parser.add_argument("--options-json", default=None, help=argparse.SUPPRESS)
 
@@ -75,8 +99,9 @@ class Command(BaseCommand):
         o.scenarios, o.broker = scenarios, broker
         started = dt.datetime.now(dt.UTC)
         try:
-            result, rc, tail = reliability.run_parent(o, database, url if url.startswith("postgres") else None,
-                                                      opts["keep"], say)
+            result, rc, tail = reliability.run_parent(
+                o, database, url if url.startswith("postgres") else None, opts["keep"], say
+            )
         except Exception as exc:
             raise CommandError(f"could not run the reliability scenarios: {exc}") from exc
         if result is None:
@@ -93,8 +118,11 @@ class Command(BaseCommand):
         out_json.write_text(json.dumps(result, indent=2, default=str) + "\n")
         self.stdout.write(f"reliability: wrote {out_md} and {out_json}")
         if rc != 0 or result["failures"]:
-            raise CommandError("some scenarios could not run: " + "; ".join(result["failures"] or [f"exit {rc}"])
-                               + (f"\n--- child log tail ---\n{tail}" if tail else ""))
+            raise CommandError(
+                "some scenarios could not run: "
+                + "; ".join(result["failures"] or [f"exit {rc}"])
+                + (f"\n--- child log tail ---\n{tail}" if tail else "")
+            )
 
     @staticmethod
     def _command_line(opts, database: str) -> str:
@@ -112,9 +140,11 @@ class Command(BaseCommand):
 
 def _commit() -> str:
     """The commit the report was made from, and whether the tree had changes."""
+
     def git(*args):
-        return subprocess.run(["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
 
     try:
         head = git("rev-parse", "--short", "HEAD") or "?"

@@ -16,18 +16,22 @@ DEFAULT_VENV = "/work/mistral-venv"
 
 
 class Command(BaseCommand):
-    help = ("Run a local Gust's mistral.workflow task against real Mistral 23 (from its own virtualenv) and a "
-            "second Gust, tracked by callback, polling (1 s and 0.2 s) and hybrid; record the latency side by side. "
-            "Every Gust runs on a throwaway database; the configured one is never touched.")
+    help = (
+        "Run a local Gust's mistral.workflow task against real Mistral 23 (from its own virtualenv) and a "
+        "second Gust, tracked by callback, polling (1 s and 0.2 s) and hybrid; record the latency side by side. "
+        "Every Gust runs on a throwaway database; the configured one is never touched."
+    )
     requires_system_checks = []  # the command itself opens no database
 
     def add_arguments(self, parser):
         parser.add_argument("--n", type=int, default=20, help="timed executions per remote and mode (default 20)")
-        parser.add_argument("--mistral-venv", default=DEFAULT_VENV,
-                            help=f"virtualenv with mistral==23.* (default {DEFAULT_VENV})")
+        parser.add_argument(
+            "--mistral-venv", default=DEFAULT_VENV, help=f"virtualenv with mistral==23.* (default {DEFAULT_VENV})"
+        )
         parser.add_argument("--remotes", default="mistral,gust", help="mistral, gust or both (default both)")
-        parser.add_argument("--output", default=None,
-                            help="JSON path (default bench/remote-mistral.json, with the markdown beside it)")
+        parser.add_argument(
+            "--output", default=None, help="JSON path (default bench/remote-mistral.json, with the markdown beside it)"
+        )
 
     def handle(self, *args, n, mistral_venv, remotes, output, **options):
         chosen = tuple(r.strip() for r in remotes.split(",") if r.strip())

@@ -25,16 +25,25 @@ from tracker.conf import results_dir
 
 
 class Command(BaseCommand):
-    help = ("Issue 12's REST benchmark (GET, noop1, seq50, fan100, async PUT, 20 concurrent seq50) against "
-            "gunicorn + worker + tracker on a throwaway database; JSON and a Markdown table in bench/results/.")
+    help = (
+        "Issue 12's REST benchmark (GET, noop1, seq50, fan100, async PUT, 20 concurrent seq50) against "
+        "gunicorn + worker + tracker on a throwaway database; JSON and a Markdown table in bench/results/."
+    )
     requires_system_checks = []  # the command touches no database
 
     def add_arguments(self, parser):
-        parser.add_argument("--scenarios", default=",".join(rest.DEFAULT_SCENARIOS),
-                            help="comma-separated, any of " + ",".join(rest.SCENARIOS))
+        parser.add_argument(
+            "--scenarios",
+            default=",".join(rest.DEFAULT_SCENARIOS),
+            help="comma-separated, any of " + ",".join(rest.SCENARIOS),
+        )
         parser.add_argument("--quick", action="store_true", help="tiny counts: checks the command runs end to end")
-        parser.add_argument("--output", type=Path, default=None,
-                            help="JSON here (and the .md beside it) instead of bench/results/rest-<timestamp>.*")
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help="JSON here (and the .md beside it) instead of bench/results/rest-<timestamp>.*",
+        )
         parser.add_argument("--keep", action="store_true", help="keep the throwaway database and the process logs")
 
     def handle(self, *args, **opts):
@@ -53,20 +62,28 @@ class Command(BaseCommand):
         env.pop("GUST_SYNC_WORKER", None)
         procs = None
         try:
-            mig = subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=settings.BASE_DIR,
-                                 env=env, capture_output=True, text=True)
+            mig = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+                cwd=settings.BASE_DIR,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if mig.returncode != 0:
                 raise CommandError(f"migrate failed:\n{mig.stderr[-3000:]}")
             procs = GustProcesses(db.tmpdir, env)
             procs.start_web_and_worker()
             procs.start_tracker(query_interval=5.0, pool_size=10, batch_queries=False)
-            say(f"rest_bench: web {procs.url} (gunicorn {WEB_WORKERS} workers x {WEB_THREADS} threads), "
-                f"worker, tracker; GUST_API_AUTH=0")
+            say(
+                f"rest_bench: web {procs.url} (gunicorn {WEB_WORKERS} workers x {WEB_THREADS} threads), "
+                f"worker, tracker; GUST_API_AUTH=0"
+            )
             try:
                 scen = rest.run(f"{procs.url}/v2", counts, scenarios, cpu=procs.cpu, say=say)
             except rest.BenchFailure as exc:
-                tails = "\n".join(f"--- {p.role} ---\n{p.log_tail(15)}"
-                                  for p in (procs.web, procs.worker, procs.tracker) if p)
+                tails = "\n".join(
+                    f"--- {p.role} ---\n{p.log_tail(15)}" for p in (procs.web, procs.worker, procs.tracker) if p
+                )
                 raise CommandError(f"rest_bench FAILED: {exc}\n{tails}") from exc
         finally:
             if procs is not None:
@@ -75,14 +92,17 @@ class Command(BaseCommand):
         if opts["keep"]:
             say(f"rest_bench: kept {db.tmpdir}")
         result = {
-            "kind": "rest_bench", "ok": True, "timestamp": started.isoformat(timespec="seconds"),
-            "command": "python manage.py rest_bench" + (" --quick" if opts["quick"] else "")
-                       + (f" --scenarios {opts['scenarios']}" if scenarios != rest.DEFAULT_SCENARIOS else ""),
-            "counts": counts.as_json(), "database": {"vendor": db.vendor, "throwaway": True},
+            "kind": "rest_bench",
+            "ok": True,
+            "timestamp": started.isoformat(timespec="seconds"),
+            "command": "python manage.py rest_bench"
+            + (" --quick" if opts["quick"] else "")
+            + (f" --scenarios {opts['scenarios']}" if scenarios != rest.DEFAULT_SCENARIOS else ""),
+            "counts": counts.as_json(),
+            "database": {"vendor": db.vendor, "throwaway": True},
             "processes": f"gunicorn config.wsgi --workers {WEB_WORKERS} --threads {WEB_THREADS}, manage.py worker, "
-                         "manage.py run_tracker; GUST_API_AUTH=0",
-            "machine": {"cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg()),
-                        "git": _git()},
+            "manage.py run_tracker; GUST_API_AUTH=0",
+            "machine": {"cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg()), "git": _git()},
             "scenarios": scen,
         }
         result["targets"] = rest.judge(scen)

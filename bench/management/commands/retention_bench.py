@@ -33,18 +33,29 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["child"]:
             return self._child(opts)
-        if not (1 <= opts["old"] <= 1_000_000 and 1 <= opts["clients"] <= 100 and 1 <= opts["batch_size"] <= 10_000
-                and 1 <= opts["phase_seconds"] <= 600):
+        if not (
+            1 <= opts["old"] <= 1_000_000
+            and 1 <= opts["clients"] <= 100
+            and 1 <= opts["batch_size"] <= 10_000
+            and 1 <= opts["phase_seconds"] <= 600
+        ):
             raise CommandError("--old 1..1000000, --clients 1..100, --batch-size 1..10000, --phase-seconds 1..600")
         started = dt.datetime.now(dt.UTC)
-        self.stdout.write(f"retention_bench: {opts['old']} old executions, {opts['clients']} clients, "
-                          f"batches of {opts['batch_size']}")
-        res = bench_retention.run(opts["old"], opts["clients"], opts["phase_seconds"], opts["batch_size"],
-                                  self.stdout.write)
-        doc = {"kind": "retention_bench", "timestamp": started.isoformat(timespec="seconds"),
-               "command": (f"python manage.py retention_bench --old {opts['old']} --clients {opts['clients']} "
-                           f"--batch-size {opts['batch_size']} --phase-seconds {opts['phase_seconds']:g}"),
-               **res}
+        self.stdout.write(
+            f"retention_bench: {opts['old']} old executions, {opts['clients']} clients, batches of {opts['batch_size']}"
+        )
+        res = bench_retention.run(
+            opts["old"], opts["clients"], opts["phase_seconds"], opts["batch_size"], self.stdout.write
+        )
+        doc = {
+            "kind": "retention_bench",
+            "timestamp": started.isoformat(timespec="seconds"),
+            "command": (
+                f"python manage.py retention_bench --old {opts['old']} --clients {opts['clients']} "
+                f"--batch-size {opts['batch_size']} --phase-seconds {opts['phase_seconds']:g}"
+            ),
+            **res,
+        }
         out = opts["output"] or results_dir() / f"retention-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, markdown(doc), self.stdout.write)
         if not doc["ok"]:
@@ -67,6 +78,8 @@ def markdown(doc: dict) -> str:
     rows = ["| phase | clients' runs | p50 ms | p95 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]
     for name, p in doc["phases"].items():
         rows.append(f"| {name} | {p['n']} | {p.get('p50_ms')} | {p.get('p95_ms')} | {p.get('p99_ms')} |")
-    return ("\n".join(rows) + f"\n\n{doc['database']}: {doc['old']} executions deleted in {doc['delete_s']} s "
-            f"({doc['deleted_per_s']}/s, batches of {doc['batch_size']}); p95 during / before = "
-            f"{doc['p95_during_over_before']} (target <= 1.2: {'met' if doc['met'] else 'missed'}); ok={doc['ok']}\n")
+    return (
+        "\n".join(rows) + f"\n\n{doc['database']}: {doc['old']} executions deleted in {doc['delete_s']} s "
+        f"({doc['deleted_per_s']}/s, batches of {doc['batch_size']}); p95 during / before = "
+        f"{doc['p95_during_over_before']} (target <= 1.2: {'met' if doc['met'] else 'missed'}); ok={doc['ok']}\n"
+    )

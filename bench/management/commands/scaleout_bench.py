@@ -30,22 +30,32 @@ def _counts(text: str, name: str) -> list[int]:
 
 
 class Command(BaseCommand):
-    help = ("Scale-out curve: bench_work10 (10 worker actions) driven over HTTP by N clients against W web and "
-            "N worker processes per configuration; throughput, p95, and a check that no action ran twice or was lost.")
+    help = (
+        "Scale-out curve: bench_work10 (10 worker actions) driven over HTTP by N clients against W web and "
+        "N worker processes per configuration; throughput, p95, and a check that no action ran twice or was lost."
+    )
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres",
-                            help=f"postgres: a throwaway database on DATABASE_URL's server (default {DEFAULT_PG})")
+        parser.add_argument(
+            "--database",
+            choices=["postgres", "sqlite"],
+            default="postgres",
+            help=f"postgres: a throwaway database on DATABASE_URL's server (default {DEFAULT_PG})",
+        )
         parser.add_argument("--broker", choices=["redis", "orm"], default="redis")
         parser.add_argument("--workers", default="1,2,4", help="worker processes, one configuration each (1,2,4)")
         parser.add_argument("--web", default="1,2,4", help="web processes (gunicorn --workers), crossed with --workers")
         parser.add_argument("--pool", type=int, default=2, help="GUST_WORKERS of each worker process (2)")
         parser.add_argument("--clients", type=int, default=10, help="client threads (10)")
         parser.add_argument("--seconds", type=float, default=10.0, help="load per configuration (10 s)")
-        parser.add_argument("--poller", choices=["shared", "each"], default="shared",
-                            help="shared: one thread polls every pending execution per 5 ms round (the reference's "
-                                 "concurrent scenario); each: every client polls its own every 5 ms")
+        parser.add_argument(
+            "--poller",
+            choices=["shared", "each"],
+            default="shared",
+            help="shared: one thread polls every pending execution per 5 ms round (the reference's "
+            "concurrent scenario); each: every client polls its own every 5 ms",
+        )
         parser.add_argument("--output", type=Path, default=None)
         parser.add_argument("--child", choices=["check"], help=argparse_suppress())
         parser.add_argument("--ids", type=Path, help=argparse_suppress())
@@ -64,21 +74,39 @@ class Command(BaseCommand):
             return
         if not 1 <= opts["clients"] <= 100 or not 1 <= opts["seconds"] <= 600 or not 1 <= opts["pool"] <= 16:
             raise CommandError("--clients 1..100, --seconds 1..600, --pool 1..16")
-        configs = bench_scaleout.configs_from(_counts(opts["web"], "web"), _counts(opts["workers"], "workers"),
-                                              opts["pool"])
+        configs = bench_scaleout.configs_from(
+            _counts(opts["web"], "web"), _counts(opts["workers"], "workers"), opts["pool"]
+        )
         _database_env(opts["database"])
         started = dt.datetime.now(dt.UTC)
         load_before = [round(x, 2) for x in os.getloadavg()]
-        doc = bench_scaleout.run_curve(configs, opts["clients"], opts["seconds"], self.stdout.write, opts["broker"],
-                                       os.environ.get("REDIS_URL"), opts["poller"])
-        doc.update({"kind": "scaleout_bench", "timestamp": started.isoformat(timespec="seconds"),
-                    "command": (f"python manage.py scaleout_bench --database {opts['database']} --broker "
-                                f"{opts['broker']} --workers {opts['workers']} --web {opts['web']} --pool "
-                                f"{opts['pool']} --clients {opts['clients']} --seconds {opts['seconds']:g} "
-                                f"--poller {opts['poller']}"),
-                    "clients": opts["clients"], "seconds": opts["seconds"], "poller": opts["poller"],
-                    "load_average_before": load_before,
-                    "load_average": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count()})
+        doc = bench_scaleout.run_curve(
+            configs,
+            opts["clients"],
+            opts["seconds"],
+            self.stdout.write,
+            opts["broker"],
+            os.environ.get("REDIS_URL"),
+            opts["poller"],
+        )
+        doc.update(
+            {
+                "kind": "scaleout_bench",
+                "timestamp": started.isoformat(timespec="seconds"),
+                "command": (
+                    f"python manage.py scaleout_bench --database {opts['database']} --broker "
+                    f"{opts['broker']} --workers {opts['workers']} --web {opts['web']} --pool "
+                    f"{opts['pool']} --clients {opts['clients']} --seconds {opts['seconds']:g} "
+                    f"--poller {opts['poller']}"
+                ),
+                "clients": opts["clients"],
+                "seconds": opts["seconds"],
+                "poller": opts["poller"],
+                "load_average_before": load_before,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "cpu_count": os.cpu_count(),
+            }
+        )
         doc["ok"] = all(r["check"]["ok"] for r in doc["results"])
         out = opts["output"] or results_dir() / f"scaleout-{started:%Y%m%dT%H%M%SZ}.json"
         children.write_results(doc, out, bench_scaleout.markdown(doc), self.stdout.write)

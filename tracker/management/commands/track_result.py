@@ -27,15 +27,16 @@ class Command(BaseCommand):
                 self.stdout.write(f"Action execution {action_execution_id} was not tracked; nothing to do.")
             return
         try:
-            row = services.track(action_execution_id, mode=mode, added_by="track_result",
-                                 query_interval=query_interval)
+            row = services.track(action_execution_id, mode=mode, added_by="track_result", query_interval=query_interval)
         except GustError as exc:
             raise CommandError(exc.message) from exc
         if row.query_interval:
             every = f"every {row.query_interval:g} s"
         else:
-            every = (f"every QUERY_INTERVAL of the tracker that claims it ({conf.get('QUERY_INTERVAL'):g} s "
-                     f"with this process's settings)")
+            every = (
+                f"every QUERY_INTERVAL of the tracker that claims it ({conf.get('QUERY_INTERVAL'):g} s "
+                f"with this process's settings)"
+            )
         self.stdout.write(
             f"Tracking action execution {action_execution_id} ({row.action.name}) in {row.mode} mode, "
             f"{every}; the first query is due now. A running tracker (manage.py run_tracker) "

@@ -8,8 +8,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = ("Create the superuser GUST_ADMIN_USER (default admin) if no superuser exists, with the password "
-            "GUST_ADMIN_PASSWORD or a random one printed once.")
+    help = (
+        "Create the superuser GUST_ADMIN_USER (default admin) if no superuser exists, with the password "
+        "GUST_ADMIN_PASSWORD or a random one printed once."
+    )
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -22,5 +24,7 @@ class Command(BaseCommand):
         if chosen:
             self.stdout.write(f"created superuser '{name}' with the password in GUST_ADMIN_PASSWORD")
         else:
-            self.stdout.write(f"created superuser '{name}' with password '{password}' "
-                              f"(shown only now; `manage.py changepassword {name}` to change it)")
+            self.stdout.write(
+                f"created superuser '{name}' with password '{password}' "
+                f"(shown only now; `manage.py changepassword {name}` to change it)"
+            )

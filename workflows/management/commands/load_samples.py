@@ -52,8 +52,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="*", help="YAML files (default: samples/*.yaml)")
-        parser.add_argument("--force", action="store_true",
-                            help="replace samples whose stored definition differs from the file")
+        parser.add_argument(
+            "--force", action="store_true", help="replace samples whose stored definition differs from the file"
+        )
 
     def handle(self, *args, files=(), force=False, **options):
         ensure_migrated("load_samples")
@@ -80,5 +81,6 @@ class Command(BaseCommand):
                     services.save_workflows(wanted, update=True)
                     self.stdout.write(f"replaced {name} with {shown} (--force)")
                 else:
-                    self.stdout.write(self.style.WARNING(
-                        f"left {name} as it is: it differs from {shown} (--force replaces it)"))
+                    self.stdout.write(
+                        self.style.WARNING(f"left {name} as it is: it differs from {shown} (--force replaces it)")
+                    )

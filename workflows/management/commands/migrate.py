@@ -34,8 +34,10 @@ class Command(DjangoMigrate):
         self._total = self._planned(options) if not (options.get("app_label") or options.get("prune")) else None
         result = super().handle(*args, **options)
         if self.verbosity >= 1 and self._done:
-            self.stdout.write(f"Applied {self._done} migration{'s' if self._done != 1 else ''} "
-                              f"in {time.monotonic() - self._started:.1f} s.")
+            self.stdout.write(
+                f"Applied {self._done} migration{'s' if self._done != 1 else ''} "
+                f"in {time.monotonic() - self._started:.1f} s."
+            )
         return result
 
     @staticmethod
