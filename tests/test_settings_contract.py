@@ -115,3 +115,13 @@ def test_the_check_sees_reads_at_import_and_in_functions():
         "from django.conf import settings\nX = settings.GUST\ndef f():\n    return getattr(settings, 'OPS', {})\n"
     )
     assert settings_reads(tree) == [(2, "GUST", True), (4, "OPS", False)]
+
+
+def test_a_section_of_a_namespace_reads_its_own_defaults(settings):
+    from tracker import benchmarks, latency
+
+    settings.TRACKER = {**settings.TRACKER, "COMPLETIONS": {"RAW_DAYS": 9}}
+    assert latency.conf("RAW_DAYS") == 9
+    assert benchmarks.conf("BENCHMARK_TIMEOUT") == benchmarks.DEFAULTS["BENCHMARK_TIMEOUT"]
+    known = set(latency.DEFAULTS) | set(benchmarks.DEFAULTS)
+    assert set(tracker_conf.DEFAULTS["COMPLETIONS"]) <= known

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from tracker import conf as tracker_conf
 from tracker.models import BenchmarkRun
+from workflows.conf import section
 from workflows.errors import Conflict, GustError, NotFound
 
 logger = logging.getLogger("gust.tracker.benchmarks")
@@ -67,8 +68,7 @@ class Forbidden(GustError):
     status = 403
 
 
-def conf(name: str):
-    return {**DEFAULTS, **tracker_conf.get("COMPLETIONS")}[name]
+conf = section(tracker_conf.get, "COMPLETIONS", DEFAULTS)
 
 
 def allowed(user) -> bool:

@@ -42,6 +42,7 @@ from core.states import State
 from tracker import advice
 from tracker import conf as tracker_conf
 from workflows import completions
+from workflows.conf import section
 
 if TYPE_CHECKING:
     from tracker.models import Completion
@@ -63,8 +64,7 @@ APPROVAL_ACTIONS = ("gust.approval",)
 OUTSIDE_SKEW = timedelta(days=30)  # an outside finished_at further than this from "detected" is not believed
 
 
-def conf(name: str) -> Any:
-    return {**DEFAULTS, **tracker_conf.get("COMPLETIONS")}[name]
+conf = section(tracker_conf.get, "COMPLETIONS", DEFAULTS)
 
 
 # --- where a result came from --------------------------------------------------
@@ -158,8 +158,6 @@ def record(sender: object, action: ActionExecution, **kwargs: object) -> None:
 def _interval(action: ActionExecution) -> float | None:
     """A polled action's query interval: its own ``query_interval``, else
     this process's (polls are recorded in the tracker that made them)."""
-    from tracker import conf as tracker_conf
-
     value = (action.input or {}).get("query_interval")
     try:
         seconds = float(value) if value is not None else float(tracker_conf.get("QUERY_INTERVAL"))

@@ -72,6 +72,17 @@ def reader(namespace: str, defaults: dict[str, Any]) -> Callable[[str], Any]:
     return get
 
 
+def section(parent: Callable[[str], Any], key: str, defaults: dict[str, Any]) -> Callable[[str], Any]:
+    """``get(name)`` for a mapping inside a namespace (``TRACKER["COMPLETIONS"]``)
+    over the defaults of the module that reads it, looked up at each call."""
+
+    def get(name: str) -> Any:
+        values = parent(key)
+        return values[name] if name in values else defaults[name]
+
+    return get
+
+
 get = reader("GUST", DEFAULTS)
 
 
