@@ -337,3 +337,20 @@ def test_a_plain_joined_select_reads_what_select_related_reads():
     assert fast_ex.spec == orm.workflow_execution.spec
     assert actions.fetch_with(executions, "workflow_execution", where, [lone.id])[0][1] is None
     assert actions.fetch_with(executions, "workflow_execution", where, ["no-such-id"]) == []
+
+
+def test_the_spec_cache_holds_a_definition_once_however_many_executions_run_it(monkeypatch):
+    """Executions of one definition share its spec: many live executions do
+    not push each other out (the cache is bounded by definitions, not runs),
+    and a new version of the definition gets its own entry."""
+    monkeypatch.setattr(services, "_SPEC_CACHE", type(services._SPEC_CACHE)())
+    monkeypatch.setattr(services, "SPEC_CACHE_SIZE", 3)
+    services.save_workflows(HELLO)
+    executions = [services.start_execution("hello", {"name": str(i)}) for i in range(10)]
+    for ex in executions:  # each completion looks its spec up again
+        services.complete_action(running_action(ex).id, "SUCCESS", {"result": 42})
+    assert len(services._SPEC_CACHE) == 1
+    assert {WorkflowExecution.objects.get(id=ex.id).state for ex in executions} == {"SUCCESS"}
+    services.save_workflows(HELLO.replace("hi ", "hello "), update=True)
+    services.start_execution("hello", {"name": "new"})
+    assert len(services._SPEC_CACHE) == 2
