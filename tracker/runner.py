@@ -61,6 +61,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
+from core.states import State
 from tracker import conf, http, latency
 from tracker.models import TrackedAction, TrackerProcess
 from tracker.queries import ActionInfo, QueryResult, query_for
@@ -76,6 +77,17 @@ BEAT_EVERY = 1.0  # seconds between two heartbeats (TrackerProcess: liveness, co
 SHARE_SLACK = 0.1  # with other trackers alive, hold at most this much over an even share before releasing
 APPLY_THREADS = 2  # threads that apply finished results in the loop, so a completion never delays a poll
 LATE_GAP = 0.6  # a late item's next query comes at least this share of its interval after its answer
+
+
+def _wrong_answer(answer) -> str | None:
+    """What is wrong with a query function's answer, or None. A finished
+    answer must say SUCCESS or ERROR: the engine would refuse anything else,
+    and the action would stay RUNNING with nobody polling it."""
+    if not isinstance(answer, QueryResult):
+        return f"a query function answered {type(answer).__name__}, not a QueryResult"
+    if answer.done and answer.state not in (State.SUCCESS, State.ERROR):
+        return f"a query function answered done with state {answer.state!r}; a finished action is SUCCESS or ERROR"
+    return None
 
 
 @dataclass(slots=True, eq=False)
@@ -555,6 +567,8 @@ class Tracker:
             item.queries += 1
             if isinstance(answer, Exception):
                 out.errors.append((item, answer))
+            elif (wrong := _wrong_answer(answer)) is not None:  # a query function's defect: keep polling, say so
+                out.errors.append((item, ValueError(wrong)))
             elif not answer.done:
                 out.running.append(item)
             elif self._appliers is not None:  # the loop: applied at once in other threads, polling goes on

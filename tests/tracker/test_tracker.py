@@ -230,6 +230,28 @@ def test_query_errors_back_off_and_never_drop_the_item(settings):
     assert action.state == "RUNNING"
 
 
+@pytest.mark.parametrize(
+    "answer, said",
+    [
+        (QueryResult(True), "answered done with state None; a finished action is SUCCESS or ERROR"),
+        (QueryResult(True, "DONE", {"x": 1}), "answered done with state 'DONE'"),
+        ({"state": "SUCCESS"}, "a query function answered dict, not a QueryResult"),
+    ],
+)
+def test_a_query_function_that_answers_done_without_success_or_error_keeps_the_item_and_says_why(answer, said):
+    """The engine would refuse such a result; the action must not be left
+    RUNNING with nobody polling it."""
+    ex, action = start()
+    clock = Clock()
+    clock.advance(3600)
+    counts = Tracker(queries=FakeQueries(answer), clock=clock, thread_pool_size=1).run_once()
+    assert counts["errors"] == 1 and counts["completed"] == 0
+    row = TrackedAction.objects.get(action=action)
+    assert said in row.last_error and row.errors == 1
+    action.refresh_from_db()
+    assert action.state == "RUNNING"
+
+
 def test_a_result_that_can_not_be_applied_is_retried_with_a_back_off(monkeypatch, settings):
     settings.TRACKER = {**settings.TRACKER, "QUERY_INTERVAL": 1.0}
     ex, action = start()
