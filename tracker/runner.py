@@ -72,7 +72,20 @@ from workflows.models import ActionExecution
 logger = logging.getLogger("gust.tracker")
 
 MIN_CHUNK = 200  # a many-batch is split across the pool, but not into requests smaller than this
-PERIODIC_EVERY = 1.0  # seconds between two rounds of the periodic hooks in the loop
+PERIODIC_EVERY = 1.0  # seconds between two looks at which periodic hooks are due, in the loop
+# The built-in periodic hooks and how often the loop calls each (seconds): as
+# often as what they find must be acted on, no more: an idle tracker spent
+# most of its CPU on them (bench/README.md, "the tracker at scale"). The
+# configured ones (TRACKER["PERIODIC"]: approval reminders and expiry,
+# retention) run every PERIODIC_EVERY. run_once(periodic=True) calls them all.
+HOOKS = (
+    ("tracker.services.process_inbox", 1.0),  # early callbacks whose action now exists
+    ("workflows.services.fail_overdue_actions", 2.0),  # deadlines, minutes to days
+    ("workflows.services.continue_stalled", 2.0),  # a continuation whose job was lost
+    ("workflows.dispatch.redispatch_unclaimed", 10.0),  # jobs unclaimed for WORKER_REDISPATCH_AFTER (300 s)
+    ("webhooks.notifier.retry_due", 2.0),  # deliveries waiting out their back-off (seconds and up)
+    ("tracker.latency.roll_up", 10.0),  # latency rows into their buckets (the pages read both)
+)
 BEAT_EVERY = 1.0  # seconds between two heartbeats (TrackerProcess: liveness, counters, lag)
 SHARE_SLACK = 0.1  # with other trackers alive, hold at most this much over an even share before releasing
 APPLY_THREADS = 2  # threads that apply finished results in the loop, so a completion never delays a poll
@@ -164,6 +177,7 @@ class Tracker:
         self._last_claim = self._last_renew = self._last_beat = -math.inf  # clock seconds
         self._more = False  # the last claim was full: claim again at once
         self._more_expired = False  # the last take-over was full: take over more at once
+        self._hooks_next: dict[str, float] = {}  # periodic hook -> when the loop calls it next (monotonic)
         self._periodic_cpu = 0.0  # CPU seconds of the periodic hooks' thread (reported with the heartbeat)
         self._query_wall = 0.0  # moving average of one query's wall time (sizes a wake-up's threads)
         # periodic_errors: periodic work that failed, a hook that raised or one
@@ -677,19 +691,23 @@ class Tracker:
             self._run_periodic()
         return counts
 
-    def _run_periodic(self) -> None:
-        """Call each periodic hook. A hook may return an object with an
-        ``errors`` count (items it logged and skipped, as the overdue sweep
-        does); those and a hook that raises add to ``periodic_errors``."""
-        hooks = [
-            "tracker.services.process_inbox",
-            "workflows.services.fail_overdue_actions",
-            "workflows.services.continue_stalled",
-            "workflows.dispatch.redispatch_unclaimed",
-            "webhooks.notifier.retry_due",
-            "tracker.latency.roll_up",
-            *conf.get("PERIODIC"),
-        ]
+    def _due_hooks(self, now: float) -> list[str]:
+        """The periodic hooks due at ``now`` (monotonic seconds), each then
+        scheduled one period later."""
+        due = []
+        for path, every in (*HOOKS, *((path, PERIODIC_EVERY) for path in conf.get("PERIODIC"))):
+            if self._hooks_next.get(path, 0.0) <= now:
+                due.append(path)
+                self._hooks_next[path] = now + every
+        return due
+
+    def _run_periodic(self, hooks: list[str] | None = None) -> None:
+        """Call the periodic hooks (all of them, or ``hooks``). A hook may
+        return an object with an ``errors`` count (items it logged and
+        skipped, as the overdue sweep does); those and a hook that raises
+        add to ``periodic_errors``."""
+        if hooks is None:
+            hooks = [path for path, _ in HOOKS] + list(conf.get("PERIODIC"))
         for path in hooks:
             try:
                 # A result a sweep sets (an overdue action failed) did not come back from outside.
@@ -786,7 +804,7 @@ class Tracker:
         while not self._stop.wait(PERIODIC_EVERY):
             started = time.thread_time()
             try:
-                self._run_periodic()
+                self._run_periodic(self._due_hooks(time.monotonic()))
             except Exception:  # pragma: no cover - _run_periodic logs each hook's failure itself
                 logger.exception("periodic hooks failed")
             self._periodic_cpu += time.thread_time() - started
