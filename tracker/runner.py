@@ -77,7 +77,8 @@ PERIODIC_EVERY = 1.0  # seconds between two looks at which periodic hooks are du
 # often as what they find must be acted on, no more: an idle tracker spent
 # most of its CPU on them (bench/README.md, "the tracker at scale"). The
 # configured ones (TRACKER["PERIODIC"]: approval reminders and expiry,
-# retention) run every PERIODIC_EVERY. run_once(periodic=True) calls them all.
+# retention, whose times are minutes) every CONFIGURED_EVERY. run_once(periodic=True)
+# calls them all.
 HOOKS = (
     ("tracker.services.process_inbox", 1.0),  # early callbacks whose action now exists
     ("workflows.services.fail_overdue_actions", 2.0),  # deadlines, minutes to days
@@ -86,6 +87,7 @@ HOOKS = (
     ("webhooks.notifier.retry_due", 2.0),  # deliveries waiting out their back-off (seconds and up)
     ("tracker.latency.roll_up", 10.0),  # latency rows into their buckets (the pages read both)
 )
+CONFIGURED_EVERY = 2.0
 BEAT_EVERY = 1.0  # seconds between two heartbeats (TrackerProcess: liveness, counters, lag)
 SHARE_SLACK = 0.1  # with other trackers alive, hold at most this much over an even share before releasing
 APPLY_THREADS = 2  # threads that apply finished results in the loop, so a completion never delays a poll
@@ -695,7 +697,7 @@ class Tracker:
         """The periodic hooks due at ``now`` (monotonic seconds), each then
         scheduled one period later."""
         due = []
-        for path, every in (*HOOKS, *((path, PERIODIC_EVERY) for path in conf.get("PERIODIC"))):
+        for path, every in (*HOOKS, *((path, CONFIGURED_EVERY) for path in conf.get("PERIODIC"))):
             if self._hooks_next.get(path, 0.0) <= now:
                 due.append(path)
                 self._hooks_next[path] = now + every

@@ -1,6 +1,6 @@
 """The loop that fires durable timers (wait-before, wait-after, retry
 delays, timeouts) and cron triggers, run by the tracker process: it sleeps
-until the next timer or trigger is due (at most ``TIMER_POLL`` seconds, so
+until the next timer or trigger is due (at most ``POLL`` seconds, so
 ones stored by other processes are seen) and sends each due timer to the
 engine through ``services.fire_due_timers``, each due trigger to
 ``triggers.fire_due`` (one execution per due time, however many processes
@@ -16,7 +16,7 @@ from django.db import close_old_connections, connections
 from workflows import completions, services, triggers
 
 logger = logging.getLogger("gust.timers")
-POLL = 0.5  # seconds between looks at the timer table when none is due sooner
+POLL = 1.0  # seconds between looks at the timer table when none is due sooner (as Mistral's scheduler, fixed_delay 1 s)
 
 
 class TimerLoop:
@@ -35,11 +35,17 @@ class TimerLoop:
         self.triggered += triggers.fire_due()
         return fired
 
+    def _next_due_in(self) -> float:
+        return min(services.next_timer_in(most=self.poll), triggers.next_due_in(most=self.poll))
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
-                wait = min(services.next_timer_in(most=self.poll), triggers.next_due_in(most=self.poll))
+                # Look before firing: an idle loop costs the two "next due" reads a round, not four queries.
+                wait = self._next_due_in()
+                if wait <= 0:
+                    self.run_once()
+                    wait = self._next_due_in()
             except Exception:
                 logger.exception("timer cycle failed; retrying")
                 close_old_connections()
