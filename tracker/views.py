@@ -182,6 +182,20 @@ CHART_H = 260
 TOP, BOTTOM, LEFT, RIGHT = 16, 64, 56, 12
 
 
+def _frame(width: int, plot_h: float) -> dict:
+    """The geometry every chart of these pages shares."""
+    return {
+        "empty": False,
+        "width": width,
+        "height": CHART_H,
+        "left": LEFT,
+        "right": width - RIGHT,
+        "top": TOP,
+        "base": TOP + plot_h,
+        "label_y": TOP + plot_h + 14,
+    }
+
+
 def _nice_ceiling(x: float) -> float:
     if x <= 0:
         return 1.0
@@ -262,17 +276,10 @@ def latency_chart(modes: list[dict]) -> dict:
             }
         )
     return {
-        "empty": False,
-        "width": width,
-        "height": CHART_H,
-        "left": LEFT,
-        "right": width - RIGHT,
-        "top": TOP,
-        "base": TOP + plot_h,
+        **_frame(width, plot_h),
         "ticks": ticks,
         "groups": groups,
         "legend": [{"name": p, "color": c} for p, c in PERCENTILES],
-        "label_y": TOP + plot_h + 14,
     }
 
 
@@ -315,16 +322,9 @@ def stacked_chart(modes: list[dict], value, title: str, unit: str) -> dict:
             }
         )
     return {
-        "empty": False,
+        **_frame(width, plot_h),
         "title": title,
-        "width": width,
-        "height": CHART_H,
-        "left": LEFT,
-        "right": width - RIGHT,
-        "top": TOP,
-        "base": TOP + plot_h,
         "ticks": ticks,
         "bars": bars,
         "legend": [{"name": r, "color": c} for r, c in ROLES],
-        "label_y": TOP + plot_h + 14,
     }
