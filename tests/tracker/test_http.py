@@ -176,7 +176,12 @@ def scripted():
 
 
 def ok(body: bytes, *headers: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\n" + b"".join(h + b"\r\n" for h in headers) + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    return (
+        b"HTTP/1.1 200 OK\r\n"
+        + b"".join(h + b"\r\n" for h in headers)
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
 
 
 def test_the_request_is_a_plain_http11_get_with_host_and_accept(scripted):
@@ -233,8 +238,13 @@ def test_malformed_answers_are_status_errors_and_the_connection_is_dropped(scrip
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (tracker_http.MAX_BODY + 1),
     )
-    for match in ("not an HTTP/1.x answer", "malformed Content-Length", "unsupported Transfer-Encoding",
-                  "malformed chunk size", "larger than"):
+    for match in (
+        "not an HTTP/1.x answer",
+        "malformed Content-Length",
+        "unsupported Transfer-Encoding",
+        "malformed chunk size",
+        "larger than",
+    ):
         with pytest.raises(tracker_http.StatusError, match=match):
             tracker_http.get_json(f"{s.url}/a")
         assert not tracker_http._local.conns
