@@ -30,7 +30,7 @@ from bench import compare
 from bench.compare import Mode, Options
 from bench.procs import ROOT, GustProcesses, orphan_guard
 
-FLUSH_WAIT_S = 0.5  # > 2 x querycount.FLUSH_S: every process has written its counts
+SETTLE_S = 0.5  # after the last execution: the processes' trailing work (a heartbeat, a deleted row) is counted
 PROGRESS_EVERY_S = 10.0  # a line "n/N SUCCESS after t s" while a long wait goes on
 
 
@@ -296,7 +296,7 @@ class Driver:
         ids, submit_s = self.submit(inputs, rate=o.rate)
         timeout = self._timeout(n, mode.interval or 0.0, o.delay, o.jitter_for(mode))
         self.wait_success(ids, timeout, on_tick)
-        time.sleep(FLUSH_WAIT_S)
+        time.sleep(SETTLE_S)
         after = self.procs.snapshot()
         usage = before.delta(after)
         rows, problems = self.latencies(ids, tag)

@@ -300,6 +300,7 @@ class GustProcesses:
         return cpu
 
     def queries(self) -> dict[str, dict[str, int]]:
+        querycount.request_flush(self.queries_dir)
         return querycount.read_totals(self.queries_dir)
 
     def snapshot(self) -> Snapshot:

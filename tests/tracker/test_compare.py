@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -198,6 +199,32 @@ def test_the_query_counter_counts_statements_and_commits_into_its_file(tmp_path,
         connection.execute_wrappers.remove(querycount._wrapper)
     totals = querycount.read_totals(tmp_path)
     assert totals["web"]["select"] == 1 and totals["web"]["update"] == 1 and totals["web"]["statements"] == 2
+
+
+def test_query_counts_are_written_when_the_benchmark_asks(tmp_path, monkeypatch):
+    """Not five times a second: on request (and every IDLE_FLUSH_S), so that
+    counting does not cost the process it measures."""
+    from bench import querycount
+
+    monkeypatch.setattr(querycount, "_dir", tmp_path)
+    monkeypatch.setattr(querycount, "_role", "tracker")
+    monkeypatch.setattr(querycount, "IDLE_FLUSH_S", 3600.0)
+    querycount._reset()
+    querycount.flush(force=True)  # as install() does at start
+    stop = threading.Event()
+    writer = threading.Thread(target=querycount._writer, args=(stop,), daemon=True)
+    writer.start()
+    try:
+        querycount.request_flush(tmp_path)
+        assert querycount.read_totals(tmp_path)["tracker"]["select"] == 0
+        querycount._bump("select")
+        time.sleep(0.2)
+        assert querycount.read_totals(tmp_path)["tracker"]["select"] == 0  # changed, but nobody asked
+        querycount.request_flush(tmp_path)
+        assert querycount.read_totals(tmp_path)["tracker"]["select"] == 1
+    finally:
+        stop.set()
+        writer.join(timeout=2)
 
 
 # --- modes, targets, summary (pure) -------------------------------------------------

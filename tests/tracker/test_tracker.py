@@ -539,3 +539,47 @@ def test_the_loop_calls_each_periodic_hook_as_often_as_its_period(settings):
             calls[path] += 1
     assert calls == {**{path: 20 // int(seconds) for path, seconds in every.items()}, "approvals.services.sweep": 10}
     assert calls["tracker.services.process_inbox"] == 20 and calls["tracker.latency.roll_up"] == 2
+
+
+@pytest.mark.parametrize(
+    "batched, interval, second_cycle", [(True, 1.0, [2, 3, 4]), (False, 1.0, [2, 3]), (True, 0.1, [2, 3])]
+)
+def test_batched_items_are_taken_further_ahead_at_intervals_of_a_second(batched, interval, second_cycle):
+    """A wake-up costs more than the items it serves when one request asks
+    for them all: after a wake-up whose items were all batched, items due
+    within a quarter interval (at most 0.25 s) are taken; otherwise, and at
+    sub-second intervals, within a tenth."""
+    import heapq
+    from datetime import UTC, datetime
+
+    from tracker.runner import Item
+
+    def many(actions):
+        return {}
+
+    many.many = True
+
+    def one(action):
+        return QueryResult.running()
+
+    now = [1000.0]
+    tracker = Tracker(
+        queries=lambda name: many if batched else one,
+        clock=lambda: datetime.fromtimestamp(now[0], tz=UTC),
+        query_interval=interval,
+        thread_pool_size=1,
+    )
+    tracker.sync = lambda at: []  # no database here: the items are already held
+    tracker._attach_actions = lambda items: None
+    step = interval / 10
+    for n, due in enumerate([0.0, 0.5 * step, 1.5 * step, 1.9 * step, 2.9 * step]):
+        item = Item(n, f"a{n}", None, 0, 0, "poll", 1000.0 + due, ActionInfo(f"a{n}", "x.y", {}, {}))
+        tracker._held[n] = item
+        heapq.heappush(tracker._heap, (item.due, n))
+    taken = []
+    tracker._run_jobs = lambda jobs: taken.append(sorted(i.id for _, b in jobs for i in b)) or []
+    tracker.run_once(periodic=False)
+    assert taken == [[0, 1]]
+    now[0] += step
+    tracker.run_once(periodic=False)
+    assert taken[1] == second_cycle
