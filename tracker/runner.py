@@ -752,12 +752,10 @@ class Tracker:
         if self._more or self._more_expired:
             return 0.0
         now = self.clock().timestamp()
-        until = (
-            min(
-                self._last_claim + self.claim_every(), self._last_renew + self.renew_every(), self._last_beat + BEAT_EVERY
-            )
-            - now
+        next_sync = min(
+            self._last_claim + self.claim_every(), self._last_renew + self.renew_every(), self._last_beat + BEAT_EVERY
         )
+        until = next_sync - now
         return max(0.0, min(self.next_due_in(), until))
 
     def _beat(self, now: float | None = None, stopped: bool = False) -> None:
