@@ -4,7 +4,8 @@ most of the cost (bench/README.md, "HTTP path"): a per-model INSERT sent with
 WHERE. Values go through what the ORM would apply — ``get_db_prep_save``'s
 adaptations on the way in, the fields' and the backend's converters on the
 way out — so rows read and write exactly as through the ORM; only the
-statement building is skipped. For ``workflows.services``, the one writer.
+statement building is skipped. For ``workflows.services``, the one writer,
+and the rows its receivers add in the same transaction (``tracker.latency``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def _insert_plan(model, vendor: str):
     qn = connection.ops.quote_name
     columns = []
     for f in model._meta.concrete_fields:
+        if f.primary_key and f.get_internal_type() in ("AutoField", "BigAutoField"):
+            continue  # the database numbers the row (the instance's pk stays None)
         auto = f.get_internal_type() == "DateTimeField" and (f.auto_now or f.auto_now_add)
         columns.append((f.attname, f.column, _adapter(f), auto))
     sql = (
@@ -129,6 +132,7 @@ def _adapter(f):
         "BooleanField",
         "PositiveIntegerField",
         "IntegerField",
+        "FloatField",
         "BigAutoField",
         "ForeignKey",
     ):
