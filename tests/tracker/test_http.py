@@ -265,3 +265,58 @@ def test_a_header_that_would_split_the_request_is_refused(scripted):
     with pytest.raises(tracker_http.StatusError, match="line break"):
         tracker_http.get_json(f"{s.url}/a", headers={"X-Auth-Token": "t\r\nX-Evil: 1"})
     assert s.requests == []
+
+
+def test_https_status_urls_are_read_over_tls(tmp_path, monkeypatch):
+    """The same client over TLS: the server's certificate is checked (here
+    against a throwaway CA file), then the answer is framed as over TCP."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    srv = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    Counting.connections = 0
+    trusted = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(tracker_http, "_tls", lambda: trusted)
+    url = f"https://127.0.0.1:{srv.server_address[1]}"
+    try:
+        assert tracker_http.get_json(f"{url}/job?n=1") == {"state": "RUNNING", "path": "/job?n=1"}
+        assert tracker_http.get_json(f"{url}/job?n=2")["path"] == "/job?n=2"
+        assert Counting.connections == 1  # kept alive over TLS too
+        tracker_http.close_all()
+        monkeypatch.setattr(tracker_http, "_tls", ssl.create_default_context)  # the system's CAs: not this one
+        with pytest.raises(tracker_http.StatusError, match="CERTIFICATE_VERIFY_FAILED"):
+            tracker_http.get_json(f"{url}/job")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        tracker_http.close_all()
