@@ -169,25 +169,29 @@ def _read_answer(sock: socket.socket, method: str) -> _Answer:
         return _Answer(status, b"", keep and not buf)
     if chunked:
         body, buf = _read_chunked(sock, buf)
+        keep = keep and length is None  # both framings: the connection is not to be trusted again
     elif length is not None:
         if length > MAX_BODY:
             return _Answer(status, None, False)
-        while len(buf) < length:
-            chunk = sock.recv(max(_RECV, length - len(buf)))
-            if not chunk:
-                raise OSError("the connection closed in the middle of the answer's body")
-            buf += chunk
+        if len(buf) < length:
+            data = bytearray(buf)  # appended in place: a large body is not copied once per read
+            while len(data) < length:
+                chunk = sock.recv(max(_RECV, length - len(data)))
+                if not chunk:
+                    raise OSError("the connection closed in the middle of the answer's body")
+                data += chunk
+            buf = bytes(data)
         body, buf = buf[:length], buf[length:]
     else:  # the body ends where the connection does
-        body, keep = buf, False
-        while len(body) <= MAX_BODY:
+        data, keep = bytearray(buf), False
+        while len(data) <= MAX_BODY:
             chunk = sock.recv(_RECV)
             if not chunk:
                 break
-            body += chunk
-        if len(body) > MAX_BODY:
+            data += chunk
+        if len(data) > MAX_BODY:
             return _Answer(status, None, False)
-        buf = b""
+        body, buf = bytes(data), b""
     if body is None:
         return _Answer(status, None, False)
     return _Answer(status, body, keep and not buf)  # bytes beyond the answer: not a connection to reuse
@@ -198,26 +202,30 @@ def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]
     (None when larger than MAX_BODY) and the bytes after it."""
     parts: list[bytes] = []
     size_so_far = 0
+    buf = bytearray(buf)  # appended in place: a large chunk is not copied once per read
 
-    def more(buf: bytes) -> bytes:
+    def more(buf: bytearray) -> bytearray:
         chunk = sock.recv(_RECV)
         if not chunk:
             raise OSError("the connection closed in the middle of a chunked answer")
-        return buf + chunk
+        buf += chunk
+        return buf
 
-    while True:
+    def line(buf: bytearray, missing: str) -> tuple[bytes, bytearray]:
         eol = buf.find(b"\r\n")
         while eol < 0:
             if len(buf) > MAX_HEAD:
-                raise StatusError("a malformed chunked answer: no chunk size line")
+                raise StatusError(f"a malformed chunked answer: {missing}")
             buf = more(buf)
             eol = buf.find(b"\r\n")
-        size_text = buf[:eol].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise StatusError(f"a malformed chunk size in the answer: {size_text[:20]!r}") from None
-        buf = buf[eol + 2 :]
+        return bytes(buf[:eol]), buf[eol + 2 :]
+
+    while True:
+        size_line, buf = line(buf, "no chunk size line")
+        size_text = size_line.split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise StatusError(f"a malformed chunk size in the answer: {size_text[:20]!r}")
+        size = int(size_text, 16)
         if size == 0:
             break
         size_so_far += size
@@ -227,19 +235,15 @@ def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]
             buf = more(buf)
         if buf[size : size + 2] != b"\r\n":
             raise StatusError("a malformed chunked answer: a chunk is longer than its size")
-        parts.append(buf[:size])
+        parts.append(bytes(buf[:size]))
         buf = buf[size + 2 :]
-    # Trailer fields, if any, end with an empty line.
-    while True:
-        eol = buf.find(b"\r\n")
-        while eol < 0:
-            if len(buf) > MAX_HEAD:
-                raise StatusError("a malformed chunked answer: trailers without an end")
-            buf = more(buf)
-            eol = buf.find(b"\r\n")
-        line, buf = buf[:eol], buf[eol + 2 :]
-        if not line:
-            return b"".join(parts), buf
+    while True:  # trailer fields, if any, end with an empty line
+        trailer, buf = line(buf, "trailers without an end")
+        if not trailer:
+            return b"".join(parts), bytes(buf)
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 def _checked_socket(host: str, port: int, timeout) -> socket.socket:

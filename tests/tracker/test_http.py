@@ -235,7 +235,7 @@ def test_malformed_answers_are_status_errors_and_the_connection_is_dropped(scrip
         b"SSH-2.0-OpenSSH\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[1]",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (tracker_http.MAX_BODY + 1),
     )
     for match in (
@@ -320,3 +320,12 @@ def test_https_status_urls_are_read_over_tls(tmp_path, monkeypatch):
         srv.shutdown()
         srv.server_close()
         tracker_http.close_all()
+
+
+def test_large_bodies_arrive_whole_in_both_framings(scripted):
+    big = json.dumps({"output": "x" * 3_000_000}).encode()
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
+    s = scripted(ok(big), chunked)
+    assert len(tracker_http.get_json(f"{s.url}/a")["output"]) == 3_000_000
+    assert len(tracker_http.get_json(f"{s.url}/b")["output"]) == 3_000_000
+    assert s.connections == 1
