@@ -1,7 +1,6 @@
 """The execution expiration policy (workflows/retention.py) and
 ``manage.py expire_executions``: what goes, what stays, batches, and bad settings."""
 
-import time
 from datetime import timedelta
 from io import StringIO
 
@@ -261,34 +260,3 @@ def test_a_sub_workflow_started_during_a_run_is_found_by_the_next_batch():
     qs = retention._expired(pol(), timezone.now()).filter(id=second.id)
     assert retention.delete_batch(qs, 10, subworkflows)[:2] == (1, 1)
     assert not ids()
-
-
-def test_sqlite_batches_are_cut_to_a_short_hold_of_the_write_lock():
-    """The policy's batch_size is the most per transaction; on SQLite a
-    batch is sized from the last one's pace to hold the lock about
-    LOCK_HOLD_S, growing at most twofold a batch."""
-    assert retention.next_size(100, 0.09, 0.02, 100) == 22  # 100 took 90 ms: about 20 ms' worth
-    assert retention.next_size(22, 0.01, 0.02, 100) == 44  # fast: grows, at most twice
-    assert retention.next_size(44, 0.001, 0.02, 100) == 88
-    assert retention.next_size(88, 0.001, 0.02, 100) == 100  # never past batch_size
-    assert retention.next_size(5, 2.0, 0.02, 100) == 1  # one at a time at worst
-    assert retention.next_size(100, 0.5, None, 100) == 100  # PostgreSQL: the policy's size
-
-
-def test_run_sizes_each_batch_from_the_last_on_sqlite(monkeypatch):
-    from django.db import connection
-
-    sizes = []
-
-    def slow_batch(qs, limit, subworkflows=None):
-        sizes.append(limit)
-        time.sleep(0.01 * limit / 10)  # 10 ms per ten executions
-        return (1, 0, 0, 0) if len(sizes) < 4 else (0, 0, 0, 0)
-
-    monkeypatch.setattr(retention, "delete_batch", slow_batch)
-    monkeypatch.setattr(retention, "_pause_factor", lambda: 0.0)
-    retention.run(pol(batch_size=100))
-    if connection.vendor == "sqlite":
-        assert sizes[0] == 100 and all(s <= 25 for s in sizes[1:])  # 100 took ~100 ms: about 20 ms' worth next
-    else:
-        assert sizes == [100, 100, 100, 100]

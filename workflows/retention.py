@@ -63,12 +63,6 @@ MAX_BATCH_SIZE = 10_000
 PAUSE_FACTOR = {"sqlite": 2.0}
 DEFAULT_PAUSE_FACTOR = 1.0
 MAX_PAUSE_S = 0.5
-# On SQLite a batch's transaction holds the one write lock: its length is
-# what a client's write may wait. Batches are cut so that one takes about
-# this long (at most the policy's batch_size): 100 executions a transaction
-# took ~90 ms and left the clients' p95 1.38x higher (bench/README.md,
-# "Retention", 2026-12-04). PostgreSQL locks only the batch's own rows.
-LOCK_HOLD_S = {"sqlite": 0.02}
 _ENV = {
     name: f"GUST_EXPIRATION_{name}"
     for name in (
@@ -319,11 +313,10 @@ def run(
         if dry_run:
             _add(out, reason, _count(qs))
             continue
-        size = pol.batch_size
         while True:
             batch_start = time.monotonic()
             try:
-                got = delete_batch(qs, size, subworkflows)
+                got = delete_batch(qs, pol.batch_size, subworkflows)
             except Exception:  # logged; the next evaluation tries again
                 logger.exception("expiration policy: a batch failed")
                 out.errors += 1
@@ -342,27 +335,13 @@ def run(
             # As long again without the write lock: on SQLite a writer that
             # ends a transaction and begins the next one at once keeps the
             # lock from everyone polling for it (the clients' requests).
-            took = time.monotonic() - batch_start
-            size = next_size(size, took, LOCK_HOLD_S.get(connection.vendor), pol.batch_size)
-            time.sleep(min(took, MAX_PAUSE_S) * _pause_factor())
+            time.sleep(min(time.monotonic() - batch_start, MAX_PAUSE_S) * _pause_factor())
         if out.errors:
             break
     out.seconds = time.monotonic() - start
     if out.executions and not dry_run:
         logger.info("expiration policy: %s", out.line())
     return out
-
-
-def next_size(size: int, took: float, hold: float | None, most: int) -> int:
-    """The next batch's size: as many executions as take about ``hold``
-    seconds at the pace of the last batch (``size`` in ``took`` seconds),
-    at least 1, at most ``most``, and at most twice the last (a fast batch
-    of few executions says little); ``most`` where no hold applies."""
-    if hold is None:
-        return most
-    if took <= 0:
-        return min(most, size * 2)
-    return max(1, min(most, size * 2, int(size * hold / took)))
 
 
 def _pause_factor() -> float:
