@@ -192,9 +192,8 @@ def _read_answer(sock: socket.socket, method: str) -> _Answer:
         if len(data) > MAX_BODY:
             return _Answer(status, None, False)
         body, buf = bytes(data), b""
-    if body is None:
-        return _Answer(status, None, False)
-    return _Answer(status, body, keep and not buf)  # bytes beyond the answer: not a connection to reuse
+    # Bytes beyond the answer, or a chunked body cut off as too large: not a connection to reuse.
+    return _Answer(status, body, keep and not buf and body is not None)
 
 
 def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]:

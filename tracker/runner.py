@@ -203,9 +203,7 @@ class Tracker:
         second and more such items are taken up to a quarter interval (at
         most 0.25 s) early. Shorter intervals keep a tenth: their latency is
         the point."""
-        if self.query_interval < 1.0:
-            return self.lookahead()
-        return max(self.lookahead(), min(0.25, self.query_interval / 4))
+        return self.claim_every() if self.query_interval >= 1.0 else self.lookahead()
 
     def claim_every(self) -> float:
         """How often the loop looks for rows to claim, and how far ahead it
